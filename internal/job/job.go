@@ -1,0 +1,211 @@
+// Package job is the pure core of jobq: the job and opcode data model in
+// Ganeti's on-disk schema, status and priority derivation, and every state
+// transition a job can make. It does no I/O and reads no clock: callers pass
+// the current time in. The queue engine (package queue) wraps it with storage,
+// workers and notifications.
+package job
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Timestamp is Ganeti's [seconds, microseconds] pair.
+type Timestamp [2]int64
+
+// TS converts a time to a Timestamp.
+func TS(t time.Time) Timestamp {
+	return Timestamp{t.Unix(), int64(t.Nanosecond() / 1000)}
+}
+
+// Time converts back to a time.Time.
+func (t Timestamp) Time() time.Time { return time.Unix(t[0], t[1]*1000) }
+
+// Before reports whether t is strictly earlier than u.
+func (t Timestamp) Before(u Timestamp) bool {
+	return t[0] < u[0] || (t[0] == u[0] && t[1] < u[1])
+}
+
+// ptr returns a pointer to a copy of t.
+func (t Timestamp) ptr() *Timestamp { return &t }
+
+// UnmarshalJSON accepts [sec, usec] with integer or float members (Ganeti
+// writers have produced both).
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	var v []json.Number
+	if err := json.Unmarshal(b, &v); err != nil || len(v) != 2 {
+		return fmt.Errorf("timestamp must be [seconds, microseconds], got %s", truncate(b))
+	}
+	for i, n := range v {
+		if x, err := n.Int64(); err == nil {
+			t[i] = x
+			continue
+		}
+		f, err := n.Float64()
+		if err != nil {
+			return fmt.Errorf("timestamp member %q is not a number", n)
+		}
+		t[i] = int64(f)
+	}
+	return nil
+}
+
+// LogEntry is one opcode log message: [serial, timestamp, type, message].
+// The message is usually a string but Ganeti allows any JSON value.
+type LogEntry struct {
+	Serial  int64
+	Time    Timestamp
+	Type    string
+	Message json.RawMessage
+}
+
+// MarshalJSON encodes the entry as Ganeti's four-element list.
+func (e LogEntry) MarshalJSON() ([]byte, error) {
+	msg := e.Message
+	if len(msg) == 0 {
+		msg = json.RawMessage("null")
+	}
+	return json.Marshal([]any{e.Serial, e.Time, e.Type, msg})
+}
+
+// UnmarshalJSON decodes Ganeti's four-element list.
+func (e *LogEntry) UnmarshalJSON(b []byte) error {
+	var v []json.RawMessage
+	if err := json.Unmarshal(b, &v); err != nil || len(v) != 4 {
+		return fmt.Errorf("log entry must be [serial, timestamp, type, message], got %s", truncate(b))
+	}
+	if err := json.Unmarshal(v[0], &e.Serial); err != nil {
+		return fmt.Errorf("log entry serial: %w", err)
+	}
+	if err := json.Unmarshal(v[1], &e.Time); err != nil {
+		return fmt.Errorf("log entry time: %w", err)
+	}
+	if err := json.Unmarshal(v[2], &e.Type); err != nil {
+		return fmt.Errorf("log entry type: %w", err)
+	}
+	e.Message = append(json.RawMessage(nil), v[3]...)
+	return nil
+}
+
+// Op is one opcode of a job, as stored in the job file.
+type Op struct {
+	// Input is the opcode's parameters as a JSON object, including OP_ID.
+	Input  json.RawMessage `json:"input"`
+	Status OpStatus        `json:"status"`
+	// Result is null, the opcode's result, or an encoded error.
+	Result         json.RawMessage `json:"result"`
+	Log            []LogEntry      `json:"log"`
+	Priority       int             `json:"priority"`
+	StartTimestamp *Timestamp      `json:"start_timestamp"`
+	ExecTimestamp  *Timestamp      `json:"exec_timestamp"`
+	EndTimestamp   *Timestamp      `json:"end_timestamp"`
+}
+
+// Job is a job as stored in queue/job-N.
+type Job struct {
+	ID                int64      `json:"id"`
+	Ops               []*Op      `json:"ops"`
+	ReceivedTimestamp *Timestamp `json:"received_timestamp"`
+	StartTimestamp    *Timestamp `json:"start_timestamp"`
+	EndTimestamp      *Timestamp `json:"end_timestamp"`
+	// Extra keeps members jobq does not use (Ganeti's "livelock",
+	// "process_id") so a loaded file re-serialises without losing them.
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+var knownJobKeys = map[string]bool{
+	"id": true, "ops": true, "received_timestamp": true,
+	"start_timestamp": true, "end_timestamp": true,
+}
+
+// Decode parses a job file. It accepts both of Ganeti's writers' styles
+// (spaced and compact JSON) and checks the invariants jobq relies on.
+func Decode(b []byte) (*Job, error) {
+	var j Job
+	type plain Job
+	if err := json.Unmarshal(b, (*plain)(&j)); err != nil {
+		return nil, fmt.Errorf("job file is not valid: %w", err)
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, fmt.Errorf("job file is not a JSON object: %w", err)
+	}
+	for k, v := range all {
+		if !knownJobKeys[k] {
+			if j.Extra == nil {
+				j.Extra = map[string]json.RawMessage{}
+			}
+			j.Extra[k] = v
+		}
+	}
+	if err := j.check(); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+func (j *Job) check() error {
+	if j.ID <= 0 {
+		return fmt.Errorf("job file has no valid id")
+	}
+	if len(j.Ops) == 0 {
+		return fmt.Errorf("job %d has no opcodes", j.ID)
+	}
+	for i, op := range j.Ops {
+		if op == nil {
+			return fmt.Errorf("job %d opcode %d is null", j.ID, i)
+		}
+		if !op.Status.Valid() {
+			return fmt.Errorf("job %d opcode %d has unknown status %q", j.ID, i, op.Status)
+		}
+		if len(bytes.TrimSpace(op.Input)) == 0 || op.Input[0] != '{' {
+			return fmt.Errorf("job %d opcode %d input is not an object", j.ID, i)
+		}
+		if len(op.Result) == 0 {
+			op.Result = json.RawMessage("null")
+		}
+	}
+	return nil
+}
+
+// Encode serialises the job in jobq's file format: Ganeti's schema as
+// compact JSON (the style Ganeti's luxid writes).
+func (j *Job) Encode() ([]byte, error) {
+	type plain Job
+	b, err := json.Marshal((*plain)(j))
+	if err != nil || len(j.Extra) == 0 {
+		return b, err
+	}
+	// Append the extra members before the closing brace.
+	extra, err := json.Marshal(j.Extra)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(b)+len(extra))
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, ',')
+	out = append(out, extra[1:]...)
+	return out, nil
+}
+
+// Clone returns a deep copy (raw JSON members are shared; they are never
+// modified in place).
+func (j *Job) Clone() *Job {
+	c := *j
+	c.Ops = make([]*Op, len(j.Ops))
+	for i, op := range j.Ops {
+		o := *op
+		o.Log = append([]LogEntry(nil), op.Log...)
+		c.Ops[i] = &o
+	}
+	return &c
+}
+
+func truncate(b []byte) string {
+	if len(b) > 60 {
+		return string(b[:60]) + "..."
+	}
+	return string(b)
+}

@@ -1,0 +1,429 @@
+package job
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Messages the state machine records in results.
+const (
+	MsgUncleanShutdown = "Unclean master shutdown"
+	MsgPrecedingFailed = "Preceding opcode failed"
+	MsgKilled          = "Job killed by request"
+)
+
+// Common holds the opcode parameters every opcode has that the queue itself
+// interprets.
+type Common struct {
+	OpID     string
+	Priority int
+	Depends  []Dep
+}
+
+// Dep is one dependency: the job must be final with one of Statuses (any
+// final status when empty).
+type Dep struct {
+	JobID    int64
+	Statuses []Status
+}
+
+// OpID returns the OP_ID of an opcode input, or "" when it has none.
+func OpID(input json.RawMessage) string {
+	var v struct {
+		OpID any `json:"OP_ID"`
+	}
+	_ = json.Unmarshal(input, &v)
+	s, _ := v.OpID.(string)
+	return s
+}
+
+// ParseCommon reads OP_ID, priority and depends from an opcode input. A
+// missing priority is DefaultPriority; a missing or null depends is none.
+func ParseCommon(input json.RawMessage) (Common, error) {
+	var v struct {
+		OpID     any             `json:"OP_ID"`
+		Priority json.RawMessage `json:"priority"`
+		Depends  json.RawMessage `json:"depends"`
+	}
+	if err := json.Unmarshal(input, &v); err != nil {
+		return Common{}, fmt.Errorf("opcode is not a JSON object")
+	}
+	var c Common
+	s, ok := v.OpID.(string)
+	if !ok || s == "" {
+		return c, fmt.Errorf("opcode has no OP_ID")
+	}
+	c.OpID = s
+	if p := v.Priority; len(p) > 0 && string(p) != "null" {
+		var n json.Number
+		if err := json.Unmarshal(p, &n); err != nil {
+			return c, fmt.Errorf("priority must be an integer between %d and %d", PriorityHighest, PriorityLowest)
+		}
+		x, err := n.Int64()
+		if err != nil || x < PriorityHighest || x > PriorityLowest {
+			return c, fmt.Errorf("priority must be an integer between %d and %d, got %s", PriorityHighest, PriorityLowest, n)
+		}
+		c.Priority = int(x)
+	}
+	if d := v.Depends; len(d) > 0 && string(d) != "null" {
+		deps, err := parseDeps(d)
+		if err != nil {
+			return c, err
+		}
+		c.Depends = deps
+	}
+	return c, nil
+}
+
+func parseDeps(raw json.RawMessage) ([]Dep, error) {
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fmt.Errorf("depends must be a list of [job_id, [statuses]]")
+	}
+	deps := make([]Dep, 0, len(list))
+	for _, item := range list {
+		var pair []json.RawMessage
+		if err := json.Unmarshal(item, &pair); err != nil || len(pair) != 2 {
+			return nil, fmt.Errorf("depends entry %s is not [job_id, [statuses]]", truncate(item))
+		}
+		var id json.Number
+		if err := json.Unmarshal(pair[0], &id); err != nil {
+			return nil, fmt.Errorf("depends job id %s is not an integer", truncate(pair[0]))
+		}
+		jid, err := id.Int64()
+		if err != nil {
+			return nil, fmt.Errorf("depends job id %s is not an integer", id)
+		}
+		var sts []Status
+		if string(pair[1]) != "null" {
+			if err := json.Unmarshal(pair[1], &sts); err != nil {
+				return nil, fmt.Errorf("depends statuses %s are not a list of strings", truncate(pair[1]))
+			}
+		}
+		for _, s := range sts {
+			if !s.Final() {
+				return nil, fmt.Errorf("depends status %q is not a final status (canceled, success, error)", s)
+			}
+		}
+		deps = append(deps, Dep{JobID: jid, Statuses: sts})
+	}
+	return deps, nil
+}
+
+// New builds a freshly submitted job. Each input must be a JSON object; its
+// relative dependencies (negative job ids) are resolved against id, and a
+// reason entry ["gnt:opcode:<op>", "job=<id>;index=<i>", nowNanos] is
+// appended, as Ganeti does. Inputs whose common parameters are invalid are
+// kept as they are: the opcode fails with OpPrereqError when it is reached.
+func New(id int64, inputs []json.RawMessage, now Timestamp, nowNanos int64) (*Job, error) {
+	if len(inputs) == 0 {
+		return nil, fmt.Errorf("a job needs at least one opcode")
+	}
+	j := &Job{ID: id, Ops: make([]*Op, len(inputs)), ReceivedTimestamp: now.ptr()}
+	for i, in := range inputs {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(in, &m); err != nil || m == nil {
+			return nil, fmt.Errorf("opcode %d is not a JSON object", i)
+		}
+		c, cerr := ParseCommon(in)
+		prio := DefaultPriority
+		if cerr == nil {
+			prio = c.Priority
+			if len(c.Depends) > 0 {
+				m["depends"] = resolveDeps(id, c.Depends)
+			}
+		}
+		opName := strings.ToLower(strings.TrimPrefix(OpID(in), "OP_"))
+		if opName == "" {
+			opName = "unknown"
+		}
+		m["reason"] = appendReason(m["reason"], []any{"gnt:opcode:" + opName,
+			fmt.Sprintf("job=%d;index=%d", id, i), nowNanos})
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("opcode %d: %w", i, err)
+		}
+		j.Ops[i] = &Op{Input: b, Status: StatusQueued, Result: json.RawMessage("null"),
+			Log: []LogEntry{}, Priority: prio}
+	}
+	return j, nil
+}
+
+func resolveDeps(id int64, deps []Dep) json.RawMessage {
+	out := make([]any, len(deps))
+	for i, d := range deps {
+		jid := d.JobID
+		if jid < 0 {
+			jid = id + jid
+		}
+		sts := d.Statuses
+		if sts == nil {
+			sts = []Status{}
+		}
+		out[i] = []any{jid, sts}
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
+func appendReason(raw json.RawMessage, entry []any) json.RawMessage {
+	var list []json.RawMessage
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			list = nil
+		}
+	}
+	e, _ := json.Marshal(entry)
+	list = append(list, e)
+	b, _ := json.Marshal(list)
+	return b
+}
+
+// CurrentOp returns the index of the first opcode that is not final, or -1.
+func (j *Job) CurrentOp() int {
+	for i, op := range j.Ops {
+		if !op.Status.Final() {
+			return i
+		}
+	}
+	return -1
+}
+
+// CancelResult is the outcome of a cancel request.
+type CancelResult struct {
+	OK      bool
+	Message string
+	// Changed reports whether the job was modified and must be stored.
+	Changed bool
+}
+
+// Cancel applies a cancel request: a queued job is canceled at once, a
+// waiting job becomes canceling (the worker finishes it), anything else is
+// refused.
+func (j *Job) Cancel(now Timestamp) CancelResult {
+	switch j.CalcStatus() {
+	case StatusQueued:
+		j.markUnfinished(StatusCanceled, json.RawMessage("null"), now)
+		j.EndTimestamp = now.ptr()
+		return CancelResult{OK: true, Message: fmt.Sprintf("Dequeued job %d", j.ID), Changed: true}
+	case StatusWaiting:
+		for _, op := range j.Ops {
+			if !op.Status.Final() {
+				op.Status = StatusCanceling
+			}
+		}
+		return CancelResult{OK: true, Message: fmt.Sprintf("Job %d will be canceled", j.ID), Changed: true}
+	case StatusCanceling:
+		return CancelResult{OK: true, Message: fmt.Sprintf("Job %d will be canceled", j.ID)}
+	}
+	return CancelResult{OK: false, Message: fmt.Sprintf("Job %d is no longer waiting in the queue", j.ID)}
+}
+
+// FinishCanceled ends a canceling job (or one whose dependency was
+// canceled): every unfinished opcode becomes canceled.
+func (j *Job) FinishCanceled(now Timestamp) {
+	j.markUnfinished(StatusCanceled, json.RawMessage("null"), now)
+	j.EndTimestamp = now.ptr()
+}
+
+// Kill ends a job whose running opcode was cancelled through its context:
+// that opcode is canceled with an OpExecError saying so, the rest canceled.
+func (j *Job) Kill(now Timestamp) {
+	if i := j.CurrentOp(); i >= 0 {
+		op := j.Ops[i]
+		op.Status = StatusCanceled
+		op.Result = ExecError(MsgKilled).Raw()
+		op.EndTimestamp = now.ptr()
+	}
+	j.FinishCanceled(now)
+}
+
+func (j *Job) markUnfinished(st Status, result json.RawMessage, now Timestamp) {
+	for _, op := range j.Ops {
+		if op.Status.Final() {
+			continue
+		}
+		op.Status = st
+		op.Result = result
+		op.EndTimestamp = now.ptr()
+	}
+}
+
+// ChangePriority sets the priority of every pending (queued or waiting)
+// opcode.
+func (j *Job) ChangePriority(prio int) (CancelResult, error) {
+	if prio < PriorityHighest || prio > PriorityLowest {
+		return CancelResult{}, fmt.Errorf("priority %d is out of range %d..%d", prio, PriorityHighest, PriorityLowest)
+	}
+	switch st := j.CalcStatus(); {
+	case st.Final():
+		return CancelResult{Message: fmt.Sprintf("Job %d is finished", j.ID)}, nil
+	case st == StatusCanceling:
+		return CancelResult{Message: fmt.Sprintf("Job %d is cancelling", j.ID)}, nil
+	}
+	n := 0
+	for _, op := range j.Ops {
+		if op.Status == StatusQueued || op.Status == StatusWaiting {
+			op.Priority = prio
+			n++
+		}
+	}
+	if n == 0 {
+		return CancelResult{Message: fmt.Sprintf("Job %d had no pending opcodes", j.ID)}, nil
+	}
+	return CancelResult{OK: true, Changed: true,
+		Message: fmt.Sprintf("Priorities of pending opcodes for job %d have been changed to %d", j.ID, prio)}, nil
+}
+
+// BeginOp moves opcode i from queued to waiting (acquiring locks and
+// dependencies) and sets its start timestamp, and the job's on its first
+// opcode.
+func (j *Job) BeginOp(i int, now Timestamp) {
+	op := j.Ops[i]
+	op.Status = StatusWaiting
+	if op.StartTimestamp == nil {
+		op.StartTimestamp = now.ptr()
+	}
+	if j.StartTimestamp == nil {
+		j.StartTimestamp = now.ptr()
+	}
+}
+
+// ExecOp moves opcode i from waiting to running.
+func (j *Job) ExecOp(i int, now Timestamp) {
+	op := j.Ops[i]
+	op.Status = StatusRunning
+	op.ExecTimestamp = now.ptr()
+}
+
+// FinishOp records opcode i's outcome. On success the job ends when it was
+// the last opcode; on error every later opcode fails too
+// ("Preceding opcode failed") and the job ends.
+func (j *Job) FinishOp(i int, ok bool, result json.RawMessage, now Timestamp) {
+	op := j.Ops[i]
+	if len(result) == 0 {
+		result = json.RawMessage("null")
+	}
+	op.Result = result
+	op.EndTimestamp = now.ptr()
+	if ok {
+		op.Status = StatusSuccess
+		if i == len(j.Ops)-1 {
+			j.EndTimestamp = now.ptr()
+		}
+		return
+	}
+	op.Status = StatusError
+	j.markUnfinished(StatusError, ExecError(MsgPrecedingFailed).Raw(), now)
+	j.EndTimestamp = now.ptr()
+}
+
+// AppendLog adds a log entry to opcode i with the job's next log serial.
+func (j *Job) AppendLog(i int, now Timestamp, typ string, msg json.RawMessage) LogEntry {
+	e := LogEntry{Serial: j.LastLogSerial() + 1, Time: now, Type: typ, Message: msg}
+	j.Ops[i].Log = append(j.Ops[i].Log, e)
+	return e
+}
+
+// LastLogSerial is the highest log serial of the job, 0 without logs.
+func (j *Job) LastLogSerial() int64 {
+	var s int64
+	for _, op := range j.Ops {
+		if n := len(op.Log); n > 0 && op.Log[n-1].Serial > s {
+			s = op.Log[n-1].Serial
+		}
+	}
+	return s
+}
+
+// LogsAfter returns every log entry with a serial above serial, in order.
+func (j *Job) LogsAfter(serial int64) []LogEntry {
+	var out []LogEntry
+	for _, op := range j.Ops {
+		for _, e := range op.Log {
+			if e.Serial > serial {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// Recover brings a job loaded at master start into a consistent state:
+// running or canceling jobs failed with the master ("Unclean master
+// shutdown"); waiting opcodes go back to queued so the job runs again. It
+// reports whether the job changed.
+func (j *Job) Recover(now Timestamp) bool {
+	switch j.CalcStatus() {
+	case StatusRunning, StatusCanceling:
+		j.markUnfinished(StatusError, ExecError(MsgUncleanShutdown).Raw(), now)
+		j.EndTimestamp = now.ptr()
+		return true
+	case StatusWaiting:
+		for _, op := range j.Ops {
+			if op.Status == StatusWaiting {
+				op.Status = StatusQueued
+				op.StartTimestamp = nil
+				op.ExecTimestamp = nil
+			}
+		}
+		return true
+	}
+	if j.CalcStatus().Final() && j.EndTimestamp == nil {
+		// A final job must carry its end timestamp.
+		j.EndTimestamp = now.ptr()
+		return true
+	}
+	return false
+}
+
+// DepOutcome is the result of checking an opcode's dependencies.
+type DepOutcome int
+
+// Dependency outcomes.
+const (
+	DepContinue    DepOutcome = iota // all dependencies met
+	DepWait                          // a dependency is not final yet
+	DepCancel                        // a dependency was canceled and that was not wanted
+	DepWrongStatus                   // a dependency ended in a status not wanted
+	DepError                         // missing job or self-dependency
+)
+
+// CheckDeps decides whether an opcode of job self with dependencies deps can
+// run. lookup returns a job's status and whether the job exists (live or
+// archived).
+func CheckDeps(self int64, deps []Dep, lookup func(int64) (Status, bool)) (DepOutcome, string) {
+	for _, d := range deps {
+		if d.JobID == self {
+			return DepError, fmt.Sprintf("Job %d can't depend on itself", self)
+		}
+		st, ok := lookup(d.JobID)
+		if !ok {
+			return DepError, fmt.Sprintf("Dependency job %d not found", d.JobID)
+		}
+		if !st.Final() {
+			return DepWait, fmt.Sprintf("Need to wait for job %d", d.JobID)
+		}
+		if len(d.Statuses) == 0 {
+			continue
+		}
+		wanted := false
+		for _, s := range d.Statuses {
+			wanted = wanted || s == st
+		}
+		if wanted {
+			continue
+		}
+		if st == StatusCanceled {
+			return DepCancel, fmt.Sprintf("Dependency job %d was canceled", d.JobID)
+		}
+		names := make([]string, len(d.Statuses))
+		for i, s := range d.Statuses {
+			names[i] = string(s)
+		}
+		return DepWrongStatus, fmt.Sprintf("Dependency job %d has status '%s', not one of '%s' as required",
+			d.JobID, st, strings.Join(names, ", "))
+	}
+	return DepContinue, ""
+}
