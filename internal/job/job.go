@@ -122,15 +122,38 @@ var knownJobKeys = map[string]bool{
 
 // Decode parses a job file. It accepts both of Ganeti's writers' styles
 // (spaced and compact JSON) and checks the invariants jobq relies on.
+//
+// Top-level members are matched by their exact (case-sensitive) name, as
+// Ganeti's Python reader does; every other member is kept in Extra.
 func Decode(b []byte) (*Job, error) {
-	var j Job
-	type plain Job
-	if err := json.Unmarshal(b, (*plain)(&j)); err != nil {
-		return nil, fmt.Errorf("job file is not valid: %w", err)
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v)
+		return nil, fmt.Errorf("job file is not valid JSON: %v", err)
 	}
 	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil {
-		return nil, fmt.Errorf("job file is not a JSON object: %w", err)
+	if err := json.Unmarshal(b, &all); err != nil || all == nil {
+		return nil, fmt.Errorf("job file is not a JSON object")
+	}
+	var j Job
+	members := []struct {
+		key string
+		dst any
+	}{
+		{"id", &j.ID},
+		{"ops", &j.Ops},
+		{"received_timestamp", &j.ReceivedTimestamp},
+		{"start_timestamp", &j.StartTimestamp},
+		{"end_timestamp", &j.EndTimestamp},
+	}
+	for _, m := range members {
+		raw, ok := all[m.key]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(raw, m.dst); err != nil {
+			return nil, fmt.Errorf("job file member %q is not valid: %v", m.key, err)
+		}
 	}
 	for k, v := range all {
 		if !knownJobKeys[k] {
@@ -166,6 +189,9 @@ func (j *Job) check() error {
 		if len(op.Result) == 0 {
 			op.Result = json.RawMessage("null")
 		}
+		if op.Log == nil {
+			op.Log = []LogEntry{}
+		}
 	}
 	return nil
 }
@@ -178,8 +204,18 @@ func (j *Job) Encode() ([]byte, error) {
 	if err != nil || len(j.Extra) == 0 {
 		return b, err
 	}
-	// Append the extra members before the closing brace.
-	extra, err := json.Marshal(j.Extra)
+	// Append the extra members before the closing brace; a member that
+	// would duplicate one of the job's own is not written.
+	m := make(map[string]json.RawMessage, len(j.Extra))
+	for k, v := range j.Extra {
+		if !knownJobKeys[k] {
+			m[k] = v
+		}
+	}
+	if len(m) == 0 {
+		return b, nil
+	}
+	extra, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
@@ -190,14 +226,23 @@ func (j *Job) Encode() ([]byte, error) {
 	return out, nil
 }
 
-// Clone returns a deep copy (raw JSON members are shared; they are never
-// modified in place).
+// Clone returns a deep copy (raw JSON members and timestamps are shared;
+// they are never modified in place).
 func (j *Job) Clone() *Job {
 	c := *j
+	if j.Extra != nil {
+		c.Extra = make(map[string]json.RawMessage, len(j.Extra))
+		for k, v := range j.Extra {
+			c.Extra[k] = v
+		}
+	}
 	c.Ops = make([]*Op, len(j.Ops))
 	for i, op := range j.Ops {
 		o := *op
-		o.Log = append([]LogEntry(nil), op.Log...)
+		if op.Log != nil {
+			// Keep an empty log empty rather than nil: it is written as [].
+			o.Log = append(make([]LogEntry, 0, len(op.Log)), op.Log...)
+		}
 		c.Ops[i] = &o
 	}
 	return &c

@@ -21,8 +21,10 @@ type Common struct {
 	Depends  []Dep
 }
 
-// Dep is one dependency: the job must be final with one of Statuses (any
-// final status when empty).
+// Dep is one dependency: the job must be final with one of Statuses. An
+// empty list accepts success and error; canceled must always be listed
+// explicitly (as in Ganeti, a job depending on a canceled job is canceled
+// unless it asked for canceled).
 type Dep struct {
 	JobID    int64
 	Statuses []Status
@@ -221,15 +223,24 @@ func (j *Job) Cancel(now Timestamp) CancelResult {
 }
 
 // FinishCanceled ends a canceling job (or one whose dependency was
-// canceled): every unfinished opcode becomes canceled.
+// canceled): every unfinished opcode becomes canceled. A job that is
+// already final is left as it is.
 func (j *Job) FinishCanceled(now Timestamp) {
+	if j.Final() {
+		return
+	}
 	j.markUnfinished(StatusCanceled, json.RawMessage("null"), now)
 	j.EndTimestamp = now.ptr()
 }
 
 // Kill ends a job whose running opcode was cancelled through its context:
 // that opcode is canceled with an OpExecError saying so, the rest canceled.
+// A job that is already final (it finished before the kill took effect) is
+// left as it is.
 func (j *Job) Kill(now Timestamp) {
+	if j.Final() {
+		return
+	}
 	if i := j.CurrentOp(); i >= 0 {
 		op := j.Ops[i]
 		op.Status = StatusCanceled
@@ -321,6 +332,9 @@ func (j *Job) FinishOp(i int, ok bool, result json.RawMessage, now Timestamp) {
 
 // AppendLog adds a log entry to opcode i with the job's next log serial.
 func (j *Job) AppendLog(i int, now Timestamp, typ string, msg json.RawMessage) LogEntry {
+	if len(msg) == 0 {
+		msg = json.RawMessage("null")
+	}
 	e := LogEntry{Serial: j.LastLogSerial() + 1, Time: now, Type: typ, Message: msg}
 	j.Ops[i].Log = append(j.Ops[i].Log, e)
 	return e
@@ -352,15 +366,26 @@ func (j *Job) LogsAfter(serial int64) []LogEntry {
 
 // Recover brings a job loaded at master start into a consistent state:
 // running or canceling jobs failed with the master ("Unclean master
-// shutdown"); waiting opcodes go back to queued so the job runs again. It
-// reports whether the job changed.
+// shutdown"); waiting opcodes go back to queued so the job runs again; the
+// end timestamp is made to agree with the status. It looks at every opcode,
+// so that even a damaged file ends in a state a second Recover leaves alone.
+// It reports whether the job changed.
 func (j *Job) Recover(now Timestamp) bool {
-	switch j.CalcStatus() {
-	case StatusRunning, StatusCanceling:
+	wasFinal := j.CalcStatus().Final()
+	active, waiting := false, false
+	for _, op := range j.Ops {
+		active = active || op.Status == StatusRunning || op.Status == StatusCanceling
+		waiting = waiting || op.Status == StatusWaiting
+	}
+	changed := false
+	switch {
+	case active:
 		j.markUnfinished(StatusError, ExecError(MsgUncleanShutdown).Raw(), now)
-		j.EndTimestamp = now.ptr()
-		return true
-	case StatusWaiting:
+		if !wasFinal {
+			j.EndTimestamp = now.ptr()
+		}
+		changed = true
+	case waiting:
 		for _, op := range j.Ops {
 			if op.Status == StatusWaiting {
 				op.Status = StatusQueued
@@ -368,14 +393,19 @@ func (j *Job) Recover(now Timestamp) bool {
 				op.ExecTimestamp = nil
 			}
 		}
-		return true
+		changed = true
 	}
-	if j.CalcStatus().Final() && j.EndTimestamp == nil {
+	switch final := j.CalcStatus().Final(); {
+	case final && j.EndTimestamp == nil:
 		// A final job must carry its end timestamp.
 		j.EndTimestamp = now.ptr()
-		return true
+		changed = true
+	case !final && j.EndTimestamp != nil:
+		// A job that is not final must not carry one.
+		j.EndTimestamp = nil
+		changed = true
 	}
-	return false
+	return changed
 }
 
 // DepOutcome is the result of checking an opcode's dependencies.
@@ -405,9 +435,6 @@ func CheckDeps(self int64, deps []Dep, lookup func(int64) (Status, bool)) (DepOu
 		if !st.Final() {
 			return DepWait, fmt.Sprintf("Need to wait for job %d", d.JobID)
 		}
-		if len(d.Statuses) == 0 {
-			continue
-		}
 		wanted := false
 		for _, s := range d.Statuses {
 			wanted = wanted || s == st
@@ -415,8 +442,13 @@ func CheckDeps(self int64, deps []Dep, lookup func(int64) (Status, bool)) (DepOu
 		if wanted {
 			continue
 		}
+		// Ganeti checks canceled before the empty list: an empty list means
+		// every final status except canceled.
 		if st == StatusCanceled {
 			return DepCancel, fmt.Sprintf("Dependency job %d was canceled", d.JobID)
+		}
+		if len(d.Statuses) == 0 {
+			continue
 		}
 		names := make([]string, len(d.Statuses))
 		for i, s := range d.Statuses {

@@ -1,0 +1,300 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/jobq-dev/jobq/internal/query"
+	"github.com/jobq-dev/jobq/internal/queue"
+	"github.com/jobq-dev/jobq/luxi"
+)
+
+// luxiHandler answers LUXI calls from the queue.
+type luxiHandler struct {
+	q       *queue.Queue
+	cluster *ClusterConfig
+}
+
+func badArgs(method, format string, args ...any) error {
+	return luxi.NewError("OpPrereqError", fmt.Sprintf("Invalid arguments for %s: ", method)+fmt.Sprintf(format, args...), "wrong_input")
+}
+
+// jobID accepts an id as a JSON number or a decimal string (older Ganeti
+// clients send strings).
+type jobID int64
+
+func (id *jobID) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("job id must be a number, got %s", b)
+		}
+		n = json.Number(s)
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil || v < 0 {
+		return fmt.Errorf("job id must be a non-negative integer, got %s", b)
+	}
+	*id = jobID(v)
+	return nil
+}
+
+func convertErr(err error) error {
+	var qe *queue.Error
+	if errors.As(err, &qe) {
+		return luxi.NewError(qe.Class, qe.Args...)
+	}
+	var fe *query.Error
+	if errors.As(err, &fe) {
+		return luxi.NewError(fe.Class, fe.Args...)
+	}
+	return err
+}
+
+func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (any, error) {
+	res, err := h.serve(ctx, req)
+	if err != nil {
+		return nil, convertErr(err)
+	}
+	return res, nil
+}
+
+func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(req.Args, &raw); err != nil {
+		return nil, badArgs(req.Method, "arguments must be a list")
+	}
+	switch req.Method {
+	case "SubmitJob", "SubmitJobToDrainedQueue":
+		var ops []json.RawMessage
+		if err := req.UnmarshalArgs(&ops); err != nil {
+			return nil, err
+		}
+		res, err := h.q.Submit([][]json.RawMessage{ops}, req.Method == "SubmitJobToDrainedQueue")
+		if err != nil {
+			return nil, err
+		}
+		if res[0].Err != nil {
+			return nil, luxi.NewError("GenericError", res[0].Err.Error())
+		}
+		return res[0].ID, nil
+	case "SubmitManyJobs":
+		var jobs [][]json.RawMessage
+		if err := req.UnmarshalArgs(&jobs); err != nil {
+			return nil, err
+		}
+		res, err := h.q.Submit(jobs, false)
+		if err != nil {
+			return nil, err
+		}
+		out := make([][2]any, len(res))
+		for i, r := range res {
+			if r.Err != nil {
+				out[i] = [2]any{false, r.Err.Error()}
+			} else {
+				out[i] = [2]any{true, r.ID}
+			}
+		}
+		return out, nil
+	case "WaitForJobChange":
+		var (
+			id        jobID
+			fields    []string
+			prev      json.RawMessage
+			prevSer   *float64
+			timeoutSe float64
+		)
+		if err := req.UnmarshalArgs(&id, &fields, &prev, &prevSer, &timeoutSe); err != nil {
+			return nil, err
+		}
+		serial := int64(-1)
+		if prevSer != nil {
+			serial = int64(*prevSer)
+		}
+		if math.IsNaN(timeoutSe) || timeoutSe < 0 {
+			timeoutSe = 0
+		}
+		timeout := time.Duration(min(timeoutSe, 1e6) * float64(time.Second))
+		r, err := h.q.WaitForJobChange(ctx, int64(id), fields, prev, serial, timeout)
+		if err != nil {
+			return nil, err
+		}
+		if r == nil {
+			return nil, nil
+		}
+		return r, nil
+	case "QueryJobs":
+		var ids []jobID
+		var fields []string
+		if err := req.UnmarshalArgs(&ids, &fields); err != nil {
+			return nil, err
+		}
+		var qids []int64
+		if ids != nil {
+			qids = make([]int64, len(ids))
+			for i, id := range ids {
+				qids[i] = int64(id)
+			}
+		}
+		return h.q.QueryJobs(qids, fields)
+	case "Query":
+		return h.query(req, raw)
+	case "QueryFields":
+		if len(raw) != 2 {
+			return nil, badArgs(req.Method, "expected [resource, fields]")
+		}
+		var what string
+		var fields []string
+		if err := req.UnmarshalArgs(&what, &fields); err != nil {
+			return nil, err
+		}
+		if what != "job" {
+			return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\"", what), "wrong_input")
+		}
+		defs := query.JobFields()
+		if len(fields) > 0 {
+			defs = query.LookupJobFields(fields)
+		}
+		return query.BuildFieldsResult(defs), nil
+	case "CancelJob":
+		var id jobID
+		kill := false
+		switch len(raw) {
+		case 1:
+			if err := req.UnmarshalArgs(&id); err != nil {
+				return nil, err
+			}
+		case 2:
+			if err := req.UnmarshalArgs(&id, &kill); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, badArgs(req.Method, "expected [job_id] or [job_id, kill]")
+		}
+		ok, msg, err := h.q.CancelJob(int64(id), kill)
+		if err != nil {
+			return nil, err
+		}
+		return [2]any{ok, msg}, nil
+	case "ChangeJobPriority":
+		var id jobID
+		var prio int
+		if err := req.UnmarshalArgs(&id, &prio); err != nil {
+			return nil, err
+		}
+		ok, msg, err := h.q.ChangeJobPriority(int64(id), prio)
+		if err != nil {
+			return nil, err
+		}
+		return [2]any{ok, msg}, nil
+	case "ArchiveJob":
+		var id jobID
+		if err := req.UnmarshalArgs(&id); err != nil {
+			return nil, err
+		}
+		return h.q.ArchiveJob(int64(id))
+	case "AutoArchiveJobs":
+		var age, timeout float64
+		if err := req.UnmarshalArgs(&age, &timeout); err != nil {
+			return nil, err
+		}
+		n, left, err := h.q.AutoArchiveJobs(int64(age), timeout)
+		if err != nil {
+			return nil, err
+		}
+		return [2]int{n, left}, nil
+	case "SetDrainFlag":
+		var on bool
+		if err := req.UnmarshalArgs(&on); err != nil {
+			return nil, err
+		}
+		if err := h.q.SetDrainFlag(on); err != nil {
+			return nil, err
+		}
+		return true, nil
+	case "QueryConfigValues":
+		var names []string
+		if err := req.UnmarshalArgs(&names); err != nil {
+			return nil, err
+		}
+		out := make([]any, len(names))
+		for i, n := range names {
+			switch n {
+			case "cluster_name":
+				out[i] = h.cluster.Name
+			case "master_node":
+				out[i] = h.cluster.Master
+			case "drain_flag":
+				out[i] = h.q.Drained()
+			case "watcher_pause":
+				out[i] = nil
+			default:
+				return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Unknown configuration value '%s'", n), "wrong_input")
+			}
+		}
+		return out, nil
+	}
+	return nil, luxi.UnknownMethod(req.Method)
+}
+
+func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, error) {
+	if len(raw) != 3 {
+		return nil, badArgs(req.Method, "expected [resource, fields, filter]")
+	}
+	var what string
+	var fields []string
+	if err := json.Unmarshal(raw[0], &what); err != nil {
+		return nil, badArgs(req.Method, "resource must be a string")
+	}
+	if what != "job" {
+		return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\"", what), "wrong_input")
+	}
+	if err := json.Unmarshal(raw[1], &fields); err != nil {
+		return nil, badArgs(req.Method, "fields must be a list of strings")
+	}
+	flt, err := query.ParseFilter(raw[2])
+	if err != nil {
+		return nil, err
+	}
+	sel := queue.Selector{Match: flt.Match}
+	if ids, ok := flt.RequestedIDs(); ok {
+		sel.IDs = ids
+	}
+	for _, f := range flt.Fields() {
+		if f == "archived" {
+			// A filter on "archived" needs the archive too.
+			sel.Archived = true
+		}
+	}
+	defs := query.LookupJobFields(fields)
+	known := make([]string, 0, len(fields))
+	for _, d := range defs {
+		if d.Kind != "unknown" {
+			known = append(known, d.Name)
+		}
+	}
+	rows, err := h.q.Select(sel, known)
+	if err != nil {
+		return nil, err
+	}
+	// Put unknown fields back as nulls; BuildQueryResult marks them.
+	full := make([][]any, len(rows))
+	for i, r := range rows {
+		row := make([]any, len(defs))
+		k := 0
+		for j, d := range defs {
+			if d.Kind != "unknown" {
+				row[j] = r[k]
+				k++
+			}
+		}
+		full[i] = row
+	}
+	return query.BuildQueryResult(defs, full), nil
+}

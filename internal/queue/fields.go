@@ -1,0 +1,316 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"time"
+
+	"github.com/jobq-dev/jobq/internal/job"
+)
+
+// view is a job as seen by queries: live or loaded from the archive.
+type view struct {
+	j        *job.Job
+	archived bool
+}
+
+// JobFieldNames are the job fields queries accept.
+var JobFieldNames = []string{"id", "status", "priority", "archived", "ops", "opresult",
+	"opstatus", "oplog", "opstart", "opexec", "opend", "oppriority", "summary",
+	"received_ts", "start_ts", "end_ts"}
+
+var knownField = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range JobFieldNames {
+		m[f] = true
+	}
+	return m
+}()
+
+// field computes one field's value; ok is false for an unknown field.
+func (q *Queue) field(v view, name string) (any, bool) {
+	j := v.j
+	perOp := func(f func(*job.Op) any) []any {
+		out := make([]any, len(j.Ops))
+		for i, op := range j.Ops {
+			out[i] = f(op)
+		}
+		return out
+	}
+	tsv := func(t *job.Timestamp) any {
+		if t == nil {
+			return nil
+		}
+		return *t
+	}
+	switch name {
+	case "id":
+		return j.ID, true
+	case "status":
+		return j.CalcStatus(), true
+	case "priority":
+		return j.CalcPriority(), true
+	case "archived":
+		return v.archived, true
+	case "ops":
+		return perOp(func(op *job.Op) any { return op.Input }), true
+	case "opresult":
+		return perOp(func(op *job.Op) any { return op.Result }), true
+	case "opstatus":
+		return perOp(func(op *job.Op) any { return op.Status }), true
+	case "oplog":
+		return perOp(func(op *job.Op) any {
+			if op.Log == nil {
+				return []job.LogEntry{}
+			}
+			return op.Log
+		}), true
+	case "opstart":
+		return perOp(func(op *job.Op) any { return tsv(op.StartTimestamp) }), true
+	case "opexec":
+		return perOp(func(op *job.Op) any { return tsv(op.ExecTimestamp) }), true
+	case "opend":
+		return perOp(func(op *job.Op) any { return tsv(op.EndTimestamp) }), true
+	case "oppriority":
+		return perOp(func(op *job.Op) any { return op.Priority }), true
+	case "summary":
+		return perOp(func(op *job.Op) any { return q.reg.Summary(op.Input) }), true
+	case "received_ts":
+		return tsv(j.ReceivedTimestamp), true
+	case "start_ts":
+		return tsv(j.StartTimestamp), true
+	case "end_ts":
+		return tsv(j.EndTimestamp), true
+	}
+	return nil, false
+}
+
+// checkFields refuses unknown field names with Ganeti's error shape.
+func checkFields(fields []string) error {
+	for _, f := range fields {
+		if !knownField[f] {
+			return &Error{Class: "OpPrereqError", Args: []any{fmt.Sprintf("Unknown field '%s'", f), "wrong_input"}}
+		}
+	}
+	return nil
+}
+
+// row computes the values of fields for a job, as JSON so that the result
+// no longer refers to the live job.
+func (q *Queue) row(v view, fields []string) json.RawMessage {
+	vals := make([]any, len(fields))
+	for i, f := range fields {
+		vals[i], _ = q.field(v, f)
+	}
+	b, err := json.Marshal(vals)
+	if err != nil {
+		b, _ = json.Marshal(fmt.Sprintf("cannot encode job %d: %v", v.j.ID, err))
+	}
+	return b
+}
+
+// lookupLocked returns a live job, or an archived one read from disk.
+func (q *Queue) lookupLocked(id int64) (view, bool) {
+	if e, ok := q.jobs[id]; ok {
+		return view{j: e.shown}, true
+	}
+	j, err := q.loadArchived(id)
+	if err != nil {
+		q.log.Warn("cannot read archived job", "job", id, "err", err)
+	}
+	if j == nil {
+		return view{}, false
+	}
+	return view{j: j, archived: true}, true
+}
+
+// QueryJobs answers Ganeti's QueryJobs: one row per requested id (null for
+// a job that does not exist), or every live job in id order when ids is
+// nil.
+func (q *Queue) QueryJobs(ids []int64, fields []string) ([]json.RawMessage, error) {
+	if err := checkFields(fields); err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if ids == nil {
+		ids = q.liveIDsLocked()
+	}
+	out := make([]json.RawMessage, len(ids))
+	for i, id := range ids {
+		v, ok := q.lookupLocked(id)
+		if !ok {
+			out[i] = json.RawMessage("null")
+			continue
+		}
+		out[i] = q.row(v, fields)
+	}
+	return out, nil
+}
+
+func (q *Queue) liveIDsLocked() []int64 {
+	ids := make([]int64, 0, len(q.jobs))
+	for id := range q.jobs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// Selector picks the jobs of a Query: explicit ids (live or archived), or
+// every live job (plus the archive when Archived is set) that Match accepts.
+type Selector struct {
+	IDs      []int64 // nil: scan
+	Archived bool
+	// Match filters jobs; get returns a field's value. nil matches all.
+	Match func(get func(field string) (any, bool)) (bool, error)
+}
+
+// Select returns the values of fields for the selected jobs, in id order.
+// Values are decoded JSON (as a client would see them).
+func (q *Queue) Select(sel Selector, fields []string) ([][]any, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ids := sel.IDs
+	if ids == nil {
+		ids = q.liveIDsLocked()
+		if sel.Archived {
+			arch, err := q.store.ArchivedIDs()
+			if err != nil {
+				return nil, genericError("Cannot list archived jobs: %v", err)
+			}
+			ids = mergeIDs(ids, arch)
+		}
+	} else {
+		ids = mergeIDs(nil, ids)
+	}
+	var rows [][]any
+	for _, id := range ids {
+		v, ok := q.lookupLocked(id)
+		if !ok {
+			continue
+		}
+		if sel.Match != nil {
+			get := func(f string) (any, bool) {
+				val, ok := q.field(v, f)
+				if !ok {
+					return nil, false
+				}
+				return decodeJSON(val), true
+			}
+			m, err := sel.Match(get)
+			if err != nil {
+				return nil, err
+			}
+			if !m {
+				continue
+			}
+		}
+		var vals []any
+		if err := json.Unmarshal(q.row(v, fields), &vals); err != nil {
+			return nil, err
+		}
+		rows = append(rows, vals)
+	}
+	return rows, nil
+}
+
+func mergeIDs(a, b []int64) []int64 {
+	seen := map[int64]bool{}
+	var out []int64
+	for _, l := range [][]int64{a, b} {
+		for _, id := range l {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func decodeJSON(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var out any
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+// WaitResult is WaitForJobChange's answer: the field values and the log
+// entries after the client's serial. Nil when the job does not exist.
+type WaitResult struct {
+	Values json.RawMessage
+	Logs   []job.LogEntry
+}
+
+// MarshalJSON encodes [values, log_entries].
+func (r *WaitResult) MarshalJSON() ([]byte, error) {
+	logs := r.Logs
+	if logs == nil {
+		logs = []job.LogEntry{}
+	}
+	return json.Marshal([]any{r.Values, logs})
+}
+
+// WaitForJobChange waits until the job's fields differ from prevInfo or it
+// has log entries after prevLogSerial, and answers at once when that is
+// already so or the job is final; at the timeout it answers the current
+// values. It is answered from memory: watchers are woken by the change
+// itself, with no limit on their number.
+func (q *Queue) WaitForJobChange(ctx context.Context, id int64, fields []string,
+	prevInfo json.RawMessage, prevLogSerial int64, timeout time.Duration) (*WaitResult, error) {
+	if err := checkFields(fields); err != nil {
+		return nil, err
+	}
+	var prev any
+	hasPrev := len(prevInfo) > 0 && string(prevInfo) != "null"
+	if hasPrev {
+		if err := json.Unmarshal(prevInfo, &prev); err != nil {
+			return nil, &Error{Class: "OpPrereqError", Args: []any{"previous job info is not valid JSON", "wrong_input"}}
+		}
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		q.mu.Lock()
+		e, live := q.jobs[id]
+		var v view
+		if live {
+			v = view{j: e.shown}
+		} else {
+			var ok bool
+			if v, ok = q.lookupLocked(id); !ok {
+				q.mu.Unlock()
+				return nil, nil
+			}
+		}
+		vals := q.row(v, fields)
+		logs := v.j.LogsAfter(prevLogSerial)
+		final := v.j.Final()
+		var changed <-chan struct{}
+		if live {
+			changed = e.changed
+		}
+		q.mu.Unlock()
+
+		var cur any
+		_ = json.Unmarshal(vals, &cur)
+		if final || len(logs) > 0 || !hasPrev || !reflect.DeepEqual(cur, prev) {
+			return &WaitResult{Values: vals, Logs: logs}, nil
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return &WaitResult{Values: vals}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

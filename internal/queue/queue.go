@@ -1,0 +1,766 @@
+// Package queue is jobq's job queue engine: it keeps the live jobs in
+// memory, stores every change through package store, runs jobs on a pool of
+// workers in priority order, and answers the LUXI calls (submit, query,
+// wait, cancel, priority, archive, drain). The decisions themselves (status,
+// transitions, dependencies) are package job's pure functions.
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/store"
+	"github.com/jobq-dev/jobq/opcodes"
+)
+
+// DefaultMaxRunning is Ganeti's default max_running_jobs.
+const DefaultMaxRunning = 20
+
+// Config configures a Queue.
+type Config struct {
+	Store      *store.Store
+	Registry   *opcodes.Registry // nil: opcodes.Builtin()
+	MaxRunning int               // 0: DefaultMaxRunning
+	NodeName   string
+	Logger     *slog.Logger
+	// Now is the clock; nil means time.Now. Tests pass a fake one.
+	Now func() time.Time
+}
+
+// Error is a call failure with Ganeti's error class, e.g.
+// GenericError "Queue drained". The LUXI layer sends it as it is.
+type Error struct {
+	Class string
+	Args  []any
+}
+
+func (e *Error) Error() string {
+	if len(e.Args) > 0 {
+		return fmt.Sprintf("%s: %v", e.Class, e.Args[0])
+	}
+	return e.Class
+}
+
+func genericError(format string, args ...any) *Error {
+	return &Error{Class: "GenericError", Args: []any{fmt.Sprintf(format, args...)}}
+}
+
+// errKilled is the cause of a running job's context when it is killed.
+var errKilled = errors.New("job killed")
+
+type entry struct {
+	// job is the working state, changed by workers and calls under q.mu.
+	job *job.Job
+	// shown is what readers see: the last durable state (plus log entries
+	// and the waiting status, which need not be durable). Queries and
+	// WaitForJobChange never report a state a crash could take back.
+	shown *job.Job
+	// version counts writes of job; shownVersion is the version of shown.
+	version, shownVersion uint64
+	changed chan struct{} // closed and replaced whenever the job changes
+	// heapIdx is the position in the ready heap, -1 when not in it.
+	heapIdx int
+	// owned is true while a worker executes the job.
+	owned bool
+	// cancelRun cancels the running opcode's context (kill).
+	cancelRun context.CancelCauseFunc
+}
+
+func newEntry(j *job.Job) *entry {
+	return &entry{job: j, shown: j.Clone(), changed: make(chan struct{}), heapIdx: -1}
+}
+
+func (e *entry) notify() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// publishLocked makes a snapshot visible to readers unless a newer one
+// already is, and wakes watchers.
+func (e *entry) publishLocked(snap *job.Job, v uint64) {
+	if v > e.shownVersion {
+		e.shown, e.shownVersion = snap, v
+	}
+	e.notify()
+}
+
+// showNowLocked publishes the working state at once, for changes that need
+// not be durable (the waiting status, log entries).
+func (e *entry) showNowLocked() {
+	e.version++
+	e.publishLocked(e.job.Clone(), e.version)
+}
+
+// Queue is the engine. Create it with Open.
+type Queue struct {
+	cfg   Config
+	store *store.Store
+	reg   *opcodes.Registry
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu      sync.Mutex
+	jobs    map[int64]*entry
+	serial  int64
+	ready   readyHeap
+	running int
+	// depWaiters maps a job id to the jobs parked until it is final.
+	depWaiters map[int64][]*entry
+	drained    bool
+	closing    bool
+
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// Open loads the queue from the store and recovers it after a stop or a
+// crash: jobs that were running or canceling end in error ("Unclean master
+// shutdown"), waiting jobs go back to queued. It then starts the workers.
+func Open(cfg Config) (*Queue, error) {
+	if cfg.Registry == nil {
+		cfg.Registry = opcodes.Builtin()
+	}
+	if cfg.MaxRunning <= 0 {
+		cfg.MaxRunning = DefaultMaxRunning
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	q := &Queue{cfg: cfg, store: cfg.Store, reg: cfg.Registry, log: cfg.Logger, now: cfg.Now,
+		jobs: map[int64]*entry{}, depWaiters: map[int64][]*entry{}}
+	q.runCtx, q.runCancel = context.WithCancel(context.Background())
+	if err := q.load(); err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	q.dispatchLocked()
+	q.mu.Unlock()
+	return q, nil
+}
+
+func (q *Queue) ts() job.Timestamp { return job.TS(q.now()) }
+
+func (q *Queue) load() error {
+	files, err := q.store.ReadJobs()
+	if err != nil {
+		return err
+	}
+	now := q.ts()
+	var maxID int64
+	var tickets []store.Ticket
+	recovered := 0
+	for _, f := range files {
+		maxID = max(maxID, f.ID)
+		j, err := job.Decode(f.Data)
+		if err == nil && j.ID != f.ID {
+			err = fmt.Errorf("file job-%d holds job %d", f.ID, j.ID)
+		}
+		if err != nil {
+			dst := fmt.Sprintf("quarantine/%s.%d", store.JobFileName(f.ID), now[0])
+			q.log.Error("job file is corrupt; moved aside", "file", store.JobFileName(f.ID), "to", dst, "err", err)
+			if err := q.store.Rename(store.JobFileName(f.ID), dst).Wait(); err != nil {
+				return fmt.Errorf("cannot move corrupt job file job-%d aside: %w", f.ID, err)
+			}
+			continue
+		}
+		if j.Recover(now) {
+			recovered++
+			b, err := j.Encode()
+			if err != nil {
+				return err
+			}
+			tickets = append(tickets, q.store.Write(store.JobFileName(j.ID), b))
+		}
+		e := newEntry(j)
+		q.jobs[j.ID] = e
+		if j.CalcStatus() == job.StatusQueued {
+			heap.Push(&q.ready, e)
+		}
+	}
+	for _, t := range tickets {
+		if err := t.Wait(); err != nil {
+			return fmt.Errorf("cannot store recovered job: %w", err)
+		}
+	}
+	q.serial, err = q.store.ReadSerial(maxID)
+	if err != nil {
+		return err
+	}
+	q.drained = q.store.Drained()
+	q.log.Info("queue loaded", "jobs", len(q.jobs), "recovered", recovered, "serial", q.serial, "drained", q.drained)
+	return nil
+}
+
+// Shutdown stops starting jobs, refuses submissions, waits for running
+// opcodes until ctx is done, then cancels what still runs (it is recovered
+// at the next start as after a crash) and closes the store.
+func (q *Queue) Shutdown(ctx context.Context) error {
+	q.mu.Lock()
+	q.closing = true
+	q.mu.Unlock()
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("jobs still running at shutdown were interrupted; they end in error at the next start")
+		q.runCancel()
+		<-done
+	}
+	q.runCancel()
+	if cerr := q.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// SubmitResult is one job's submission outcome.
+type SubmitResult struct {
+	ID  int64
+	Err error
+}
+
+// Submit stores new jobs durably and queues them. Each job is a list of
+// opcode inputs. When the queue is drained and ignoreDrain is false the
+// whole call fails with GenericError "Queue drained". A job whose shape is
+// invalid (no opcodes, an opcode that is not an object) gets an error of
+// its own and no id.
+func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResult, error) {
+	now := q.now()
+	q.mu.Lock()
+	if q.closing {
+		q.mu.Unlock()
+		return nil, genericError("The job queue is shutting down, not accepting new jobs")
+	}
+	if q.drained && !ignoreDrain {
+		q.mu.Unlock()
+		return nil, genericError("Queue drained")
+	}
+	res := make([]SubmitResult, len(jobs))
+	built := make([]*job.Job, len(jobs))
+	tickets := make([]store.Ticket, len(jobs))
+	any := false
+	for i, ops := range jobs {
+		j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixNano())
+		if err != nil {
+			res[i].Err = err
+			continue
+		}
+		b, err := j.Encode()
+		if err != nil {
+			res[i].Err = err
+			continue
+		}
+		q.serial++
+		any = true
+		res[i].ID = j.ID
+		built[i] = j
+		tickets[i] = q.store.Write(store.JobFileName(j.ID), b)
+	}
+	var serialTicket store.Ticket
+	if any {
+		serialTicket = q.store.Write("serial", store.SerialData(q.serial))
+	}
+	q.mu.Unlock()
+
+	serr := serialTicket.Wait()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, j := range built {
+		if j == nil {
+			continue
+		}
+		err := tickets[i].Wait()
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			q.log.Error("job not stored", "job", j.ID, "err", err)
+			res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
+			continue
+		}
+		e := newEntry(j)
+		q.jobs[j.ID] = e
+		heap.Push(&q.ready, e)
+	}
+	q.dispatchLocked()
+	return res, nil
+}
+
+// dispatchLocked starts workers for ready jobs while slots are free.
+func (q *Queue) dispatchLocked() {
+	for !q.closing && q.running < q.cfg.MaxRunning && q.ready.Len() > 0 {
+		e := heap.Pop(&q.ready).(*entry)
+		q.running++
+		e.owned = true
+		q.wg.Add(1)
+		go q.runJob(e)
+	}
+}
+
+// pendingWrite is a job state on its way to disk.
+type pendingWrite struct {
+	t    store.Ticket
+	snap *job.Job
+	v    uint64
+}
+
+// writeLocked queues the job's current state for storage. Called with q.mu
+// held so that the store sees a job's versions in order.
+func (q *Queue) writeLocked(e *entry) pendingWrite {
+	snap := e.job.Clone()
+	b, err := snap.Encode()
+	if err != nil {
+		// Results are marshalled before they are recorded, so this is a
+		// bug; keep the old file rather than write a broken one.
+		q.log.Error("cannot encode job", "job", e.job.ID, "err", err)
+		return pendingWrite{t: store.FailedTicket(err), snap: snap}
+	}
+	e.version++
+	return pendingWrite{t: q.store.Write(store.JobFileName(e.job.ID), b), snap: snap, v: e.version}
+}
+
+// persist makes e's current state durable, retrying while the store fails
+// (a full disk recovers by itself when space returns), then notifies
+// watchers. It returns false when the queue is shutting down hard.
+func (q *Queue) persist(e *entry, w pendingWrite) bool {
+	for attempt := 0; ; attempt++ {
+		err := w.t.Wait()
+		if err == nil {
+			q.mu.Lock()
+			e.publishLocked(w.snap, w.v)
+			q.mu.Unlock()
+			return true
+		}
+		if errors.Is(err, store.ErrClosed) {
+			return false
+		}
+		q.log.Error("cannot store job; retrying", "job", e.job.ID, "attempt", attempt+1, "err", err)
+		delay := min(time.Duration(1<<min(attempt, 6))*50*time.Millisecond, 5*time.Second)
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-q.runCtx.Done():
+			timer.Stop()
+			return false
+		}
+		q.mu.Lock()
+		w = q.writeLocked(e)
+		q.mu.Unlock()
+	}
+}
+
+// finishLocked is called when a job has become final: dependents waiting
+// for it are made ready again.
+func (q *Queue) finishLocked(e *entry) {
+	for _, d := range q.depWaiters[e.job.ID] {
+		if d.heapIdx < 0 && !d.owned && !d.job.Final() {
+			heap.Push(&q.ready, d)
+		}
+	}
+	delete(q.depWaiters, e.job.ID)
+}
+
+// statusOfLocked looks a job up, live or archived, for dependency checks.
+func (q *Queue) statusOfLocked(id int64) (job.Status, bool) {
+	if e, ok := q.jobs[id]; ok {
+		return e.shown.CalcStatus(), true
+	}
+	j, err := q.loadArchived(id)
+	if err != nil || j == nil {
+		return "", false
+	}
+	return j.CalcStatus(), true
+}
+
+func (q *Queue) loadArchived(id int64) (*job.Job, error) {
+	b, ok, err := q.store.ReadArchived(id)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return job.Decode(b)
+}
+
+type jobEnv struct {
+	q  *Queue
+	e  *entry
+	op int
+}
+
+func (v *jobEnv) JobID() int64     { return v.e.job.ID }
+func (v *jobEnv) NodeName() string { return v.q.cfg.NodeName }
+func (v *jobEnv) Log(msg string) {
+	raw, _ := json.Marshal(msg)
+	q := v.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	v.e.job.AppendLog(v.op, q.ts(), "message", raw)
+	// Log messages are stored with the next write of the job but nobody
+	// waits for them to be durable.
+	q.writeLocked(v.e)
+	v.e.showNowLocked()
+}
+
+// runJob executes e's opcodes one after the other until the job is final,
+// parked on a dependency, or the daemon stops.
+func (q *Queue) runJob(e *entry) {
+	defer q.wg.Done()
+	defer func() {
+		q.mu.Lock()
+		e.owned = false
+		q.running--
+		q.dispatchLocked()
+		q.mu.Unlock()
+	}()
+	for {
+		q.mu.Lock()
+		j := e.job
+		i := j.CurrentOp()
+		if i < 0 || q.runCtx.Err() != nil {
+			q.mu.Unlock()
+			return
+		}
+		if j.CalcStatus() == job.StatusCanceling {
+			j.FinishCanceled(q.ts())
+			q.endLocked(e)
+			return
+		}
+		if j.Ops[i].Status == job.StatusQueued {
+			j.BeginOp(i, q.ts())
+			e.showNowLocked()
+		}
+		common, cerr := job.ParseCommon(j.Ops[i].Input)
+		if cerr == nil && len(common.Depends) > 0 {
+			outcome, msg := job.CheckDeps(j.ID, common.Depends, q.statusOfLocked)
+			switch outcome {
+			case job.DepWait:
+				// Park: the job leaves the worker until its dependency is
+				// final (finishLocked makes it ready again).
+				for _, d := range common.Depends {
+					if de, ok := q.jobs[d.JobID]; ok && !de.shown.Final() {
+						q.depWaiters[d.JobID] = append(q.depWaiters[d.JobID], e)
+						break
+					}
+				}
+				q.mu.Unlock()
+				return
+			case job.DepCancel:
+				j.FinishCanceled(q.ts())
+				q.endLocked(e)
+				return
+			case job.DepError, job.DepWrongStatus:
+				j.FinishOp(i, false, job.ExecError(msg).Raw(), q.ts())
+				q.endLocked(e)
+				return
+			}
+		}
+		params, perr := q.reg.Prepare(j.Ops[i].Input)
+		env := &jobEnv{q: q, e: e, op: i}
+		if perr == nil {
+			if p, ok := params.(opcodes.Preparer); ok {
+				perr = p.Prepare(env)
+			}
+		}
+		if perr != nil {
+			j.FinishOp(i, false, encodeErr(opcodes.AsPrereq(perr)), q.ts())
+			q.endLocked(e)
+			return
+		}
+		j.ExecOp(i, q.ts())
+		ctx, cancel := context.WithCancelCause(q.runCtx)
+		e.cancelRun = cancel
+		w := q.writeLocked(e)
+		q.mu.Unlock()
+
+		// The running state is durable before the opcode executes, so a
+		// crash from here on ends the job in error at recovery.
+		if !q.persist(e, w) {
+			cancel(nil)
+			return
+		}
+		result, err := safeExec(ctx, params, env)
+		killed := errors.Is(context.Cause(ctx), errKilled)
+		cancel(nil)
+
+		q.mu.Lock()
+		e.cancelRun = nil
+		if !killed && q.runCtx.Err() != nil {
+			// Hard shutdown: leave the job running on disk; recovery ends
+			// it in error, as after a crash.
+			q.mu.Unlock()
+			return
+		}
+		now := q.ts()
+		switch {
+		case killed:
+			j.Kill(now)
+		case err != nil:
+			j.FinishOp(i, false, encodeErr(opcodes.AsError(err)), now)
+		default:
+			raw, merr := json.Marshal(result)
+			if merr != nil {
+				j.FinishOp(i, false, job.ExecError("opcode result cannot be stored: "+merr.Error()).Raw(), now)
+			} else {
+				j.FinishOp(i, true, raw, now)
+			}
+		}
+		if j.Final() {
+			q.endLocked(e)
+			return
+		}
+		w = q.writeLocked(e)
+		q.mu.Unlock()
+		if !q.persist(e, w) {
+			return
+		}
+	}
+}
+
+// endLocked stores a job that became final, wakes its dependents and
+// notifies watchers once it is durable. It releases q.mu.
+func (q *Queue) endLocked(e *entry) {
+	w := q.writeLocked(e)
+	q.mu.Unlock()
+	if !q.persist(e, w) {
+		return
+	}
+	// Dependents look at the durable state, so they are woken only now.
+	q.mu.Lock()
+	q.finishLocked(e)
+	q.dispatchLocked()
+	q.mu.Unlock()
+}
+
+func safeExec(ctx context.Context, p opcodes.Params, env opcodes.Env) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = opcodes.ExecError("opcode crashed: %v", r)
+		}
+	}()
+	return p.Exec(ctx, env)
+}
+
+func encodeErr(e *opcodes.Error) json.RawMessage {
+	return job.EncodedError{Class: e.Class, Args: e.Args}.Raw()
+}
+
+// CancelJob cancels a job (SPEC §3). With kill, a running job's opcode
+// context is cancelled too. The result is Ganeti's [bool, message].
+func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
+	q.mu.Lock()
+	e, ok := q.jobs[id]
+	if !ok {
+		q.mu.Unlock()
+		return false, fmt.Sprintf("Job %d not found in queue", id), nil
+	}
+	j := e.job
+	if kill && j.CalcStatus() == job.StatusRunning && e.cancelRun != nil {
+		e.cancelRun(errKilled)
+		q.mu.Unlock()
+		return true, fmt.Sprintf("Job %d will be killed", id), nil
+	}
+	res := j.Cancel(q.ts())
+	if !res.Changed {
+		q.mu.Unlock()
+		return res.OK, res.Message, nil
+	}
+	if e.heapIdx >= 0 {
+		heap.Remove(&q.ready, e.heapIdx)
+	}
+	if !e.owned && !j.Final() {
+		// Waiting but not in a worker (parked on a dependency or ready
+		// again): finish the cancellation here.
+		j.FinishCanceled(q.ts())
+	}
+	w := q.writeLocked(e)
+	q.mu.Unlock()
+	if err := w.t.Wait(); err != nil {
+		return false, "", genericError("Cannot store canceled job %d: %v", id, err)
+	}
+	q.mu.Lock()
+	e.publishLocked(w.snap, w.v)
+	if j.Final() {
+		q.finishLocked(e)
+		q.dispatchLocked()
+	}
+	q.mu.Unlock()
+	return res.OK, res.Message, nil
+}
+
+// ChangeJobPriority changes the priority of a job's pending opcodes.
+func (q *Queue) ChangeJobPriority(id int64, prio int) (bool, string, error) {
+	q.mu.Lock()
+	e, ok := q.jobs[id]
+	if !ok {
+		q.mu.Unlock()
+		return false, fmt.Sprintf("Job %d not found", id), nil
+	}
+	res, err := e.job.ChangePriority(prio)
+	if err != nil {
+		q.mu.Unlock()
+		return false, "", &Error{Class: "OpPrereqError", Args: []any{err.Error(), "wrong_input"}}
+	}
+	if !res.Changed {
+		q.mu.Unlock()
+		return res.OK, res.Message, nil
+	}
+	if e.heapIdx >= 0 {
+		heap.Fix(&q.ready, e.heapIdx)
+	}
+	w := q.writeLocked(e)
+	q.mu.Unlock()
+	if err := w.t.Wait(); err != nil {
+		return false, "", genericError("Cannot store job %d: %v", id, err)
+	}
+	q.mu.Lock()
+	e.publishLocked(w.snap, w.v)
+	q.mu.Unlock()
+	return res.OK, res.Message, nil
+}
+
+// ArchiveJob moves a final job to the archive; false when the job is not
+// live or not final.
+func (q *Queue) ArchiveJob(id int64) (bool, error) {
+	n, err := q.archive([]int64{id})
+	return n == 1, err
+}
+
+func (q *Queue) archive(ids []int64) (int, error) {
+	q.mu.Lock()
+	var moved []*entry
+	var tickets []store.Ticket
+	for _, id := range ids {
+		e, ok := q.jobs[id]
+		if !ok || !e.shown.Final() {
+			continue
+		}
+		delete(q.jobs, id)
+		moved = append(moved, e)
+		tickets = append(tickets, q.store.Rename(store.JobFileName(id), store.ArchiveName(id)))
+	}
+	q.mu.Unlock()
+	n := 0
+	var firstErr error
+	for i, t := range tickets {
+		err := t.Wait()
+		q.mu.Lock()
+		if err != nil {
+			// Still live: put it back.
+			q.jobs[moved[i].job.ID] = moved[i]
+			if firstErr == nil {
+				firstErr = genericError("Cannot archive job %d: %v", moved[i].job.ID, err)
+			}
+		} else {
+			n++
+		}
+		moved[i].notify()
+		q.mu.Unlock()
+	}
+	return n, firstErr
+}
+
+// AutoArchiveJobs archives final jobs that ended at least age seconds ago
+// (every final job when age is -1), spending at most timeout seconds; it
+// returns how many were archived and how many were left unchecked.
+func (q *Queue) AutoArchiveJobs(age int64, timeout float64) (int, int, error) {
+	deadline := q.now().Add(time.Duration(timeout * float64(time.Second)))
+	q.mu.Lock()
+	limit := q.now().Unix() - age
+	var ids []int64
+	for id, e := range q.jobs {
+		if !e.shown.Final() {
+			continue
+		}
+		if age >= 0 && e.shown.EndTimestamp[0] > limit {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	q.mu.Unlock()
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	archived := 0
+	const chunk = 1000
+	for start := 0; start < len(ids); start += chunk {
+		if timeout >= 0 && q.now().After(deadline) {
+			return archived, len(ids) - start, nil
+		}
+		n, err := q.archive(ids[start:min(start+chunk, len(ids))])
+		archived += n
+		if err != nil {
+			return archived, len(ids) - start - n, err
+		}
+	}
+	return archived, 0, nil
+}
+
+// SetDrainFlag sets or clears the drain flag durably.
+func (q *Queue) SetDrainFlag(on bool) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.store.SetDrain(on); err != nil {
+		return genericError("Cannot set the drain flag: %v", err)
+	}
+	q.drained = on
+	return nil
+}
+
+// Drained reports the drain flag.
+func (q *Queue) Drained() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.drained
+}
+
+// Counts returns the number of live jobs by status.
+func (q *Queue) Counts() map[job.Status]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := map[job.Status]int{}
+	for _, e := range q.jobs {
+		c[e.shown.CalcStatus()]++
+	}
+	return c
+}
+
+// readyHeap orders ready jobs by priority, then id.
+type readyHeap []*entry
+
+func (h readyHeap) Len() int { return len(h) }
+func (h readyHeap) Less(a, b int) bool {
+	pa, pb := h[a].job.CalcPriority(), h[b].job.CalcPriority()
+	if pa != pb {
+		return pa < pb
+	}
+	return h[a].job.ID < h[b].job.ID
+}
+func (h readyHeap) Swap(a, b int) {
+	h[a], h[b] = h[b], h[a]
+	h[a].heapIdx = a
+	h[b].heapIdx = b
+}
+func (h *readyHeap) Push(x any) {
+	e := x.(*entry)
+	e.heapIdx = len(*h)
+	*h = append(*h, e)
+}
+func (h *readyHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.heapIdx = -1
+	return e
+}

@@ -1,0 +1,545 @@
+// Package store keeps a node's queue directory (SPEC §2): job-N files,
+// serial, version, lock, drain and archive/<N div 10000>/job-N.
+//
+// Every change is atomic and durable: new contents go to a temporary file in
+// the same directory, the file system is synced, the temporary file is
+// renamed over the target, and the rename is synced. Changes submitted
+// concurrently are group-committed: while one batch is being synced the next
+// one accumulates, so one pair of syncs covers many jobs' changes and
+// throughput grows with load. Within a batch the latest content of a file
+// wins.
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// FormatVersion is the queue format this jobq reads and writes.
+const FormatVersion = 1
+
+// File modes of the queue directory.
+const (
+	DirMode  = 0o750
+	FileMode = 0o640
+)
+
+// ErrLocked means another process holds the queue lock.
+var ErrLocked = errors.New("queue is locked")
+
+// ErrClosed is returned for changes submitted after Close.
+var ErrClosed = errors.New("queue store is closed")
+
+type opKind int
+
+const (
+	opWrite opKind = iota
+	opRename
+	opRemove
+)
+
+type op struct {
+	kind opKind
+	name string // relative to the queue dir
+	dst  string // rename target
+	data []byte
+}
+
+type batch struct {
+	ops   []op
+	last  map[string]int // name -> index of the last op touching it
+	errs  []error
+	done  chan struct{}
+	count int
+}
+
+func newBatch() *batch {
+	return &batch{last: map[string]int{}, done: make(chan struct{})}
+}
+
+// Ticket waits for one submitted change to be durable.
+type Ticket struct {
+	b   *batch
+	idx int
+}
+
+// Wait blocks until the change is durable (nil) or failed.
+func (t Ticket) Wait() error {
+	if t.b == nil {
+		return nil
+	}
+	<-t.b.done
+	return t.b.errs[t.idx]
+}
+
+// FailedTicket is a ticket that has already failed with err.
+func FailedTicket(err error) Ticket {
+	b := &batch{errs: []error{err}, done: make(chan struct{})}
+	close(b.done)
+	return Ticket{b: b}
+}
+
+// Done is closed when the change's batch has been committed or failed.
+func (t Ticket) Done() <-chan struct{} { return t.b.done }
+
+// Stats are counters of the group commit, for benchmarks and metrics.
+type Stats struct {
+	Batches int64 // committed batches
+	Ops     int64 // file changes in them
+}
+
+// Store is an open queue directory. Methods are safe for concurrent use.
+type Store struct {
+	dir  string
+	lock *os.File
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending *batch
+	closed  bool
+	stats   Stats
+	wg      sync.WaitGroup
+	tmpSeq  uint64
+}
+
+// Open opens (creating when needed) the queue directory dir, takes its
+// lock, checks its format version and removes temporary files left by a
+// crash.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return nil, fmt.Errorf("cannot create queue directory: %w", err)
+	}
+	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open queue lock: %w", err)
+	}
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lf.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s is held by another jobqd; only one daemon may use a data directory", ErrLocked, filepath.Join(dir, "lock"))
+		}
+		return nil, fmt.Errorf("cannot lock queue: %w", err)
+	}
+	s := &Store{dir: dir, lock: lf, log: log, pending: newBatch()}
+	s.cond = sync.NewCond(&s.mu)
+	if err := s.checkVersion(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "archive"), DirMode); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("cannot create archive directory: %w", err)
+	}
+	s.removeTemps(dir)
+	s.wg.Add(1)
+	go s.run()
+	return s, nil
+}
+
+// Dir is the queue directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) checkVersion() error {
+	p := filepath.Join(s.dir, "version")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := writeFileDurable(s.dir, "version", []byte(strconv.Itoa(FormatVersion)+"\n")); err != nil {
+			return fmt.Errorf("cannot write queue version: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot read queue version: %w", err)
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || v != FormatVersion {
+		return fmt.Errorf("queue format version %q in %s is not supported: this jobqd reads version %d; upgrade or downgrade jobqd to match, or migrate the queue (format upgrades need an empty queue)",
+			strings.TrimSpace(string(b)), p, FormatVersion)
+	}
+	return nil
+}
+
+func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp") }
+
+func (s *Store) removeTemps(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if isTemp(e.Name()) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// JobFileName is the name of job id's file in the queue directory.
+func JobFileName(id int64) string { return "job-" + strconv.FormatInt(id, 10) }
+
+// ArchiveName is the archived file name of job id, relative to the queue
+// directory: archive/<id div 10000>/job-<id>.
+func ArchiveName(id int64) string {
+	return filepath.Join("archive", strconv.FormatInt(id/10000, 10), JobFileName(id))
+}
+
+// ParseJobFileName returns the id of a "job-N" name.
+func ParseJobFileName(name string) (int64, bool) {
+	rest, ok := strings.CutPrefix(name, "job-")
+	if !ok || rest == "" || (len(rest) > 1 && rest[0] == '0') {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, false
+	}
+	return id, true
+}
+
+// add queues one change in the accumulating batch.
+func (s *Store) add(o op) Ticket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return FailedTicket(ErrClosed)
+	}
+	b := s.pending
+	if i, ok := b.last[o.name]; ok && o.kind == opWrite && b.ops[i].kind == opWrite {
+		b.ops[i].data = o.data // latest content wins
+		s.cond.Signal()
+		return Ticket{b: b, idx: i}
+	}
+	b.ops = append(b.ops, o)
+	idx := len(b.ops) - 1
+	b.last[o.name] = idx
+	if o.kind == opRename {
+		b.last[o.dst] = idx
+	}
+	s.cond.Signal()
+	return Ticket{b: b, idx: idx}
+}
+
+// Write atomically replaces the file name (relative to the queue
+// directory) with data.
+func (s *Store) Write(name string, data []byte) Ticket {
+	return s.add(op{kind: opWrite, name: name, data: data})
+}
+
+// Rename atomically moves src to dst (both relative to the queue
+// directory), creating dst's directory.
+func (s *Store) Rename(src, dst string) Ticket {
+	return s.add(op{kind: opRename, name: src, dst: dst})
+}
+
+// Remove deletes name; a missing file is not an error.
+func (s *Store) Remove(name string) Ticket {
+	return s.add(op{kind: opRemove, name: name})
+}
+
+// Stats returns the group-commit counters.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Close commits what is pending, stops the committer and releases the
+// lock.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.cond.Signal()
+	s.mu.Unlock()
+	s.wg.Wait()
+	return s.lock.Close()
+}
+
+func (s *Store) run() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		for len(s.pending.ops) == 0 && !s.closed {
+			s.cond.Wait()
+		}
+		b := s.pending
+		if len(b.ops) == 0 && s.closed {
+			s.mu.Unlock()
+			return
+		}
+		s.pending = newBatch()
+		s.mu.Unlock()
+
+		s.commit(b)
+		s.mu.Lock()
+		s.stats.Batches++
+		s.stats.Ops += int64(len(b.ops))
+		s.mu.Unlock()
+		close(b.done)
+	}
+}
+
+// commit applies one batch: temporary files, one sync, renames, one sync.
+func (s *Store) commit(b *batch) {
+	b.errs = make([]error, len(b.ops))
+	temps := make([]string, len(b.ops))
+	failAll := func(err error) {
+		for i := range b.errs {
+			if b.errs[i] == nil {
+				b.errs[i] = err
+			}
+		}
+	}
+	wrote := false
+	for i, o := range b.ops {
+		if o.kind != opWrite {
+			continue
+		}
+		s.tmpSeq++
+		dir, base := filepath.Split(filepath.Join(s.dir, o.name))
+		tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp%d", base, s.tmpSeq))
+		if err := writeFile(tmp, o.data); err != nil {
+			b.errs[i] = fmt.Errorf("cannot write %s: %w", o.name, err)
+			_ = os.Remove(tmp)
+			continue
+		}
+		temps[i] = tmp
+		wrote = true
+	}
+	if wrote {
+		if err := s.syncfs(); err != nil {
+			for i := range temps {
+				if temps[i] != "" {
+					_ = os.Remove(temps[i])
+				}
+			}
+			failAll(fmt.Errorf("cannot sync queue: %w", err))
+			return
+		}
+	}
+	for i, o := range b.ops {
+		if b.errs[i] != nil {
+			continue
+		}
+		var err error
+		switch o.kind {
+		case opWrite:
+			err = os.Rename(temps[i], filepath.Join(s.dir, o.name))
+			if err != nil {
+				_ = os.Remove(temps[i])
+			}
+		case opRename:
+			dst := filepath.Join(s.dir, o.dst)
+			if err = os.MkdirAll(filepath.Dir(dst), DirMode); err == nil {
+				err = os.Rename(filepath.Join(s.dir, o.name), dst)
+			}
+		case opRemove:
+			err = os.Remove(filepath.Join(s.dir, o.name))
+			if errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+		}
+		if err != nil {
+			b.errs[i] = fmt.Errorf("cannot update %s: %w", o.name, err)
+		}
+	}
+	if err := s.syncfs(); err != nil {
+		failAll(fmt.Errorf("cannot sync queue: %w", err))
+	}
+}
+
+func (s *Store) syncfs() error {
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return unix.Syncfs(int(d.Fd()))
+}
+
+func writeFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeFileDurable replaces dir/name outside the group commit (used while
+// opening, before the committer runs).
+func writeFileDurable(dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
+	if err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ReadSerial returns the last job id handed out: the serial file, raised
+// to the highest job id present live or in the archive (a job file can be
+// durable a moment before the serial that covers it).
+func (s *Store) ReadSerial(liveMax int64) (int64, error) {
+	var serial int64
+	b, err := os.ReadFile(filepath.Join(s.dir, "serial"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return 0, fmt.Errorf("cannot read queue serial: %w", err)
+	default:
+		serial, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || serial < 0 {
+			return 0, fmt.Errorf("queue serial file %s is corrupt: %q", filepath.Join(s.dir, "serial"), bytes.TrimSpace(b))
+		}
+	}
+	serial = max(serial, liveMax, s.maxArchived())
+	return serial, nil
+}
+
+// SerialData is the content of the serial file for id.
+func SerialData(id int64) []byte { return []byte(strconv.FormatInt(id, 10) + "\n") }
+
+func (s *Store) maxArchived() int64 {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "archive"))
+	if err != nil {
+		return 0
+	}
+	var dirs []int64
+	for _, e := range ents {
+		if n, err := strconv.ParseInt(e.Name(), 10, 64); err == nil && e.IsDir() {
+			dirs = append(dirs, n)
+		}
+	}
+	sort.Slice(dirs, func(i, j int) bool { return dirs[i] > dirs[j] })
+	for _, d := range dirs {
+		files, _ := os.ReadDir(filepath.Join(s.dir, "archive", strconv.FormatInt(d, 10)))
+		var m int64
+		for _, f := range files {
+			if id, ok := ParseJobFileName(f.Name()); ok && id > m {
+				m = id
+			}
+		}
+		if m > 0 {
+			return m
+		}
+	}
+	return 0
+}
+
+// JobFile is one job file read from the queue directory.
+type JobFile struct {
+	ID   int64
+	Data []byte
+}
+
+// ReadJobs reads every live job file, in id order.
+func (s *Store) ReadJobs() ([]JobFile, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list queue directory: %w", err)
+	}
+	var out []JobFile
+	for _, e := range ents {
+		id, ok := ParseJobFileName(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", e.Name(), err)
+		}
+		out = append(out, JobFile{ID: id, Data: b})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// ReadArchived reads an archived job's file; ok is false when there is
+// none.
+func (s *Store) ReadArchived(id int64) ([]byte, bool, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, ArchiveName(id)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
+
+// ArchivedIDs lists every archived job id, sorted. It reads the whole
+// archive: only for explicit requests (jobq list --archived).
+func (s *Store) ArchivedIDs() ([]int64, error) {
+	var ids []int64
+	root := filepath.Join(s.dir, "archive")
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			if id, ok := ParseJobFileName(f.Name()); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// Drained reports whether the drain flag file exists.
+func (s *Store) Drained() bool {
+	_, err := os.Stat(filepath.Join(s.dir, "drain"))
+	return err == nil
+}
+
+// SetDrain sets or clears the drain flag durably.
+func (s *Store) SetDrain(on bool) error {
+	if on {
+		return s.Write("drain", nil).Wait()
+	}
+	return s.Remove("drain").Wait()
+}
