@@ -52,6 +52,9 @@ func convertErr(err error) error {
 	}
 	var fe *query.Error
 	if errors.As(err, &fe) {
+		if fe.Class == query.ClassRequest {
+			return &luxi.RequestError{Reason: fe.Message()}
+		}
 		return luxi.NewError(fe.Class, fe.Args...)
 	}
 	return err
@@ -157,11 +160,7 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		if what != "job" {
 			return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\"", what), "wrong_input")
 		}
-		defs := query.JobFields()
-		if len(fields) > 0 {
-			defs = query.LookupJobFields(fields)
-		}
-		return query.BuildFieldsResult(defs), nil
+		return query.BuildFieldsResult(query.FieldsForQueryFields(fields)), nil
 	case "CancelJob":
 		var id jobID
 		kill := false
@@ -262,34 +261,68 @@ func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	sel := queue.Selector{Match: flt.Match}
-	if ids, ok := flt.RequestedIDs(); ok {
+	sel := queue.Selector{Match: flt.Match, Archived: query.WantArchived(fields)}
+	ids, byID := flt.RequestedIDs()
+	if byID {
 		sel.IDs = ids
-	}
-	for _, f := range flt.Fields() {
-		if f == "archived" {
-			// A filter on "archived" needs the archive too.
-			sel.Archived = true
-		}
+		sel.Match = nil
 	}
 	defs := query.LookupJobFields(fields)
 	known := make([]string, 0, len(fields))
 	for _, d := range defs {
-		if d.Kind != "unknown" {
+		if d.Kind != query.KindUnknown {
 			known = append(known, d.Name)
 		}
+	}
+	if byID {
+		rows, err := h.q.Select(sel, append([]string{"id"}, known...))
+		if err != nil {
+			return nil, err
+		}
+		// Ganeti answers every requested id, in the order asked, with
+		// "unavailable" values for jobs that do not exist.
+		found := map[int64][]any{}
+		for _, r := range rows {
+			if n, ok := r[0].(json.Number); ok {
+				if id, err := n.Int64(); err == nil {
+					found[id] = r[1:]
+				}
+			}
+		}
+		out := make([][]any, 0, len(ids))
+		for _, id := range ids {
+			vals, ok := found[id]
+			row := make([]any, len(defs))
+			k := 0
+			for j, d := range defs {
+				if d.Kind == query.KindUnknown {
+					continue
+				}
+				switch {
+				case d.Name == "id":
+					row[j] = id
+				case !ok:
+					row[j] = query.Unavailable()
+				default:
+					row[j] = vals[k]
+				}
+				k++
+			}
+			out = append(out, row)
+		}
+		return query.BuildQueryResult(defs, out), nil
 	}
 	rows, err := h.q.Select(sel, known)
 	if err != nil {
 		return nil, err
 	}
-	// Put unknown fields back as nulls; BuildQueryResult marks them.
+	// Put unknown fields back as placeholders; BuildQueryResult marks them.
 	full := make([][]any, len(rows))
 	for i, r := range rows {
 		row := make([]any, len(defs))
 		k := 0
 		for j, d := range defs {
-			if d.Kind != "unknown" {
+			if d.Kind != query.KindUnknown {
 				row[j] = r[k]
 				k++
 			}

@@ -1,11 +1,13 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/job"
@@ -90,10 +92,14 @@ func (q *Queue) field(v view, name string) (any, bool) {
 
 // checkFields refuses unknown field names with Ganeti's error shape.
 func checkFields(fields []string) error {
+	var unknown []string
 	for _, f := range fields {
 		if !knownField[f] {
-			return &Error{Class: "OpPrereqError", Args: []any{fmt.Sprintf("Unknown field '%s'", f), "wrong_input"}}
+			unknown = append(unknown, f)
 		}
+	}
+	if len(unknown) > 0 {
+		return &Error{Class: "OpPrereqError", Args: []any{"Unknown output fields selected: " + strings.Join(unknown, ", "), "wrong_input"}}
 	}
 	return nil
 }
@@ -210,7 +216,7 @@ func (q *Queue) Select(sel Selector, fields []string) ([][]any, error) {
 			}
 		}
 		var vals []any
-		if err := json.Unmarshal(q.row(v, fields), &vals); err != nil {
+		if err := unmarshalNumber(q.row(v, fields), &vals); err != nil {
 			return nil, err
 		}
 		rows = append(rows, vals)
@@ -233,14 +239,22 @@ func mergeIDs(a, b []int64) []int64 {
 	return out
 }
 
+// decodeJSON turns a field value into what a client decodes, keeping
+// numbers exact (json.Number).
 func decodeJSON(v any) any {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil
 	}
 	var out any
-	_ = json.Unmarshal(b, &out)
+	_ = unmarshalNumber(b, &out)
 	return out
+}
+
+func unmarshalNumber(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	return d.Decode(v)
 }
 
 // WaitResult is WaitForJobChange's answer: the field values and the log

@@ -65,7 +65,7 @@ type entry struct {
 	shown *job.Job
 	// version counts writes of job; shownVersion is the version of shown.
 	version, shownVersion uint64
-	changed chan struct{} // closed and replaced whenever the job changes
+	changed               chan struct{} // closed and replaced whenever the job changes
 	// heapIdx is the position in the ready heap, -1 when not in it.
 	heapIdx int
 	// owned is true while a worker executes the job.
@@ -254,7 +254,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 	tickets := make([]store.Ticket, len(jobs))
 	any := false
 	for i, ops := range jobs {
-		j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixNano())
+		j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixMicro()*1000)
 		if err != nil {
 			res[i].Err = err
 			continue
