@@ -253,11 +253,9 @@ func TestPriorityOrder(t *testing.T) {
 	close(release)
 	for _, name := range []string{"low", "high", "normal"} {
 		s, r := h.g.get(name)
-		select {
-		case <-s:
-			order = append(order, name)
-			close(r)
-		}
+		<-s
+		order = append(order, name)
+		close(r)
 	}
 	for _, id := range []int64{blocker, low, normal, high} {
 		h.waitFinal(id)

@@ -61,7 +61,6 @@ type batch struct {
 	last  map[string]int // name -> index of the last op touching it
 	errs  []error
 	done  chan struct{}
-	count int
 }
 
 func newBatch() *batch {

@@ -1,0 +1,547 @@
+package luxi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The captures in testdata/ganeti are copies of
+// /work/shared/ganeti-reference/luxi-*.txt: LUXI traffic between Ganeti
+// 3.0.2's Python client and its luxid.
+
+const captureDir = "testdata/ganeti"
+
+// capture is one luxi-*.txt file (other than the socat transcript).
+type capture struct {
+	name       string
+	reqRaw     []byte // request bytes on the wire, terminator included
+	repRaw     []byte // reply bytes on the wire, terminator included
+	reqDecoded any    // the "# decoded:" request
+	repDecoded any    // the "# decoded:" reply
+	clientErr  string // "# client exception:", if any
+}
+
+func loadCaptures(t testing.TB) []capture {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(captureDir, "luxi-*.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []capture
+	for _, f := range files {
+		if filepath.Base(f) == "luxi-socat-v.txt" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := parseCapture(string(data))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		c.name = strings.TrimSuffix(filepath.Base(f), ".txt")
+		out = append(out, c)
+	}
+	if len(out) < 30 {
+		t.Fatalf("found only %d captures in %s", len(out), captureDir)
+	}
+	return out
+}
+
+func parseCapture(text string) (capture, error) {
+	var c capture
+	lines := strings.Split(text, "\n")
+	var reqJSON, repJSON []string
+	section := "" // "", "req", "rep" within "# decoded:"
+	decoded := false
+	for _, line := range lines {
+		switch {
+		case !decoded && strings.HasPrefix(line, ">>> b"):
+			b, err := parsePyBytes(strings.TrimPrefix(line, ">>> "))
+			if err != nil {
+				return c, err
+			}
+			c.reqRaw = b
+		case !decoded && strings.HasPrefix(line, "<<< b"):
+			b, err := parsePyBytes(strings.TrimPrefix(line, "<<< "))
+			if err != nil {
+				return c, err
+			}
+			c.repRaw = b
+		case line == "# decoded:":
+			decoded = true
+		case strings.HasPrefix(line, "# client exception: "):
+			c.clientErr = strings.TrimPrefix(line, "# client exception: ")
+			section = ""
+		case decoded && strings.HasPrefix(line, ">>> "):
+			section = "req"
+			reqJSON = append(reqJSON, strings.TrimPrefix(line, ">>> "))
+		case decoded && strings.HasPrefix(line, "<<< "):
+			section = "rep"
+			repJSON = append(repJSON, strings.TrimPrefix(line, "<<< "))
+		case line == "" || strings.HasPrefix(line, "#"):
+			section = ""
+		case section == "req":
+			reqJSON = append(reqJSON, line)
+		case section == "rep":
+			repJSON = append(repJSON, line)
+		}
+	}
+	if c.reqRaw == nil || c.repRaw == nil || reqJSON == nil || repJSON == nil {
+		return c, errors.New("missing raw or decoded request or reply")
+	}
+	if err := json.Unmarshal([]byte(strings.Join(reqJSON, "\n")), &c.reqDecoded); err != nil {
+		return c, fmt.Errorf("decoded request: %v", err)
+	}
+	if err := json.Unmarshal([]byte(strings.Join(repJSON, "\n")), &c.repDecoded); err != nil {
+		return c, fmt.Errorf("decoded reply: %v", err)
+	}
+	return c, nil
+}
+
+// parsePyBytes parses a Python bytes literal such as b'{"a": 1}\n\x03'.
+func parsePyBytes(lit string) ([]byte, error) {
+	if len(lit) < 3 || lit[0] != 'b' || (lit[1] != '\'' && lit[1] != '"') {
+		return nil, fmt.Errorf("not a bytes literal: %.20q", lit)
+	}
+	quote := lit[1]
+	var out []byte
+	for i := 2; i < len(lit); i++ {
+		ch := lit[i]
+		switch {
+		case ch == quote:
+			if rest := strings.TrimSpace(lit[i+1:]); rest != "" {
+				return nil, fmt.Errorf("text after bytes literal: %q", rest)
+			}
+			return out, nil
+		case ch != '\\':
+			out = append(out, ch)
+			continue
+		}
+		i++
+		if i >= len(lit) {
+			break
+		}
+		switch e := lit[i]; e {
+		case '\\', '\'', '"':
+			out = append(out, e)
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'x':
+			if i+2 >= len(lit) {
+				return nil, errors.New("short \\x escape")
+			}
+			n, err := strconv.ParseUint(lit[i+1:i+3], 16, 8)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, byte(n))
+			i += 2
+		default:
+			return nil, fmt.Errorf("unsupported escape \\%c", e)
+		}
+	}
+	return nil, errors.New("unterminated bytes literal")
+}
+
+func TestParsePyBytes(t *testing.T) {
+	got, err := parsePyBytes(`b'{"a": "it\'s \\"x\\""}\n\x03'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "{\"a\": \"it's \\\"x\\\"\"}\n\x03"; string(got) != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestCapturesUpToDate checks that testdata holds every LUXI capture of the
+// shared reference directory, unchanged (skipped where it is absent).
+func TestCapturesUpToDate(t *testing.T) {
+	const ref = "/work/shared/ganeti-reference"
+	files, _ := filepath.Glob(filepath.Join(ref, "luxi-*.txt"))
+	if len(files) == 0 {
+		t.Skip("no reference directory")
+	}
+	for _, f := range files {
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(captureDir, filepath.Base(f)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s missing or different in %s (err %v)", filepath.Base(f), captureDir, err)
+		}
+	}
+}
+
+// oneMessage splits wire bytes holding exactly one message.
+func oneMessage(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	br := bufio.NewReader(bytes.NewReader(raw))
+	msg, err := readMessage(br, nil, DefaultMaxMessageSize)
+	if err != nil {
+		t.Fatalf("framing %q: %v", raw, err)
+	}
+	if _, err := readMessage(br, nil, DefaultMaxMessageSize); err != io.EOF {
+		t.Fatalf("framing %q: want exactly one message, got more (%v)", raw, err)
+	}
+	return msg
+}
+
+func decodeAny(t *testing.T, data []byte, useNumber bool) any {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(data))
+	if useNumber {
+		d.UseNumber()
+	}
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("decoding %s: %v", data, err)
+	}
+	return v
+}
+
+// hasObject reports whether v (decoded JSON) contains an object anywhere.
+func hasObject(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		return true
+	case []any:
+		for _, e := range v {
+			if hasObject(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestGoldenRequests checks, for every capture, that the server decodes the
+// Python client's request bytes into the method and args shown decoded, and
+// that our client's encoding of the same call decodes to the same request.
+func TestGoldenRequests(t *testing.T) {
+	for _, c := range loadCaptures(t) {
+		t.Run(c.name, func(t *testing.T) {
+			if !bytes.HasSuffix(c.reqRaw, []byte("\n\x03")) {
+				t.Errorf("capture request does not end in Python's \\n\\x03: %q", c.reqRaw)
+			}
+			want := c.reqDecoded.(map[string]any)
+			if diff := cmp.Diff(want, decodeAny(t, oneMessage(t, c.reqRaw), false)); diff != "" {
+				t.Fatalf("capture's raw and decoded requests differ (-decoded +raw):\n%s", diff)
+			}
+
+			// Server side.
+			req, err := decodeRequest(oneMessage(t, c.reqRaw))
+			if err != nil {
+				t.Fatalf("decodeRequest: %v", err)
+			}
+			if req.Method != want["method"] {
+				t.Errorf("Method = %q, want %q", req.Method, want["method"])
+			}
+			if diff := cmp.Diff(want["args"], decodeAny(t, req.Args, false)); diff != "" {
+				t.Errorf("Args differ (-want +got):\n%s", diff)
+			}
+			if req.Version == nil || *req.Version != ProtocolVersion {
+				t.Errorf("Version = %v, want %d", req.Version, ProtocolVersion)
+			}
+
+			// Client side: the same method and args, as Go values.
+			enc, err := encodeRequest(req.Method, want["args"].([]any))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, decodeAny(t, oneMessage(t, enc), false)); diff != "" {
+				t.Errorf("client request differs (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestGoldenReplies checks, for every capture, that our reply encoder
+// produces luxid's reply bytes exactly, and that our client decodes them.
+//
+// What is compared byte for byte: (1) every reply, encoding the captured
+// result as a json.RawMessage (results with Haskell-formatted floats such
+// as 1.0e-2 or with objects, whose key order is luxid's, can only be
+// reproduced this way); (2) additionally, for results without JSON objects,
+// the result decoded into Go values (numbers as json.Number) and encoded
+// again; (3) failure replies built from Error values or UnknownMethod.
+func TestGoldenReplies(t *testing.T) {
+	var fromValues int
+	for _, c := range loadCaptures(t) {
+		t.Run(c.name, func(t *testing.T) {
+			msg := oneMessage(t, c.repRaw)
+			if diff := cmp.Diff(c.repDecoded, decodeAny(t, msg, false)); diff != "" {
+				t.Fatalf("capture's raw and decoded replies differ (-decoded +raw):\n%s", diff)
+			}
+			var rep struct {
+				Success bool
+				Result  json.RawMessage
+			}
+			if err := json.Unmarshal(msg, &rep); err != nil {
+				t.Fatal(err)
+			}
+			e := getEncoder()
+			defer putEncoder(e)
+			check := func(what string, result any, err error) {
+				t.Helper()
+				if encErr := e.reply(result, err); encErr != nil {
+					t.Fatalf("%s: %v", what, encErr)
+				}
+				if got := e.buf.Bytes(); !bytes.Equal(got, c.repRaw) {
+					t.Errorf("%s:\n got %q\nwant %q", what, got, c.repRaw)
+				}
+			}
+
+			// The client's view of the reply.
+			result, callErr := decodeReply(msg)
+
+			if rep.Success {
+				check("raw result", json.RawMessage(rep.Result), nil)
+				if v := decodeAny(t, rep.Result, true); !hasObject(v) {
+					check("result as Go values", v, nil)
+					fromValues++
+				}
+				if callErr != nil || !bytes.Equal(result, rep.Result) {
+					t.Errorf("decodeReply = %s, %v; want %s", result, callErr, rep.Result)
+				}
+				return
+			}
+
+			var le *Error
+			if !errors.As(callErr, &le) {
+				t.Fatalf("decodeReply error = %v, want *Error", callErr)
+			}
+			if c.clientErr != "" && le.Error() != c.clientErr {
+				t.Errorf("client error %q, Ganeti's client says %q", le.Error(), c.clientErr)
+			}
+			switch v := decodeAny(t, rep.Result, true).(type) {
+			case string:
+				// luxid's answer to a request it cannot parse.
+				req, err := decodeRequest(oneMessage(t, c.reqRaw))
+				if err != nil {
+					t.Fatal(err)
+				}
+				check("UnknownMethod", nil, UnknownMethod(req.Method))
+				check("wrapped UnknownMethod", nil, fmt.Errorf("x: %w", UnknownMethod(req.Method)))
+				if le.Class != "RequestError" || len(le.Args) != 1 || le.Args[0] != v {
+					t.Errorf("client error = %#v, want RequestError [%q]", le, v)
+				}
+			case []any:
+				args := v[1].([]any)
+				check("Error", nil, NewError(v[0].(string), args...))
+				if args[0] == "Queue drained" {
+					// The shape every other error takes.
+					check("plain error", nil, errors.New("Queue drained"))
+				}
+				if diff := cmp.Diff(c.repDecoded.(map[string]any)["result"], []any{le.Class, le.Args}); diff != "" {
+					t.Errorf("client error differs (-want +got):\n%s", diff)
+				}
+			default:
+				t.Fatalf("unexpected failure result %#v", v)
+			}
+		})
+	}
+	if fromValues < 10 {
+		t.Errorf("only %d replies were compared from Go values", fromValues)
+	}
+}
+
+// socatChunk is one message of luxi-socat-v.txt.
+type socatChunk struct {
+	fromClient bool
+	data       []byte // with the terminator as 0x03
+}
+
+var socatHeader = regexp.MustCompile(`([<>]) \d{4}/\d\d/\d\d \S+\s+length=(\d+) from=(\d+) to=(\d+)\n`)
+
+// parseSocat parses a `socat -v` transcript: after each header come
+// exactly length bytes of data, in which socat shows the 0x03 terminator
+// (the last byte of every message here) as '.'.
+func parseSocat(t *testing.T, text []byte) []socatChunk {
+	t.Helper()
+	var out []socatChunk
+	next := map[bool]int{true: 0, false: 0} // expected "from" per direction
+	pos := -1
+	for _, m := range socatHeader.FindAllSubmatchIndex(text, -1) {
+		if pos >= 0 && m[0] != pos {
+			t.Fatalf("socat transcript: unexpected text %q", text[pos:m[0]])
+		}
+		fromClient := string(text[m[2]:m[3]]) == ">"
+		length, _ := strconv.Atoi(string(text[m[4]:m[5]]))
+		from, _ := strconv.Atoi(string(text[m[6]:m[7]]))
+		to, _ := strconv.Atoi(string(text[m[8]:m[9]]))
+		if from != next[fromClient] || to-from+1 != length {
+			t.Fatalf("socat transcript: bad offsets in %q", text[m[0]:m[1]])
+		}
+		next[fromClient] = to + 1
+		end := m[1] + length
+		if end > len(text) || text[end-1] != '.' {
+			t.Fatalf("socat transcript: chunk at %d does not end in the terminator", m[1])
+		}
+		data := bytes.Clone(text[m[1]:end])
+		data[len(data)-1] = eom
+		out = append(out, socatChunk{fromClient: fromClient, data: data})
+		pos = end
+	}
+	if pos < 0 || strings.TrimSpace(string(text[pos:])) != "" {
+		t.Fatalf("socat transcript: no chunks or trailing text")
+	}
+	return out
+}
+
+// TestGoldenSocatConversation replays the captured conversation through a
+// real Server over a Unix socket: a raw connection sends the Python
+// client's bytes (json + "\n\x03"), a handler answers with the captured
+// results, and the replies must be luxid's bytes exactly.
+func TestGoldenSocatConversation(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join(captureDir, "luxi-socat-v.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := parseSocat(t, text)
+	var reqs, reps [][]byte
+	for i, c := range chunks {
+		if c.fromClient != (i%2 == 0) {
+			t.Fatalf("chunk %d: requests and replies do not alternate", i)
+		}
+		if c.fromClient {
+			reqs = append(reqs, c.data)
+		} else {
+			reps = append(reps, c.data)
+		}
+	}
+	if len(reqs) != 10 || len(reps) != len(reqs) {
+		t.Fatalf("got %d requests and %d replies, want 10 each", len(reqs), len(reps))
+	}
+
+	// The handler answers call i with the result of captured reply i,
+	// after checking that it got captured request i.
+	var (
+		mu   sync.Mutex
+		next int
+	)
+	h := HandlerFunc(func(ctx context.Context, req *Request) (any, error) {
+		mu.Lock()
+		i := next
+		next++
+		mu.Unlock()
+		if i >= len(reqs) {
+			return nil, fmt.Errorf("unexpected call %d", i)
+		}
+		var want, args any
+		if err := json.Unmarshal(bytes.TrimSuffix(reqs[i], []byte{eom}), &want); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(req.Args, &args); err != nil {
+			return nil, err
+		}
+		w := want.(map[string]any)
+		if req.Method != w["method"] || !cmp.Equal(args, w["args"]) {
+			return nil, fmt.Errorf("call %d: got %s %s, want %v", i, req.Method, req.Args, want)
+		}
+		var rep struct{ Result json.RawMessage }
+		if err := json.Unmarshal(bytes.TrimSuffix(reps[i], []byte{eom}), &rep); err != nil {
+			return nil, err
+		}
+		return rep.Result, nil
+	})
+
+	t.Run("lockstep", func(t *testing.T) {
+		mu.Lock()
+		next = 0
+		mu.Unlock()
+		_, path := startServer(t, h)
+		c := dialRaw(t, path)
+		for i := range reqs {
+			c.write(reqs[i])
+			if got := c.readRaw(); !bytes.Equal(got, reps[i]) {
+				t.Errorf("reply %d:\n got %q\nwant %q", i, got, reps[i])
+			}
+		}
+	})
+	t.Run("pipelined", func(t *testing.T) {
+		mu.Lock()
+		next = 0
+		mu.Unlock()
+		_, path := startServer(t, h)
+		c := dialRaw(t, path)
+		c.write(bytes.Join(reqs, nil)) // a few KiB: fits the socket buffer
+		for i := range reps {
+			if got := c.readRaw(); !bytes.Equal(got, reps[i]) {
+				t.Errorf("reply %d:\n got %q\nwant %q", i, got, reps[i])
+			}
+		}
+	})
+}
+
+// rawConn is a test client speaking bytes.
+type rawConn struct {
+	t  testing.TB
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t testing.TB, path string) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+func (c *rawConn) write(b []byte) {
+	c.t.Helper()
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// read returns the next message without its terminator.
+func (c *rawConn) read() ([]byte, error) {
+	return readMessage(c.br, nil, DefaultMaxMessageSize)
+}
+
+// readRaw returns the next message with its terminator.
+func (c *rawConn) readRaw() []byte {
+	c.t.Helper()
+	msg, err := c.read()
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return append(msg, eom)
+}
+
+// call sends msg the way Ganeti's Python client does and returns the reply
+// without its terminator.
+func (c *rawConn) call(msg string) string {
+	c.t.Helper()
+	c.write([]byte(msg + "\n\x03"))
+	rep, err := c.read()
+	if err != nil {
+		c.t.Fatalf("reading reply to %s: %v", msg, err)
+	}
+	return string(rep)
+}
