@@ -57,10 +57,10 @@ type op struct {
 }
 
 type batch struct {
-	ops   []op
-	last  map[string]int // name -> index of the last op touching it
-	errs  []error
-	done  chan struct{}
+	ops  []op
+	last map[string]int // name -> index of the last op touching it
+	errs []error
+	done chan struct{}
 }
 
 func newBatch() *batch {
