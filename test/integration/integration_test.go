@@ -1,0 +1,368 @@
+// Package integration starts the real jobqd binary on unix sockets, drives
+// it over LUXI, kills it with SIGKILL and checks the files on disk.
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/luxi"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds jobqd once per test binary.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "jobq-bin-")
+		if buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-race", "-o", binDir+"/",
+			"github.com/jobq-dev/jobq/cmd/jobqd").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// node is a running jobqd.
+type node struct {
+	t      *testing.T
+	dir    string
+	cmd    *exec.Cmd
+	exited chan error
+	log    *strings.Builder
+	logMu  sync.Mutex
+}
+
+// startNode starts jobqd on dir and returns once it logged "jobqd ready".
+func startNode(t *testing.T, dir string, extra ...string) *node {
+	t.Helper()
+	bin := binaries(t)
+	args := append([]string{"--data-dir", dir, "--node-name", "node1"}, extra...)
+	cmd := exec.Command(filepath.Join(bin, "jobqd"), args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, dir: dir, cmd: cmd, exited: make(chan error, 1), log: &strings.Builder{}}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			n.logMu.Lock()
+			n.log.WriteString(sc.Text() + "\n")
+			n.logMu.Unlock()
+			if strings.Contains(sc.Text(), "jobqd ready") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		n.exited <- cmd.Wait()
+	}()
+	select {
+	case <-ready:
+	case err := <-n.exited:
+		t.Fatalf("jobqd exited before it was ready: %v\n%s", err, n.logs())
+	}
+	t.Cleanup(func() { n.kill() })
+	return n
+}
+
+func (n *node) logs() string {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
+	return n.log.String()
+}
+
+func (n *node) socket() string { return filepath.Join(n.dir, "socket", "jobq-query") }
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (n *node) kill() {
+	if n.cmd.ProcessState != nil || n.exited == nil {
+		return
+	}
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+	n.exited = nil
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (n *node) stop() error {
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	err := <-n.exited
+	n.exited = nil
+	return err
+}
+
+func (n *node) client() *luxi.Client {
+	n.t.Helper()
+	c, err := luxi.Dial(n.socket())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func delayOp(d float64) map[string]any {
+	return map[string]any{"OP_ID": "OP_TEST_DELAY", "duration": d, "on_master": true, "repeat": 0}
+}
+
+func submit(t *testing.T, c *luxi.Client, ops ...map[string]any) int64 {
+	t.Helper()
+	raw, err := c.Call(context.Background(), "SubmitJob", ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	if err := json.Unmarshal(raw, &id); err != nil {
+		t.Fatalf("SubmitJob answered %s", raw)
+	}
+	return id
+}
+
+// waitFor loops on WaitForJobChange until the job's status satisfies ok.
+func waitFor(t *testing.T, c *luxi.Client, id int64, ok func(job.Status) bool) job.Status {
+	t.Helper()
+	var prev any
+	for {
+		raw, err := c.Call(context.Background(), "WaitForJobChange", id, []string{"status"}, prev, nil, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res []json.RawMessage
+		if err := json.Unmarshal(raw, &res); err != nil || len(res) != 2 {
+			t.Fatalf("WaitForJobChange(%d) answered %s", id, raw)
+		}
+		var vals []job.Status
+		json.Unmarshal(res[0], &vals)
+		if ok(vals[0]) {
+			return vals[0]
+		}
+		prev = vals
+	}
+}
+
+func final(s job.Status) bool { return s.Final() }
+
+func readJobFile(t *testing.T, dir string, id int64) *job.Job {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "queue", fmt.Sprintf("job-%d", id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := job.Decode(b)
+	if err != nil {
+		t.Fatalf("job-%d on disk does not parse: %v", id, err)
+	}
+	return j
+}
+
+func TestSubmitWatchKillRestart(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	c := n.client()
+
+	// A job runs to success; its file says so.
+	id := submit(t, c, map[string]any{"OP_ID": "OP_TEST_DELAY", "duration": 0.01, "repeat": 2})
+	if st := waitFor(t, c, id, final); st != job.StatusSuccess {
+		t.Fatalf("job %d ended %s", id, st)
+	}
+	j := readJobFile(t, dir, id)
+	if j.CalcStatus() != job.StatusSuccess || j.EndTimestamp == nil || len(j.Ops[0].Log) != 2 {
+		t.Fatalf("job-%d on disk: status %s, end %v, %d log entries", id, j.CalcStatus(), j.EndTimestamp, len(j.Ops[0].Log))
+	}
+	if fi, err := os.Stat(n.socket()); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
+	}
+
+	// A long job is running; submissions go on from other clients.
+	running := submit(t, c, delayOp(60))
+	waitFor(t, c, running, func(s job.Status) bool { return s == job.StatusRunning })
+
+	var mu sync.Mutex
+	acked := []int64{id, running}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl, err := luxi.Dial(n.socket())
+			if err != nil {
+				return
+			}
+			defer cl.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				raw, err := cl.Call(context.Background(), "SubmitJob", []map[string]any{delayOp(0.001)})
+				if err != nil {
+					return // the daemon died under us: not acknowledged
+				}
+				var jid int64
+				if json.Unmarshal(raw, &jid) == nil {
+					mu.Lock()
+					acked = append(acked, jid)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	// Kill once some submissions were acknowledged.
+	for {
+		mu.Lock()
+		k := len(acked)
+		mu.Unlock()
+		if k > 20 {
+			break
+		}
+		waitFor(t, c, acked[k-1], func(job.Status) bool { return true })
+	}
+	n.kill()
+	close(stop)
+	wg.Wait()
+
+	// On disk the running job is still "running": the crash left it so.
+	if st := readJobFile(t, dir, running).CalcStatus(); st != job.StatusRunning {
+		t.Fatalf("before restart job-%d is %s on disk", running, st)
+	}
+
+	n2 := startNode(t, dir)
+	c2 := n2.client()
+	if st := waitFor(t, c2, running, final); st != job.StatusError {
+		t.Fatalf("job %d after restart: %s", running, st)
+	}
+	raw, err := c2.Call(context.Background(), "QueryJobs", []int64{running}, []string{"opresult"})
+	if err != nil || string(raw) != `[[[["OpExecError",["Unclean master shutdown"]]]]]` {
+		t.Fatalf("opresult after restart: %s %v", raw, err)
+	}
+	mu.Lock()
+	ids := append([]int64(nil), acked...)
+	mu.Unlock()
+	var maxID int64
+	for _, jid := range ids {
+		maxID = max(maxID, jid)
+		waitFor(t, c2, jid, final) // every acknowledged job exists and finishes
+		// It succeeded, or it was running at the kill and failed with the
+		// master.
+		j := readJobFile(t, dir, jid)
+		if st := j.CalcStatus(); st != job.StatusSuccess &&
+			!(st == job.StatusError && string(j.Ops[0].Result) == `["OpExecError",["Unclean master shutdown"]]`) {
+			t.Errorf("acknowledged job %d ended %s: %s", jid, st, j.Ops[0].Result)
+		}
+	}
+	next := submit(t, c2, delayOp(0.001))
+	if next <= maxID {
+		t.Fatalf("id %d handed out after restart, but %d was acknowledged before", next, maxID)
+	}
+	t.Logf("%d jobs acknowledged before the kill, all present after restart; next id %d", len(ids), next)
+	if err := n2.stop(); err != nil {
+		t.Fatalf("SIGTERM stop: %v\n%s", err, n2.logs())
+	}
+}
+
+func TestSecondDaemonOnSameDataDirExits(t *testing.T) {
+	dir := t.TempDir()
+	startNode(t, dir)
+	out, err := exec.Command(filepath.Join(binaries(t), "jobqd"), "--data-dir", dir, "--node-name", "node1").CombinedOutput()
+	if err == nil {
+		t.Fatal("second jobqd started")
+	}
+	if !strings.Contains(string(out), "is held by another jobqd") {
+		t.Fatalf("second jobqd said: %s", out)
+	}
+}
+
+func TestVersionMismatchRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
+	os.WriteFile(filepath.Join(dir, "queue", "version"), []byte("2\n"), 0o640)
+	out, err := exec.Command(filepath.Join(binaries(t), "jobqd"), "--data-dir", dir, "--node-name", "node1").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `queue format version "2"`) {
+		t.Fatalf("jobqd on a version-2 queue: %v %s", err, out)
+	}
+}
+
+func TestGracefulStopLetsRunningJobFinish(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, "--shutdown-timeout", "1m")
+	c := n.client()
+	id := submit(t, c, delayOp(0.5))
+	waitFor(t, c, id, func(s job.Status) bool { return s == job.StatusRunning })
+	if err := n.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if st := readJobFile(t, dir, id).CalcStatus(); st != job.StatusSuccess {
+		t.Fatalf("job running at SIGTERM ended %s", st)
+	}
+}
+
+func TestReferenceQueueLoads(t *testing.T) {
+	ref := "../../../shared/ganeti-reference/queue"
+	if _, err := os.Stat(ref); err != nil {
+		t.Skip("no ganeti-reference queue beside the project")
+	}
+	dir := t.TempDir()
+	q := filepath.Join(dir, "queue")
+	os.MkdirAll(q, 0o750)
+	files, _ := filepath.Glob(filepath.Join(ref, "job-*.json"))
+	var ids []int64
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		var id int64
+		fmt.Sscanf(filepath.Base(f), "job-%d.", &id)
+		os.WriteFile(filepath.Join(q, fmt.Sprintf("job-%d", id)), b, 0o640)
+		ids = append(ids, id)
+	}
+	for _, f := range []string{"serial", "version"} {
+		b, _ := os.ReadFile(filepath.Join(ref, f))
+		os.WriteFile(filepath.Join(q, f), b, 0o640)
+	}
+	n := startNode(t, dir)
+	c := n.client()
+	raw, err := c.Call(context.Background(), "QueryJobs", ids, []string{"id", "status"})
+	if err != nil || strings.Contains(string(raw), "null") {
+		t.Fatalf("reference jobs: %s %v", raw, err)
+	}
+	if next := submit(t, c, delayOp(0.001)); next != 31 {
+		t.Fatalf("next id after the reference serial 30: %d", next)
+	}
+}
