@@ -210,6 +210,10 @@ func ParseJobFileName(name string) (int64, bool) {
 func (s *Store) add(o op) Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.addLocked(o)
+}
+
+func (s *Store) addLocked(o op) Ticket {
 	if s.closed {
 		return FailedTicket(ErrClosed)
 	}

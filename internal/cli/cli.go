@@ -1,0 +1,518 @@
+// Package cli implements jobq, the command-line client of the jobq job
+// queue: the equivalents of Ganeti's gnt-job, gnt-cluster queue and
+// gnt-debug delay. Output matches Ganeti 3.0's byte for byte where Ganeti
+// prints something (see internal/cli/format); every command also has a
+// --json form where it lists things.
+//
+// All commands talk LUXI to jobqd's socket. The shared plumbing lives in this
+// file: the socket is found from --socket, $JOBQ_SOCKET, --data-dir or the
+// default data directory (in that order); calls go through app.call, which
+// turns every failure into one message on stderr and an exit code (see
+// exitError and Main).
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/jobq-dev/jobq/internal/cli/format"
+	"github.com/jobq-dev/jobq/internal/daemon"
+	"github.com/jobq-dev/jobq/luxi"
+)
+
+// Exit codes.
+const (
+	exitSuccess = 0
+	// exitFailure: the operation failed (Ganeti's EXIT_FAILURE).
+	exitFailure = 1
+	// exitUsage: the command line is wrong (unknown command or flag,
+	// missing or malformed arguments).
+	exitUsage = 2
+	// exitUnknownField: a listing asked for fields that do not exist
+	// (Ganeti's EXIT_UNKNOWN_FIELD); the listing is still printed.
+	exitUnknownField = 14
+)
+
+// SocketEnv is the environment variable naming the LUXI socket.
+const SocketEnv = "JOBQ_SOCKET"
+
+// wfjcTimeout is how long one WaitForJobChange call may wait on the
+// server, in seconds.
+const wfjcTimeout = 30
+
+// autoArchiveTimeout is the time limit AutoArchiveJobs gets, in seconds
+// (Ganeti's client sends (DEF_RWTO - 1) / 2 = 89).
+const autoArchiveTimeout = 89
+
+// Env is the world a jobq invocation talks to. Zero fields mean the
+// process's own: os.Stdout, os.Stderr, os.Getenv, time.Local, time.Now.
+type Env struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv reads environment variables ($JOBQ_SOCKET).
+	Getenv func(string) string
+	// Location is the time zone times are printed in.
+	Location *time.Location
+	// Now gives the time put into the reason trail of submitted opcodes.
+	Now func() time.Time
+}
+
+func (e Env) withDefaults() Env {
+	if e.Stdout == nil {
+		e.Stdout = os.Stdout
+	}
+	if e.Stderr == nil {
+		e.Stderr = os.Stderr
+	}
+	if e.Getenv == nil {
+		e.Getenv = os.Getenv
+	}
+	if e.Location == nil {
+		e.Location = time.Local
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	return e
+}
+
+// exitError ends a command: msg (if not empty) goes to stderr followed by a
+// newline, and jobq exits with code.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// failf is an operation failure (exit code 1).
+func failf(format string, a ...any) error {
+	return &exitError{code: exitFailure, msg: fmt.Sprintf(format, a...)}
+}
+
+// usagef is a command-line error (exit code 2). The message points to the
+// command's help.
+func usagef(cmd *cobra.Command, format string, a ...any) error {
+	msg := capitalize(fmt.Sprintf(format, a...))
+	return &exitError{code: exitUsage, msg: fmt.Sprintf("%s (see \"%s --help\")", msg, cmd.CommandPath())}
+}
+
+// silentExit ends a command whose output was already printed.
+func silentExit(code int) error { return &exitError{code: code} }
+
+func capitalize(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError {
+		return s
+	}
+	return string(unicode.ToUpper(r)) + s[n:]
+}
+
+// abortedMsg is what Ganeti's clients print when interrupted.
+const abortedMsg = "Aborted. Note that if the operation created any jobs, they might have been submitted and will continue to run in the background."
+
+// Main runs jobq with args (the command line without the program name) and
+// returns its exit code. Cancelling ctx (an interrupt) aborts a call in
+// progress.
+func Main(ctx context.Context, args []string, env Env) int {
+	a := &app{env: env.withDefaults()}
+	root := a.newRoot()
+	root.SetArgs(args)
+	root.SetOut(a.env.Stdout)
+	root.SetErr(a.env.Stderr)
+	root.SetIn(strings.NewReader(""))
+	cmd, err := root.ExecuteContextC(ctx)
+	a.close()
+	return a.report(cmd, err)
+}
+
+// report prints err and returns the exit code for it.
+func (a *app) report(cmd *cobra.Command, err error) int {
+	if err == nil {
+		return exitSuccess
+	}
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintln(a.env.Stderr, ee.msg)
+		}
+		return ee.code
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintln(a.env.Stderr, abortedMsg)
+		return exitFailure
+	}
+	// An error from cobra itself: a command-line problem.
+	if cmd == nil {
+		cmd = a.root
+	}
+	fmt.Fprintln(a.env.Stderr, usagef(cmd, "%s", err.Error()).Error())
+	return exitUsage
+}
+
+// app is one invocation of jobq.
+type app struct {
+	env  Env
+	root *cobra.Command
+
+	// Global flags.
+	socketFlag  string
+	dataDirFlag string
+
+	client *luxi.Client
+	socket string // the socket client is connected to
+}
+
+func (a *app) close() {
+	if a.client != nil {
+		a.client.Close()
+		a.client = nil
+	}
+}
+
+// socketPath resolves the LUXI socket: --socket, else $JOBQ_SOCKET, else
+// --data-dir's socket, else the default data directory's. dataDir is the
+// data directory the socket belongs to, if known.
+func (a *app) socketPath() (path, dataDir string) {
+	if a.root.PersistentFlags().Changed("socket") {
+		return a.socketFlag, ""
+	}
+	if s := a.env.Getenv(SocketEnv); s != "" {
+		return s, ""
+	}
+	dir := a.dataDirFlag
+	if !a.root.PersistentFlags().Changed("data-dir") {
+		dir = daemon.DefaultDataDir()
+	}
+	return daemon.SocketPath(dir), dir
+}
+
+// connect returns the client, connecting on first use.
+func (a *app) connect(ctx context.Context) (*luxi.Client, error) {
+	if a.client != nil {
+		return a.client, nil
+	}
+	path, dataDir := a.socketPath()
+	if path == "" {
+		return nil, failf("The socket path is empty: give jobqd's socket with --socket, $%s or --data-dir", SocketEnv)
+	}
+	c, err := luxi.DialContext(ctx, path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		start := `"jobqd"`
+		if dataDir != "" {
+			start = strconv.Quote("jobqd --data-dir " + dataDir)
+		}
+		return nil, failf("Cannot connect to jobqd at socket '%s' (%s): start it with %s, or point jobq at a running jobqd with --socket, $%s or --data-dir",
+			path, errReason(err), start, SocketEnv)
+	}
+	a.client, a.socket = c, path
+	return c, nil
+}
+
+// errReason returns the system's words for a connection failure ("no such
+// file or directory", "connection refused"), or the error's text.
+func errReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return strings.TrimPrefix(err.Error(), "luxi: ")
+}
+
+// call calls method on jobqd and decodes its result into result (unless
+// result is nil), with numbers as json.Number. Every failure comes back as
+// an error ready for Main: a failure reply is printed as Ganeti's clients
+// print it (format.LuxiError), a broken connection as one sentence, and an
+// interrupt as context.Canceled.
+func (a *app) call(ctx context.Context, result any, method string, args ...any) error {
+	c, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	raw, err := c.Call(ctx, method, args...)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var le *luxi.Error
+		if errors.As(err, &le) {
+			code, msg := format.LuxiError(encodedLuxiError(le))
+			return &exitError{code: code, msg: msg}
+		}
+		reason := strings.TrimPrefix(errReason(err), method+": ")
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			reason = "jobqd closed the connection"
+		}
+		return failf("Lost the connection to jobqd at socket '%s' during %s (%s)", a.socket, method, reason)
+	}
+	if result == nil {
+		return nil
+	}
+	if err := decodeJSON(raw, result); err != nil {
+		return failf("jobqd's answer to %s is not what jobq expects (%v)", method, err)
+	}
+	return nil
+}
+
+// encodedLuxiError returns the "result" of a failure reply: [class, args],
+// or the bare message of a request the server could not parse.
+func encodedLuxiError(le *luxi.Error) any {
+	if le.Class == "RequestError" && len(le.Args) == 1 {
+		return le.Args[0]
+	}
+	args := le.Args
+	if args == nil {
+		args = []any{}
+	}
+	return []any{le.Class, args}
+}
+
+// decodeJSON decodes raw into v with numbers as json.Number, as the format
+// package expects them.
+func decodeJSON(raw []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	return d.Decode(v)
+}
+
+// writeJSON prints v as indented JSON, without HTML escaping.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// jsonObject is a JSON object whose members keep their order.
+type jsonObject struct {
+	keys []string
+	vals []json.RawMessage
+}
+
+func (o *jsonObject) add(key string, val json.RawMessage) {
+	if len(val) == 0 {
+		val = json.RawMessage("null")
+	}
+	o.keys = append(o.keys, key)
+	o.vals = append(o.vals, val)
+}
+
+func (o *jsonObject) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range o.keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, err := json.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(o.vals[i])
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// parseJobID parses a job ID argument.
+func parseJobID(cmd *cobra.Command, s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id < 0 {
+		return 0, usagef(cmd, "invalid job ID %q: job IDs are whole numbers such as 6040", s)
+	}
+	return id, nil
+}
+
+func parseJobIDs(cmd *cobra.Command, args []string) ([]int64, error) {
+	ids := make([]int64, len(args))
+	for i, s := range args {
+		id, err := parseJobID(cmd, s)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+// Argument checks, with messages that say what the command wants.
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef(cmd, "%q takes exactly %s, got %d argument%s", cmd.CommandPath(), what, len(args), plural(len(args)))
+		}
+		return nil
+	}
+}
+
+func minArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usagef(cmd, "%q needs %s", cmd.CommandPath(), what)
+		}
+		return nil
+	}
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef(cmd, "%q takes no arguments, got %q", cmd.CommandPath(), args[0])
+	}
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// groupRunE is the RunE of a command that only groups subcommands: it
+// refuses a missing or unknown subcommand.
+func groupRunE(cmd *cobra.Command, args []string) error {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() && c.Name() != "help" {
+			names = append(names, c.Name())
+		}
+	}
+	if len(args) == 0 {
+		return usagef(cmd, "%q needs a command: one of %s", cmd.CommandPath(), strings.Join(names, ", "))
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	cmd.SuggestionsMinimumDistance = 2
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	} else if cmd.HasParent() {
+		msg += "; its commands are " + strings.Join(names, ", ")
+	}
+	return usagef(cmd, "%s", msg)
+}
+
+// Version returns jobq's version line.
+func Version() string {
+	v, commit := "devel", ""
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "jobq " + v
+	}
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			commit = s.Value
+		}
+	}
+	if commit == "" {
+		return fmt.Sprintf("jobq %s (%s)", v, bi.GoVersion)
+	}
+	return fmt.Sprintf("jobq %s (commit %s, %s)", v, commit, bi.GoVersion)
+}
+
+func (a *app) newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "jobq",
+		Short: "Command-line client of the jobq cluster job queue",
+		Long: `jobq talks to jobqd, the job queue daemon, over its LUXI socket. It is the
+jobq equivalent of Ganeti's gnt-job, "gnt-cluster queue" and "gnt-debug
+delay", and prints what they print.
+
+The socket is --socket PATH, else $JOBQ_SOCKET, else DIR/socket/jobq-query for
+--data-dir DIR, else the socket in jobqd's default data directory
+(/var/lib/jobq for root, else $XDG_STATE_HOME/jobq).
+
+Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
+14 a listing asked for unknown fields.`,
+		Example: `  jobq debug delay --submit 10     # submit a job that sleeps 10 seconds
+  jobq list                        # list the jobs
+  jobq watch 6046                  # follow a job's log until it ends
+  jobq --data-dir /tmp/jobq queue info`,
+		Args:              cobra.ArbitraryArgs,
+		RunE:              groupRunE,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		Version:           Version(),
+		DisableAutoGenTag: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetVersionTemplate("{{.Version}}\n")
+	// Commands that group subcommands run only to report a missing or
+	// unknown subcommand: do not show them as runnable in the usage.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
+		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usagef(cmd, "%s", err.Error())
+	})
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [COMMAND...]",
+		Short: "Show the help of a command",
+		Long:  `Show the help of a command, as "jobq COMMAND --help" does.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return usagef(cmd, "unknown help topic %q", strings.Join(args, " "))
+			}
+			return target.Help()
+		},
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.socketFlag, "socket", "", "connect to jobqd's LUXI socket at `PATH` (default: $JOBQ_SOCKET, else the socket of --data-dir)")
+	pf.StringVar(&a.dataDirFlag, "data-dir", "", "connect to the jobqd whose data directory is `DIR` (default: "+daemon.DefaultDataDir()+")")
+	root.AddCommand(
+		a.newListCmd(),
+		a.newListFieldsCmd(),
+		a.newInfoCmd(),
+		a.newWatchCmd(),
+		a.newWaitCmd(),
+		a.newCancelCmd(),
+		a.newChangePriorityCmd(),
+		a.newArchiveCmd(),
+		a.newAutoArchiveCmd(),
+		a.newQueueCmd(),
+		a.newDebugCmd(),
+		a.newVersionCmd(),
+	)
+	a.root = root
+	return root
+}
+
+func (a *app) newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print jobq's version",
+		Long:  "Print the version of this jobq program (it does not contact jobqd).",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintln(a.env.Stdout, Version())
+			return nil
+		},
+	}
+}
+
+// addJSONFlag adds --json to a command.
+func addJSONFlag(fs *pflag.FlagSet, p *bool) {
+	fs.BoolVar(p, "json", false, "print JSON instead of text")
+}

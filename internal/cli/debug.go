@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jobq-dev/jobq/internal/cli/format"
+)
+
+// The "gnt-debug delay" equivalent.
+
+// reasonSource is the source of the reason trail entry jobq puts into the
+// opcodes it submits (Ganeti's "gnt:client:" + program name).
+const reasonSource = "gnt:client:jobq"
+
+func (a *app) newDebugCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "debug COMMAND",
+		Short: "Debugging commands (delay: run a test job that sleeps)",
+		Long:  `Commands for testing the job queue, like "gnt-debug".`,
+		Example: `  jobq debug delay --submit 10
+  jobq debug delay --repeat 3 0.5`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+	cmd.AddCommand(a.newDelayCmd())
+	return cmd
+}
+
+// pyFloat is a float64 that encodes as Python's repr (5.0, 0.01), as
+// Ganeti's client sends a duration.
+type pyFloat float64
+
+func (f pyFloat) MarshalJSON() ([]byte, error) {
+	return []byte(format.PyFloat(float64(f))), nil
+}
+
+// testDelayOp is an OP_TEST_DELAY opcode as gnt-debug delay builds it.
+type testDelayOp struct {
+	Duration      pyFloat  `json:"duration"`
+	OnMaster      bool     `json:"on_master"`
+	OnNodes       []string `json:"on_nodes"`
+	Repeat        int      `json:"repeat"`
+	Interruptible bool     `json:"interruptible"`
+	NoLocks       bool     `json:"no_locks"`
+	DryRun        bool     `json:"dry_run"`
+	DebugLevel    int      `json:"debug_level"`
+	Priority      int      `json:"priority"`
+	Depends       []any    `json:"depends"`
+	Comment       *string  `json:"comment"`
+	Reason        [][]any  `json:"reason"`
+	OpID          string   `json:"OP_ID"`
+}
+
+// repeatValue is the --repeat flag: a whole number, 0 or more.
+type repeatValue struct{ p *int }
+
+func (v repeatValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v repeatValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return errors.New("it must be a whole number, 0 or more")
+	}
+	*v.p = n
+	return nil
+}
+
+func (repeatValue) Type() string { return "N" }
+
+func (a *app) newDelayCmd() *cobra.Command {
+	var (
+		submit, printJobID, noMaster bool
+		interruptible, noLocks       bool
+		dryRun                       bool
+		repeat                       int
+		nodes                        []string
+		prio                         string
+	)
+	cmd := &cobra.Command{
+		Use:   "delay [flags] SECONDS",
+		Short: "Run a job that sleeps (OP_TEST_DELAY)",
+		Long: `Submit a job with one OP_TEST_DELAY opcode that sleeps SECONDS on the master
+(and on the nodes given with -n), like "gnt-debug delay". With --repeat N it
+sleeps N times, logging each iteration.
+
+Without --submit, jobq waits for the job, printing its log messages as they
+arrive; if the job fails, the error goes to stderr and the exit code is 1.
+With --submit it prints "JobID: N" and returns at once. --print-jobid prints
+the bare job ID first.`,
+		Example: `  jobq debug delay 0.5
+  jobq debug delay --submit --repeat=3 0.3
+  jobq debug delay --print-jobid --priority high 2`,
+		Args: exactArgs(1, "one duration in seconds"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := strconv.ParseFloat(args[0], 64)
+			if err != nil || math.IsNaN(d) || math.IsInf(d, 0) {
+				return usagef(cmd, "invalid duration %q: give a number of seconds such as 0.5", args[0])
+			}
+			p := format.PriorityNormal
+			if cmd.Flags().Changed("priority") {
+				if p, err = format.ParsePriority(prio); err != nil {
+					return usagef(cmd, "%s", err.Error())
+				}
+			}
+			if nodes == nil {
+				nodes = []string{}
+			}
+			op := testDelayOp{
+				Duration:      pyFloat(d),
+				OnMaster:      !noMaster,
+				OnNodes:       nodes,
+				Repeat:        repeat,
+				Interruptible: interruptible,
+				NoLocks:       noLocks,
+				DryRun:        dryRun,
+				Priority:      p,
+				Reason:        [][]any{{reasonSource, "delay", a.env.Now().UnixNano()}},
+				OpID:          "OP_TEST_DELAY",
+			}
+			ctx := cmd.Context()
+			var id int64
+			if err := a.call(ctx, &id, "SubmitJob", []testDelayOp{op}); err != nil {
+				return err
+			}
+			if printJobID {
+				fmt.Fprintln(a.env.Stdout, id)
+			}
+			if submit {
+				fmt.Fprintln(a.env.Stdout, format.JobSubmitted(id))
+				return nil
+			}
+			jobErr, err := a.pollJob(ctx, id, &stdioReporter{a: a, id: id})
+			if err != nil {
+				return err
+			}
+			if jobErr != nil {
+				code, msg := format.FormatError(jobErr)
+				return &exitError{code: code, msg: msg}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&submit, "submit", false, "submit the job and print its ID without waiting for it")
+	f.BoolVar(&printJobID, "print-jobid", false, "print the job ID (alone on a line) once submitted")
+	f.VarP(repeatValue{&repeat}, "repeat", "r", "sleep this many times, logging each iteration")
+	f.StringArrayVarP(&nodes, "on-nodes", "n", nil, "also sleep on this `NODE` (repeatable)")
+	f.BoolVar(&noMaster, "no-master", false, "do not sleep on the master")
+	f.BoolVarP(&interruptible, "interruptible", "i", false, "let the opcode be interrupted")
+	f.BoolVarP(&noLocks, "no-locks", "l", false, "do not take locks while sleeping")
+	f.BoolVar(&dryRun, "dry-run", false, "only check the opcode's parameters")
+	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal, low or -20..19")
+	return cmd
+}

@@ -1,0 +1,489 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jobq-dev/jobq/internal/cli/format"
+	"github.com/jobq-dev/jobq/internal/query"
+)
+
+// The gnt-job equivalents: list, list-fields, info, cancel,
+// change-priority, archive and autoarchive (watch and wait are in poll.go).
+
+// Job status sets of gnt-job list's status options (Ganeti's
+// JOBS_PENDING and JOBS_FINALIZED).
+var (
+	statusPending  = []any{"queued", "waiting", "canceling"}
+	statusRunning  = []any{"running"}
+	statusError    = []any{"error"}
+	statusFinished = []any{"canceled", "success", "error"}
+)
+
+// queryResult is the result of a LUXI Query call.
+type queryResult struct {
+	Fields []format.FieldDef   `json:"fields"`
+	Data   [][]json.RawMessage `json:"data"`
+}
+
+// fieldsResult is the result of a LUXI QueryFields call.
+type fieldsResult struct {
+	Fields []format.FieldDef `json:"fields"`
+}
+
+// numericKind reports whether Ganeti right-aligns a column of this kind.
+func numericKind(kind string) bool {
+	return kind == format.KindNumber || kind == format.KindFloat || kind == format.KindUnit
+}
+
+// warnUnknownFields prints Ganeti's warning about unknown fields and
+// reports whether there were any.
+func (a *app) warnUnknownFields(defs []format.FieldDef) bool {
+	var unknown []string
+	for _, d := range defs {
+		if d.Kind == format.KindUnknown {
+			unknown = append(unknown, d.Name)
+		}
+	}
+	if len(unknown) == 0 {
+		return false
+	}
+	fmt.Fprintf(a.env.Stderr, "Warning: Queried for unknown fields %s\n", strings.Join(unknown, ", "))
+	return true
+}
+
+// tableOptions are the layout options of a text listing.
+type tableOptions struct {
+	noHeaders bool
+	separator string
+}
+
+func (o *tableOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&o.noHeaders, "no-headers", false, "do not print the header line")
+	f.StringVar(&o.separator, "separator", "", "separate the columns with `SEP` instead of aligning them")
+}
+
+func (o *tableOptions) sep(cmd *cobra.Command) *string {
+	if cmd.Flags().Changed("separator") {
+		return format.Sep(o.separator)
+	}
+	return nil
+}
+
+func (a *app) newListCmd() *cobra.Command {
+	var (
+		tab                                tableOptions
+		output                             string
+		pending, running, failed, finished bool
+		archived, asJSON                   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "list [flags] [ID...]",
+		Short: "List jobs and their status",
+		Long: `List the jobs in the queue (or only the given job IDs), one line each, like
+"gnt-job list". The default fields are id, status and summary; -o replaces
+them ("-o id,status,priority") or, with a leading "+", adds to them
+("-o +priority"). "jobq list-fields" shows every field.
+
+--pending (queued, waiting or canceling), --running, --error and --finished
+(canceled, success or error) select jobs by status. --archived adds the
+"archived" column, which also makes archived jobs part of the listing; jobs
+given by ID are found whether archived or not.
+
+Unknown fields are shown as "??", with a warning and exit code 14.`,
+		Example: `  jobq list
+  jobq list --pending -o id,status,priority,summary
+  jobq list --no-headers --separator='|' -o id,status,received_ts 6040 6046
+  jobq list --archived --json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := parseJobIDs(cmd, args)
+			if err != nil {
+				return err
+			}
+			var statuses []any
+			chosen := 0
+			for _, s := range []struct {
+				on  bool
+				set []any
+			}{{pending, statusPending}, {running, statusRunning}, {failed, statusError}, {finished, statusFinished}} {
+				if s.on {
+					chosen++
+					statuses = s.set
+				}
+			}
+			if chosen > 1 {
+				return usagef(cmd, "give at most one of --pending, --running, --error and --finished")
+			}
+			fields := format.ParseFields(output, format.DefaultJobListFields)
+			if archived && !contains(fields, "archived") {
+				fields = append(fields, "archived")
+			}
+			var idFilter, statusFilter any
+			if len(ids) > 0 {
+				vals := make([]any, len(ids))
+				for i, id := range ids {
+					vals[i] = id
+				}
+				idFilter = query.SimpleFilter("id", vals...)
+			}
+			if statuses != nil {
+				statusFilter = query.SimpleFilter("status", statuses...)
+			}
+			var filter any
+			switch {
+			case idFilter != nil && statusFilter != nil:
+				filter = []any{query.OpAnd, idFilter, statusFilter}
+			case idFilter != nil:
+				filter = idFilter
+			default:
+				filter = statusFilter
+			}
+			var res queryResult
+			if err := a.call(cmd.Context(), &res, "Query", "job", fields, filter); err != nil {
+				return err
+			}
+			unknown := a.warnUnknownFields(res.Fields)
+			if asJSON {
+				err = a.printQueryJSON(res)
+			} else {
+				err = a.printQueryTable(cmd, res, tab)
+			}
+			if err != nil {
+				return err
+			}
+			if unknown {
+				return silentExit(exitUnknownField)
+			}
+			return nil
+		},
+	}
+	tab.addFlags(cmd)
+	f := cmd.Flags()
+	f.StringVarP(&output, "output", "o", "", "`FIELDS` to show, comma-separated; a leading \"+\" adds them to the defaults")
+	f.BoolVar(&pending, "pending", false, "only jobs that are queued, waiting or canceling")
+	f.BoolVar(&running, "running", false, "only running jobs")
+	f.BoolVar(&failed, "error", false, "only failed jobs")
+	f.BoolVar(&finished, "finished", false, "only finished jobs (canceled, success or error)")
+	f.BoolVar(&archived, "archived", false, "include archived jobs and show the \"archived\" column")
+	addJSONFlag(f, &asJSON)
+	return cmd
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// printQueryTable prints a Query result as gnt-job list does.
+func (a *app) printQueryTable(cmd *cobra.Command, res queryResult, tab tableOptions) error {
+	t := &format.Table{NoHeaders: tab.noHeaders, Separator: tab.sep(cmd)}
+	for _, f := range res.Fields {
+		t.Columns = append(t.Columns, format.Column{Title: f.Title, AlignRight: numericKind(f.Kind)})
+	}
+	for _, row := range res.Data {
+		cells := make([]string, len(res.Fields))
+		for i, f := range res.Fields {
+			var cell any
+			if i < len(row) {
+				if err := decodeJSON(row[i], &cell); err != nil {
+					return failf("jobqd's answer to Query is not what jobq expects (%v)", err)
+				}
+			}
+			cells[i] = format.FormatJobQueryCell(f.Name, cell, a.env.Location)
+		}
+		t.Rows = append(t.Rows, cells)
+	}
+	_, err := t.WriteTo(a.env.Stdout)
+	return err
+}
+
+// printQueryJSON prints a Query result as a JSON array with one object per
+// job, field name to value; a value the server does not have (a job that
+// does not exist, an unknown field) is null.
+func (a *app) printQueryJSON(res queryResult) error {
+	out := make([]*jsonObject, 0, len(res.Data))
+	for _, row := range res.Data {
+		obj := &jsonObject{}
+		for i, f := range res.Fields {
+			var val json.RawMessage
+			if i < len(row) {
+				var cell []json.RawMessage
+				if err := json.Unmarshal(row[i], &cell); err == nil && len(cell) == 2 && string(cell[0]) == "0" {
+					val = cell[1]
+				}
+			}
+			obj.add(f.Name, val)
+		}
+		out = append(out, obj)
+	}
+	return writeJSON(a.env.Stdout, out)
+}
+
+func (a *app) newListFieldsCmd() *cobra.Command {
+	var (
+		tab    tableOptions
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "list-fields [flags] [FIELD...]",
+		Short: "List the fields jobs have",
+		Long: `List the job fields "jobq list -o" accepts (or only the given ones), with
+their type, column title and description, like "gnt-job list-fields".
+Unknown fields are listed with type Unknown, a warning and exit code 14.`,
+		Example: `  jobq list-fields
+  jobq list-fields --json id status`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var names any // null: all fields
+			if len(args) > 0 {
+				names = args
+			}
+			var res fieldsResult
+			if err := a.call(cmd.Context(), &res, "QueryFields", "job", names); err != nil {
+				return err
+			}
+			unknown := a.warnUnknownFields(res.Fields)
+			var err error
+			if asJSON {
+				defs := res.Fields
+				if defs == nil {
+					defs = []format.FieldDef{}
+				}
+				err = writeJSON(a.env.Stdout, defs)
+			} else {
+				_, err = format.ListFieldsTable(res.Fields, tab.noHeaders, tab.sep(cmd)).WriteTo(a.env.Stdout)
+			}
+			if err != nil {
+				return err
+			}
+			if unknown {
+				return silentExit(exitUnknownField)
+			}
+			return nil
+		},
+	}
+	tab.addFlags(cmd)
+	addJSONFlag(cmd.Flags(), &asJSON)
+	return cmd
+}
+
+func (a *app) newInfoCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "info [flags] ID...",
+		Aliases: []string{"show"},
+		Short:   "Show everything about jobs",
+		Long: `Show the details of the given jobs like "gnt-job info": status, timestamps,
+and for each opcode its parameters, result and log. Archived jobs are found
+too; a job that does not exist is reported as "Job ID N not found".
+
+With --json, each job is an object of its fields (id, status, ops, opresult,
+opstatus, oplog, opstart, opexec, opend, received_ts, start_ts, end_ts); for a
+job that does not exist all but id are null.`,
+		Example: `  jobq info 6040
+  jobq show 6040 6046
+  jobq info --json 6040`,
+		Args: minArgs(1, "at least one job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := parseJobIDs(cmd, args)
+			if err != nil {
+				return err
+			}
+			var rows []json.RawMessage
+			if err := a.call(cmd.Context(), &rows, "QueryJobs", ids, format.JobInfoFields); err != nil {
+				return err
+			}
+			if len(rows) != len(ids) {
+				return failf("jobqd answered QueryJobs with %d jobs for %d job IDs", len(rows), len(ids))
+			}
+			if asJSON {
+				return a.printJobsJSON(ids, rows, format.JobInfoFields)
+			}
+			entries := make([]format.JobInfoEntry, len(ids))
+			for i, raw := range rows {
+				var row []any
+				if err := decodeJSON(raw, &row); err != nil {
+					return failf("jobqd's answer to QueryJobs is not what jobq expects (%v)", err)
+				}
+				entries[i] = format.JobInfoEntry{ID: ids[i], Job: format.RowToMap(format.JobInfoFields, row)}
+			}
+			return format.JobsInfo(a.env.Stdout, entries, a.env.Location)
+		},
+	}
+	addJSONFlag(cmd.Flags(), &asJSON)
+	return cmd
+}
+
+// printJobsJSON prints QueryJobs rows as a JSON array of objects.
+func (a *app) printJobsJSON(ids []int64, rows []json.RawMessage, fields []string) error {
+	out := make([]*jsonObject, len(rows))
+	for i, raw := range rows {
+		var row []json.RawMessage
+		if err := json.Unmarshal(raw, &row); err != nil {
+			return failf("jobqd's answer to QueryJobs is not what jobq expects (%v)", err)
+		}
+		obj := &jsonObject{}
+		for j, f := range fields {
+			var val json.RawMessage
+			switch {
+			case row == nil && f == "id":
+				val = json.RawMessage(fmt.Sprint(ids[i]))
+			case j < len(row):
+				val = row[j]
+			}
+			obj.add(f, val)
+		}
+		out[i] = obj
+	}
+	return writeJSON(a.env.Stdout, out)
+}
+
+// jobAction runs one LUXI call per job that answers [success, message],
+// prints each message (on stdout, as gnt-job does) and fails when one
+// did not succeed.
+func (a *app) jobAction(cmd *cobra.Command, ids []int64, method string, extra ...any) error {
+	code := exitSuccess
+	for _, id := range ids {
+		var res []any
+		if err := a.call(cmd.Context(), &res, method, append([]any{id}, extra...)...); err != nil {
+			return err
+		}
+		if len(res) != 2 {
+			return failf("jobqd's answer to %s is not [success, message]", method)
+		}
+		if ok, _ := res[0].(bool); !ok {
+			code = exitFailure
+		}
+		fmt.Fprintln(a.env.Stdout, format.PyStr(res[1]))
+	}
+	if code != exitSuccess {
+		return silentExit(code)
+	}
+	return nil
+}
+
+func (a *app) newCancelCmd() *cobra.Command {
+	var kill bool
+	cmd := &cobra.Command{
+		Use:   "cancel [--kill] ID...",
+		Short: "Cancel jobs that have not started",
+		Long: `Cancel the given jobs, like "gnt-job cancel". A queued job is canceled at
+once, a waiting one before it runs; a running or finished job is not
+canceled. The daemon's answer is printed for each job; the exit code is 1 if
+any job was not canceled.
+
+--kill also stops a running job by cancelling the opcode being executed.`,
+		Example: `  jobq cancel 6049
+  jobq cancel --kill 6048`,
+		Args: minArgs(1, "at least one job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := parseJobIDs(cmd, args)
+			if err != nil {
+				return err
+			}
+			return a.jobAction(cmd, ids, "CancelJob", kill)
+		},
+	}
+	cmd.Flags().BoolVar(&kill, "kill", false, "also stop jobs that are running")
+	return cmd
+}
+
+func (a *app) newChangePriorityCmd() *cobra.Command {
+	var prio string
+	cmd := &cobra.Command{
+		Use:   "change-priority --priority PRIO ID...",
+		Short: "Change the priority of jobs",
+		Long: `Change the priority of the opcodes of the given jobs that have not started
+yet, like "gnt-job change-priority". PRIO is high (-10), normal (0), low (10)
+or a number from -20 (most urgent) to 19. The daemon's answer is printed for
+each job; the exit code is 1 if any job's priority could not be changed.`,
+		Example: `  jobq change-priority --priority=low 6050
+  jobq change-priority --priority -15 6050 6051`,
+		Args: minArgs(1, "at least one job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("priority") {
+				return usagef(cmd, "the --priority option must be given")
+			}
+			p, err := format.ParsePriority(prio)
+			if err != nil {
+				return usagef(cmd, "%s", err.Error())
+			}
+			ids, err := parseJobIDs(cmd, args)
+			if err != nil {
+				return err
+			}
+			return a.jobAction(cmd, ids, "ChangeJobPriority", p)
+		},
+	}
+	cmd.Flags().StringVar(&prio, "priority", "", "the new priority `PRIO`: high, normal, low or -20..19")
+	return cmd
+}
+
+func (a *app) newArchiveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "archive ID...",
+		Short: "Archive finished jobs",
+		Long: `Move the given finished jobs to the archive, like "gnt-job archive". Archived
+jobs no longer appear in "jobq list" (unless --archived) but "jobq info"
+still shows them. The exit code is 1 if any job could not be archived (it
+does not exist, is already archived or has not finished).`,
+		Example: `  jobq archive 6040`,
+		Args:    minArgs(1, "at least one job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := parseJobIDs(cmd, args)
+			if err != nil {
+				return err
+			}
+			code := exitSuccess
+			for _, id := range ids {
+				var ok bool
+				if err := a.call(cmd.Context(), &ok, "ArchiveJob", id); err != nil {
+					return err
+				}
+				if !ok {
+					fmt.Fprintln(a.env.Stderr, format.ArchiveFailed(id))
+					code = exitFailure
+				}
+			}
+			if code != exitSuccess {
+				return silentExit(code)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) newAutoArchiveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "autoarchive AGE|all",
+		Short: "Archive finished jobs older than an age",
+		Long: `Archive every finished job that ended more than AGE ago, like "gnt-job
+autoarchive". AGE is a whole number of seconds, optionally followed by s, m,
+h, d or w (30m, 1h, 2d, 1w); "all" archives every finished job.`,
+		Example: `  jobq autoarchive 1d
+  jobq autoarchive all`,
+		Args: exactArgs(1, "one age (such as 1h) or \"all\""),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			age, err := format.ParseAge(args[0])
+			if err != nil {
+				return usagef(cmd, "%s", err.Error())
+			}
+			var res []any
+			if err := a.call(cmd.Context(), &res, "AutoArchiveJobs", age, autoArchiveTimeout); err != nil {
+				return err
+			}
+			if len(res) != 2 {
+				return failf("jobqd's answer to AutoArchiveJobs is not [archived, left]")
+			}
+			fmt.Fprintln(a.env.Stdout, format.AutoArchived(res[0], res[1]))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jobq-dev/jobq/internal/cli/format"
+)
+
+// pollReporter is told what pollJob sees while it waits, as Ganeti's
+// JobPollReportCbBase is.
+type pollReporter interface {
+	// logEntry is a new log entry of the job: [serial, [sec, usec], type, message].
+	logEntry(entry []any)
+	// notChanged says the job stayed in status for a whole wait.
+	notChanged(status string)
+}
+
+// silentReporter ignores everything (gnt-job wait).
+type silentReporter struct{}
+
+func (silentReporter) logEntry([]any)    {}
+func (silentReporter) notChanged(string) {}
+
+// stdioReporter prints log entries to stdout and, once each, a note on
+// stderr when the job stays queued or waiting (Ganeti's
+// StdioJobPollReportCb, used by gnt-job watch and a synchronous
+// gnt-debug delay).
+type stdioReporter struct {
+	a                         *app
+	id                        int64
+	notedQueued, notedWaiting bool
+}
+
+func (r *stdioReporter) logEntry(entry []any) {
+	if line, ok := format.WatchLogEntry(entry, r.a.env.Location); ok {
+		fmt.Fprintln(r.a.env.Stdout, line)
+	}
+}
+
+func (r *stdioReporter) notChanged(status string) {
+	switch {
+	case status == "queued" && !r.notedQueued:
+		fmt.Fprintln(r.a.env.Stderr, format.JobWaitingInQueue(r.id))
+		r.notedQueued = true
+	case status == "waiting" && !r.notedWaiting:
+		fmt.Fprintln(r.a.env.Stderr, format.JobAcquiringLocks(r.id))
+		r.notedWaiting = true
+	}
+}
+
+// pollJob waits until job id has finished, reporting its log entries as
+// they arrive, as Ganeti's cli.PollJob does. jobErr is nil when the job
+// succeeded, else the encoded error it ended with (for format.FormatError
+// and format.JobFailed), e.g. a JobLost error for a job that does not
+// exist. err is a failure to talk to jobqd.
+func (a *app) pollJob(ctx context.Context, id int64, rep pollReporter) (jobErr any, err error) {
+	lost := format.EncodeError("JobLost", fmt.Sprintf("Job with id %d lost", id))
+	var (
+		prevInfo   json.RawMessage // null at first
+		prevSerial *int64          // null at first
+	)
+	for {
+		var res json.RawMessage
+		if err := a.call(ctx, &res, "WaitForJobChange", id, []string{"status"}, prevInfo, prevSerial, wfjcTimeout); err != nil {
+			return nil, err
+		}
+		if bytes.Equal(bytes.TrimSpace(res), []byte("null")) {
+			return lost, nil
+		}
+		var change []json.RawMessage
+		if err := json.Unmarshal(res, &change); err != nil || len(change) != 2 {
+			return nil, failf("jobqd's answer to WaitForJobChange is not [values, log entries]")
+		}
+		var info []any
+		var entries [][]any
+		if decodeJSON(change[0], &info) != nil || len(info) != 1 || decodeJSON(change[1], &entries) != nil {
+			return nil, failf("jobqd's answer to WaitForJobChange is not [[status], log entries]")
+		}
+		status := format.PyStr(info[0])
+		switch {
+		case len(entries) > 0:
+			for _, e := range entries {
+				rep.logEntry(e)
+				if len(e) > 0 {
+					if n, ok := e[0].(json.Number); ok {
+						if s, err := n.Int64(); err == nil && (prevSerial == nil || s > *prevSerial) {
+							prevSerial = &s
+						}
+					}
+				}
+			}
+		case isFinishedStatus(status):
+			return a.jobResult(ctx, id, lost)
+		case prevInfo != nil && jsonEqual(prevInfo, change[0]):
+			rep.notChanged(status)
+		}
+		prevInfo = change[0]
+	}
+}
+
+// isFinishedStatus reports whether polling stops at this job status (as in
+// Ganeti, canceling counts).
+func isFinishedStatus(s string) bool {
+	switch s {
+	case "success", "error", "canceling", "canceled":
+		return true
+	}
+	return false
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return false
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
+// jobResult reads how a finished job ended.
+func (a *app) jobResult(ctx context.Context, id int64, lost any) (jobErr any, err error) {
+	var rows [][]any
+	if err := a.call(ctx, &rows, "QueryJobs", []int64{id}, []string{"status", "opstatus", "opresult"}); err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 || rows[0] == nil {
+		return lost, nil
+	}
+	if len(rows[0]) != 3 {
+		return nil, failf("jobqd's answer to QueryJobs is not [status, opstatus, opresult]")
+	}
+	if e, failed := format.FinishedJobError(rows[0][0], rows[0][1], rows[0][2]); failed {
+		return e, nil
+	}
+	return nil, nil
+}
+
+func (a *app) newWatchCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch ID",
+		Short: "Follow a job's log until it finishes",
+		Long: `Print the log messages of a job as they arrive, until the job has finished,
+like "gnt-job watch". A finished job's whole log is printed. The exit code is
+1 if the job did not succeed (the reason goes to stderr).`,
+		Example: `  jobq watch 6046`,
+		Args:    exactArgs(1, "one job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseJobID(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.env.Stdout, format.WatchHeader(id))
+			return a.waitJob(cmd.Context(), id, &stdioReporter{a: a, id: id})
+		},
+	}
+}
+
+func (a *app) newWaitCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait ID",
+		Short: "Wait for a job to finish",
+		Long: `Wait silently until a job has finished, like "gnt-job wait". The exit code is
+0 if it succeeded; otherwise the reason is printed on stderr and the exit
+code is 1.`,
+		Example: `  jobq wait 6046 && echo done`,
+		Args:    exactArgs(1, "one job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseJobID(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			return a.waitJob(cmd.Context(), id, silentReporter{})
+		},
+	}
+}
+
+// waitJob polls a job and fails with "Job N failed: ..." if it did not
+// succeed.
+func (a *app) waitJob(ctx context.Context, id int64, rep pollReporter) error {
+	jobErr, err := a.pollJob(ctx, id, rep)
+	if err != nil {
+		return err
+	}
+	if jobErr != nil {
+		code, _ := format.FormatError(jobErr)
+		return &exitError{code: code, msg: format.JobFailed(id, jobErr)}
+	}
+	return nil
+}
