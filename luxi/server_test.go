@@ -256,8 +256,11 @@ func TestServerErrors(t *testing.T) {
 			`{"success":false,"result":["GenericError",["Queue drained"]]}`},
 		{`{"method":"Fail","args":["OpPrereqError",["This is not the master node, please connect to node n1","wrong_state"]]}`,
 			`{"success":false,"result":["OpPrereqError",["This is not the master node, please connect to node n1","wrong_state"]]}`},
-		{`{"method":"Fail","args":["GenericError",null]}`,
+		{`{"method":"Fail","args":["GenericError",[]]}`,
 			`{"success":false,"result":["GenericError",[]]}`},
+		// null where the handler wants a value is a malformed request.
+		{`{"method":"Fail","args":["GenericError",null]}`,
+			`{"success":false,"result":"Failed to parse request: argument 2 of Fail must not be null"}`},
 		// No HTML escaping, as luxid.
 		{`{"method":"Echo","args":["<a&b>"]}`, `{"success":true,"result":["<a&b>"]}`},
 		{`{"method":"Panic","args":["boom"]}`,
@@ -631,7 +634,9 @@ func TestUnmarshalArgs(t *testing.T) {
 	}{
 		{`[26]`, []any{&id, &kill}, "Failed to parse request: CancelJob takes 2 arguments, got 1"},
 		{`[26, false, 1]`, []any{&id, &kill}, "Failed to parse request: CancelJob takes 2 arguments, got 3"},
-		{`["x", false]`, []any{&id, &kill}, "Failed to parse request: argument 1 of CancelJob: json: cannot unmarshal string into Go value of type int64"},
+		{`["x", false]`, []any{&id, &kill}, "Failed to parse request: argument 1 of CancelJob has the wrong type: expected an integer, got a JSON string"},
+		{`[null, false]`, []any{&id, &kill}, "Failed to parse request: argument 1 of CancelJob must not be null"},
+		{`[1, [true]]`, []any{&id, &kill}, "Failed to parse request: argument 2 of CancelJob has the wrong type: expected a boolean, got a JSON array"},
 		{`{}`, []any{&id}, "Failed to parse request: arguments of CancelJob are not an array"},
 	} {
 		req := &Request{Method: "CancelJob", Args: json.RawMessage(tc.args)}

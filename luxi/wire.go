@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 	"sync"
 )
 
@@ -32,10 +34,13 @@ type Request struct {
 }
 
 // UnmarshalArgs decodes the argument array into dst, element i into dst[i]
-// with [json.Unmarshal]. The array must have exactly len(dst) elements. On
-// failure it returns a [*RequestError], so a handler can return it as is
-// and the client gets luxid's "Failed to parse request: ..." reply. Calls
-// with optional arguments can decode Args into []json.RawMessage instead.
+// with [json.Unmarshal]. The array must have exactly len(dst) elements, and
+// an element may be JSON null only where dst[i] can hold "nothing": a
+// pointer to a pointer or a *json.RawMessage (as Ganeti allows null only
+// for optional arguments). On failure it returns a [*RequestError], so a
+// handler can return it as is and the client gets luxid's "Failed to parse
+// request: ..." reply. Calls with optional arguments can decode Args into
+// []json.RawMessage instead.
 func (r *Request) UnmarshalArgs(dst ...any) error {
 	var elems []json.RawMessage
 	if err := json.Unmarshal(r.Args, &elems); err != nil {
@@ -45,11 +50,70 @@ func (r *Request) UnmarshalArgs(dst ...any) error {
 		return &RequestError{Reason: fmt.Sprintf("%s takes %d arguments, got %d", r.Method, len(dst), len(elems))}
 	}
 	for i, e := range elems {
+		if string(bytes.TrimSpace(e)) == "null" && !nullable(dst[i]) {
+			return &RequestError{Reason: fmt.Sprintf("argument %d of %s must not be null", i+1, r.Method)}
+		}
 		if err := json.Unmarshal(e, dst[i]); err != nil {
-			return &RequestError{Reason: fmt.Sprintf("argument %d of %s: %v", i+1, r.Method, err)}
+			return &RequestError{Reason: fmt.Sprintf("argument %d of %s %s", i+1, r.Method, describeDecodeError(err))}
 		}
 	}
 	return nil
+}
+
+// nullable reports whether dst can represent JSON null distinctly.
+func nullable(dst any) bool {
+	if _, ok := dst.(*json.RawMessage); ok {
+		return true
+	}
+	t := reflect.TypeOf(dst)
+	return t != nil && t.Kind() == reflect.Pointer &&
+		(t.Elem().Kind() == reflect.Pointer || t.Elem().Kind() == reflect.Interface)
+}
+
+// describeDecodeError words a decoding error for a client, without Go type
+// names.
+func describeDecodeError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Type != nil {
+		return fmt.Sprintf("has the wrong type: expected %s, got a JSON %s", describeType(te.Type), te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return "is not valid JSON"
+	}
+	return "is not valid: " + err.Error()
+}
+
+func describeType(t reflect.Type) string {
+	if t == reflect.TypeOf(json.RawMessage(nil)) {
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return describeType(t.Elem())
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list of " + plural(describeType(t.Elem()))
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a value"
+}
+
+func plural(s string) string {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "an "), "a ")
+	if strings.HasPrefix(s, "list of ") {
+		return "lists of " + strings.TrimPrefix(s, "list of ")
+	}
+	return s + "s"
 }
 
 // errTooLarge reports a message over the size limit.

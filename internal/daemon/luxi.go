@@ -133,15 +133,15 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		}
 		return r, nil
 	case "QueryJobs":
-		var ids []jobID
+		var ids *[]jobID // null: every live job
 		var fields []string
 		if err := req.UnmarshalArgs(&ids, &fields); err != nil {
 			return nil, err
 		}
 		var qids []int64
 		if ids != nil {
-			qids = make([]int64, len(ids))
-			for i, id := range ids {
+			qids = make([]int64, len(*ids))
+			for i, id := range *ids {
 				qids[i] = int64(id)
 			}
 		}
@@ -153,14 +153,18 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 			return nil, badArgs(req.Method, "expected [resource, fields]")
 		}
 		var what string
-		var fields []string
+		var fields *[]string // null: every field
 		if err := req.UnmarshalArgs(&what, &fields); err != nil {
 			return nil, err
 		}
 		if what != "job" {
 			return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\"", what), "wrong_input")
 		}
-		return query.BuildFieldsResult(query.FieldsForQueryFields(fields)), nil
+		var names []string
+		if fields != nil {
+			names = *fields
+		}
+		return query.BuildFieldsResult(query.FieldsForQueryFields(names)), nil
 	case "CancelJob":
 		var id jobID
 		kill := false
@@ -254,7 +258,7 @@ func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, erro
 	if what != "job" {
 		return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\"", what), "wrong_input")
 	}
-	if err := json.Unmarshal(raw[1], &fields); err != nil {
+	if err := json.Unmarshal(raw[1], &fields); err != nil || fields == nil {
 		return nil, badArgs(req.Method, "fields must be a list of strings")
 	}
 	flt, err := query.ParseFilter(raw[2])

@@ -136,6 +136,7 @@ func New(id int64, inputs []json.RawMessage, now Timestamp, nowNanos int64) (*Jo
 				m["depends"] = resolveDeps(id, c.Depends)
 			}
 		}
+		normaliseInput(m)
 		opName := strings.ToLower(strings.TrimPrefix(OpID(in), "OP_"))
 		if opName == "" {
 			opName = "unknown"
@@ -150,6 +151,28 @@ func New(id int64, inputs []json.RawMessage, now Timestamp, nowNanos int64) (*Jo
 			Log: []LogEntry{}, Priority: prio}
 	}
 	return j, nil
+}
+
+// normaliseInput stores an opcode's parameters the way Ganeti's opcode
+// serialisation does: a null parameter means "not given" and is left out,
+// except depends and comment, which are always present (null when unset);
+// debug_level and priority get their defaults (0).
+func normaliseInput(m map[string]json.RawMessage) {
+	for k, v := range m {
+		if string(v) == "null" && k != "depends" && k != "comment" {
+			delete(m, k)
+		}
+	}
+	for _, k := range []string{"depends", "comment"} {
+		if _, ok := m[k]; !ok {
+			m[k] = json.RawMessage("null")
+		}
+	}
+	for _, k := range []string{"debug_level", "priority"} {
+		if _, ok := m[k]; !ok {
+			m[k] = json.RawMessage("0")
+		}
+	}
 }
 
 func resolveDeps(id int64, deps []Dep) json.RawMessage {
