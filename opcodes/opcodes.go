@@ -15,9 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"github.com/jobq-dev/jobq/internal/numfmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 )
@@ -271,52 +270,9 @@ func summaryValue(raw json.RawMessage) string {
 		if err != nil {
 			return x.String()
 		}
-		return ShowDouble(f)
+		return numfmt.ShowDouble(f)
 	case nil:
 		return "None"
 	}
 	return string(raw)
-}
-
-// ShowDouble formats a float the way Haskell's show does for Double, which
-// is how Ganeti renders numbers in summaries: fixed notation for
-// 0.1 <= |x| < 10^7 ("0.3", "5.0"), otherwise scientific with the shortest
-// digits that round-trip ("1.0e-2").
-func ShowDouble(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	sign := ""
-	if f < 0 || (f == 0 && math.Signbit(f)) {
-		sign, f = "-", -f
-	}
-	if f == 0 {
-		return sign + "0.0"
-	}
-	if f >= 0.1 && f < 1e7 {
-		s := strconv.FormatFloat(f, 'f', -1, 64)
-		if !strings.Contains(s, ".") {
-			s += ".0"
-		}
-		return sign + s
-	}
-	// Shortest round-trip digits in scientific form: d.ddde±N.
-	s := strconv.FormatFloat(f, 'e', -1, 64) // e.g. "1e-02" or "1.5e+07"
-	mant, exp, _ := strings.Cut(s, "e")
-	if !strings.Contains(mant, ".") {
-		mant += ".0"
-	}
-	e := strings.TrimLeft(strings.TrimPrefix(exp, "+"), "0")
-	if strings.HasPrefix(exp, "-") {
-		e = "-" + strings.TrimLeft(exp[1:], "0")
-	}
-	if e == "" || e == "-" {
-		e = "0"
-	}
-	return sign + mant + "e" + e
 }

@@ -30,17 +30,6 @@ func Example() {
 	// 6050 waiting      -10 TEST_DELAY(1.0e-2)
 }
 
-func ExampleShowDouble() {
-	for _, d := range []float64{0.01, 0.3, 5, 1e7} {
-		fmt.Printf("TEST_DELAY(%s)\n", format.ShowDouble(d))
-	}
-	// Output:
-	// TEST_DELAY(1.0e-2)
-	// TEST_DELAY(0.3)
-	// TEST_DELAY(5.0)
-	// TEST_DELAY(1.0e7)
-}
-
 func ExamplePyRepr() {
 	var v any
 	dec := json.NewDecoder(strings.NewReader(`[["OpPrereqError",["Duration must be greater than zero"]],null,1.0e-2,true]`))

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"github.com/jobq-dev/jobq/internal/numfmt"
 	"math/big"
 	"reflect"
 	"sort"
@@ -304,69 +304,5 @@ func isRangeErr(err error) bool {
 	return errors.Is(err, strconv.ErrRange)
 }
 
-// shortestDigits returns the shortest decimal digits that read back as the
-// absolute value of f, and the decimal point position: |f| = 0.DIGITS ×
-// 10^decpt. f must be finite; for zero it returns ("0", 1).
-func shortestDigits(f float64) (digits string, decpt int) {
-	s := strconv.FormatFloat(math.Abs(f), 'e', -1, 64) // d.ddde±XX
-	mant, exp, _ := strings.Cut(s, "e")
-	e, _ := strconv.Atoi(exp)
-	digits = strings.Replace(mant, ".", "", 1)
-	return digits, e + 1
-}
-
-// PyFloat returns Python 3's repr() of a float: the shortest digits that
-// read back as f, in fixed notation when 1e-4 <= |f| < 1e16 (always with a
-// fractional part: 5.0, 0.01, 1e+16 is the first exponent form) and in
-// exponent notation otherwise (1e-05, 1.5e+300); inf, -inf and nan.
-func PyFloat(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "nan"
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	}
-	sign := ""
-	if math.Signbit(f) {
-		sign = "-"
-	}
-	digits, decpt := shortestDigits(f)
-	if decpt > 16 || decpt < -3 {
-		var b strings.Builder
-		b.WriteString(sign)
-		b.WriteByte(digits[0])
-		if len(digits) > 1 {
-			b.WriteByte('.')
-			b.WriteString(digits[1:])
-		}
-		exp := decpt - 1
-		b.WriteByte('e')
-		if exp < 0 {
-			b.WriteByte('-')
-			exp = -exp
-		} else {
-			b.WriteByte('+')
-		}
-		if exp < 10 {
-			b.WriteByte('0')
-		}
-		b.WriteString(strconv.Itoa(exp))
-		return b.String()
-	}
-	return sign + fixedDigits(digits, decpt)
-}
-
-// fixedDigits places the decimal point into digits (0.DIGITS × 10^decpt),
-// always printing at least one digit on each side of the point.
-func fixedDigits(digits string, decpt int) string {
-	switch {
-	case decpt <= 0:
-		return "0." + strings.Repeat("0", -decpt) + digits
-	case decpt >= len(digits):
-		return digits + strings.Repeat("0", decpt-len(digits)) + ".0"
-	default:
-		return digits[:decpt] + "." + digits[decpt:]
-	}
-}
+// PyFloat returns Python 3's repr() of a float (see numfmt.PyFloat).
+func PyFloat(f float64) string { return numfmt.PyFloat(f) }

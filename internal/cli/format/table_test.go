@@ -3,6 +3,7 @@ package format
 import (
 	"bytes"
 	"fmt"
+	"github.com/jobq-dev/jobq/internal/numfmt"
 	"strings"
 	"testing"
 )
@@ -17,7 +18,7 @@ type jobRow struct {
 
 // summary is the job summary as luxid builds it for OP_TEST_DELAY.
 func (r jobRow) summary() []any {
-	return []any{"TEST_DELAY(" + ShowDouble(r.duration) + ")"}
+	return []any{"TEST_DELAY(" + numfmt.ShowDouble(r.duration) + ")"}
 }
 
 // benchErrors are the rows of the 1000-job bench run (duration 0) that the
