@@ -348,7 +348,7 @@ var refCommands = []struct{ ganeti, jobq string }{
 
 func loadReference(t *testing.T, name string) reference {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "ganeti", name+".txt"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "ganeti-reference", name+".txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

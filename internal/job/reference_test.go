@@ -15,7 +15,7 @@ import (
 )
 
 // refDir holds job files captured from a Ganeti 3.0.2 queue.
-const refDir = "../../../shared/ganeti-reference/queue"
+const refDir = "../../testdata/ganeti-reference/queue"
 
 // referenceFiles returns the reference job files, or skips the test when the
 // reference directory is not there.

@@ -16,7 +16,7 @@ import (
 
 // referenceDir holds the captures from a real Ganeti 3.0.2 cluster
 // (/work/shared/ganeti-reference), relative to this package's directory.
-const referenceDir = "../../../shared/ganeti-reference"
+const referenceDir = "../../testdata/ganeti-reference"
 
 func readReference(t *testing.T, name string) []byte {
 	t.Helper()

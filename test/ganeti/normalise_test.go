@@ -196,8 +196,8 @@ func readRef(t testing.TB, dir, name string) string {
 	return string(b)
 }
 
-// refDir is where the Ganeti 3.0 captures are, relative to this package.
-const refDir = "../../../shared/ganeti-reference"
+// refDir is the repository's copy of the Ganeti 3.0 captures.
+const refDir = "../../testdata/ganeti-reference"
 
 func skipWithoutRefs(t *testing.T) {
 	if _, err := os.Stat(refDir); err != nil {

@@ -26,7 +26,7 @@ var (
 	buildErr  error
 )
 
-// binaries builds jobqd once per test binary.
+// binaries builds jobqd and jobq once per test binary.
 func binaries(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -35,7 +35,7 @@ func binaries(t *testing.T) string {
 			return
 		}
 		out, err := exec.Command("go", "build", "-race", "-o", binDir+"/",
-			"github.com/jobq-dev/jobq/cmd/jobqd").CombinedOutput()
+			"github.com/jobq-dev/jobq/cmd/jobqd", "github.com/jobq-dev/jobq/cmd/jobq").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -336,9 +336,9 @@ func TestGracefulStopLetsRunningJobFinish(t *testing.T) {
 }
 
 func TestReferenceQueueLoads(t *testing.T) {
-	ref := "../../../shared/ganeti-reference/queue"
+	ref := "../../testdata/ganeti-reference/queue"
 	if _, err := os.Stat(ref); err != nil {
-		t.Skip("no ganeti-reference queue beside the project")
+		t.Fatal("testdata/ganeti-reference/queue is missing")
 	}
 	dir := t.TempDir()
 	q := filepath.Join(dir, "queue")
@@ -364,5 +364,31 @@ func TestReferenceQueueLoads(t *testing.T) {
 	}
 	if next := submit(t, c, delayOp(0.001)); next != 31 {
 		t.Fatalf("next id after the reference serial 30: %d", next)
+	}
+}
+
+// TestReferenceCopyUpToDate checks that the repository's copy of the
+// Ganeti captures (testdata/ganeti-reference, used by the golden tests)
+// matches the shared reference directory beside the project, where there
+// is one.
+func TestReferenceCopyUpToDate(t *testing.T) {
+	const shared, local = "../../../shared/ganeti-reference", "../../testdata/ganeti-reference"
+	if _, err := os.Stat(shared); err != nil {
+		t.Skipf("no shared reference directory beside the project: %v", err)
+	}
+	err := filepath.WalkDir(shared, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(shared, p)
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(local, rel))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("testdata/ganeti-reference/%s is missing or differs from %s: copy it again", rel, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

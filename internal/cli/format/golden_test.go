@@ -9,7 +9,7 @@ import (
 
 // referenceDir holds the original captures; the test is skipped where it
 // is not available.
-const referenceDir = "/work/shared/ganeti-reference"
+const referenceDir = "../../../testdata/ganeti-reference"
 
 // The golden files are the reference outputs, unchanged.
 func TestGoldenMatchesReference(t *testing.T) {
