@@ -249,12 +249,12 @@ func TestSubmitWatchKillRestart(t *testing.T) {
 	// Kill once some submissions were acknowledged.
 	for {
 		mu.Lock()
-		k := len(acked)
+		k, last := len(acked), acked[len(acked)-1]
 		mu.Unlock()
 		if k > 20 {
 			break
 		}
-		waitFor(t, c, acked[k-1], func(job.Status) bool { return true })
+		waitFor(t, c, last, func(job.Status) bool { return true })
 	}
 	n.kill()
 	close(stop)
