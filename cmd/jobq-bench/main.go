@@ -25,7 +25,17 @@ func main() {
 	batch := flag.Int("batch", 50, "jobs per SubmitManyJobs call")
 	duration := flag.Float64("duration", 0.001, "OP_TEST_DELAY duration in seconds")
 	samples := flag.Int("latency-samples", 200, "sequential submit→success runs for the latency figure")
+	populateDir := flag.String("populate", "", "instead of driving a node: write a data directory DIR with --live finished jobs and --archived archived ones (no daemon may use it)")
+	live := flag.Int("live", 100000, "with --populate: live jobs to write")
+	archived := flag.Int("archived", 0, "with --populate: archived jobs to write")
 	flag.Parse()
+	if *populateDir != "" {
+		if err := populate(*populateDir, *live, *archived); err != nil {
+			fmt.Fprintln(os.Stderr, "jobq-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *socket == "" {
 		fmt.Fprintln(os.Stderr, "jobq-bench: give the node's socket with --socket or $JOBQ_SOCKET")
 		os.Exit(2)

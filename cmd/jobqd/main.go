@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -45,7 +46,7 @@ func version() string {
 
 func newCommand() *cobra.Command {
 	var o daemon.Options
-	var join, token, logLevel string
+	var join, token, logLevel, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "jobqd",
 		Short: "The jobq node daemon: job queue, workers and LUXI socket",
@@ -70,6 +71,17 @@ on more paths, e.g. Ganeti's /var/run/ganeti/socket/ganeti-query.`,
 				return fmt.Errorf("--log-level %q is not one of debug, info, warn, error", logLevel)
 			}
 			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("cannot create the CPU profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("cannot start the CPU profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return daemon.Run(ctx, o)
@@ -87,5 +99,6 @@ on more paths, e.g. Ganeti's /var/run/ganeti/socket/ganeti-query.`,
 	f.StringVar(&join, "join", "", "join the cluster whose node listens at HOST:PORT")
 	f.StringVar(&token, "token", "", "join token from 'jobq cluster join-token'")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to FILE (for performance work)")
 	return cmd
 }
