@@ -12,7 +12,7 @@ import (
 // it: the Python client's JSON and newline, without the terminator).
 func FuzzDecodeRequest(f *testing.F) {
 	for _, c := range loadCaptures(f) {
-		f.Add(bytes.TrimSuffix(c.reqRaw, []byte{eom}))
+		f.Add(bytes.TrimSuffix(c.ReqRaw, []byte{eom}))
 	}
 	for _, s := range []string{
 		`{bad json`, `[]`, `null`, `{"method":1,"args":[]}`, `{"method":"X","args":{}}`,

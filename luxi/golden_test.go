@@ -9,169 +9,27 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/jobq-dev/jobq/internal/ganetiref"
 )
 
-// The captures in testdata/ganeti are copies of
-// /work/shared/ganeti-reference/luxi-*.txt: LUXI traffic between Ganeti
-// 3.0.2's Python client and its luxid.
+// The captures are Ganeti's testdata/ganeti-reference/luxi-*.txt, read by
+// ganetiref: LUXI traffic between Ganeti 3.0.2's Python client and its
+// luxid.
 
-const captureDir = "../testdata/ganeti-reference"
-
-// capture is one luxi-*.txt file (other than the socat transcript).
-type capture struct {
-	name       string
-	reqRaw     []byte // request bytes on the wire, terminator included
-	repRaw     []byte // reply bytes on the wire, terminator included
-	reqDecoded any    // the "# decoded:" request
-	repDecoded any    // the "# decoded:" reply
-	clientErr  string // "# client exception:", if any
-}
-
-func loadCaptures(t testing.TB) []capture {
+// loadCaptures returns every LUXI exchange (all captures but the socat
+// transcript).
+func loadCaptures(t testing.TB) []ganetiref.Capture {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(captureDir, "luxi-*.txt"))
-	if err != nil {
-		t.Fatal(err)
+	cs := ganetiref.LoadCaptures(t)
+	if len(cs) < 30 {
+		t.Fatalf("found only %d captures in %s", len(cs), ganetiref.Dir(t))
 	}
-	var out []capture
-	for _, f := range files {
-		if filepath.Base(f) == "luxi-socat-v.txt" {
-			continue
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := parseCapture(string(data))
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		c.name = strings.TrimSuffix(filepath.Base(f), ".txt")
-		out = append(out, c)
-	}
-	if len(out) < 30 {
-		t.Fatalf("found only %d captures in %s", len(out), captureDir)
-	}
-	return out
-}
-
-func parseCapture(text string) (capture, error) {
-	var c capture
-	lines := strings.Split(text, "\n")
-	var reqJSON, repJSON []string
-	section := "" // "", "req", "rep" within "# decoded:"
-	decoded := false
-	for _, line := range lines {
-		switch {
-		case !decoded && strings.HasPrefix(line, ">>> b"):
-			b, err := parsePyBytes(strings.TrimPrefix(line, ">>> "))
-			if err != nil {
-				return c, err
-			}
-			c.reqRaw = b
-		case !decoded && strings.HasPrefix(line, "<<< b"):
-			b, err := parsePyBytes(strings.TrimPrefix(line, "<<< "))
-			if err != nil {
-				return c, err
-			}
-			c.repRaw = b
-		case line == "# decoded:":
-			decoded = true
-		case strings.HasPrefix(line, "# client exception: "):
-			c.clientErr = strings.TrimPrefix(line, "# client exception: ")
-			section = ""
-		case decoded && strings.HasPrefix(line, ">>> "):
-			section = "req"
-			reqJSON = append(reqJSON, strings.TrimPrefix(line, ">>> "))
-		case decoded && strings.HasPrefix(line, "<<< "):
-			section = "rep"
-			repJSON = append(repJSON, strings.TrimPrefix(line, "<<< "))
-		case line == "" || strings.HasPrefix(line, "#"):
-			section = ""
-		case section == "req":
-			reqJSON = append(reqJSON, line)
-		case section == "rep":
-			repJSON = append(repJSON, line)
-		}
-	}
-	if c.reqRaw == nil || c.repRaw == nil || reqJSON == nil || repJSON == nil {
-		return c, errors.New("missing raw or decoded request or reply")
-	}
-	if err := json.Unmarshal([]byte(strings.Join(reqJSON, "\n")), &c.reqDecoded); err != nil {
-		return c, fmt.Errorf("decoded request: %v", err)
-	}
-	if err := json.Unmarshal([]byte(strings.Join(repJSON, "\n")), &c.repDecoded); err != nil {
-		return c, fmt.Errorf("decoded reply: %v", err)
-	}
-	return c, nil
-}
-
-// parsePyBytes parses a Python bytes literal such as b'{"a": 1}\n\x03'.
-func parsePyBytes(lit string) ([]byte, error) {
-	if len(lit) < 3 || lit[0] != 'b' || (lit[1] != '\'' && lit[1] != '"') {
-		return nil, fmt.Errorf("not a bytes literal: %.20q", lit)
-	}
-	quote := lit[1]
-	var out []byte
-	for i := 2; i < len(lit); i++ {
-		ch := lit[i]
-		switch {
-		case ch == quote:
-			if rest := strings.TrimSpace(lit[i+1:]); rest != "" {
-				return nil, fmt.Errorf("text after bytes literal: %q", rest)
-			}
-			return out, nil
-		case ch != '\\':
-			out = append(out, ch)
-			continue
-		}
-		i++
-		if i >= len(lit) {
-			break
-		}
-		switch e := lit[i]; e {
-		case '\\', '\'', '"':
-			out = append(out, e)
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'x':
-			if i+2 >= len(lit) {
-				return nil, errors.New("short \\x escape")
-			}
-			n, err := strconv.ParseUint(lit[i+1:i+3], 16, 8)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, byte(n))
-			i += 2
-		default:
-			return nil, fmt.Errorf("unsupported escape \\%c", e)
-		}
-	}
-	return nil, errors.New("unterminated bytes literal")
-}
-
-func TestParsePyBytes(t *testing.T) {
-	got, err := parsePyBytes(`b'{"a": "it\'s \\"x\\""}\n\x03'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "{\"a\": \"it's \\\"x\\\"\"}\n\x03"; string(got) != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	return cs
 }
 
 // oneMessage splits wire bytes holding exactly one message.
@@ -221,17 +79,17 @@ func hasObject(v any) bool {
 // that our client's encoding of the same call decodes to the same request.
 func TestGoldenRequests(t *testing.T) {
 	for _, c := range loadCaptures(t) {
-		t.Run(c.name, func(t *testing.T) {
-			if !bytes.HasSuffix(c.reqRaw, []byte("\n\x03")) {
-				t.Errorf("capture request does not end in Python's \\n\\x03: %q", c.reqRaw)
+		t.Run(c.Name, func(t *testing.T) {
+			if !bytes.HasSuffix(c.ReqRaw, []byte("\n\x03")) {
+				t.Errorf("capture request does not end in Python's \\n\\x03: %q", c.ReqRaw)
 			}
-			want := c.reqDecoded.(map[string]any)
-			if diff := cmp.Diff(want, decodeAny(t, oneMessage(t, c.reqRaw), false)); diff != "" {
+			want := c.ReqDecoded.(map[string]any)
+			if diff := cmp.Diff(want, decodeAny(t, oneMessage(t, c.ReqRaw), false)); diff != "" {
 				t.Fatalf("capture's raw and decoded requests differ (-decoded +raw):\n%s", diff)
 			}
 
 			// Server side.
-			req, err := decodeRequest(oneMessage(t, c.reqRaw))
+			req, err := decodeRequest(oneMessage(t, c.ReqRaw))
 			if err != nil {
 				t.Fatalf("decodeRequest: %v", err)
 			}
@@ -269,9 +127,9 @@ func TestGoldenRequests(t *testing.T) {
 func TestGoldenReplies(t *testing.T) {
 	var fromValues int
 	for _, c := range loadCaptures(t) {
-		t.Run(c.name, func(t *testing.T) {
-			msg := oneMessage(t, c.repRaw)
-			if diff := cmp.Diff(c.repDecoded, decodeAny(t, msg, false)); diff != "" {
+		t.Run(c.Name, func(t *testing.T) {
+			msg := oneMessage(t, c.RepRaw)
+			if diff := cmp.Diff(c.RepDecoded, decodeAny(t, msg, false)); diff != "" {
 				t.Fatalf("capture's raw and decoded replies differ (-decoded +raw):\n%s", diff)
 			}
 			var rep struct {
@@ -288,8 +146,8 @@ func TestGoldenReplies(t *testing.T) {
 				if encErr := e.reply(result, err); encErr != nil {
 					t.Fatalf("%s: %v", what, encErr)
 				}
-				if got := e.buf.Bytes(); !bytes.Equal(got, c.repRaw) {
-					t.Errorf("%s:\n got %q\nwant %q", what, got, c.repRaw)
+				if got := e.buf.Bytes(); !bytes.Equal(got, c.RepRaw) {
+					t.Errorf("%s:\n got %q\nwant %q", what, got, c.RepRaw)
 				}
 			}
 
@@ -312,13 +170,13 @@ func TestGoldenReplies(t *testing.T) {
 			if !errors.As(callErr, &le) {
 				t.Fatalf("decodeReply error = %v, want *Error", callErr)
 			}
-			if c.clientErr != "" && le.Error() != c.clientErr {
-				t.Errorf("client error %q, Ganeti's client says %q", le.Error(), c.clientErr)
+			if c.ClientErr != "" && le.Error() != c.ClientErr {
+				t.Errorf("client error %q, Ganeti's client says %q", le.Error(), c.ClientErr)
 			}
 			switch v := decodeAny(t, rep.Result, true).(type) {
 			case string:
 				// luxid's answer to a request it cannot parse.
-				req, err := decodeRequest(oneMessage(t, c.reqRaw))
+				req, err := decodeRequest(oneMessage(t, c.ReqRaw))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -334,7 +192,7 @@ func TestGoldenReplies(t *testing.T) {
 					// The shape every other error takes.
 					check("plain error", nil, errors.New("Queue drained"))
 				}
-				if diff := cmp.Diff(c.repDecoded.(map[string]any)["result"], []any{le.Class, le.Args}); diff != "" {
+				if diff := cmp.Diff(c.RepDecoded.(map[string]any)["result"], []any{le.Class, le.Args}); diff != "" {
 					t.Errorf("client error differs (-want +got):\n%s", diff)
 				}
 			default:
@@ -347,70 +205,15 @@ func TestGoldenReplies(t *testing.T) {
 	}
 }
 
-// socatChunk is one message of luxi-socat-v.txt.
-type socatChunk struct {
-	fromClient bool
-	data       []byte // with the terminator as 0x03
-}
-
-var socatHeader = regexp.MustCompile(`([<>]) \d{4}/\d\d/\d\d \S+\s+length=(\d+) from=(\d+) to=(\d+)\n`)
-
-// parseSocat parses a `socat -v` transcript: after each header come
-// exactly length bytes of data, in which socat shows the 0x03 terminator
-// (the last byte of every message here) as '.'.
-func parseSocat(t *testing.T, text []byte) []socatChunk {
-	t.Helper()
-	var out []socatChunk
-	next := map[bool]int{true: 0, false: 0} // expected "from" per direction
-	pos := -1
-	for _, m := range socatHeader.FindAllSubmatchIndex(text, -1) {
-		if pos >= 0 && m[0] != pos {
-			t.Fatalf("socat transcript: unexpected text %q", text[pos:m[0]])
-		}
-		fromClient := string(text[m[2]:m[3]]) == ">"
-		length, _ := strconv.Atoi(string(text[m[4]:m[5]]))
-		from, _ := strconv.Atoi(string(text[m[6]:m[7]]))
-		to, _ := strconv.Atoi(string(text[m[8]:m[9]]))
-		if from != next[fromClient] || to-from+1 != length {
-			t.Fatalf("socat transcript: bad offsets in %q", text[m[0]:m[1]])
-		}
-		next[fromClient] = to + 1
-		end := m[1] + length
-		if end > len(text) || text[end-1] != '.' {
-			t.Fatalf("socat transcript: chunk at %d does not end in the terminator", m[1])
-		}
-		data := bytes.Clone(text[m[1]:end])
-		data[len(data)-1] = eom
-		out = append(out, socatChunk{fromClient: fromClient, data: data})
-		pos = end
-	}
-	if pos < 0 || strings.TrimSpace(string(text[pos:])) != "" {
-		t.Fatalf("socat transcript: no chunks or trailing text")
-	}
-	return out
-}
-
 // TestGoldenSocatConversation replays the captured conversation through a
 // real Server over a Unix socket: a raw connection sends the Python
 // client's bytes (json + "\n\x03"), a handler answers with the captured
 // results, and the replies must be luxid's bytes exactly.
 func TestGoldenSocatConversation(t *testing.T) {
-	text, err := os.ReadFile(filepath.Join(captureDir, "luxi-socat-v.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunks := parseSocat(t, text)
-	var reqs, reps [][]byte
-	for i, c := range chunks {
-		if c.fromClient != (i%2 == 0) {
-			t.Fatalf("chunk %d: requests and replies do not alternate", i)
-		}
-		if c.fromClient {
-			reqs = append(reqs, c.data)
-		} else {
-			reps = append(reps, c.data)
-		}
-	}
+	// The transcript is parsed by ganetiref.ParseSocat: each message exactly
+	// length bytes, offsets following on, 0x03 shown as '.', requests and
+	// replies alternating.
+	reqs, reps := ganetiref.LoadConversation(t)
 	if len(reqs) != 10 || len(reps) != len(reqs) {
 		t.Fatalf("got %d requests and %d replies, want 10 each", len(reqs), len(reps))
 	}

@@ -7,14 +7,30 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/jobq-dev/jobq/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], cli.Env{})
-	stop()
+	// JOBQ_CPUPROFILE=FILE writes a CPU profile of the command, for
+	// performance work on the client.
+	profiling := false
+	if p := os.Getenv("JOBQ_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			profiling = pprof.StartCPUProfile(f) == nil
+		}
+	}
+	code := run()
+	if profiling {
+		pprof.StopCPUProfile()
+	}
 	os.Exit(code)
+}
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return cli.Main(ctx, os.Args[1:], cli.Env{})
 }

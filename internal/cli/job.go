@@ -25,8 +25,9 @@ var (
 
 // queryResult is the result of a LUXI Query call.
 type queryResult struct {
-	Fields []format.FieldDef   `json:"fields"`
-	Data   [][]json.RawMessage `json:"data"`
+	Fields []format.FieldDef `json:"fields"`
+	// Data holds [status, value] cells, decoded with exact numbers.
+	Data [][]any `json:"data"`
 }
 
 // fieldsResult is the result of a LUXI QueryFields call.
@@ -193,9 +194,7 @@ func (a *app) printQueryTable(cmd *cobra.Command, res queryResult, tab tableOpti
 		for i, f := range res.Fields {
 			var cell any
 			if i < len(row) {
-				if err := decodeJSON(row[i], &cell); err != nil {
-					return failf("jobqd's answer to Query is not what jobq expects (%v)", err)
-				}
+				cell = row[i]
 			}
 			cells[i] = format.FormatJobQueryCell(f.Name, cell, a.env.Location)
 		}
@@ -215,9 +214,12 @@ func (a *app) printQueryJSON(res queryResult) error {
 		for i, f := range res.Fields {
 			var val json.RawMessage
 			if i < len(row) {
-				var cell []json.RawMessage
-				if err := json.Unmarshal(row[i], &cell); err == nil && len(cell) == 2 && string(cell[0]) == "0" {
-					val = cell[1]
+				if cell, ok := row[i].([]any); ok && len(cell) == 2 && cell[0] == json.Number("0") {
+					b, err := json.Marshal(cell[1])
+					if err != nil {
+						return failf("jobqd's answer to Query is not what jobq expects (%v)", err)
+					}
+					val = b
 				}
 			}
 			obj.add(f.Name, val)

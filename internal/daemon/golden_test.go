@@ -2,8 +2,8 @@ package daemon
 
 // Daemon-level golden tests: the real daemon (Run) is started in-process,
 // the state each Ganeti capture was taken in is rebuilt, and the captured
-// request bytes of Ganeti's Python client (testdata/ganeti/luxi-*.txt,
-// copies of /work/shared/ganeti-reference) are sent on a raw connection.
+// request bytes of Ganeti's Python client (testdata/ganeti-reference/luxi-*.txt,
+// read by internal/ganetiref) are sent on a raw connection.
 // Our reply is compared with luxid's by shape: same JSON types
 // recursively, same object keys, same list lengths, and equal values except
 // where a value is an id (checked against the id of our job instead), a
@@ -15,14 +15,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -33,155 +31,28 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/jobq-dev/jobq/internal/ganetiref"
 	"github.com/jobq-dev/jobq/luxi"
 	"github.com/jobq-dev/jobq/opcodes"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const captureDir = "../../testdata/ganeti-reference"
-
 // callTimeout bounds every single exchange with the daemon, so that a bug
 // makes a test fail instead of hang.
 const callTimeout = 30 * time.Second
 
 // ---------------------------------------------------------------------------
-// Captures (the parser is copied from luxi/golden_test.go).
-
-// capture is one luxi-*.txt file.
-type capture struct {
-	name   string
-	reqRaw []byte // request bytes on the wire, terminator included
-	repRaw []byte // reply bytes on the wire, terminator included
-}
-
-func loadCapture(t testing.TB, name string) capture {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(captureDir, name+".txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := parseCapture(string(data))
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	c.name = name
-	return c
-}
-
-func parseCapture(text string) (capture, error) {
-	var c capture
-	for _, line := range strings.Split(text, "\n") {
-		if line == "# decoded:" {
-			break
-		}
-		var err error
-		switch {
-		case strings.HasPrefix(line, ">>> b"):
-			c.reqRaw, err = parsePyBytes(strings.TrimPrefix(line, ">>> "))
-		case strings.HasPrefix(line, "<<< b"):
-			c.repRaw, err = parsePyBytes(strings.TrimPrefix(line, "<<< "))
-		}
-		if err != nil {
-			return c, err
-		}
-	}
-	if c.reqRaw == nil || c.repRaw == nil {
-		return c, errors.New("missing raw request or reply")
-	}
-	return c, nil
-}
-
-// parsePyBytes parses a Python bytes literal such as b'{"a": 1}\n\x03'.
-func parsePyBytes(lit string) ([]byte, error) {
-	if len(lit) < 3 || lit[0] != 'b' || (lit[1] != '\'' && lit[1] != '"') {
-		return nil, fmt.Errorf("not a bytes literal: %.20q", lit)
-	}
-	quote := lit[1]
-	var out []byte
-	for i := 2; i < len(lit); i++ {
-		ch := lit[i]
-		switch {
-		case ch == quote:
-			if rest := strings.TrimSpace(lit[i+1:]); rest != "" {
-				return nil, fmt.Errorf("text after bytes literal: %q", rest)
-			}
-			return out, nil
-		case ch != '\\':
-			out = append(out, ch)
-			continue
-		}
-		i++
-		if i >= len(lit) {
-			break
-		}
-		switch e := lit[i]; e {
-		case '\\', '\'', '"':
-			out = append(out, e)
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'x':
-			if i+2 >= len(lit) {
-				return nil, errors.New("short \\x escape")
-			}
-			n, err := strconv.ParseUint(lit[i+1:i+3], 16, 8)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, byte(n))
-			i += 2
-		default:
-			return nil, fmt.Errorf("unsupported escape \\%c", e)
-		}
-	}
-	return nil, errors.New("unterminated bytes literal")
-}
-
-// socatChunk is one message of luxi-socat-v.txt.
-type socatChunk struct {
-	fromClient bool
-	data       []byte // with the terminator as 0x03
-}
-
-var socatHeader = regexp.MustCompile(`([<>]) \d{4}/\d\d/\d\d \S+\s+length=(\d+) from=(\d+) to=(\d+)\n`)
-
-// parseSocat parses a `socat -v` transcript: after each header come
-// exactly length bytes, in which socat shows the 0x03 terminator as '.'.
-func parseSocat(t *testing.T, text []byte) []socatChunk {
-	t.Helper()
-	var out []socatChunk
-	pos := -1
-	for _, m := range socatHeader.FindAllSubmatchIndex(text, -1) {
-		if pos >= 0 && m[0] != pos {
-			t.Fatalf("socat transcript: unexpected text %q", text[pos:m[0]])
-		}
-		length, _ := strconv.Atoi(string(text[m[4]:m[5]]))
-		end := m[1] + length
-		if end > len(text) || text[end-1] != '.' {
-			t.Fatalf("socat transcript: chunk at %d does not end in the terminator", m[1])
-		}
-		data := bytes.Clone(text[m[1]:end])
-		data[len(data)-1] = 0x03
-		out = append(out, socatChunk{fromClient: string(text[m[2]:m[3]]) == ">", data: data})
-		pos = end
-	}
-	if pos < 0 || strings.TrimSpace(string(text[pos:])) != "" {
-		t.Fatalf("socat transcript: no chunks or trailing text")
-	}
-	return out
-}
+// Captures (read by ganetiref).
 
 // TestGoldenCapturesUpToDate checks that testdata holds every LUXI capture
 // of the shared reference directory, unchanged (skipped where it is
 // absent), and that every capture is played by one of the tests below.
 func TestGoldenCapturesUpToDate(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(captureDir, "luxi-*.txt"))
-	if err != nil || len(files) < 35 {
-		t.Fatalf("found %d captures in %s (%v)", len(files), captureDir, err)
+	captureDir := ganetiref.Dir(t)
+	names, err := ganetiref.Names(captureDir, "luxi-*")
+	if err != nil || len(names) < 35 {
+		t.Fatalf("found %d captures in %s (%v)", len(names), captureDir, err)
 	}
 	played := map[string]bool{}
 	for _, names := range playedCaptures {
@@ -192,8 +63,7 @@ func TestGoldenCapturesUpToDate(t *testing.T) {
 			played[n] = true
 		}
 	}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".txt")
+	for _, name := range names {
 		if !played[name] {
 			t.Errorf("capture %s is not played by any test", name)
 		}
@@ -585,8 +455,8 @@ type expect struct {
 // reply with luxid's. It returns our reply, decoded.
 func play(t *testing.T, c *rawConn, name string, e expect) any {
 	t.Helper()
-	cp := loadCapture(t, name)
-	req := rewrite(t, cp.reqRaw, e.ids)
+	cp := ganetiref.LoadCapture(t, name)
+	req := rewrite(t, cp.ReqRaw, e.ids)
 	got := c.roundTrip(req)
 	return checkReply(t, cp, got, e)
 }
@@ -609,10 +479,10 @@ func rewrite(t *testing.T, b []byte, pairs []string) []byte {
 }
 
 // checkReply compares our reply bytes with the capture's reply.
-func checkReply(t *testing.T, cp capture, got []byte, e expect) any {
+func checkReply(t *testing.T, cp ganetiref.Capture, got []byte, e expect) any {
 	t.Helper()
-	markPlayed(t, cp.name)
-	want := decodeMsg(t, "luxid's reply", cp.repRaw)
+	markPlayed(t, cp.Name)
+	want := decodeMsg(t, "luxid's reply", cp.RepRaw)
 	ours := decodeMsg(t, "our reply", got)
 	ov := map[string]any{}
 	for p, js := range e.ours {
@@ -622,7 +492,7 @@ func checkReply(t *testing.T, cp capture, got []byte, e expect) any {
 	cmp.compare("", want, ours, false)
 	for p := range ov {
 		if !cmp.usedOurs[p] {
-			t.Errorf("%s: expected value for %s was never compared (no such path)", cp.name, p)
+			t.Errorf("%s: expected value for %s was never compared (no such path)", cp.Name, p)
 		}
 	}
 	var lines []string
@@ -639,16 +509,16 @@ func checkReply(t *testing.T, cp capture, got []byte, e expect) any {
 	}
 	for p := range e.bugs {
 		if !explained[p] {
-			t.Logf("%s: the known daemon bug at %s no longer shows; remove it from the test", cp.name, p)
+			t.Logf("%s: the known daemon bug at %s no longer shows; remove it from the test", cp.Name, p)
 		}
 	}
 	if len(lines) > 0 {
 		t.Errorf("%s: reply differs from luxid's:\n  luxid: %q\n  ours:  %q\n  %s",
-			cp.name, cp.repRaw, got, strings.Join(lines, "\n  "))
-	} else if bytes.Equal(got, cp.repRaw) {
-		t.Logf("%s: byte-identical to luxid's reply", cp.name)
+			cp.Name, cp.RepRaw, got, strings.Join(lines, "\n  "))
+	} else if bytes.Equal(got, cp.RepRaw) {
+		t.Logf("%s: byte-identical to luxid's reply", cp.Name)
 	} else {
-		t.Logf("%s: same shape as luxid's reply\n  luxid: %q\n  ours:  %q", cp.name, cp.repRaw, got)
+		t.Logf("%s: same shape as luxid's reply\n  luxid: %q\n  ours:  %q", cp.Name, cp.RepRaw, got)
 	}
 	return ours
 }
@@ -1151,10 +1021,10 @@ func TestGoldenDrainAndConfig(t *testing.T) {
 		play(t, c, "luxi-QueryFields-job", expect{})
 	})
 	t.Run("unknown-method", func(t *testing.T) {
-		cp := loadCapture(t, "luxi-unknown-method")
-		got := c.roundTrip(cp.reqRaw)
-		if !bytes.Equal(got, cp.repRaw) {
-			t.Errorf("unknown method:\n got %q\nwant %q", got, cp.repRaw)
+		cp := ganetiref.LoadCapture(t, "luxi-unknown-method")
+		got := c.roundTrip(cp.ReqRaw)
+		if !bytes.Equal(got, cp.RepRaw) {
+			t.Errorf("unknown method:\n got %q\nwant %q", got, cp.RepRaw)
 		}
 		checkReply(t, cp, got, expect{})
 	})
@@ -1253,27 +1123,13 @@ func TestGoldenAutoArchive(t *testing.T) {
 // connection, ten calls) against the daemon.
 func TestGoldenSocatConversation(t *testing.T) {
 	defer checkPlayed(t)
-	text, err := os.ReadFile(filepath.Join(captureDir, "luxi-socat-v.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunks := parseSocat(t, text)
-	var reqs, reps [][]byte
-	for i, ch := range chunks {
-		if ch.fromClient != (i%2 == 0) {
-			t.Fatalf("chunk %d: requests and replies do not alternate", i)
-		}
-		if ch.fromClient {
-			reqs = append(reqs, ch.data)
-		} else {
-			reps = append(reps, ch.data)
-		}
-	}
+	// Parsed by ganetiref.ParseSocat; requests and replies alternate.
+	reqs, reps := ganetiref.LoadConversation(t)
 	if len(reqs) != 10 || len(reps) != 10 {
 		t.Fatalf("%d requests, %d replies", len(reqs), len(reps))
 	}
-	cp := func(i int) capture {
-		return capture{name: fmt.Sprintf("luxi-socat-v call %d", i+1), reqRaw: reqs[i], repRaw: reps[i]}
+	cp := func(i int) ganetiref.Capture {
+		return ganetiref.Capture{Name: fmt.Sprintf("%s call %d", ganetiref.Socat, i+1), ReqRaw: reqs[i], RepRaw: reps[i]}
 	}
 
 	n := startNode(t, 1, nil)

@@ -287,10 +287,8 @@ func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, erro
 		// "unavailable" values for jobs that do not exist.
 		found := map[int64][]any{}
 		for _, r := range rows {
-			if n, ok := r[0].(json.Number); ok {
-				if id, err := n.Int64(); err == nil {
-					found[id] = r[1:]
-				}
+			if id, ok := r[0].(int64); ok {
+				found[id] = r[1:]
 			}
 		}
 		out := make([][]any, 0, len(ids))

@@ -8,7 +8,10 @@ package job
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/json/jsontext"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -126,42 +129,65 @@ var knownJobKeys = map[string]bool{
 // Top-level members are matched by their exact (case-sensitive) name, as
 // Ganeti's Python reader does; every other member is kept in Extra.
 func Decode(b []byte) (*Job, error) {
-	if !json.Valid(b) {
+	// One pass over the top-level members: known ones are decoded into the
+	// job, others kept as they are.
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	invalid := func(err error) (*Job, error) {
 		var v any
-		err := json.Unmarshal(b, &v)
+		if uerr := json.Unmarshal(b, &v); uerr != nil {
+			err = uerr
+		}
 		return nil, fmt.Errorf("job file is not valid JSON: %v", err)
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil || all == nil {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return invalid(err)
+	}
+	if tok.Kind() != '{' {
+		if _, err := dec.ReadValue(); err != nil && !errors.Is(err, io.EOF) {
+			return invalid(err)
+		}
 		return nil, fmt.Errorf("job file is not a JSON object")
 	}
 	var j Job
-	members := []struct {
-		key string
-		dst any
-	}{
-		{"id", &j.ID},
-		{"ops", &j.Ops},
-		{"received_timestamp", &j.ReceivedTimestamp},
-		{"start_timestamp", &j.StartTimestamp},
-		{"end_timestamp", &j.EndTimestamp},
-	}
-	for _, m := range members {
-		raw, ok := all[m.key]
-		if !ok {
-			continue
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return invalid(err)
 		}
-		if err := json.Unmarshal(raw, m.dst); err != nil {
-			return nil, fmt.Errorf("job file member %q is not valid: %v", m.key, err)
+		key := tok.String()
+		val, err := dec.ReadValue()
+		if err != nil {
+			return invalid(err)
 		}
-	}
-	for k, v := range all {
-		if !knownJobKeys[k] {
+		var dst any
+		switch key {
+		case "id":
+			j.ID, dst = 0, &j.ID
+		case "ops":
+			j.Ops, dst = nil, &j.Ops
+		case "received_timestamp":
+			j.ReceivedTimestamp, dst = nil, &j.ReceivedTimestamp
+		case "start_timestamp":
+			j.StartTimestamp, dst = nil, &j.StartTimestamp
+		case "end_timestamp":
+			j.EndTimestamp, dst = nil, &j.EndTimestamp
+		default:
 			if j.Extra == nil {
 				j.Extra = map[string]json.RawMessage{}
 			}
-			j.Extra[k] = v
+			j.Extra[key] = append(json.RawMessage(nil), val...)
+			continue
 		}
+		if err := json.Unmarshal(val, dst); err != nil {
+			return nil, fmt.Errorf("job file member %q is not valid: %v", key, err)
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return invalid(err)
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return invalid(fmt.Errorf("data after the job object"))
 	}
 	if err := j.check(); err != nil {
 		return nil, err

@@ -1,102 +1,49 @@
 package query
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/jobq-dev/jobq/internal/ganetiref"
 )
 
-// referenceDir holds the captures from a real Ganeti 3.0.2 cluster
-// (/work/shared/ganeti-reference), relative to this package's directory.
-const referenceDir = "../../testdata/ganeti-reference"
-
+// readReference reads a capture from a real Ganeti 3.0.2 cluster
+// (testdata/ganeti-reference, found by ganetiref); name includes ".txt".
 func readReference(t *testing.T, name string) []byte {
 	t.Helper()
-	if _, err := os.Stat(referenceDir); os.IsNotExist(err) {
-		t.Skipf("reference captures not available: %s does not exist", referenceDir)
-	}
-	b, err := os.ReadFile(filepath.Join(referenceDir, name))
+	b, err := os.ReadFile(filepath.Join(referenceDir(t), name))
 	if err != nil {
 		t.Fatalf("reading capture: %v", err)
 	}
 	return b
 }
 
-// luxiExchange extracts the raw request and reply of a luxi-*.txt capture:
-// the `>>> b'...'` and `<<< b'...'` lines (Python bytes literals), without
-// the trailing newline and 0x03 terminator.
-func luxiExchange(t *testing.T, name string) (req, reply []byte) {
+// referenceDir returns the capture directory, skipping the test where it
+// is missing.
+func referenceDir(t *testing.T) string {
 	t.Helper()
-	sc := bufio.NewScanner(bytes.NewReader(readReference(t, name)))
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		line := sc.Text()
-		var dst *[]byte
-		switch {
-		case strings.HasPrefix(line, ">>> b'") && req == nil:
-			dst = &req
-		case strings.HasPrefix(line, "<<< b'") && reply == nil:
-			dst = &reply
-		default:
-			continue
-		}
-		lit := strings.TrimSuffix(strings.TrimPrefix(line[4:], "b'"), "'")
-		b, err := unescapePythonBytes(lit)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		*dst = bytes.TrimRight(b, "\x03\n")
+	dir, err := ganetiref.FindDir(".")
+	if err != nil {
+		t.Skipf("reference captures not available: %v", err)
 	}
-	if req == nil || reply == nil {
-		t.Fatalf("%s: request or reply line missing", name)
-	}
-	return req, reply
+	return dir
 }
 
-func unescapePythonBytes(s string) ([]byte, error) {
-	var out []byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
-		}
-		i++
-		if i >= len(s) {
-			return nil, fmt.Errorf("dangling backslash")
-		}
-		switch s[i] {
-		case '\\', '\'', '"':
-			out = append(out, s[i])
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'x':
-			if i+2 >= len(s) {
-				return nil, fmt.Errorf("short \\x escape")
-			}
-			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, byte(v))
-			i += 2
-		default:
-			return nil, fmt.Errorf("unknown escape \\%c", s[i])
-		}
+// luxiExchange returns the raw request and reply of a luxi-*.txt capture
+// (name includes ".txt") without the trailing newline and 0x03 terminator.
+func luxiExchange(t *testing.T, name string) (req, reply []byte) {
+	t.Helper()
+	c, err := ganetiref.ReadCapture(referenceDir(t), strings.TrimSuffix(name, ".txt"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out, nil
+	return bytes.TrimRight(c.ReqRaw, "\x03\n"), bytes.TrimRight(c.RepRaw, "\x03\n")
 }
 
 type luxiRequest struct {

@@ -17,6 +17,7 @@ import (
 type view struct {
 	j        *job.Job
 	archived bool
+	summary  []string // cached per live job; nil: compute
 }
 
 // JobFieldNames are the job fields queries accept.
@@ -79,7 +80,10 @@ func (q *Queue) field(v view, name string) (any, bool) {
 	case "oppriority":
 		return perOp(func(op *job.Op) any { return op.Priority }), true
 	case "summary":
-		return perOp(func(op *job.Op) any { return q.reg.Summary(op.Input) }), true
+		if v.summary != nil {
+			return v.summary, true
+		}
+		return q.summaries(j), true
 	case "received_ts":
 		return tsv(j.ReceivedTimestamp), true
 	case "start_ts":
@@ -88,6 +92,35 @@ func (q *Queue) field(v view, name string) (any, bool) {
 		return tsv(j.EndTimestamp), true
 	}
 	return nil, false
+}
+
+// summaries computes the per-opcode summaries of a job.
+func (q *Queue) summaries(j *job.Job) []string {
+	out := make([]string, len(j.Ops))
+	for i, op := range j.Ops {
+		out[i] = q.reg.Summary(op.Input)
+	}
+	return out
+}
+
+// filterValue turns a field value into what the filter language compares:
+// numbers, strings, booleans, lists; timestamps as [seconds, microseconds].
+func filterValue(v any) any {
+	switch x := v.(type) {
+	case int64, int, bool, string, nil:
+		return x
+	case job.Status:
+		return string(x)
+	case job.Timestamp:
+		return []any{x[0], x[1]}
+	case []string:
+		out := make([]any, len(x))
+		for i, s := range x {
+			out[i] = s
+		}
+		return out
+	}
+	return decodeJSON(v)
 }
 
 // checkFields refuses unknown field names with Ganeti's error shape.
@@ -121,7 +154,7 @@ func (q *Queue) row(v view, fields []string) json.RawMessage {
 // lookupLocked returns a live job, or an archived one read from disk.
 func (q *Queue) lookupLocked(id int64) (view, bool) {
 	if e, ok := q.jobs[id]; ok {
-		return view{j: e.shown}, true
+		return view{j: e.shown, summary: e.summary}, true
 	}
 	j, err := q.loadArchived(id)
 	if err != nil {
@@ -176,7 +209,8 @@ type Selector struct {
 }
 
 // Select returns the values of fields for the selected jobs, in id order.
-// Values are decoded JSON (as a client would see them).
+// Values are Go values that encode to the fields' JSON; they do not refer
+// to state that changes later.
 func (q *Queue) Select(sel Selector, fields []string) ([][]any, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -205,7 +239,7 @@ func (q *Queue) Select(sel Selector, fields []string) ([][]any, error) {
 				if !ok {
 					return nil, false
 				}
-				return decodeJSON(val), true
+				return filterValue(val), true
 			}
 			m, err := sel.Match(get)
 			if err != nil {
@@ -215,9 +249,9 @@ func (q *Queue) Select(sel Selector, fields []string) ([][]any, error) {
 				continue
 			}
 		}
-		var vals []any
-		if err := unmarshalNumber(q.row(v, fields), &vals); err != nil {
-			return nil, err
+		vals := make([]any, len(fields))
+		for i, f := range fields {
+			vals[i], _ = q.field(v, f)
 		}
 		rows = append(rows, vals)
 	}

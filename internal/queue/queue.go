@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/job"
@@ -65,7 +67,9 @@ type entry struct {
 	shown *job.Job
 	// version counts writes of job; shownVersion is the version of shown.
 	version, shownVersion uint64
-	changed               chan struct{} // closed and replaced whenever the job changes
+	// summary caches the opcode summaries (inputs never change).
+	summary []string
+	changed chan struct{} // closed and replaced whenever the job changes
 	// heapIdx is the position in the ready heap, -1 when not in it.
 	heapIdx int
 	// owned is true while a worker executes the job.
@@ -74,8 +78,8 @@ type entry struct {
 	cancelRun context.CancelCauseFunc
 }
 
-func newEntry(j *job.Job) *entry {
-	return &entry{job: j, shown: j.Clone(), changed: make(chan struct{}), heapIdx: -1}
+func (q *Queue) newEntry(j *job.Job) *entry {
+	return &entry{job: j, shown: j.Clone(), changed: make(chan struct{}), heapIdx: -1, summary: q.summaries(j)}
 }
 
 func (e *entry) notify() {
@@ -153,25 +157,55 @@ func Open(cfg Config) (*Queue, error) {
 func (q *Queue) ts() job.Timestamp { return job.TS(q.now()) }
 
 func (q *Queue) load() error {
-	files, err := q.store.ReadJobs()
+	ids, err := q.store.JobIDs()
 	if err != nil {
 		return err
 	}
+	// Read and decode on every core; the results are applied in id order.
+	type loaded struct {
+		j   *job.Job
+		err error
+	}
+	results := make([]loaded, len(ids))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(ids) {
+					return
+				}
+				b, err := q.store.ReadJob(ids[i])
+				if err != nil {
+					results[i].err = fmt.Errorf("cannot read job-%d: %w", ids[i], err)
+					continue
+				}
+				j, err := job.Decode(b)
+				if err == nil && j.ID != ids[i] {
+					err = fmt.Errorf("file job-%d holds job %d", ids[i], j.ID)
+				}
+				results[i] = loaded{j: j, err: err}
+			}
+		}()
+	}
+	wg.Wait()
+
 	now := q.ts()
 	var maxID int64
 	var tickets []store.Ticket
 	recovered := 0
-	for _, f := range files {
-		maxID = max(maxID, f.ID)
-		j, err := job.Decode(f.Data)
-		if err == nil && j.ID != f.ID {
-			err = fmt.Errorf("file job-%d holds job %d", f.ID, j.ID)
-		}
+	for i, id := range ids {
+		maxID = max(maxID, id)
+		j, err := results[i].j, results[i].err
+		results[i] = loaded{}
 		if err != nil {
-			dst := fmt.Sprintf("quarantine/%s.%d", store.JobFileName(f.ID), now[0])
-			q.log.Error("job file is corrupt; moved aside", "file", store.JobFileName(f.ID), "to", dst, "err", err)
-			if err := q.store.Rename(store.JobFileName(f.ID), dst).Wait(); err != nil {
-				return fmt.Errorf("cannot move corrupt job file job-%d aside: %w", f.ID, err)
+			dst := fmt.Sprintf("quarantine/%s.%d", store.JobFileName(id), now[0])
+			q.log.Error("job file is corrupt; moved aside", "file", store.JobFileName(id), "to", dst, "err", err)
+			if err := q.store.Rename(store.JobFileName(id), dst).Wait(); err != nil {
+				return fmt.Errorf("cannot move corrupt job file job-%d aside: %w", id, err)
 			}
 			continue
 		}
@@ -183,7 +217,7 @@ func (q *Queue) load() error {
 			}
 			tickets = append(tickets, q.store.Write(store.JobFileName(j.ID), b))
 		}
-		e := newEntry(j)
+		e := q.newEntry(j)
 		q.jobs[j.ID] = e
 		if j.CalcStatus() == job.StatusQueued {
 			heap.Push(&q.ready, e)
@@ -292,7 +326,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
 			continue
 		}
-		e := newEntry(j)
+		e := q.newEntry(j)
 		q.jobs[j.ID] = e
 		heap.Push(&q.ready, e)
 	}

@@ -465,32 +465,30 @@ func (s *Store) maxArchived() int64 {
 	return 0
 }
 
-// JobFile is one job file read from the queue directory.
-type JobFile struct {
-	ID   int64
-	Data []byte
-}
-
-// ReadJobs reads every live job file, in id order.
-func (s *Store) ReadJobs() ([]JobFile, error) {
-	ents, err := os.ReadDir(s.dir)
+// JobIDs lists the ids of the live job files, sorted.
+func (s *Store) JobIDs() ([]int64, error) {
+	d, err := os.Open(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list queue directory: %w", err)
 	}
-	var out []JobFile
-	for _, e := range ents {
-		id, ok := ParseJobFileName(e.Name())
-		if !ok || !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(s.dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", e.Name(), err)
-		}
-		out = append(out, JobFile{ID: id, Data: b})
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list queue directory: %w", err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	var ids []int64
+	for _, n := range names {
+		if id, ok := ParseJobFileName(n); ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// ReadJob reads a live job's file.
+func (s *Store) ReadJob(id int64) ([]byte, error) {
+	return os.ReadFile(filepath.Join(s.dir, JobFileName(id)))
 }
 
 // ReadArchived reads an archived job's file; ok is false when there is
