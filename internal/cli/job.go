@@ -27,7 +27,7 @@ var (
 type queryResult struct {
 	Fields []format.FieldDef `json:"fields"`
 	// Data holds [status, value] cells, decoded with exact numbers.
-	Data [][]any `json:"data"`
+	Data queryData `json:"data"`
 }
 
 // fieldsResult is the result of a LUXI QueryFields call.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 )
 
@@ -37,6 +38,19 @@ func (t Timestamp) ptr() *Timestamp { return &t }
 // UnmarshalJSON accepts [sec, usec] with integer or float members (Ganeti
 // writers have produced both).
 func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	// Fast path for the usual [123, 456]: job files hold many timestamps.
+	if s, ok := bytes.CutPrefix(bytes.TrimSpace(b), []byte("[")); ok {
+		if s, ok = bytes.CutSuffix(s, []byte("]")); ok {
+			if a, c, ok := bytes.Cut(s, []byte(",")); ok {
+				x, err1 := strconv.ParseInt(string(bytes.TrimSpace(a)), 10, 64)
+				y, err2 := strconv.ParseInt(string(bytes.TrimSpace(c)), 10, 64)
+				if err1 == nil && err2 == nil {
+					t[0], t[1] = x, y
+					return nil
+				}
+			}
+		}
+	}
 	var v []json.Number
 	if err := json.Unmarshal(b, &v); err != nil || len(v) != 2 {
 		return fmt.Errorf("timestamp must be [seconds, microseconds], got %s", truncate(b))

@@ -1,10 +1,8 @@
 package query
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -37,19 +35,7 @@ func Unavailable() ResultEntry { return ResultEntry{Status: RSUnavail} }
 // <, > and & itself, so an encoder with SetEscapeHTML(false) produces the
 // same bytes as Ganeti.
 func (e ResultEntry) MarshalJSON() ([]byte, error) {
-	if e.Status != RSNormal {
-		return []byte("[" + strconv.Itoa(int(e.Status)) + ",null]"), nil
-	}
-	var buf bytes.Buffer
-	buf.WriteString("[0,")
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e.Value); err != nil {
-		return nil, err
-	}
-	buf.Truncate(buf.Len() - 1) // the newline Encode adds
-	buf.WriteByte(']')
-	return buf.Bytes(), nil
+	return e.appendJSON(nil)
 }
 
 // UnmarshalJSON decodes [status, value]; numbers in the value decode as

@@ -78,8 +78,17 @@ type entry struct {
 	cancelRun context.CancelCauseFunc
 }
 
-func (q *Queue) newEntry(j *job.Job) *entry {
-	return &entry{job: j, shown: j.Clone(), changed: make(chan struct{}), heapIdx: -1, summary: q.summaries(j)}
+// newEntry makes the entry of a durable job; summary may be nil (computed
+// here).
+func (q *Queue) newEntry(j *job.Job, summary []string) *entry {
+	if summary == nil {
+		summary = q.summaries(j)
+	}
+	shown := j
+	if !j.Final() {
+		shown = j.Clone()
+	}
+	return &entry{job: j, shown: shown, changed: make(chan struct{}), heapIdx: -1, summary: summary}
 }
 
 func (e *entry) notify() {
@@ -92,6 +101,11 @@ func (e *entry) notify() {
 func (e *entry) publishLocked(snap *job.Job, v uint64) {
 	if v > e.shownVersion {
 		e.shown, e.shownVersion = snap, v
+		if v == e.version && snap.Final() {
+			// A final job never changes again: working and shown state
+			// can be one copy (half the memory of a big queue).
+			e.job = snap
+		}
 	}
 	e.notify()
 }
@@ -163,8 +177,9 @@ func (q *Queue) load() error {
 	}
 	// Read and decode on every core; the results are applied in id order.
 	type loaded struct {
-		j   *job.Job
-		err error
+		j       *job.Job
+		summary []string
+		err     error
 	}
 	results := make([]loaded, len(ids))
 	var next atomic.Int64
@@ -187,7 +202,11 @@ func (q *Queue) load() error {
 				if err == nil && j.ID != ids[i] {
 					err = fmt.Errorf("file job-%d holds job %d", ids[i], j.ID)
 				}
-				results[i] = loaded{j: j, err: err}
+				if err != nil {
+					results[i].err = err
+					continue
+				}
+				results[i] = loaded{j: j, summary: q.summaries(j)}
 			}
 		}()
 	}
@@ -199,7 +218,7 @@ func (q *Queue) load() error {
 	recovered := 0
 	for i, id := range ids {
 		maxID = max(maxID, id)
-		j, err := results[i].j, results[i].err
+		j, summary, err := results[i].j, results[i].summary, results[i].err
 		results[i] = loaded{}
 		if err != nil {
 			dst := fmt.Sprintf("quarantine/%s.%d", store.JobFileName(id), now[0])
@@ -217,7 +236,7 @@ func (q *Queue) load() error {
 			}
 			tickets = append(tickets, q.store.Write(store.JobFileName(j.ID), b))
 		}
-		e := q.newEntry(j)
+		e := q.newEntry(j, summary)
 		q.jobs[j.ID] = e
 		if j.CalcStatus() == job.StatusQueued {
 			heap.Push(&q.ready, e)
@@ -326,7 +345,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
 			continue
 		}
-		e := q.newEntry(j)
+		e := q.newEntry(j, nil)
 		q.jobs[j.ID] = e
 		heap.Push(&q.ready, e)
 	}
