@@ -1,7 +1,12 @@
 // Command jobq-bench drives a running jobqd through its LUXI socket and
-// reports throughput and latency. It starts nothing itself.
+// reports throughput, latency and watcher notification latency, next to the
+// disk's own limit for durable file replaces measured in the same run. It
+// starts no daemon itself.
 //
 //	jobq-bench --socket DIR/socket/jobq-query --jobs 5000 --clients 4
+//
+// With --populate DIR it instead writes a data directory full of finished
+// jobs, for scale measurements of a daemon started on it.
 package main
 
 import (
@@ -10,21 +15,42 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
+type options struct {
+	socket    string
+	jobs      int
+	clients   int
+	batch     int
+	duration  float64
+	samples   int
+	watchers  int
+	diskDir   string
+	diskTime  time.Duration
+	workloads map[string]bool
+}
+
 func main() {
-	socket := flag.String("socket", os.Getenv("JOBQ_SOCKET"), "LUXI socket of the node to drive")
-	jobs := flag.Int("jobs", 5000, "jobs to submit in the throughput run")
-	clients := flag.Int("clients", 4, "concurrent clients")
-	batch := flag.Int("batch", 50, "jobs per SubmitManyJobs call")
-	duration := flag.Float64("duration", 0.001, "OP_TEST_DELAY duration in seconds")
-	samples := flag.Int("latency-samples", 200, "sequential submit→success runs for the latency figure")
+	var o options
+	flag.StringVar(&o.socket, "socket", os.Getenv("JOBQ_SOCKET"), "LUXI socket of the node to drive (default $JOBQ_SOCKET)")
+	flag.IntVar(&o.jobs, "jobs", 5000, "throughput: jobs to submit")
+	flag.IntVar(&o.clients, "clients", 4, "throughput: concurrent clients")
+	flag.IntVar(&o.batch, "batch", 50, "throughput: jobs per SubmitManyJobs call")
+	flag.Float64Var(&o.duration, "duration", 0.001, "OP_TEST_DELAY duration of the throughput and latency jobs, in seconds")
+	flag.IntVar(&o.samples, "latency-samples", 200, "latency: sequential submit→success runs")
+	flag.IntVar(&o.watchers, "watchers", 1000, "watchers: concurrent WaitForJobChange calls on one job")
+	flag.StringVar(&o.diskDir, "disk-dir", "", "where to measure the disk's durable replace rate (default: the node's data directory, from the socket path)")
+	flag.DurationVar(&o.diskTime, "disk-time", 2*time.Second, "how long to measure the disk")
+	which := flag.String("workloads", "disk,throughput,latency,watchers", "workloads to run, comma-separated")
 	populateDir := flag.String("populate", "", "instead of driving a node: write a data directory DIR with --live finished jobs and --archived archived ones (no daemon may use it)")
 	live := flag.Int("live", 100000, "with --populate: live jobs to write")
 	archived := flag.Int("archived", 0, "with --populate: archived jobs to write")
@@ -36,11 +62,25 @@ func main() {
 		}
 		return
 	}
-	if *socket == "" {
+	if o.socket == "" {
 		fmt.Fprintln(os.Stderr, "jobq-bench: give the node's socket with --socket or $JOBQ_SOCKET")
 		os.Exit(2)
 	}
-	if err := run(*socket, *jobs, *clients, *batch, *duration, *samples); err != nil {
+	o.workloads = map[string]bool{}
+	for _, w := range strings.Split(*which, ",") {
+		switch w {
+		case "disk", "throughput", "latency", "watchers":
+			o.workloads[w] = true
+		default:
+			fmt.Fprintf(os.Stderr, "jobq-bench: unknown workload %q (disk, throughput, latency, watchers)\n", w)
+			os.Exit(2)
+		}
+	}
+	if o.diskDir == "" {
+		// DIR/socket/jobq-query -> DIR
+		o.diskDir = filepath.Dir(filepath.Dir(o.socket))
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "jobq-bench:", err)
 		os.Exit(1)
 	}
@@ -62,44 +102,105 @@ func waitFinal(ctx context.Context, c *luxi.Client, id int64) (string, error) {
 		if err := json.Unmarshal(raw, &res); err != nil {
 			return "", fmt.Errorf("job %d: WaitForJobChange answered %s", id, raw)
 		}
-		var st []string
+		var st []job.Status
 		json.Unmarshal(res[0], &st)
-		switch st[0] {
-		case "success", "error", "canceled":
-			return st[0], nil
+		if len(st) == 1 && st[0].Final() {
+			return string(st[0]), nil
 		}
 		prev = st
 	}
 }
 
-func run(socket string, jobs, clients, batch int, d float64, samples int) error {
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[min(len(d)-1, int(p*float64(len(d))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func run(o options) error {
 	ctx := context.Background()
-	c, err := luxi.Dial(socket)
+	c, err := luxi.Dial(o.socket)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	out := map[string]any{}
+	var human []string
 
-	// Throughput: clients submit batches, then wait for their jobs.
-	var next atomic.Int64
-	var failed atomic.Int64
-	ids := make(chan int64, jobs)
+	if o.workloads["disk"] {
+		rate, err := diskRate(o.diskDir, o.diskTime)
+		if err != nil {
+			return err
+		}
+		out["disk_replaces_per_s"] = rate
+		out["disk_limit_jobs_per_s"] = rate / writesPerJob
+		human = append(human, fmt.Sprintf("disk (%s): %.0f durable file replaces/s when batched under one sync; at %d writes a job that caps jobq near %.0f jobs/s",
+			o.diskDir, rate, writesPerJob, rate/writesPerJob))
+	}
+	if o.workloads["throughput"] {
+		rate, bad, total, err := throughput(ctx, c, o)
+		if err != nil {
+			return err
+		}
+		out["jobs"], out["clients"], out["batch"], out["duration_s"] = o.jobs, o.clients, o.batch, o.duration
+		out["jobs_per_s"], out["not_success"], out["total_s"] = rate, bad, total.Seconds()
+		line := fmt.Sprintf("throughput: %d jobs (%d clients, SubmitManyJobs of %d, OP_TEST_DELAY %gs): %.0f jobs/s submit→all final in %.2fs; %d not successful",
+			o.jobs, o.clients, o.batch, o.duration, rate, total.Seconds(), bad)
+		if lim, ok := out["disk_limit_jobs_per_s"].(float64); ok && lim > 0 {
+			out["fraction_of_disk_limit"] = rate / lim
+			line += fmt.Sprintf(" = %.0f%% of the disk's limit", 100*rate/lim)
+		}
+		human = append(human, line)
+	}
+	if o.workloads["latency"] {
+		lat, err := latency(ctx, c, o)
+		if err != nil {
+			return err
+		}
+		p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
+		out["latency_p50_ms"], out["latency_p99_ms"] = ms(p50), ms(p99)
+		human = append(human, fmt.Sprintf("latency: one job at a time, submit→success over %d jobs: p50 %.2f ms, p99 %.2f ms", len(lat), ms(p50), ms(p99)))
+	}
+	if o.workloads["watchers"] {
+		lat, err := watchers(ctx, c, o)
+		if err != nil {
+			return err
+		}
+		p50, p99, worst := percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 1)
+		out["watchers"], out["watch_p50_ms"], out["watch_p99_ms"], out["watch_max_ms"] = len(lat), ms(p50), ms(p99), ms(worst)
+		human = append(human, fmt.Sprintf("watchers: %d concurrent WaitForJobChange on one job, notified after its end: p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+			len(lat), ms(p50), ms(p99), ms(worst)))
+	}
+	b, _ := json.Marshal(out)
+	fmt.Println(string(b))
+	for _, h := range human {
+		fmt.Println(h)
+	}
+	return nil
+}
+
+func throughput(ctx context.Context, c *luxi.Client, o options) (float64, int64, time.Duration, error) {
+	var next, failed atomic.Int64
+	ids := make(chan int64, o.jobs)
+	errs := make(chan error, o.clients)
 	start := time.Now()
 	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for range clients {
+	for range o.clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				n := int(next.Add(int64(batch))) - batch
-				if n >= jobs {
+				n := int(next.Add(int64(o.batch))) - o.batch
+				if n >= o.jobs {
 					return
 				}
-				k := min(batch, jobs-n)
-				many := make([][]map[string]any, k)
+				many := make([][]map[string]any, min(o.batch, o.jobs-n))
 				for i := range many {
-					many[i] = []map[string]any{op(d)}
+					many[i] = []map[string]any{op(o.duration)}
 				}
 				raw, err := c.Call(ctx, "SubmitManyJobs", many)
 				if err != nil {
@@ -121,30 +222,25 @@ func run(socket string, jobs, clients, batch int, d float64, samples int) error 
 	}
 	wg.Wait()
 	close(ids)
-	submitted := time.Since(start)
 	select {
 	case err := <-errs:
-		return err
+		return 0, 0, 0, err
 	default:
 	}
-	var all []int64
+	work := make(chan int64, o.jobs)
+	n := 0
 	for id := range ids {
-		all = append(all, id)
-	}
-	// Wait for every job from `clients` watchers.
-	var bad atomic.Int64
-	work := make(chan int64, len(all))
-	for _, id := range all {
 		work <- id
+		n++
 	}
 	close(work)
-	for range clients {
+	var bad atomic.Int64
+	for range o.clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				st, err := waitFinal(ctx, c, id)
-				if err != nil || st != "success" {
+				if st, err := waitFinal(ctx, c, id); err != nil || st != "success" {
 					bad.Add(1)
 				}
 			}
@@ -152,42 +248,110 @@ func run(socket string, jobs, clients, batch int, d float64, samples int) error 
 	}
 	wg.Wait()
 	total := time.Since(start)
-	rate := float64(len(all)) / total.Seconds()
+	return float64(n) / total.Seconds(), bad.Load() + failed.Load(), total, nil
+}
 
-	// Latency: one job at a time, submit → success.
-	lat := make([]time.Duration, 0, samples)
-	for range samples {
+func latency(ctx context.Context, c *luxi.Client, o options) ([]time.Duration, error) {
+	lat := make([]time.Duration, 0, o.samples)
+	for range o.samples {
 		t0 := time.Now()
-		raw, err := c.Call(ctx, "SubmitJob", []map[string]any{op(d)})
+		raw, err := c.Call(ctx, "SubmitJob", []map[string]any{op(o.duration)})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var id int64
-		json.Unmarshal(raw, &id)
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return nil, fmt.Errorf("SubmitJob answered %s", raw)
+		}
 		if _, err := waitFinal(ctx, c, id); err != nil {
-			return err
+			return nil, err
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
+	return lat, nil
+}
+
+// watchers starts o.watchers WaitForJobChange calls, each on its own
+// connection, on one running job, and measures how long after the job's
+// end (its end timestamp, same machine clock) each learns that it ended.
+func watchers(ctx context.Context, c *luxi.Client, o options) ([]time.Duration, error) {
+	raw, err := c.Call(ctx, "SubmitJob", []map[string]any{op(1)})
+	if err != nil {
+		return nil, err
+	}
+	var id int64
+	if err := json.Unmarshal(raw, &id); err != nil {
+		return nil, fmt.Errorf("SubmitJob answered %s", raw)
+	}
+	// Wait until it runs, so that every watcher waits for the end.
+	prev := any(nil)
+	for {
+		raw, err := c.Call(ctx, "WaitForJobChange", id, []string{"status"}, prev, nil, 60)
+		if err != nil {
+			return nil, err
 		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+		var res [2]json.RawMessage
+		json.Unmarshal(raw, &res)
+		var st []string
+		json.Unmarshal(res[0], &st)
+		if st[0] == "running" {
+			break
+		}
+		prev = st
 	}
-	out := map[string]any{
-		"jobs": len(all), "clients": clients, "batch": batch, "duration_s": d,
-		"submit_s": submitted.Seconds(), "total_s": total.Seconds(), "jobs_per_s": rate,
-		"not_success": bad.Load(), "submit_failed": failed.Load(),
-		"latency_p50_ms": float64(pct(0.5).Microseconds()) / 1000,
-		"latency_p99_ms": float64(pct(0.99).Microseconds()) / 1000,
+	recv := make([]time.Time, o.watchers)
+	errs := make(chan error, o.watchers)
+	ready := make(chan struct{}, o.watchers)
+	var wg sync.WaitGroup
+	for i := range o.watchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wc, err := luxi.Dial(o.socket)
+			if err != nil {
+				errs <- err
+				ready <- struct{}{}
+				return
+			}
+			defer wc.Close()
+			ready <- struct{}{}
+			for {
+				raw, err := wc.Call(ctx, "WaitForJobChange", id, []string{"status"}, []string{"running"}, nil, 60)
+				if err != nil {
+					errs <- err
+					return
+				}
+				var res [2]json.RawMessage
+				json.Unmarshal(raw, &res)
+				var st []job.Status
+				json.Unmarshal(res[0], &st)
+				if st[0].Final() {
+					recv[i] = time.Now()
+					return
+				}
+			}
+		}()
 	}
-	b, _ := json.Marshal(out)
-	fmt.Println(string(b))
-	fmt.Printf("%d jobs (%d clients, batches of %d, OP_TEST_DELAY %gs): %.0f jobs/s end to end (submitted in %.2fs, all final in %.2fs); %d not successful\n",
-		len(all), clients, batch, d, rate, submitted.Seconds(), total.Seconds(), bad.Load()+failed.Load())
-	fmt.Printf("sequential submit→success over %d jobs: p50 %.2f ms, p99 %.2f ms\n", len(lat),
-		float64(pct(0.5).Microseconds())/1000, float64(pct(0.99).Microseconds())/1000)
-	return nil
+	for range o.watchers {
+		<-ready
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return nil, fmt.Errorf("watcher: %w", err)
+	}
+	raw, err = c.Call(ctx, "QueryJobs", []int64{id}, []string{"end_ts"})
+	if err != nil {
+		return nil, err
+	}
+	var rows [][]job.Timestamp
+	if err := json.Unmarshal(raw, &rows); err != nil || len(rows) != 1 {
+		return nil, fmt.Errorf("QueryJobs answered %s", raw)
+	}
+	end := rows[0][0].Time()
+	lat := make([]time.Duration, len(recv))
+	for i, t := range recv {
+		lat[i] = t.Sub(end)
+	}
+	return lat, nil
 }

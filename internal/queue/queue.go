@@ -303,7 +303,8 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 		return nil, genericError("Queue drained")
 	}
 	res := make([]SubmitResult, len(jobs))
-	built := make([]*job.Job, len(jobs))
+	entries := make([]*entry, len(jobs))
+	starts := make([]*started, len(jobs))
 	tickets := make([]store.Ticket, len(jobs))
 	any := false
 	for i, ops := range jobs {
@@ -312,15 +313,29 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			res[i].Err = err
 			continue
 		}
+		e := q.newEntry(j, nil)
+		// A job that a free worker would take at once starts here: its
+		// first write already says "running", which saves one durable
+		// write per short job.
+		if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 {
+			if st := q.tryStartLocked(e); st != nil {
+				starts[i] = st
+				q.running++
+				q.wg.Add(1)
+			}
+		}
 		b, err := j.Encode()
 		if err != nil {
 			res[i].Err = err
+			q.abandonLocked(starts[i])
+			starts[i] = nil
 			continue
 		}
+		e.shown = j.Clone()
 		q.serial++
 		any = true
 		res[i].ID = j.ID
-		built[i] = j
+		entries[i] = e
 		tickets[i] = q.store.Write(store.JobFileName(j.ID), b)
 	}
 	var serialTicket store.Ticket
@@ -332,8 +347,8 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 	serr := serialTicket.Wait()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for i, j := range built {
-		if j == nil {
+	for i, e := range entries {
+		if e == nil {
 			continue
 		}
 		err := tickets[i].Wait()
@@ -341,16 +356,79 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			err = serr
 		}
 		if err != nil {
-			q.log.Error("job not stored", "job", j.ID, "err", err)
+			q.log.Error("job not stored", "job", e.job.ID, "err", err)
 			res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
+			q.abandonLocked(starts[i])
 			continue
 		}
-		e := q.newEntry(j, nil)
-		q.jobs[j.ID] = e
+		q.jobs[e.job.ID] = e
+		if st := starts[i]; st != nil {
+			e.owned = true
+			go q.runJob(e, st)
+			continue
+		}
 		heap.Push(&q.ready, e)
 	}
 	q.dispatchLocked()
 	return res, nil
+}
+
+// abandonLocked gives back the worker slot of a job started at submission
+// whose submission failed.
+func (q *Queue) abandonLocked(st *started) {
+	if st == nil {
+		return
+	}
+	st.cancel(nil)
+	q.running--
+	q.wg.Done()
+}
+
+// started is an opcode ready to execute: running in memory, its state
+// written (or about to be) before it executes.
+type started struct {
+	i      int
+	params opcodes.Params
+	env    *jobEnv
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// tryStartLocked starts the first opcode of a new job at submission when
+// nothing stands in the way (no dependencies, valid parameters); nil
+// otherwise, and the job takes the normal way through the ready heap.
+func (q *Queue) tryStartLocked(e *entry) *started {
+	j := e.job
+	if c, err := job.ParseCommon(j.Ops[0].Input); err != nil || len(c.Depends) > 0 {
+		return nil
+	}
+	params, err := q.prepare(e, 0)
+	if err != nil {
+		return nil
+	}
+	now := q.ts()
+	j.BeginOp(0, now)
+	return q.execLocked(e, 0, params, now)
+}
+
+// prepare decodes and checks opcode i's parameters.
+func (q *Queue) prepare(e *entry, i int) (opcodes.Params, error) {
+	params, err := q.reg.Prepare(e.job.Ops[i].Input)
+	if err == nil {
+		if p, ok := params.(opcodes.Preparer); ok {
+			err = p.Prepare(&jobEnv{q: q, e: e, op: i})
+		}
+	}
+	return params, err
+}
+
+// execLocked marks opcode i running and gives it a context that kill
+// cancels.
+func (q *Queue) execLocked(e *entry, i int, params opcodes.Params, now job.Timestamp) *started {
+	e.job.ExecOp(i, now)
+	ctx, cancel := context.WithCancelCause(q.runCtx)
+	e.cancelRun = cancel
+	return &started{i: i, params: params, env: &jobEnv{q: q, e: e, op: i}, ctx: ctx, cancel: cancel}
 }
 
 // dispatchLocked starts workers for ready jobs while slots are free.
@@ -360,7 +438,7 @@ func (q *Queue) dispatchLocked() {
 		q.running++
 		e.owned = true
 		q.wg.Add(1)
-		go q.runJob(e)
+		go q.runJob(e, nil)
 	}
 }
 
@@ -469,7 +547,7 @@ func (v *jobEnv) Log(msg string) {
 
 // runJob executes e's opcodes one after the other until the job is final,
 // parked on a dependency, or the daemon stops.
-func (q *Queue) runJob(e *entry) {
+func (q *Queue) runJob(e *entry, first *started) {
 	defer q.wg.Done()
 	defer func() {
 		q.mu.Lock()
@@ -479,74 +557,18 @@ func (q *Queue) runJob(e *entry) {
 		q.mu.Unlock()
 	}()
 	for {
-		q.mu.Lock()
-		j := e.job
-		i := j.CurrentOp()
-		if i < 0 || q.runCtx.Err() != nil {
-			q.mu.Unlock()
-			return
-		}
-		if j.CalcStatus() == job.StatusCanceling {
-			j.FinishCanceled(q.ts())
-			q.endLocked(e)
-			return
-		}
-		if j.Ops[i].Status == job.StatusQueued {
-			j.BeginOp(i, q.ts())
-			e.showNowLocked()
-		}
-		common, cerr := job.ParseCommon(j.Ops[i].Input)
-		if cerr == nil && len(common.Depends) > 0 {
-			outcome, msg := job.CheckDeps(j.ID, common.Depends, q.statusOfLocked)
-			switch outcome {
-			case job.DepWait:
-				// Park: the job leaves the worker until its dependency is
-				// final (finishLocked makes it ready again).
-				for _, d := range common.Depends {
-					if de, ok := q.jobs[d.JobID]; ok && !de.shown.Final() {
-						q.depWaiters[d.JobID] = append(q.depWaiters[d.JobID], e)
-						break
-					}
-				}
-				q.mu.Unlock()
-				return
-			case job.DepCancel:
-				j.FinishCanceled(q.ts())
-				q.endLocked(e)
-				return
-			case job.DepError, job.DepWrongStatus:
-				j.FinishOp(i, false, job.ExecError(msg).Raw(), q.ts())
-				q.endLocked(e)
+		st := first
+		first = nil
+		if st == nil {
+			var ok bool
+			if st, ok = q.nextOp(e); !ok {
 				return
 			}
 		}
-		params, perr := q.reg.Prepare(j.Ops[i].Input)
-		env := &jobEnv{q: q, e: e, op: i}
-		if perr == nil {
-			if p, ok := params.(opcodes.Preparer); ok {
-				perr = p.Prepare(env)
-			}
-		}
-		if perr != nil {
-			j.FinishOp(i, false, encodeErr(opcodes.AsPrereq(perr)), q.ts())
-			q.endLocked(e)
-			return
-		}
-		j.ExecOp(i, q.ts())
-		ctx, cancel := context.WithCancelCause(q.runCtx)
-		e.cancelRun = cancel
-		w := q.writeLocked(e)
-		q.mu.Unlock()
-
-		// The running state is durable before the opcode executes, so a
-		// crash from here on ends the job in error at recovery.
-		if !q.persist(e, w) {
-			cancel(nil)
-			return
-		}
+		params, env, ctx, i := st.params, st.env, st.ctx, st.i
 		result, err := safeExec(ctx, params, env)
 		killed := errors.Is(context.Cause(ctx), errKilled)
-		cancel(nil)
+		st.cancel(nil)
 
 		q.mu.Lock()
 		e.cancelRun = nil
@@ -556,6 +578,7 @@ func (q *Queue) runJob(e *entry) {
 			q.mu.Unlock()
 			return
 		}
+		j := e.job
 		now := q.ts()
 		switch {
 		case killed:
@@ -574,12 +597,75 @@ func (q *Queue) runJob(e *entry) {
 			q.endLocked(e)
 			return
 		}
-		w = q.writeLocked(e)
+		w := q.writeLocked(e)
 		q.mu.Unlock()
 		if !q.persist(e, w) {
 			return
 		}
 	}
+}
+
+// nextOp takes the job's next opcode to running, durably; ok is false when
+// the job ended (or was parked on a dependency) instead.
+func (q *Queue) nextOp(e *entry) (*started, bool) {
+	q.mu.Lock()
+	j := e.job
+	i := j.CurrentOp()
+	if i < 0 || q.runCtx.Err() != nil {
+		q.mu.Unlock()
+		return nil, false
+	}
+	if j.CalcStatus() == job.StatusCanceling {
+		j.FinishCanceled(q.ts())
+		q.endLocked(e)
+		return nil, false
+	}
+	if j.Ops[i].Status == job.StatusQueued {
+		j.BeginOp(i, q.ts())
+		e.showNowLocked()
+	}
+	common, cerr := job.ParseCommon(j.Ops[i].Input)
+	if cerr == nil && len(common.Depends) > 0 {
+		outcome, msg := job.CheckDeps(j.ID, common.Depends, q.statusOfLocked)
+		switch outcome {
+		case job.DepWait:
+			// Park: the job leaves the worker until its dependency is
+			// final (finishLocked makes it ready again).
+			for _, d := range common.Depends {
+				if de, ok := q.jobs[d.JobID]; ok && !de.shown.Final() {
+					q.depWaiters[d.JobID] = append(q.depWaiters[d.JobID], e)
+					break
+				}
+			}
+			q.mu.Unlock()
+			return nil, false
+		case job.DepCancel:
+			j.FinishCanceled(q.ts())
+			q.endLocked(e)
+			return nil, false
+		case job.DepError, job.DepWrongStatus:
+			j.FinishOp(i, false, job.ExecError(msg).Raw(), q.ts())
+			q.endLocked(e)
+			return nil, false
+		}
+	}
+	params, perr := q.prepare(e, i)
+	if perr != nil {
+		j.FinishOp(i, false, encodeErr(opcodes.AsPrereq(perr)), q.ts())
+		q.endLocked(e)
+		return nil, false
+	}
+	st := q.execLocked(e, i, params, q.ts())
+	w := q.writeLocked(e)
+	q.mu.Unlock()
+
+	// The running state is durable before the opcode executes, so a crash
+	// from here on ends the job in error at recovery.
+	if !q.persist(e, w) {
+		st.cancel(nil)
+		return nil, false
+	}
+	return st, true
 }
 
 // endLocked stores a job that became final, wakes its dependents and
