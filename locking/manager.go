@@ -267,6 +267,28 @@ func (m *Manager) Cancel(owner Owner) {
 	m.wakeLocked(m.st.Cancel(owner))
 }
 
+// TryAcquire takes req's locks only if all of them can be had at once:
+// true when they are held, false (and nothing of req held or queued) when
+// the request would have to wait. It never blocks.
+func (m *Manager) TryAcquire(owner Owner, priority int, req Request) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.waiters[owner] != nil {
+		return false, ErrPending
+	}
+	m.seq++
+	grants, err := m.st.Request(owner, req, priority, m.seq)
+	if err != nil {
+		return false, err
+	}
+	m.wakeLocked(grants)
+	if _, _, waiting := m.st.WaitingOn(owner); waiting {
+		m.wakeLocked(m.st.Cancel(owner))
+		return false, nil
+	}
+	return true, nil
+}
+
 // Holds returns what owner holds (see State.Holds).
 func (m *Manager) Holds(owner Owner) []LevelHold {
 	m.mu.Lock()

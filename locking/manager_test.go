@@ -499,3 +499,36 @@ func runStress(m *Manager, tr *tracker, o Owner, jobs []stressJob) error {
 	}
 	return nil
 }
+
+func TestTryAcquire(t *testing.T) {
+	m := NewManager(Config{})
+	node := Request{Level: LevelNode, Names: []string{"n1"}, Mode: Exclusive}
+	if ok, err := m.TryAcquire(1, 0, node); !ok || err != nil {
+		t.Fatalf("free lock: %v %v", ok, err)
+	}
+	if ok, err := m.TryAcquire(2, 0, node); ok || err != nil {
+		t.Fatalf("held lock: %v %v", ok, err)
+	}
+	// The refused request left nothing queued or held.
+	if h := m.Holds(2); len(h) != 0 {
+		t.Fatalf("owner 2 holds %v", h)
+	}
+	for _, li := range m.Snapshot() {
+		if len(li.Pending) != 0 {
+			t.Fatalf("pending after a refused try: %+v", li)
+		}
+	}
+	// Two names, one of them taken: neither is kept.
+	two := Request{Level: LevelNode, Names: []string{"n0", "n1"}, Mode: Exclusive}
+	if ok, _ := m.TryAcquire(3, 0, two); ok {
+		t.Fatal("got n0 and n1 while n1 is held")
+	}
+	m.ReleaseAll(1)
+	if ok, _ := m.TryAcquire(3, 0, two); !ok {
+		t.Fatal("both free now")
+	}
+	if ok, _ := m.TryAcquire(4, 0, Request{Level: LevelNode, Names: []string{"n0"}, Mode: Exclusive}); ok {
+		t.Fatal("n0 handed out twice")
+	}
+	m.ReleaseAll(3)
+}

@@ -2,6 +2,7 @@ package opcodes
 
 import (
 	"context"
+	"github.com/jobq-dev/jobq/locking"
 	"time"
 )
 
@@ -43,6 +44,19 @@ func (p *TestDelay) Prepare(env Env) error {
 		}
 	}
 	return nil
+}
+
+// Locks implements Locker: unless no_locks is set, the cluster lock shared
+// and the listed nodes exclusively, as Ganeti's LUTestDelay.
+func (p *TestDelay) Locks(env Env) []locking.Request {
+	if p.NoLocks {
+		return nil
+	}
+	reqs := []locking.Request{{Level: locking.LevelCluster, Names: []string{locking.BGL}, Mode: locking.Shared}}
+	if len(p.OnNodes) > 0 {
+		reqs = append(reqs, locking.Request{Level: locking.LevelNode, Names: p.OnNodes, Mode: locking.Exclusive})
+	}
+	return reqs
 }
 
 // Exec implements Params.

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/jobq-dev/jobq/internal/numfmt"
+	"github.com/jobq-dev/jobq/locking"
 	"sort"
 	"strings"
 	"sync"
@@ -93,6 +94,14 @@ type Params interface {
 // before the opcode counts as running.
 type Preparer interface {
 	Prepare(env Env) error
+}
+
+// Locker is implemented by Params that need locks while they execute. The
+// queue takes the requests in order (they must go up level by level, see
+// package locking) before the opcode runs, and releases them when it ends;
+// while it waits, the job is "waiting".
+type Locker interface {
+	Locks(env Env) []locking.Request
 }
 
 // Definition declares one opcode.

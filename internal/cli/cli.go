@@ -492,6 +492,7 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 		a.newArchiveCmd(),
 		a.newAutoArchiveCmd(),
 		a.newQueueCmd(),
+		a.newLocksCmd(),
 		a.newDebugCmd(),
 		a.newVersionCmd(),
 	)

@@ -102,7 +102,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, `"jobq" needs a command: one of archive, autoarchive, cancel, change-priority, debug, info, list, list-fields, queue, version, wait, watch (see "jobq --help")`},
+		{nil, `"jobq" needs a command: one of archive, autoarchive, cancel, change-priority, debug, info, list, list-fields, locks, queue, version, wait, watch (see "jobq --help")`},
 		{[]string{"lst"}, `Unknown command "lst" for "jobq" (did you mean "list"?) (see "jobq --help")`},
 		{[]string{"frobnicate"}, `Unknown command "frobnicate" for "jobq" (see "jobq --help")`},
 		{[]string{"list", "--bogus"}, `Unknown flag: --bogus (see "jobq list --help")`},
@@ -470,4 +470,33 @@ func TestEnvDefaults(t *testing.T) {
 	if e.Stdout != os.Stdout || e.Stderr != os.Stderr || e.Getenv == nil || e.Location == nil || e.Now == nil {
 		t.Errorf("defaults not set: %+v", e)
 	}
+}
+
+func TestLocks(t *testing.T) {
+	reply := `{"fields":[{"name":"name","title":"Name","kind":"text","doc":"Lock name"},` +
+		`{"name":"mode","title":"Mode","kind":"other","doc":"m"},{"name":"owner","title":"Owner","kind":"other","doc":"o"},` +
+		`{"name":"pending","title":"Pending","kind":"other","doc":"p"}],"data":[` +
+		`[[0,"cluster/BGL"],[0,"shared"],[0,["job/1","job/2"]],[0,[]]],` +
+		`[[0,"node/node1"],[0,"exclusive"],[0,["job/1"]],[0,[["exclusive",["job/2","job/3"]],["shared",["job/4"]]]]],` +
+		`[[0,"node/node2"],[0,null],[0,[]],[0,[]]]]}`
+	out := formatLocksForTest(t, reply)
+	want := "Name        Mode      Owner       Pending\n" +
+		"cluster/BGL shared    job/1,job/2 -\n" +
+		"node/node1  exclusive job/1       exclusive:job/2,job/3 shared:job/4\n" +
+		"node/node2  -         -           -\n"
+	if out != want {
+		t.Fatalf("got\n%s\nwant\n%s", out, want)
+	}
+}
+
+func formatLocksForTest(t *testing.T, reply string) string {
+	t.Helper()
+	f := startFake(t)
+	f.script("Query", reply)
+	r := run(t, f.path, "locks")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("jobq locks: exit %d, %q", r.code, r.stderr)
+	}
+	f.checkCalls(t, `Query ["lock",["name","mode","owner","pending"],null]`)
+	return r.stdout
 }

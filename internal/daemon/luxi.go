@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jobq-dev/jobq/locking"
 	"math"
 	"strconv"
 	"time"
@@ -157,14 +158,20 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		if err := req.UnmarshalArgs(&what, &fields); err != nil {
 			return nil, err
 		}
-		if what != "job" {
-			return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\"", what), "wrong_input")
-		}
 		var names []string
 		if fields != nil {
 			names = *fields
 		}
-		return query.BuildFieldsResult(query.FieldsForQueryFields(names)), nil
+		switch what {
+		case "job":
+			return query.BuildFieldsResult(query.FieldsForQueryFields(names)), nil
+		case "lock":
+			if len(names) == 0 {
+				return query.BuildFieldsResult(query.LockFields()), nil
+			}
+			return query.BuildFieldsResult(query.LookupLockFields(names)), nil
+		}
+		return nil, unsupportedResource(what)
 	case "CancelJob":
 		var id jobID
 		kill := false
@@ -255,8 +262,8 @@ func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, erro
 	if err := json.Unmarshal(raw[0], &what); err != nil {
 		return nil, badArgs(req.Method, "resource must be a string")
 	}
-	if what != "job" {
-		return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\"", what), "wrong_input")
+	if what != "job" && what != "lock" {
+		return nil, unsupportedResource(what)
 	}
 	if err := json.Unmarshal(raw[1], &fields); err != nil || fields == nil {
 		return nil, badArgs(req.Method, "fields must be a list of strings")
@@ -264,6 +271,9 @@ func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, erro
 	flt, err := query.ParseFilter(raw[2])
 	if err != nil {
 		return nil, err
+	}
+	if what == "lock" {
+		return h.queryLocks(fields, flt)
 	}
 	sel := queue.Selector{Match: flt.Match, Archived: query.WantArchived(fields)}
 	ids, byID := flt.RequestedIDs()
@@ -332,4 +342,58 @@ func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, erro
 		full[i] = row
 	}
 	return query.BuildQueryResult(defs, full), nil
+}
+
+func unsupportedResource(what string) error {
+	return luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\" and \"lock\"", what), "wrong_input")
+}
+
+// queryLocks answers Query on "lock" (gnt-debug locks, jobq locks): every
+// lock with its mode, owners ("job/N") and pending acquires
+// ([mode, [owners]]).
+func (h *luxiHandler) queryLocks(fields []string, flt *query.Filter) (any, error) {
+	defs := query.LookupLockFields(fields)
+	owners := func(ids []locking.Owner) []string {
+		out := make([]string, len(ids))
+		for i, id := range ids {
+			out[i] = fmt.Sprintf("job/%d", id)
+		}
+		return out
+	}
+	var rows [][]any
+	for _, li := range h.q.Locks() {
+		vals := map[string]any{"name": li.Name, "owner": owners(li.Owners)}
+		if len(li.Owners) > 0 {
+			vals["mode"] = li.Mode.String()
+		} else {
+			vals["mode"] = nil
+		}
+		pending := make([]any, len(li.Pending))
+		for i, p := range li.Pending {
+			pending[i] = []any{p.Mode.String(), owners(p.Owners)}
+		}
+		vals["pending"] = pending
+		get := func(f string) (any, bool) {
+			v, ok := vals[f]
+			if s, isList := v.([]string); isList {
+				l := make([]any, len(s))
+				for i := range s {
+					l[i] = s[i]
+				}
+				return l, ok
+			}
+			return v, ok
+		}
+		if m, err := flt.Match(get); err != nil {
+			return nil, err
+		} else if !m {
+			continue
+		}
+		row := make([]any, len(defs))
+		for i, d := range defs {
+			row[i] = vals[d.Name]
+		}
+		rows = append(rows, row)
+	}
+	return query.BuildQueryResult(defs, rows), nil
 }

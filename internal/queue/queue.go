@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jobq-dev/jobq/locking"
 	"log/slog"
 	"runtime"
 	"sort"
@@ -35,6 +36,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Now is the clock; nil means time.Now. Tests pass a fake one.
 	Now func() time.Time
+	// Locks is the lock manager; nil: one with Ganeti's lock-attempt
+	// schedule.
+	Locks *locking.Manager
 }
 
 // Error is a call failure with Ganeti's error class, e.g.
@@ -59,6 +63,7 @@ func genericError(format string, args ...any) *Error {
 var errKilled = errors.New("job killed")
 
 type entry struct {
+	id int64 // the job id; never changes, read without q.mu
 	// job is the working state, changed by workers and calls under q.mu.
 	job *job.Job
 	// shown is what readers see: the last durable state (plus log entries
@@ -76,6 +81,8 @@ type entry struct {
 	owned bool
 	// cancelRun cancels the running opcode's context (kill).
 	cancelRun context.CancelCauseFunc
+	// lockCancel interrupts the worker's wait for locks (cancel).
+	lockCancel context.CancelFunc
 }
 
 // newEntry makes the entry of a durable job; summary may be nil (computed
@@ -88,7 +95,7 @@ func (q *Queue) newEntry(j *job.Job, summary []string) *entry {
 	if !j.Final() {
 		shown = j.Clone()
 	}
-	return &entry{job: j, shown: shown, changed: make(chan struct{}), heapIdx: -1, summary: summary}
+	return &entry{id: j.ID, job: j, shown: shown, changed: make(chan struct{}), heapIdx: -1, summary: summary}
 }
 
 func (e *entry) notify() {
@@ -122,6 +129,7 @@ type Queue struct {
 	cfg   Config
 	store *store.Store
 	reg   *opcodes.Registry
+	locks *locking.Manager
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -156,8 +164,16 @@ func Open(cfg Config) (*Queue, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Locks == nil {
+		cfg.Locks = locking.NewManager(locking.Config{Schedule: locking.DefaultSchedule()})
+	}
+	if cfg.NodeName != "" {
+		if err := cfg.Locks.Declare(locking.LevelNode, cfg.NodeName); err != nil {
+			return nil, err
+		}
+	}
 	q := &Queue{cfg: cfg, store: cfg.Store, reg: cfg.Registry, log: cfg.Logger, now: cfg.Now,
-		jobs: map[int64]*entry{}, depWaiters: map[int64][]*entry{}}
+		locks: cfg.Locks, jobs: map[int64]*entry{}, depWaiters: map[int64][]*entry{}}
 	q.runCtx, q.runCancel = context.WithCancel(context.Background())
 	if err := q.load(); err != nil {
 		return nil, err
@@ -356,12 +372,12 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			err = serr
 		}
 		if err != nil {
-			q.log.Error("job not stored", "job", e.job.ID, "err", err)
+			q.log.Error("job not stored", "job", e.id, "err", err)
 			res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
 			q.abandonLocked(starts[i])
 			continue
 		}
-		q.jobs[e.job.ID] = e
+		q.jobs[e.id] = e
 		if st := starts[i]; st != nil {
 			e.owned = true
 			go q.runJob(e, st)
@@ -406,9 +422,69 @@ func (q *Queue) tryStartLocked(e *entry) *started {
 	if err != nil {
 		return nil
 	}
+	owner := locking.Owner(j.ID)
+	for _, r := range q.lockRequests(e, 0, params) {
+		if ok, err := q.locks.TryAcquire(owner, j.Ops[0].Priority, r); !ok || err != nil {
+			q.locks.ReleaseAll(owner)
+			return nil
+		}
+	}
 	now := q.ts()
 	j.BeginOp(0, now)
 	return q.execLocked(e, 0, params, now)
+}
+
+// lockRequests are the locks opcode i declares.
+func (q *Queue) lockRequests(e *entry, i int, params opcodes.Params) []locking.Request {
+	if l, ok := params.(opcodes.Locker); ok {
+		return l.Locks(&jobEnv{q: q, e: e, op: i})
+	}
+	return nil
+}
+
+// acquireLocked takes opcode i's locks, level by level, with q.mu released
+// while it waits; the job is "waiting" meanwhile and a cancel interrupts
+// the wait. It reports whether the opcode may run; when not, it has ended
+// the job (canceled, or failed when the locks cannot be had) and released
+// q.mu, or, at a hard shutdown, only released q.mu.
+func (q *Queue) acquireLocked(e *entry, i int, params opcodes.Params) bool {
+	reqs := q.lockRequests(e, i, params)
+	if len(reqs) == 0 {
+		return true
+	}
+	owner := locking.Owner(e.id)
+	ctx, cancel := context.WithCancel(q.runCtx)
+	defer cancel()
+	e.lockCancel = cancel
+	prio := e.job.Ops[i].Priority
+	q.mu.Unlock()
+	var err error
+	for _, r := range reqs {
+		if err = q.locks.Acquire(ctx, owner, prio, r); err != nil {
+			break
+		}
+	}
+	q.mu.Lock()
+	e.lockCancel = nil
+	j := e.job
+	switch {
+	case q.runCtx.Err() != nil:
+		// Hard shutdown: the job is queued on disk and runs again.
+		q.locks.ReleaseAll(owner)
+		q.mu.Unlock()
+		return false
+	case j.CalcStatus() == job.StatusCanceling:
+		q.locks.ReleaseAll(owner)
+		j.FinishCanceled(q.ts())
+		q.endLocked(e)
+		return false
+	case err != nil:
+		q.locks.ReleaseAll(owner)
+		j.FinishOp(i, false, job.ExecError("Cannot acquire the opcode's locks: "+err.Error()).Raw(), q.ts())
+		q.endLocked(e)
+		return false
+	}
+	return true
 }
 
 // prepare decodes and checks opcode i's parameters.
@@ -457,11 +533,11 @@ func (q *Queue) writeLocked(e *entry) pendingWrite {
 	if err != nil {
 		// Results are marshalled before they are recorded, so this is a
 		// bug; keep the old file rather than write a broken one.
-		q.log.Error("cannot encode job", "job", e.job.ID, "err", err)
+		q.log.Error("cannot encode job", "job", e.id, "err", err)
 		return pendingWrite{t: store.FailedTicket(err), snap: snap}
 	}
 	e.version++
-	return pendingWrite{t: q.store.Write(store.JobFileName(e.job.ID), b), snap: snap, v: e.version}
+	return pendingWrite{t: q.store.Write(store.JobFileName(e.id), b), snap: snap, v: e.version}
 }
 
 // persist makes e's current state durable, retrying while the store fails
@@ -479,7 +555,7 @@ func (q *Queue) persist(e *entry, w pendingWrite) bool {
 		if errors.Is(err, store.ErrClosed) {
 			return false
 		}
-		q.log.Error("cannot store job; retrying", "job", e.job.ID, "attempt", attempt+1, "err", err)
+		q.log.Error("cannot store job; retrying", "job", e.id, "attempt", attempt+1, "err", err)
 		delay := min(time.Duration(1<<min(attempt, 6))*50*time.Millisecond, 5*time.Second)
 		timer := time.NewTimer(delay)
 		select {
@@ -497,12 +573,12 @@ func (q *Queue) persist(e *entry, w pendingWrite) bool {
 // finishLocked is called when a job has become final: dependents waiting
 // for it are made ready again.
 func (q *Queue) finishLocked(e *entry) {
-	for _, d := range q.depWaiters[e.job.ID] {
+	for _, d := range q.depWaiters[e.id] {
 		if d.heapIdx < 0 && !d.owned && !d.job.Final() {
 			heap.Push(&q.ready, d)
 		}
 	}
-	delete(q.depWaiters, e.job.ID)
+	delete(q.depWaiters, e.id)
 }
 
 // statusOfLocked looks a job up, live or archived, for dependency checks.
@@ -531,7 +607,7 @@ type jobEnv struct {
 	op int
 }
 
-func (v *jobEnv) JobID() int64     { return v.e.job.ID }
+func (v *jobEnv) JobID() int64     { return v.e.id }
 func (v *jobEnv) NodeName() string { return v.q.cfg.NodeName }
 func (v *jobEnv) Log(msg string) {
 	raw, _ := json.Marshal(msg)
@@ -550,6 +626,7 @@ func (v *jobEnv) Log(msg string) {
 func (q *Queue) runJob(e *entry, first *started) {
 	defer q.wg.Done()
 	defer func() {
+		q.locks.ReleaseAll(locking.Owner(e.id))
 		q.mu.Lock()
 		e.owned = false
 		q.running--
@@ -569,6 +646,8 @@ func (q *Queue) runJob(e *entry, first *started) {
 		result, err := safeExec(ctx, params, env)
 		killed := errors.Is(context.Cause(ctx), errKilled)
 		st.cancel(nil)
+		// Locks are held for one opcode, as Ganeti's logical units do.
+		q.locks.ReleaseAll(locking.Owner(e.id))
 
 		q.mu.Lock()
 		e.cancelRun = nil
@@ -655,6 +734,9 @@ func (q *Queue) nextOp(e *entry) (*started, bool) {
 		q.endLocked(e)
 		return nil, false
 	}
+	if !q.acquireLocked(e, i, params) {
+		return nil, false
+	}
 	st := q.execLocked(e, i, params, q.ts())
 	w := q.writeLocked(e)
 	q.mu.Unlock()
@@ -723,6 +805,10 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 		// Waiting but not in a worker (parked on a dependency or ready
 		// again): finish the cancellation here.
 		j.FinishCanceled(q.ts())
+	}
+	if e.lockCancel != nil {
+		// Its worker waits for locks: wake it to finish the cancellation.
+		e.lockCancel()
 	}
 	w := q.writeLocked(e)
 	q.mu.Unlock()
@@ -862,6 +948,9 @@ func (q *Queue) Drained() bool {
 	defer q.mu.Unlock()
 	return q.drained
 }
+
+// Locks describes every lock: mode, owners and waiters (jobq locks).
+func (q *Queue) Locks() []locking.LockInfo { return q.locks.Snapshot() }
 
 // Counts returns the number of live jobs by status.
 func (q *Queue) Counts() map[job.Status]int {

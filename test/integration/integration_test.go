@@ -68,7 +68,7 @@ type node struct {
 func startNode(t *testing.T, dir string, extra ...string) *node {
 	t.Helper()
 	bin := binaries(t)
-	args := append([]string{"--data-dir", dir, "--node-name", "node1"}, extra...)
+	args := append([]string{"--data-dir", dir, "--node-name", "node1", "--rapi-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(filepath.Join(bin, "jobqd"), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -302,7 +302,7 @@ func TestSubmitWatchKillRestart(t *testing.T) {
 func TestSecondDaemonOnSameDataDirExits(t *testing.T) {
 	dir := t.TempDir()
 	startNode(t, dir)
-	out, err := exec.Command(filepath.Join(binaries(t), "jobqd"), "--data-dir", dir, "--node-name", "node1").CombinedOutput()
+	out, err := exec.Command(filepath.Join(binaries(t), "jobqd"), "--data-dir", dir, "--node-name", "node1", "--rapi-addr", "127.0.0.1:0").CombinedOutput()
 	if err == nil {
 		t.Fatal("second jobqd started")
 	}
@@ -315,7 +315,7 @@ func TestVersionMismatchRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
 	os.WriteFile(filepath.Join(dir, "queue", "version"), []byte("2\n"), 0o640)
-	out, err := exec.Command(filepath.Join(binaries(t), "jobqd"), "--data-dir", dir, "--node-name", "node1").CombinedOutput()
+	out, err := exec.Command(filepath.Join(binaries(t), "jobqd"), "--data-dir", dir, "--node-name", "node1", "--rapi-addr", "127.0.0.1:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), `queue format version "2"`) {
 		t.Fatalf("jobqd on a version-2 queue: %v %s", err, out)
 	}

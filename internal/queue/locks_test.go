@@ -1,0 +1,153 @@
+package queue
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/locking"
+	"github.com/jobq-dev/jobq/opcodes"
+)
+
+// lockGate is a gate that holds node locks while it blocks.
+type lockGate struct {
+	gateOp
+	Nodes []string `json:"nodes"`
+}
+
+func (p *lockGate) Locks(opcodes.Env) []locking.Request {
+	return []locking.Request{
+		{Level: locking.LevelCluster, Names: []string{locking.BGL}, Mode: locking.Shared},
+		{Level: locking.LevelNode, Names: p.Nodes, Mode: locking.Exclusive},
+	}
+}
+
+func newLockHarness(t *testing.T) *harness {
+	h := newHarness(t, t.TempDir(), 0)
+	if err := h.q.reg.Register(opcodes.Definition{ID: "OP_TEST_LOCKGATE",
+		New: func() opcodes.Params { return &lockGate{gateOp: gateOp{g: h.g}} }}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func lockGateOp(name string, nodes ...string) []byte {
+	return []byte(fmt.Sprintf(`{"OP_ID":"OP_TEST_LOCKGATE","name":%q,"nodes":["%s"]}`, name, strings.Join(nodes, `","`)))
+}
+
+func lockLine(infos []locking.LockInfo, name string) string {
+	for _, li := range infos {
+		if li.Name == name {
+			return fmt.Sprintf("%s %v owners=%v pending=%v", li.Name, li.Mode, li.Owners, li.Pending)
+		}
+	}
+	return name + " unused"
+}
+
+func TestLocksSerializeSameNode(t *testing.T) {
+	h := newLockHarness(t)
+	a := h.submit(lockGateOp("a", "n1"))
+	startedA, releaseA := h.g.get("a")
+	<-startedA
+	b := h.submit(lockGateOp("b", "n1"))
+	h.waitStatus(b, job.StatusWaiting)
+	got := lockLine(h.q.Locks(), "node/n1")
+	if want := fmt.Sprintf("node/n1 exclusive owners=[%d] pending=[{exclusive [%d]}]", a, b); got != want {
+		t.Fatalf("locks: %s, want %s", got, want)
+	}
+	startedB, releaseB := h.g.get("b")
+	close(releaseA)
+	<-startedB // b runs only once a released n1
+	if st := h.waitFinal(a); st != job.StatusSuccess {
+		t.Fatal(st)
+	}
+	close(releaseB)
+	h.waitFinal(b)
+	if got := lockLine(h.q.Locks(), "node/n1"); !strings.Contains(got, "owners=[]") && !strings.Contains(got, "unused") {
+		t.Fatalf("n1 still held after both jobs: %s", got)
+	}
+}
+
+func TestLocksOtherNodesRunInParallel(t *testing.T) {
+	h := newLockHarness(t)
+	a := h.submit(lockGateOp("a", "n1"))
+	b := h.submit(lockGateOp("b", "n2"))
+	startedA, releaseA := h.g.get("a")
+	startedB, releaseB := h.g.get("b")
+	<-startedA
+	<-startedB // both run at once
+	close(releaseA)
+	close(releaseB)
+	h.waitFinal(a)
+	h.waitFinal(b)
+}
+
+func TestCancelJobWaitingForLock(t *testing.T) {
+	h := newLockHarness(t)
+	a := h.submit(lockGateOp("a", "n1"))
+	startedA, releaseA := h.g.get("a")
+	<-startedA
+	b := h.submit(lockGateOp("b", "n1"))
+	h.waitStatus(b, job.StatusWaiting)
+	ok, msg, _ := h.q.CancelJob(b, false)
+	if !ok || msg != fmt.Sprintf("Job %d will be canceled", b) {
+		t.Fatal(ok, msg)
+	}
+	if st := h.waitFinal(b); st != job.StatusCanceled {
+		t.Fatalf("canceled waiter ended %s", st)
+	}
+	if got := lockLine(h.q.Locks(), "node/n1"); got != fmt.Sprintf("node/n1 exclusive owners=[%d] pending=[]", a) {
+		t.Fatalf("after the cancel: %s", got)
+	}
+	close(releaseA)
+	h.waitFinal(a)
+}
+
+func TestLocksReleasedHoweverTheJobEnds(t *testing.T) {
+	h := newLockHarness(t)
+	// Killed while holding n1.
+	k := h.submit(lockGateOp("k", "n1"))
+	started, _ := h.g.get("k")
+	<-started
+	h.q.CancelJob(k, true)
+	if st := h.waitFinal(k); st != job.StatusCanceled {
+		t.Fatal(st)
+	}
+	// Failed: OP_TEST_DELAY on this node fails validation after nothing
+	// was taken; one that runs takes BGL shared and the node.
+	f := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0,"no_locks":false,"on_nodes":["node1"]}`))
+	h.waitFinal(f)
+	s := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"no_locks":false,"on_nodes":["node1"]}`))
+	if st := h.waitFinal(s); st != job.StatusSuccess {
+		t.Fatal(st)
+	}
+	for _, li := range h.q.Locks() {
+		if len(li.Owners) != 0 || len(li.Pending) != 0 {
+			t.Fatalf("lock left behind: %+v", li)
+		}
+	}
+	// The node lock of this node is always listed, even unused.
+	if got := lockLine(h.q.Locks(), "node/node1"); got == "node/node1 unused" {
+		t.Fatal("node1's lock is not listed")
+	}
+}
+
+func TestTestDelaySerializesOnTheNode(t *testing.T) {
+	h := newLockHarness(t)
+	hold := h.submit(lockGateOp("hold", "node1"))
+	started, release := h.g.get("hold")
+	<-started
+	d := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"no_locks":false,"on_nodes":["node1"]}`))
+	h.waitStatus(d, job.StatusWaiting)
+	// With no_locks it does not wait.
+	free := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"no_locks":true,"on_nodes":["node1"]}`))
+	if st := h.waitFinal(free); st != job.StatusSuccess {
+		t.Fatal(st)
+	}
+	close(release)
+	if st := h.waitFinal(d); st != job.StatusSuccess {
+		t.Fatal(st)
+	}
+	h.waitFinal(hold)
+}
