@@ -10,16 +10,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/job"
@@ -299,46 +303,74 @@ func watchers(ctx context.Context, c *luxi.Client, o options) ([]time.Duration, 
 		}
 		prev = st
 	}
+	// Each watcher is a bare connection that sends its request and notes
+	// the time its answer's first bytes arrive, so that the client's own
+	// work does not count.
+	req, err := json.Marshal(map[string]any{"method": "WaitForJobChange",
+		"args": []any{id, []string{"status"}, []string{"running"}, nil, 60}, "version": luxi.ProtocolVersion})
+	if err != nil {
+		return nil, err
+	}
+	req = append(req, 0x03)
 	recv := make([]time.Time, o.watchers)
+	replies := make([][]byte, o.watchers)
 	errs := make(chan error, o.watchers)
-	ready := make(chan struct{}, o.watchers)
+	sent := make(chan struct{}, o.watchers)
 	var wg sync.WaitGroup
 	for i := range o.watchers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wc, err := luxi.Dial(o.socket)
+			// Ten thousand connections at once overflow the listen
+			// backlog: retry those the kernel turns away.
+			conn, err := net.Dial("unix", o.socket)
+			for try := 0; err != nil && errors.Is(err, syscall.EAGAIN) && try < 1000; try++ {
+				time.Sleep(time.Millisecond)
+				conn, err = net.Dial("unix", o.socket)
+			}
 			if err != nil {
 				errs <- err
-				ready <- struct{}{}
+				sent <- struct{}{}
 				return
 			}
-			defer wc.Close()
-			ready <- struct{}{}
+			defer conn.Close()
+			_, err = conn.Write(req)
+			sent <- struct{}{}
+			if err != nil {
+				errs <- err
+				return
+			}
+			buf := make([]byte, 0, 256)
+			chunk := make([]byte, 256)
 			for {
-				raw, err := wc.Call(ctx, "WaitForJobChange", id, []string{"status"}, []string{"running"}, nil, 60)
-				if err != nil {
-					errs <- err
+				n, err := conn.Read(chunk)
+				if n > 0 && len(buf) == 0 {
+					recv[i] = time.Now()
+				}
+				buf = append(buf, chunk[:n]...)
+				if bytes.IndexByte(buf, 0x03) >= 0 {
+					replies[i] = buf
 					return
 				}
-				var res [2]json.RawMessage
-				json.Unmarshal(raw, &res)
-				var st []job.Status
-				json.Unmarshal(res[0], &st)
-				if st[0].Final() {
-					recv[i] = time.Now()
+				if err != nil {
+					errs <- err
 					return
 				}
 			}
 		}()
 	}
 	for range o.watchers {
-		<-ready
+		<-sent
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		return nil, fmt.Errorf("watcher: %w", err)
+	}
+	for i, r := range replies {
+		if !bytes.Contains(r, []byte(`"success"]`)) {
+			return nil, fmt.Errorf("watcher %d was answered %q, not the job's success", i, r)
+		}
 	}
 	raw, err = c.Call(ctx, "QueryJobs", []int64{id}, []string{"end_ts"})
 	if err != nil {

@@ -291,6 +291,28 @@ func unmarshalNumber(b []byte, v any) error {
 	return d.Decode(v)
 }
 
+// waitRow is the values of some fields of one shown state, encoded and
+// decoded, shared by every watcher woken by the same change.
+type waitRow struct {
+	shown   *job.Job
+	key     string
+	vals    json.RawMessage
+	decoded any
+}
+
+// waitRowLocked returns the values of fields for e's shown state, computed
+// once per state and field list however many watchers ask.
+func (q *Queue) waitRowLocked(e *entry, fields []string) (json.RawMessage, any) {
+	key := strings.Join(fields, "\x00")
+	if c := e.waitCache; c != nil && c.shown == e.shown && c.key == key {
+		return c.vals, c.decoded
+	}
+	c := &waitRow{shown: e.shown, key: key, vals: q.row(view{j: e.shown, summary: e.summary}, fields)}
+	_ = json.Unmarshal(c.vals, &c.decoded)
+	e.waitCache = c
+	return c.vals, c.decoded
+}
+
 // WaitResult is WaitForJobChange's answer: the field values and the log
 // entries after the client's serial. Nil when the job does not exist.
 type WaitResult struct {
@@ -330,26 +352,26 @@ func (q *Queue) WaitForJobChange(ctx context.Context, id int64, fields []string,
 		q.mu.Lock()
 		e, live := q.jobs[id]
 		var v view
+		var vals json.RawMessage
+		var cur any
+		var changed <-chan struct{}
 		if live {
-			v = view{j: e.shown}
+			v = view{j: e.shown, summary: e.summary}
+			vals, cur = q.waitRowLocked(e, fields)
+			changed = e.changed
 		} else {
 			var ok bool
 			if v, ok = q.lookupLocked(id); !ok {
 				q.mu.Unlock()
 				return nil, nil
 			}
+			vals = q.row(v, fields)
+			_ = json.Unmarshal(vals, &cur)
 		}
-		vals := q.row(v, fields)
 		logs := v.j.LogsAfter(prevLogSerial)
 		final := v.j.Final()
-		var changed <-chan struct{}
-		if live {
-			changed = e.changed
-		}
 		q.mu.Unlock()
 
-		var cur any
-		_ = json.Unmarshal(vals, &cur)
 		if final || len(logs) > 0 || !hasPrev || !reflect.DeepEqual(cur, prev) {
 			return &WaitResult{Values: vals, Logs: logs}, nil
 		}

@@ -74,6 +74,8 @@ type entry struct {
 	version, shownVersion uint64
 	// summary caches the opcode summaries (inputs never change).
 	summary []string
+	// waitCache is the last field values computed for watchers.
+	waitCache *waitRow
 	changed chan struct{} // closed and replaced whenever the job changes
 	// heapIdx is the position in the ready heap, -1 when not in it.
 	heapIdx int
