@@ -289,6 +289,14 @@ func (m *Manager) TryAcquire(owner Owner, priority int, req Request) (bool, erro
 	return true, nil
 }
 
+// SetPriority changes the priority of owner's pending request, if any,
+// which may grant it (or others) at once (see State.SetPriority).
+func (m *Manager) SetPriority(owner Owner, priority int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.wakeLocked(m.st.SetPriority(owner, priority))
+}
+
 // Holds returns what owner holds (see State.Holds).
 func (m *Manager) Holds(owner Owner) []LevelHold {
 	m.mu.Lock()

@@ -151,3 +151,31 @@ func TestTestDelaySerializesOnTheNode(t *testing.T) {
 	}
 	h.waitFinal(hold)
 }
+
+func TestChangePriorityMovesALockWaiter(t *testing.T) {
+	h := newLockHarness(t)
+	a := h.submit(lockGateOp("a", "n1"))
+	startedA, releaseA := h.g.get("a")
+	<-startedA
+	b := h.submit(lockGateOp("b", "n1"))
+	c := h.submit(lockGateOp("c", "n1"))
+	h.waitStatus(b, job.StatusWaiting)
+	h.waitStatus(c, job.StatusWaiting)
+	if ok, msg, _ := h.q.ChangeJobPriority(c, -10); !ok {
+		t.Fatal(msg)
+	}
+	got := lockLine(h.q.Locks(), "node/n1")
+	if want := fmt.Sprintf("node/n1 exclusive owners=[%d] pending=[{exclusive [%d %d]}]", a, c, b); got != want {
+		t.Fatalf("after raising c: %s, want %s", got, want)
+	}
+	startedC, releaseC := h.g.get("c")
+	close(releaseA)
+	<-startedC // c overtook b
+	startedB, releaseB := h.g.get("b")
+	close(releaseC)
+	<-startedB
+	close(releaseB)
+	for _, id := range []int64{a, b, c} {
+		h.waitFinal(id)
+	}
+}

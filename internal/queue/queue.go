@@ -847,6 +847,10 @@ func (q *Queue) ChangeJobPriority(id int64, prio int) (bool, string, error) {
 	if e.heapIdx >= 0 {
 		heap.Fix(&q.ready, e.heapIdx)
 	}
+	if e.lockCancel != nil {
+		// Waiting for locks: its place in the lock queues moves too.
+		q.locks.SetPriority(locking.Owner(e.id), prio)
+	}
 	w := q.writeLocked(e)
 	q.mu.Unlock()
 	if err := w.t.Wait(); err != nil {
