@@ -76,7 +76,7 @@ type entry struct {
 	summary []string
 	// waitCache is the last field values computed for watchers.
 	waitCache *waitRow
-	changed chan struct{} // closed and replaced whenever the job changes
+	changed   chan struct{} // closed and replaced whenever the job changes
 	// heapIdx is the position in the ready heap, -1 when not in it.
 	heapIdx int
 	// owned is true while a worker executes the job.
