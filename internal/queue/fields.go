@@ -346,6 +346,8 @@ func (q *Queue) WaitForJobChange(ctx context.Context, id int64, fields []string,
 			return nil, &Error{Class: "OpPrereqError", Args: []any{"previous job info is not valid JSON", "wrong_input"}}
 		}
 	}
+	q.cfg.Metrics.Waiter(1)
+	defer q.cfg.Metrics.Waiter(-1)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/locking"
 	"log/slog"
 	"runtime"
@@ -39,6 +40,8 @@ type Config struct {
 	// Locks is the lock manager; nil: one with Ganeti's lock-attempt
 	// schedule.
 	Locks *locking.Manager
+	// Metrics receives the engine's events; nil records nothing.
+	Metrics *metrics.Set
 }
 
 // Error is a call failure with Ganeti's error class, e.g.
@@ -380,6 +383,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			continue
 		}
 		q.jobs[e.id] = e
+		q.cfg.Metrics.JobsSubmitted(1)
 		if st := starts[i]; st != nil {
 			e.owned = true
 			go q.runJob(e, st)
@@ -406,6 +410,7 @@ func (q *Queue) abandonLocked(st *started) {
 // written (or about to be) before it executes.
 type started struct {
 	i      int
+	opID   string
 	params opcodes.Params
 	env    *jobEnv
 	ctx    context.Context
@@ -461,11 +466,13 @@ func (q *Queue) acquireLocked(e *entry, i int, params opcodes.Params) bool {
 	prio := e.job.Ops[i].Priority
 	q.mu.Unlock()
 	var err error
+	began := time.Now()
 	for _, r := range reqs {
 		if err = q.locks.Acquire(ctx, owner, prio, r); err != nil {
 			break
 		}
 	}
+	q.cfg.Metrics.LockWaited(time.Since(began))
 	q.mu.Lock()
 	e.lockCancel = nil
 	j := e.job
@@ -506,7 +513,7 @@ func (q *Queue) execLocked(e *entry, i int, params opcodes.Params, now job.Times
 	e.job.ExecOp(i, now)
 	ctx, cancel := context.WithCancelCause(q.runCtx)
 	e.cancelRun = cancel
-	return &started{i: i, params: params, env: &jobEnv{q: q, e: e, op: i}, ctx: ctx, cancel: cancel}
+	return &started{i: i, opID: job.OpID(e.job.Ops[i].Input), params: params, env: &jobEnv{q: q, e: e, op: i}, ctx: ctx, cancel: cancel}
 }
 
 // dispatchLocked starts workers for ready jobs while slots are free.
@@ -645,7 +652,9 @@ func (q *Queue) runJob(e *entry, first *started) {
 			}
 		}
 		params, env, ctx, i := st.params, st.env, st.ctx, st.i
+		began := time.Now()
 		result, err := safeExec(ctx, params, env)
+		q.cfg.Metrics.OpcodeDone(st.opID, time.Since(began))
 		killed := errors.Is(context.Cause(ctx), errKilled)
 		st.cancel(nil)
 		// Locks are held for one opcode, as Ganeti's logical units do.
@@ -756,10 +765,12 @@ func (q *Queue) nextOp(e *entry) (*started, bool) {
 // notifies watchers once it is durable. It releases q.mu.
 func (q *Queue) endLocked(e *entry) {
 	w := q.writeLocked(e)
+	status := e.job.CalcStatus()
 	q.mu.Unlock()
 	if !q.persist(e, w) {
 		return
 	}
+	q.cfg.Metrics.JobFinished(string(status))
 	// Dependents look at the durable state, so they are woken only now.
 	q.mu.Lock()
 	q.finishLocked(e)
@@ -822,6 +833,7 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 	if j.Final() {
 		q.finishLocked(e)
 		q.dispatchLocked()
+		q.cfg.Metrics.JobFinished(string(job.StatusCanceled))
 	}
 	q.mu.Unlock()
 	return res.OK, res.Message, nil
@@ -953,6 +965,13 @@ func (q *Queue) Drained() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.drained
+}
+
+// Running is the number of jobs in workers.
+func (q *Queue) Running() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.running
 }
 
 // Locks describes every lock: mode, owners and waiters (jobq locks).

@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -104,12 +106,13 @@ type Store struct {
 	lock *os.File
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	pending *batch
-	closed  bool
-	stats   Stats
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	cond     *sync.Cond
+	pending  *batch
+	closed   bool
+	stats    Stats
+	wg       sync.WaitGroup
+	onCommit atomic.Pointer[func(changes int, d time.Duration)]
 }
 
 // Open opens (creating when needed) the queue directory dir, takes its
@@ -249,6 +252,10 @@ func (s *Store) Remove(name string) Ticket {
 	return s.add(op{kind: opRemove, name: name})
 }
 
+// OnCommit sets a function called after every group commit with the
+// number of file changes in it and the time it took (for metrics).
+func (s *Store) OnCommit(fn func(changes int, d time.Duration)) { s.onCommit.Store(&fn) }
+
 // Stats returns the group-commit counters.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
@@ -286,7 +293,11 @@ func (s *Store) run() {
 		s.pending = newBatch()
 		s.mu.Unlock()
 
+		start := time.Now()
 		s.commit(b)
+		if fn := s.onCommit.Load(); fn != nil {
+			(*fn)(len(b.ops), time.Since(start))
+		}
 		s.mu.Lock()
 		s.stats.Batches++
 		s.stats.Ops += int64(len(b.ops))

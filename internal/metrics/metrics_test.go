@@ -1,0 +1,60 @@
+package metrics
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func scrape(t *testing.T, s *Set) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(rec.Body)
+	return string(b)
+}
+
+func TestCountersMove(t *testing.T) {
+	depth := map[string]int{"queued": 3, "success": 7}
+	s := New(func() map[string]int { return depth }, func() int { return 2 })
+	s.JobsSubmitted(5)
+	s.JobFinished("success")
+	s.JobFinished("error")
+	s.OpcodeDone("OP_TEST_DELAY", 20*time.Millisecond)
+	s.Committed(12, 3*time.Millisecond)
+	s.LockWaited(time.Second)
+	s.Waiter(1)
+	s.Waiter(1)
+	s.Waiter(-1)
+	out := scrape(t, s)
+	for _, want := range []string{
+		"jobq_jobs_submitted_total 5",
+		`jobq_jobs_finished_total{status="success"} 1`,
+		`jobq_jobs_finished_total{status="error"} 1`,
+		`jobq_opcode_duration_seconds_count{op_id="OP_TEST_DELAY"} 1`,
+		"jobq_store_batch_changes_sum 12",
+		"jobq_store_commit_seconds_count 1",
+		"jobq_lock_wait_seconds_count 1",
+		"jobq_waitforjobchange_waiters 1",
+		`jobq_jobs{status="queued"} 3`,
+		`jobq_jobs{status="success"} 7`,
+		`jobq_jobs{status="running"} 0`,
+		"jobq_running_jobs 2",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestNilSetRecordsNothing(t *testing.T) {
+	var s *Set
+	s.JobsSubmitted(1)
+	s.JobFinished("success")
+	s.OpcodeDone("x", time.Second)
+	s.Committed(1, time.Second)
+	s.LockWaited(time.Second)
+	s.Waiter(1)
+}
