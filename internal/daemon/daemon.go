@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jobq-dev/jobq/internal/metrics"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/queue"
@@ -22,17 +25,24 @@ import (
 
 // Options are jobqd's settings.
 type Options struct {
-	DataDir         string
-	NodeName        string
-	RPCAddr         string
-	RAPIAddr        string
-	LUXISockets     []string // extra LUXI socket paths
+	DataDir     string
+	NodeName    string
+	RPCAddr     string
+	RAPIAddr    string   // RAPI over HTTPS, HOST:PORT (port 0: any); "" or "off": none (rapi.go)
+	LUXISockets []string // extra LUXI socket paths
+	// MetricsAddr serves Prometheus metrics over plain HTTP without
+	// authentication at HOST:PORT/metrics; "" or "off": not served (they
+	// stay available on RAPI to its users).
+	MetricsAddr     string
 	MaxRunning      int
 	ShutdownTimeout time.Duration
 	Registry        *opcodes.Registry
 	Logger          *slog.Logger
 	// Ready, when set, is called once the LUXI socket accepts connections.
 	Ready func()
+	// RAPIReady, when set, is called with RAPI's address once it accepts
+	// connections (before Ready); it is not called when RAPI is off.
+	RAPIReady func(addr net.Addr)
 }
 
 // SocketPath is the node's LUXI socket inside a data directory.
@@ -155,12 +165,23 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	q, err := queue.Open(queue.Config{Store: st, Registry: o.Registry, MaxRunning: o.MaxRunning,
-		NodeName: o.NodeName, Logger: log})
+	var q *queue.Queue
+	m := metrics.New(func() map[string]int {
+		out := map[string]int{}
+		for st, n := range q.Counts() {
+			out[string(st)] = n
+		}
+		return out
+	}, func() int { return q.Running() })
+	st.OnCommit(m.Committed)
+	q, err = queue.Open(queue.Config{Store: st, Registry: o.Registry, MaxRunning: o.MaxRunning,
+		NodeName: o.NodeName, Logger: log, Metrics: m})
 	if err != nil {
 		st.Close()
 		return err
 	}
+	// Loading decoded every job file: give that garbage back to the system.
+	debug.FreeOSMemory()
 	srv := &luxi.Server{Handler: &luxiHandler{q: q, cluster: cluster}, Logger: log}
 	paths := append([]string{SocketPath(o.DataDir)}, o.LUXISockets...)
 	var listeners []net.Listener
@@ -174,6 +195,20 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("cannot listen on %s: %w", p, err)
 		}
 		listeners = append(listeners, l)
+	}
+	// RAPI and the cluster certificate (rapi.go, certs.go).
+	rapiSvc, err := startRAPI(o, q, cluster, m, log)
+	var metricsSrv *http.Server
+	if err == nil {
+		metricsSrv, err = serveMetrics(o.MetricsAddr, m, log)
+	}
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		rapiSvc.stop(context.Background())
+		q.Shutdown(context.Background())
+		return err
 	}
 	serveErr := make(chan error, len(listeners))
 	for _, l := range listeners {
@@ -189,6 +224,8 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("stopping: no new jobs; waiting for running opcodes", "timeout", o.ShutdownTimeout)
 	case err := <-serveErr:
 		runErr = fmt.Errorf("LUXI server failed: %w", err)
+	case err := <-rapiSvc.failures():
+		runErr = fmt.Errorf("RAPI server failed: %w", err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
@@ -198,9 +235,34 @@ func Run(ctx context.Context, o Options) error {
 	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer lcancel()
 	_ = srv.Shutdown(lctx)
+	rapiSvc.stop(lctx)
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(lctx)
+	}
 	for _, p := range paths {
 		os.Remove(p)
 	}
 	log.Info("jobqd stopped")
 	return runErr
+}
+
+// serveMetrics serves /metrics over plain HTTP on addr ("" or "off": no).
+func serveMetrics(addr string, m *metrics.Set, log *slog.Logger) (*http.Server, error) {
+	if addr == "" || addr == "off" {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen for metrics on %s: %w (choose another address with --metrics-addr HOST:PORT, or leave it off)", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server failed", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", l.Addr().String())
+	return srv, nil
 }

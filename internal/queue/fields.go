@@ -13,11 +13,42 @@ import (
 	"github.com/jobq-dev/jobq/internal/job"
 )
 
-// view is a job as seen by queries: live or loaded from the archive.
+// view is a job as seen by queries: live or loaded from the archive. For
+// an evicted final job j is nil until loadLocked reads its file; idx
+// answers the index fields meanwhile.
 type view struct {
+	id       int64
 	j        *job.Job
+	idx      *finalIndex
 	archived bool
 	summary  []string // cached per live job; nil: compute
+}
+
+// indexFields can be answered from a finalIndex, without the job's file.
+var indexFields = map[string]bool{"id": true, "status": true, "priority": true, "archived": true,
+	"summary": true, "received_ts": true, "start_ts": true, "end_ts": true}
+
+// needsFull reports whether any of fields needs the whole job.
+func needsFull(fields []string) bool {
+	for _, f := range fields {
+		if !indexFields[f] {
+			return true
+		}
+	}
+	return false
+}
+
+// loadLocked reads an evicted job's file when v lacks the whole job.
+func (q *Queue) loadLocked(v *view) error {
+	if v.j != nil {
+		return nil
+	}
+	j, err := q.readLive(v.id)
+	if err != nil {
+		return genericError("%v", err)
+	}
+	v.j = j
+	return nil
 }
 
 // JobFieldNames are the job fields queries accept.
@@ -36,18 +67,40 @@ var knownField = func() map[string]bool {
 // field computes one field's value; ok is false for an unknown field.
 func (q *Queue) field(v view, name string) (any, bool) {
 	j := v.j
+	tsv := func(t *job.Timestamp) any {
+		if t == nil {
+			return nil
+		}
+		return *t
+	}
+	if j == nil {
+		x := v.idx
+		switch name {
+		case "id":
+			return v.id, true
+		case "status":
+			return x.status, true
+		case "priority":
+			return job.DefaultPriority, true // final: no pending opcode
+		case "archived":
+			return v.archived, true
+		case "summary":
+			return v.summary, true
+		case "received_ts":
+			return tsv(x.received), true
+		case "start_ts":
+			return tsv(x.started), true
+		case "end_ts":
+			return tsv(x.ended), true
+		}
+		return nil, false
+	}
 	perOp := func(f func(*job.Op) any) []any {
 		out := make([]any, len(j.Ops))
 		for i, op := range j.Ops {
 			out[i] = f(op)
 		}
 		return out
-	}
-	tsv := func(t *job.Timestamp) any {
-		if t == nil {
-			return nil
-		}
-		return *t
 	}
 	switch name {
 	case "id":
@@ -151,19 +204,26 @@ func (q *Queue) row(v view, fields []string) json.RawMessage {
 	return b
 }
 
-// lookupLocked returns a live job, or an archived one read from disk.
-func (q *Queue) lookupLocked(id int64) (view, bool) {
+// lookupLocked returns a live job (whole when full is set, otherwise
+// perhaps only its index), or an archived one read from disk.
+func (q *Queue) lookupLocked(id int64, full bool) (view, bool, error) {
 	if e, ok := q.jobs[id]; ok {
-		return view{j: e.shown, summary: e.summary}, true
+		v := view{id: id, j: e.shown, idx: e.idx, summary: e.summary}
+		if full {
+			if err := q.loadLocked(&v); err != nil {
+				return view{}, false, err
+			}
+		}
+		return v, true, nil
 	}
 	j, err := q.loadArchived(id)
 	if err != nil {
 		q.log.Warn("cannot read archived job", "job", id, "err", err)
 	}
 	if j == nil {
-		return view{}, false
+		return view{}, false, nil
 	}
-	return view{j: j, archived: true}, true
+	return view{id: id, j: j, archived: true}, true, nil
 }
 
 // QueryJobs answers Ganeti's QueryJobs: one row per requested id (null for
@@ -179,8 +239,12 @@ func (q *Queue) QueryJobs(ids []int64, fields []string) ([]json.RawMessage, erro
 		ids = q.liveIDsLocked()
 	}
 	out := make([]json.RawMessage, len(ids))
+	full := needsFull(fields)
 	for i, id := range ids {
-		v, ok := q.lookupLocked(id)
+		v, ok, err := q.lookupLocked(id, full)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			out[i] = json.RawMessage("null")
 			continue
@@ -228,13 +292,23 @@ func (q *Queue) Select(sel Selector, fields []string) ([][]any, error) {
 		ids = mergeIDs(nil, ids)
 	}
 	var rows [][]any
+	full := needsFull(fields)
 	for _, id := range ids {
-		v, ok := q.lookupLocked(id)
+		v, ok, err := q.lookupLocked(id, full)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			continue
 		}
 		if sel.Match != nil {
+			var loadErr error
 			get := func(f string) (any, bool) {
+				if !indexFields[f] && knownField[f] {
+					if loadErr = q.loadLocked(&v); loadErr != nil {
+						return nil, false
+					}
+				}
 				val, ok := q.field(v, f)
 				if !ok {
 					return nil, false
@@ -242,6 +316,9 @@ func (q *Queue) Select(sel Selector, fields []string) ([][]any, error) {
 				return filterValue(val), true
 			}
 			m, err := sel.Match(get)
+			if err == nil {
+				err = loadErr
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -307,7 +384,7 @@ func (q *Queue) waitRowLocked(e *entry, fields []string) (json.RawMessage, any) 
 	if c := e.waitCache; c != nil && c.shown == e.shown && c.key == key {
 		return c.vals, c.decoded
 	}
-	c := &waitRow{shown: e.shown, key: key, vals: q.row(view{j: e.shown, summary: e.summary}, fields)}
+	c := &waitRow{shown: e.shown, key: key, vals: q.row(view{id: e.id, j: e.shown, summary: e.summary}, fields)}
 	_ = json.Unmarshal(c.vals, &c.decoded)
 	e.waitCache = c
 	return c.vals, c.decoded
@@ -357,15 +434,17 @@ func (q *Queue) WaitForJobChange(ctx context.Context, id int64, fields []string,
 		var vals json.RawMessage
 		var cur any
 		var changed <-chan struct{}
-		if live {
-			v = view{j: e.shown, summary: e.summary}
+		if live && e.idx == nil {
+			v = view{id: id, j: e.shown, summary: e.summary}
 			vals, cur = q.waitRowLocked(e, fields)
 			changed = e.changed
 		} else {
+			// Archived, or final and evicted: read once, answered at once.
 			var ok bool
-			if v, ok = q.lookupLocked(id); !ok {
+			var err error
+			if v, ok, err = q.lookupLocked(id, true); !ok || err != nil {
 				q.mu.Unlock()
-				return nil, nil
+				return nil, err
 			}
 			vals = q.row(v, fields)
 			_ = json.Unmarshal(vals, &cur)

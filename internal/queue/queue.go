@@ -42,6 +42,9 @@ type Config struct {
 	Locks *locking.Manager
 	// Metrics receives the engine's events; nil records nothing.
 	Metrics *metrics.Set
+	// KeepFinal is how many finished jobs stay whole in memory; 0 means
+	// DefaultKeepFinal.
+	KeepFinal int
 }
 
 // Error is a call failure with Ganeti's error class, e.g.
@@ -67,6 +70,9 @@ var errKilled = errors.New("job killed")
 
 type entry struct {
 	id int64 // the job id; never changes, read without q.mu
+	// idx replaces job and shown (both nil) for a final job evicted from
+	// memory: what listings need; the rest is read from its file.
+	idx *finalIndex
 	// job is the working state, changed by workers and calls under q.mu.
 	job *job.Job
 	// shown is what readers see: the last durable state (plus log entries
@@ -108,25 +114,106 @@ func (e *entry) notify() {
 	e.changed = make(chan struct{})
 }
 
+// finalIndex is what a final job evicted from memory keeps: the fields of
+// a default listing and of the engine's decisions.
+type finalIndex struct {
+	status                   job.Status
+	received, started, ended *job.Timestamp
+}
+
+// DefaultKeepFinal is how many recently finished jobs stay whole in memory
+// (their watchers and queries need no disk read); older ones keep only a
+// finalIndex, so that 100,000 finished jobs cost little memory.
+const DefaultKeepFinal = 2048
+
+func tsCopy(t *job.Timestamp) *job.Timestamp {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}
+
+// evict drops a final job's full state, keeping its index.
+func (e *entry) evict() {
+	j := e.shown
+	e.idx = &finalIndex{status: j.CalcStatus(), received: tsCopy(j.ReceivedTimestamp),
+		started: tsCopy(j.StartTimestamp), ended: tsCopy(j.EndTimestamp)}
+	e.job, e.shown, e.waitCache = nil, nil, nil
+}
+
+// status is the shown status.
+func (e *entry) status() job.Status {
+	if e.idx != nil {
+		return e.idx.status
+	}
+	return e.shown.CalcStatus()
+}
+
+// final reports whether the shown state is final.
+func (e *entry) final() bool { return e.idx != nil || e.shown.Final() }
+
+// endTS is the shown end timestamp.
+func (e *entry) endTS() *job.Timestamp {
+	if e.idx != nil {
+		return e.idx.ended
+	}
+	return e.shown.EndTimestamp
+}
+
 // publishLocked makes a snapshot visible to readers unless a newer one
 // already is, and wakes watchers.
-func (e *entry) publishLocked(snap *job.Job, v uint64) {
-	if v > e.shownVersion {
+func (q *Queue) publishLocked(e *entry, snap *job.Job, v uint64) {
+	if v > e.shownVersion && e.idx == nil {
 		e.shown, e.shownVersion = snap, v
 		if v == e.version && snap.Final() {
 			// A final job never changes again: working and shown state
-			// can be one copy (half the memory of a big queue).
+			// are one copy, and it joins the recently finished.
 			e.job = snap
+			q.keepRecentLocked(e)
 		}
 	}
 	e.notify()
 }
 
+// keepRecentLocked records a newly final job and evicts the oldest
+// recently finished one beyond Config.KeepFinal.
+func (q *Queue) keepRecentLocked(e *entry) {
+	q.recent = append(q.recent, e)
+	if len(q.recent) <= q.cfg.KeepFinal {
+		return
+	}
+	old := q.recent[0]
+	q.recent[0] = nil
+	q.recent = q.recent[1:]
+	if old.idx == nil && old.shown != nil && old.shown.Final() {
+		old.evict()
+	}
+}
+
+// workingLocked is the job's working state; for an evicted final job, its
+// file (which a final job's calls only read).
+func (q *Queue) workingLocked(e *entry) (*job.Job, error) {
+	if e.idx == nil {
+		return e.job, nil
+	}
+	return q.readLive(e.id)
+}
+
+// readLive reads and decodes a live job's file.
+func (q *Queue) readLive(id int64) (*job.Job, error) {
+	b, err := q.store.ReadJob(id)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read job %d: %w", id, err)
+	}
+	return job.Decode(b)
+}
+
 // showNowLocked publishes the working state at once, for changes that need
 // not be durable (the waiting status, log entries).
-func (e *entry) showNowLocked() {
+func (q *Queue) showNowLocked(e *entry) {
 	e.version++
-	e.publishLocked(e.job.Clone(), e.version)
+	q.publishLocked(e, e.job.Clone(), e.version)
 }
 
 // Queue is the engine. Create it with Open.
@@ -143,6 +230,8 @@ type Queue struct {
 	serial  int64
 	ready   readyHeap
 	running int
+	// recent are the final jobs still whole in memory, oldest first.
+	recent []*entry
 	// depWaiters maps a job id to the jobs parked until it is final.
 	depWaiters map[int64][]*entry
 	drained    bool
@@ -168,6 +257,9 @@ func Open(cfg Config) (*Queue, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.KeepFinal <= 0 {
+		cfg.KeepFinal = DefaultKeepFinal
 	}
 	if cfg.Locks == nil {
 		cfg.Locks = locking.NewManager(locking.Config{Schedule: locking.DefaultSchedule()})
@@ -258,6 +350,9 @@ func (q *Queue) load() error {
 			tickets = append(tickets, q.store.Write(store.JobFileName(j.ID), b))
 		}
 		e := q.newEntry(j, summary)
+		if j.Final() {
+			e.evict() // finished before this start: its index is enough
+		}
 		q.jobs[j.ID] = e
 		if j.CalcStatus() == job.StatusQueued {
 			heap.Push(&q.ready, e)
@@ -557,7 +652,7 @@ func (q *Queue) persist(e *entry, w pendingWrite) bool {
 		err := w.t.Wait()
 		if err == nil {
 			q.mu.Lock()
-			e.publishLocked(w.snap, w.v)
+			q.publishLocked(e, w.snap, w.v)
 			q.mu.Unlock()
 			return true
 		}
@@ -593,7 +688,7 @@ func (q *Queue) finishLocked(e *entry) {
 // statusOfLocked looks a job up, live or archived, for dependency checks.
 func (q *Queue) statusOfLocked(id int64) (job.Status, bool) {
 	if e, ok := q.jobs[id]; ok {
-		return e.shown.CalcStatus(), true
+		return e.status(), true
 	}
 	j, err := q.loadArchived(id)
 	if err != nil || j == nil {
@@ -627,7 +722,7 @@ func (v *jobEnv) Log(msg string) {
 	// Log messages are stored with the next write of the job but nobody
 	// waits for them to be durable.
 	q.writeLocked(v.e)
-	v.e.showNowLocked()
+	q.showNowLocked(v.e)
 }
 
 // runJob executes e's opcodes one after the other until the job is final,
@@ -712,7 +807,7 @@ func (q *Queue) nextOp(e *entry) (*started, bool) {
 	}
 	if j.Ops[i].Status == job.StatusQueued {
 		j.BeginOp(i, q.ts())
-		e.showNowLocked()
+		q.showNowLocked(e)
 	}
 	common, cerr := job.ParseCommon(j.Ops[i].Input)
 	if cerr == nil && len(common.Depends) > 0 {
@@ -722,7 +817,7 @@ func (q *Queue) nextOp(e *entry) (*started, bool) {
 			// Park: the job leaves the worker until its dependency is
 			// final (finishLocked makes it ready again).
 			for _, d := range common.Depends {
-				if de, ok := q.jobs[d.JobID]; ok && !de.shown.Final() {
+				if de, ok := q.jobs[d.JobID]; ok && !de.final() {
 					q.depWaiters[d.JobID] = append(q.depWaiters[d.JobID], e)
 					break
 				}
@@ -800,7 +895,11 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 		q.mu.Unlock()
 		return false, fmt.Sprintf("Job %d not found in queue", id), nil
 	}
-	j := e.job
+	j, err := q.workingLocked(e)
+	if err != nil {
+		q.mu.Unlock()
+		return false, "", genericError("%v", err)
+	}
 	if kill && j.CalcStatus() == job.StatusRunning && e.cancelRun != nil {
 		e.cancelRun(errKilled)
 		q.mu.Unlock()
@@ -829,7 +928,7 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 		return false, "", genericError("Cannot store canceled job %d: %v", id, err)
 	}
 	q.mu.Lock()
-	e.publishLocked(w.snap, w.v)
+	q.publishLocked(e, w.snap, w.v)
 	if j.Final() {
 		q.finishLocked(e)
 		q.dispatchLocked()
@@ -845,9 +944,14 @@ func (q *Queue) ChangeJobPriority(id int64, prio int) (bool, string, error) {
 	e, ok := q.jobs[id]
 	if !ok {
 		q.mu.Unlock()
-		return false, fmt.Sprintf("Job %d not found", id), nil
+		return false, fmt.Sprintf("Job %d not found in queue", id), nil
 	}
-	res, err := e.job.ChangePriority(prio)
+	j, err := q.workingLocked(e)
+	if err != nil {
+		q.mu.Unlock()
+		return false, "", genericError("%v", err)
+	}
+	res, err := j.ChangePriority(prio)
 	if err != nil {
 		q.mu.Unlock()
 		return false, "", &Error{Class: "OpPrereqError", Args: []any{err.Error(), "wrong_input"}}
@@ -869,7 +973,7 @@ func (q *Queue) ChangeJobPriority(id int64, prio int) (bool, string, error) {
 		return false, "", genericError("Cannot store job %d: %v", id, err)
 	}
 	q.mu.Lock()
-	e.publishLocked(w.snap, w.v)
+	q.publishLocked(e, w.snap, w.v)
 	q.mu.Unlock()
 	return res.OK, res.Message, nil
 }
@@ -887,7 +991,7 @@ func (q *Queue) archive(ids []int64) (int, error) {
 	var tickets []store.Ticket
 	for _, id := range ids {
 		e, ok := q.jobs[id]
-		if !ok || !e.shown.Final() {
+		if !ok || !e.final() {
 			continue
 		}
 		delete(q.jobs, id)
@@ -924,10 +1028,10 @@ func (q *Queue) AutoArchiveJobs(age int64, timeout float64) (int, int, error) {
 	limit := q.now().Unix() - age
 	var ids []int64
 	for id, e := range q.jobs {
-		if !e.shown.Final() {
+		if !e.final() {
 			continue
 		}
-		if age >= 0 && e.shown.EndTimestamp[0] > limit {
+		if end := e.endTS(); age >= 0 && end != nil && end[0] > limit {
 			continue
 		}
 		ids = append(ids, id)
@@ -983,7 +1087,7 @@ func (q *Queue) Counts() map[job.Status]int {
 	defer q.mu.Unlock()
 	c := map[job.Status]int{}
 	for _, e := range q.jobs {
-		c[e.shown.CalcStatus()]++
+		c[e.status()]++
 	}
 	return c
 }

@@ -69,6 +69,11 @@ type harness struct {
 
 func newHarness(t *testing.T, dir string, maxRunning int) *harness {
 	t.Helper()
+	return newHarnessConfig(t, dir, Config{MaxRunning: maxRunning})
+}
+
+func newHarnessConfig(t *testing.T, dir string, cfg Config) *harness {
+	t.Helper()
 	g := newGates()
 	reg := opcodes.Builtin()
 	if err := reg.Register(opcodes.Definition{ID: "OP_TEST_GATE", New: func() opcodes.Params { return &gateOp{g: g} }, SummaryField: "name"}); err != nil {
@@ -78,7 +83,8 @@ func newHarness(t *testing.T, dir string, maxRunning int) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := Open(Config{Store: st, Registry: reg, MaxRunning: maxRunning, NodeName: "node1"})
+	cfg.Store, cfg.Registry, cfg.NodeName = st, reg, "node1"
+	q, err := Open(cfg)
 	if err != nil {
 		st.Close()
 		t.Fatal(err)

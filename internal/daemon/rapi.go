@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"github.com/jobq-dev/jobq/internal/metrics"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/jobq-dev/jobq/internal/queue"
+	"github.com/jobq-dev/jobq/internal/rapi"
+)
+
+// RAPIOff is the RAPIAddr that serves no RAPI (so does "").
+const RAPIOff = "off"
+
+// RAPIUsersFile is where a data directory keeps the RAPI users (Ganeti's
+// format, see package rapi).
+func RAPIUsersFile(dataDir string) string {
+	return filepath.Join(dataDir, "rapi", "users")
+}
+
+// rapiService is the master's RAPI listener. A nil *rapiService (RAPI
+// off) does nothing.
+type rapiService struct {
+	srv    *rapi.Server
+	failed chan error    // Serve's error, if it fails before stop
+	exited chan struct{} // closed when Serve has returned
+}
+
+// startRAPI makes sure the cluster certificate exists (it is created on
+// the first start, RAPI or not), then serves RAPI over HTTPS on
+// o.RAPIAddr unless that is "" or "off".
+func startRAPI(o Options, q *queue.Queue, cluster *ClusterConfig, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
+	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
+	if err != nil {
+		return nil, err
+	}
+	if o.RAPIAddr == "" || o.RAPIAddr == RAPIOff {
+		log.Info("RAPI is off")
+		return nil, nil
+	}
+	users := RAPIUsersFile(o.DataDir)
+	if err := os.MkdirAll(filepath.Dir(users), 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create the RAPI directory: %w", err)
+	}
+	maxRunning := o.MaxRunning
+	if maxRunning <= 0 {
+		maxRunning = queue.DefaultMaxRunning
+	}
+	srv := rapi.New(rapi.Config{
+		Queue:     q,
+		UsersFile: users,
+		Cluster: func() rapi.ClusterInfo {
+			return rapi.ClusterInfo{Name: cluster.Name, Master: cluster.Master, MaxRunningJobs: maxRunning}
+		},
+		Logger: log,
+	})
+	// Metrics for RAPI's read users (unauthenticated: --metrics-addr).
+	srv.Handle("/metrics", []string{rapi.AccessRead, rapi.AccessWrite}, m.Handler())
+	l, err := net.Listen("tcp", o.RAPIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen for RAPI on %s: %w (choose another address with --rapi-addr HOST:PORT, or turn RAPI off with --rapi-addr off)", o.RAPIAddr, err)
+	}
+	rs := &rapiService{srv: srv, failed: make(chan error, 1), exited: make(chan struct{})}
+	go func() {
+		defer close(rs.exited)
+		err := srv.Serve(l, &tls.Config{Certificates: []tls.Certificate{cert}})
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			rs.failed <- err
+		}
+	}()
+	log.Info("RAPI listening", "addr", l.Addr().String(), "users_file", users)
+	if o.RAPIReady != nil {
+		o.RAPIReady(l.Addr())
+	}
+	return rs, nil
+}
+
+// failures delivers an error if RAPI stops serving on its own.
+func (rs *rapiService) failures() <-chan error {
+	if rs == nil {
+		return nil
+	}
+	return rs.failed
+}
+
+// stop ends RAPI: requests waiting on jobs are cut short, others get until
+// ctx is done.
+func (rs *rapiService) stop(ctx context.Context) {
+	if rs == nil {
+		return
+	}
+	_ = rs.srv.Shutdown(ctx)
+	<-rs.exited
+}

@@ -1,0 +1,856 @@
+// Package rapi serves the job resources of Ganeti's remote API (RAPI) over
+// HTTPS from jobq's queue engine, so that Ganeti's RAPI clients (its Python
+// GanetiRapiClient, curl scripts) work against jobqd unchanged.
+//
+// # Resources
+//
+//	GET    /version              2
+//	GET    /2/info               the cluster: name, master, versions
+//	GET    /2/features           optional features (["jobs-submit"])
+//	GET    /2/jobs[?bulk=1]      [{"id": N, "uri": "/2/jobs/N"}, ...], or with
+//	                             bulk the fields id, ops, status, summary,
+//	                             opstatus, received_ts, start_ts, end_ts
+//	POST   /2/jobs               {"ops": [...]} submits a job; answers its id
+//	                             (jobq's addition; write access)
+//	GET    /2/jobs/N             the bulk fields plus oplog and opresult
+//	DELETE /2/jobs/N             cancel: [true|false, message] (write access)
+//	GET    /2/jobs/N/wait        body {"fields": [...], "previous_job_info":
+//	                             [...]|null, "previous_log_serial": N|null}:
+//	                             {"job_info": [...], "log_entries": [...]} as
+//	                             soon as the job differs from what the client
+//	                             had, null if nothing changed within
+//	                             Config.WaitTimeout (write access, as Ganeti)
+//	GET    /, /2                 null (Ganeti's legacy root resources)
+//
+// Answers are byte for byte what Ganeti 3.0's RAPI writes: Python-style
+// JSON (", " and ": " separators, non-ASCII escaped) with a final newline,
+// job dicts with their fields in Ganeti's order, and errors as
+//
+//	{"code": 401, "message": "Unauthorized", "explain": "No permission -- see authorization schemes"}
+//
+// Unlike Ganeti, an unknown job id is 404 on every job resource (Ganeti
+// answers nulls on some), and connections are kept alive (Ganeti closes
+// every one).
+//
+// # Authentication
+//
+// Users come from a file in Ganeti's format (see [ParseUsers] and
+// [CheckPassword]), re-read whenever it changes. As in Ganeti, reads need
+// no credentials unless Config.RequireAuth is set, credentials that are
+// sent are always checked (401 when wrong, with WWW-Authenticate: Basic
+// realm="Ganeti Remote API"), and changing resources (and waiting on a job)
+// needs a user with the "write" option (403 otherwise).
+package rapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"reflect"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jobq-dev/jobq/internal/queue"
+)
+
+// Version is the RAPI version, GET /version.
+const Version = 2
+
+// DefaultWaitTimeout is how long GET /2/jobs/N/wait waits for a change
+// (Ganeti's _WFJC_TIMEOUT).
+const DefaultWaitTimeout = 10 * time.Second
+
+// MaxBodySize is the largest request body accepted.
+const MaxBodySize = 64 << 20
+
+// protocolVersion is the LUXI protocol version jobq speaks (Ganeti 3.0's).
+const protocolVersion = 3000000
+
+// Features are the optional features GET /2/features lists. Ganeti's own
+// (instance-create-reqv1, node-evac-res1, ...) concern resources jobq does
+// not serve; "jobs-submit" announces POST /2/jobs.
+var Features = []string{"jobs-submit"}
+
+// Job fields of GET /2/jobs?bulk=1 and GET /2/jobs/N, in Ganeti's order
+// (rlib2's J_FIELDS_BULK and J_FIELDS).
+var (
+	jobFieldsBulk = []string{"id", "ops", "status", "summary", "opstatus", "received_ts", "start_ts", "end_ts"}
+	jobFields     = append(append([]string{}, jobFieldsBulk...), "oplog", "opresult")
+)
+
+// Queue is what the RAPI needs of the queue engine; *queue.Queue has it.
+type Queue interface {
+	Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]queue.SubmitResult, error)
+	QueryJobs(ids []int64, fields []string) ([]json.RawMessage, error)
+	WaitForJobChange(ctx context.Context, id int64, fields []string, prevInfo json.RawMessage,
+		prevLogSerial int64, timeout time.Duration) (*queue.WaitResult, error)
+	CancelJob(id int64, kill bool) (bool, string, error)
+}
+
+// ClusterInfo is what GET /2/info tells about the cluster.
+type ClusterInfo struct {
+	Name           string
+	Master         string
+	MaxRunningJobs int
+}
+
+// Config configures a Server.
+type Config struct {
+	Queue Queue
+	// UsersFile is the users file (DATA_DIR/rapi/users). Empty or missing:
+	// nobody can authenticate.
+	UsersFile string
+	// Cluster is called for every GET /2/info.
+	Cluster func() ClusterInfo
+	// SoftwareVersion is /2/info's software_version; empty: the module
+	// version from the build information.
+	SoftwareVersion string
+	// WaitTimeout bounds one GET /2/jobs/N/wait; 0 means DefaultWaitTimeout.
+	WaitTimeout time.Duration
+	// RequireAuth makes every request authenticate, reads included
+	// (Ganeti's ganeti-rapi --require-authentication).
+	RequireAuth bool
+	Logger      *slog.Logger
+	// Observer, when set, is told about every answered request.
+	Observer Observer
+}
+
+// Observer is told about every request once it is answered. It is the
+// seam for metrics: implementations must be safe for concurrent use and
+// quick.
+type Observer interface {
+	ObserveRequest(RequestInfo)
+}
+
+// RequestInfo describes one answered request.
+type RequestInfo struct {
+	Method string
+	// Route is the resource pattern, e.g. "/2/jobs/[job_id]/wait"; empty
+	// when nothing matched (404).
+	Route string
+	// User is the authenticated user, empty if none.
+	User     string
+	Status   int
+	Duration time.Duration
+}
+
+// Server answers RAPI requests. Create it with New; it is an http.Handler,
+// and Serve runs it on a listener over TLS.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	users *userDB
+
+	extraMu sync.RWMutex
+	extra   map[string]extraRoute
+
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+	mu         sync.Mutex
+	servers    []*http.Server
+	closed     bool
+}
+
+type extraRoute struct {
+	access []string
+	h      http.Handler
+}
+
+// New returns a Server. It reads the users file once now (logging what it
+// finds) and again whenever the file changes.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = DefaultWaitTimeout
+	}
+	if cfg.SoftwareVersion == "" {
+		cfg.SoftwareVersion = buildVersion()
+	}
+	if cfg.Cluster == nil {
+		cfg.Cluster = func() ClusterInfo { return ClusterInfo{} }
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, extra: map[string]extraRoute{}}
+	s.users = newUserDB(cfg.UsersFile, cfg.Logger)
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	return s
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// Handle adds a resource at path (exact match, any method) served by h
+// after authentication: with access empty it is public like Ganeti's GET
+// resources, otherwise the user needs one of the access rights (e.g.
+// AccessRead, AccessWrite). It is how further resources such as /metrics
+// attach; the built-in resources cannot be replaced.
+func (s *Server) Handle(path string, access []string, h http.Handler) {
+	s.extraMu.Lock()
+	defer s.extraMu.Unlock()
+	s.extra[path] = extraRoute{access: access, h: h}
+}
+
+// Serve accepts HTTPS connections on l with tlsConfig (which must hold the
+// server certificate) until Shutdown. HTTP/1.1 connections are kept alive;
+// HTTP/2 is offered too. It returns http.ErrServerClosed after Shutdown.
+func (s *Server) Serve(l net.Listener, tlsConfig *tls.Config) error {
+	tc := tlsConfig.Clone()
+	if tc.MinVersion == 0 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	srv := &http.Server{
+		Handler:           s,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		// TLS handshake failures from port scanners and the like.
+		ErrorLog: log.New(&debugWriter{s.log}, "", 0),
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return http.ErrServerClosed
+	}
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	return srv.ServeTLS(l, "", "")
+}
+
+type debugWriter struct{ log *slog.Logger }
+
+func (w *debugWriter) Write(p []byte) (int, error) {
+	w.log.Debug("RAPI: " + strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// Shutdown stops accepting connections, ends requests that wait on a job
+// (they answer 503), and waits for the others to finish until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	servers := s.servers
+	s.mu.Unlock()
+	s.cancelBase()
+	var first error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// request is one request being answered.
+type request struct {
+	r    *http.Request
+	id   int64
+	body any // decoded JSON body (numbers as json.Number); nil if none
+	user string
+}
+
+// endpoint is a resource's handler for one method.
+type endpoint struct {
+	access []string // rights needed; empty: none (reads)
+	fn     func(*request) (any, error)
+}
+
+var writeAccess = []string{AccessWrite}
+
+// route finds the resource for a path: its pattern name, the job id in
+// it, and its endpoints by method.
+func (s *Server) route(path string) (name string, id int64, eps map[string]endpoint, ok bool) {
+	switch path {
+	case "/", "/2":
+		return path, 0, map[string]endpoint{"GET": {fn: func(*request) (any, error) { return nil, nil }}}, true
+	case "/version":
+		return path, 0, map[string]endpoint{"GET": {fn: func(*request) (any, error) { return Version, nil }}}, true
+	case "/2/info":
+		return path, 0, map[string]endpoint{"GET": {fn: s.getInfo}}, true
+	case "/2/features":
+		return path, 0, map[string]endpoint{"GET": {fn: func(*request) (any, error) { return Features, nil }}}, true
+	case "/2/jobs":
+		return path, 0, map[string]endpoint{
+			"GET":  {fn: s.getJobs},
+			"POST": {access: writeAccess, fn: s.postJobs},
+		}, true
+	}
+	rest, found := strings.CutPrefix(path, "/2/jobs/")
+	if !found {
+		return "", 0, nil, false
+	}
+	idStr, wait := strings.CutSuffix(rest, "/wait")
+	if idStr == "" || strings.Trim(idStr, "0123456789") != "" {
+		return "", 0, nil, false
+	}
+	id, err := strconv.ParseInt(idStr, 10, 64)
+	if err != nil {
+		return "", 0, nil, false
+	}
+	if wait {
+		// Waiting blocks server resources and shows job details: Ganeti
+		// restricts it to write users.
+		return "/2/jobs/[job_id]/wait", id, map[string]endpoint{
+			"GET": {access: writeAccess, fn: s.waitJob},
+		}, true
+	}
+	return "/2/jobs/[job_id]", id, map[string]endpoint{
+		"GET":    {fn: s.getJob},
+		"DELETE": {access: writeAccess, fn: s.cancelJob},
+	}, true
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	info := RequestInfo{Method: r.Method}
+	w.Header().Set("Server", "jobq")
+	status := s.serve(w, r, &info)
+	info.Status = status
+	info.Duration = time.Since(start)
+	s.log.Debug("RAPI request", "method", r.Method, "uri", r.URL.RequestURI(), "user", info.User,
+		"status", status, "remote", r.RemoteAddr)
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ObserveRequest(info)
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *RequestInfo) int {
+	path := r.URL.Path
+	name, id, eps, ok := s.route(path)
+	var ep endpoint
+	var extra *extraRoute
+	if ok {
+		info.Route = name
+		if ep, ok = eps[r.Method]; !ok {
+			return s.writeError(w, errorf(http.StatusNotImplemented, "Method %s is unsupported for path %s", r.Method, r.URL.RequestURI()))
+		}
+	} else {
+		s.extraMu.RLock()
+		e, found := s.extra[path]
+		s.extraMu.RUnlock()
+		if !found {
+			return s.writeError(w, errCode(http.StatusNotFound))
+		}
+		info.Route = path
+		extra = &e
+		ep.access = e.access
+	}
+	user, herr := s.authenticate(r, ep.access)
+	info.User = user
+	if herr != nil {
+		return s.writeError(w, herr)
+	}
+	if extra != nil {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		extra.h.ServeHTTP(sw, r)
+		return sw.status
+	}
+	req := &request{r: r, id: id, user: user}
+	if herr := s.readBody(w, req); herr != nil {
+		return s.writeError(w, herr)
+	}
+	res, err := ep.fn(req)
+	if err != nil {
+		return s.writeError(w, s.asHTTPError(err))
+	}
+	b, err := pyJSON(res)
+	if err != nil {
+		s.log.Error("RAPI: cannot encode an answer", "uri", r.URL.RequestURI(), "err", err)
+		return s.writeError(w, errorf(http.StatusInternalServerError, "Cannot encode the answer: %v", err))
+	}
+	writeBody(w, http.StatusOK, b)
+	return http.StatusOK
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func writeBody(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func (s *Server) writeError(w http.ResponseWriter, e *httpError) int {
+	if e.code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+	}
+	writeBody(w, e.code, e.body())
+	return e.code
+}
+
+// asHTTPError maps a handler's error to an HTTP status.
+func (s *Server) asHTTPError(err error) *httpError {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if s.baseCtx.Err() != nil {
+			return errorf(http.StatusServiceUnavailable, "jobqd is shutting down")
+		}
+		// The client went away; nobody reads this.
+		return errorf(http.StatusServiceUnavailable, "The request was cancelled")
+	}
+	var qe *queue.Error
+	if errors.As(err, &qe) {
+		msg := qe.Class
+		if len(qe.Args) > 0 {
+			msg = fmt.Sprint(qe.Args[0])
+		}
+		switch qe.Class {
+		case "OpPrereqError":
+			return errorf(http.StatusBadRequest, "%s", msg)
+		case "GenericError":
+			if strings.Contains(msg, "shutting down") {
+				return errorf(http.StatusServiceUnavailable, "%s", msg)
+			}
+		}
+		return errorf(http.StatusInternalServerError, "%s", msg)
+	}
+	s.log.Error("RAPI request failed", "err", err)
+	return errorf(http.StatusInternalServerError, "%s", err.Error())
+}
+
+// authenticate checks the request's credentials as Ganeti does: needed
+// when the resource needs access rights or RequireAuth is set, and checked
+// whenever they are sent. It returns the user name ("" for an anonymous
+// read).
+func (s *Server) authenticate(r *http.Request, access []string) (string, *httpError) {
+	hdr := r.Header.Get("Authorization")
+	if hdr == "" && len(access) == 0 && !s.cfg.RequireAuth {
+		return "", nil
+	}
+	unauthorized := errCode(http.StatusUnauthorized)
+	parts := pySplit(hdr, 2)
+	if len(parts) == 0 || !strings.EqualFold(parts[0], "basic") {
+		return "", unauthorized
+	}
+	if len(parts) < 2 {
+		return "", errorf(http.StatusBadRequest, "Basic authentication requires credentials")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", unauthorized
+	}
+	name, password, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return "", unauthorized
+	}
+	u := s.users.lookup(name)
+	if u == nil || !CheckPassword(name, password, u.Password) {
+		return "", unauthorized
+	}
+	if len(access) == 0 {
+		return name, nil
+	}
+	for _, a := range access {
+		if u.Has(a) {
+			return name, nil
+		}
+	}
+	return name, errCode(http.StatusForbidden)
+}
+
+// readBody reads and decodes a JSON body, as Ganeti does: a body needs
+// Content-Type application/json (415 otherwise) and must parse (400).
+func (s *Server) readBody(w http.ResponseWriter, req *request) *httpError {
+	r := req.r
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", MaxBodySize)
+		}
+		return errorf(http.StatusBadRequest, "Cannot read the request body: %v", err)
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		return errCode(http.StatusUnsupportedMediaType)
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return errorf(http.StatusBadRequest, "Unable to parse JSON data: %v", err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errorf(http.StatusBadRequest, "Unable to parse JSON data: more than one JSON value in the body")
+	}
+	req.body = v
+	return nil
+}
+
+// pyType is the Python type name of a decoded JSON value, for Ganeti's
+// "Type is 'list', but 'dict' is expected" messages.
+func pyType(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "NoneType"
+	case bool:
+		return "bool"
+	case json.Number:
+		if strings.ContainsAny(string(v), ".eE") {
+			return "float"
+		}
+		return "int"
+	case string:
+		return "str"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "dict"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// bodyObject returns the body as a JSON object (400 if it is something
+// else); a missing body is an empty object.
+func (req *request) bodyObject() (map[string]any, error) {
+	switch b := req.body.(type) {
+	case nil:
+		return map[string]any{}, nil
+	case map[string]any:
+		return b, nil
+	}
+	return nil, errorf(http.StatusBadRequest, "Body contents: Type is '%s', but 'dict' is expected", pyType(req.body))
+}
+
+// intParam parses an integer query parameter as Ganeti's
+// _checkIntVariable: the first non-empty value, default 0.
+func intParam(r *http.Request, name string) (int, error) {
+	for _, v := range r.URL.Query()[name] {
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return 0, errorf(http.StatusBadRequest, "Invalid value for the '%s' parameter", name)
+		}
+		return n, nil
+	}
+	return 0, nil
+}
+
+func (s *Server) getInfo(*request) (any, error) {
+	c := s.cfg.Cluster()
+	return new(object).
+		add("software_version", s.cfg.SoftwareVersion).
+		add("protocol_version", protocolVersion).
+		add("architecture", architecture()).
+		add("name", c.Name).
+		add("master", c.Master).
+		add("max_running_jobs", c.MaxRunningJobs), nil
+}
+
+// architecture is Python's [platform.architecture()[0], platform.machine()],
+// e.g. ["64bit", "x86_64"].
+func architecture() []string {
+	machine := ""
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		machine = unix.ByteSliceToString(u.Machine[:])
+	}
+	return []string{strconv.Itoa(strconv.IntSize) + "bit", machine}
+}
+
+// rows decodes QueryJobs rows; a missing job's row is nil.
+func decodeRows(raw []json.RawMessage, nfields int) ([][]json.RawMessage, error) {
+	out := make([][]json.RawMessage, len(raw))
+	for i, r := range raw {
+		if bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
+			continue
+		}
+		if err := json.Unmarshal(r, &out[i]); err != nil || len(out[i]) != nfields {
+			return nil, fmt.Errorf("the queue answered a row that is not %d values: %.200s", nfields, r)
+		}
+	}
+	return out, nil
+}
+
+func jobObject(fields []string, row []json.RawMessage) *object {
+	o := &object{keys: fields, vals: make([]any, len(row))}
+	for i, v := range row {
+		o.vals[i] = v
+	}
+	return o
+}
+
+func (s *Server) getJobs(req *request) (any, error) {
+	bulk, err := intParam(req.r, "bulk")
+	if err != nil {
+		return nil, err
+	}
+	fields := []string{"id"}
+	if bulk != 0 {
+		fields = jobFieldsBulk
+	}
+	raw, err := s.cfg.Queue.QueryJobs(nil, fields)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := decodeRows(raw, len(fields))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, 0, len(rows))
+	for _, row := range rows {
+		if row == nil {
+			continue
+		}
+		if bulk != 0 {
+			out = append(out, jobObject(fields, row))
+			continue
+		}
+		id := string(row[0])
+		out = append(out, new(object).add("id", row[0]).add("uri", "/2/jobs/"+id))
+	}
+	return out, nil
+}
+
+func (s *Server) getJob(req *request) (any, error) {
+	raw, err := s.cfg.Queue.QueryJobs([]int64{req.id}, jobFields)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := decodeRows(raw, len(jobFields))
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != 1 || rows[0] == nil {
+		return nil, jobNotFound(req.id)
+	}
+	return jobObject(jobFields, rows[0]), nil
+}
+
+func jobNotFound(id int64) error {
+	return errorf(http.StatusNotFound, "Job %d not found", id)
+}
+
+// exists reports whether a job is known, live or archived.
+func (s *Server) exists(id int64) (bool, error) {
+	raw, err := s.cfg.Queue.QueryJobs([]int64{id}, []string{"id"})
+	if err != nil {
+		return false, err
+	}
+	return len(raw) == 1 && !bytes.Equal(bytes.TrimSpace(raw[0]), []byte("null")), nil
+}
+
+func (s *Server) cancelJob(req *request) (any, error) {
+	ok, msg, err := s.cfg.Queue.CancelJob(req.id, false)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		// Ganeti answers [false, "Job N not found in queue"] for a job
+		// that does not exist; jobq says 404 (an archived job keeps
+		// Ganeti's answer).
+		found, err := s.exists(req.id)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, jobNotFound(req.id)
+		}
+	}
+	return []any{ok, msg}, nil
+}
+
+func (s *Server) waitJob(req *request) (any, error) {
+	body, err := req.bodyObject()
+	if err != nil {
+		return nil, err
+	}
+	fv, ok := body["fields"]
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "Required parameter 'fields' is missing")
+	}
+	list, ok := fv.([]any)
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "The 'fields' parameter should be a list")
+	}
+	fields := make([]string, len(list))
+	for i, f := range list {
+		if fields[i], ok = f.(string); !ok {
+			return nil, errorf(http.StatusBadRequest, "The 'fields' parameter should be a list of field names")
+		}
+	}
+	var prev json.RawMessage
+	switch p := body["previous_job_info"].(type) {
+	case nil:
+	case []any:
+		if prev, err = json.Marshal(p); err != nil {
+			return nil, errorf(http.StatusBadRequest, "The 'previous_job_info' parameter cannot be encoded: %v", err)
+		}
+	default:
+		return nil, errorf(http.StatusBadRequest, "The 'previous_job_info' parameter should be a list")
+	}
+	serial := int64(-1)
+	switch p := body["previous_log_serial"].(type) {
+	case nil:
+	case json.Number:
+		n, err := strconv.ParseInt(string(p), 10, 64)
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "The 'previous_log_serial' parameter should be a number")
+		}
+		serial = n
+	default:
+		return nil, errorf(http.StatusBadRequest, "The 'previous_log_serial' parameter should be a number")
+	}
+	res, err := s.cfg.Queue.WaitForJobChange(req.r.Context(), req.id, fields, prev, serial, s.cfg.WaitTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, jobNotFound(req.id)
+	}
+	if prev != nil && len(res.Logs) == 0 && sameJSON(prev, res.Values) {
+		// Nothing changed. A final job never changes again, so it is
+		// answered as it is (as Ganeti does); otherwise the wait window
+		// ended: null.
+		raw, err := s.cfg.Queue.QueryJobs([]int64{req.id}, []string{"end_ts"})
+		if err != nil {
+			return nil, err
+		}
+		if len(raw) != 1 || bytes.Equal(bytes.TrimSpace(raw[0]), []byte("null")) {
+			return nil, jobNotFound(req.id)
+		}
+		if bytes.Equal(bytes.TrimSpace(raw[0]), []byte("[null]")) {
+			return nil, nil
+		}
+	}
+	logs := any(res.Logs)
+	if res.Logs == nil {
+		logs = []any{}
+	}
+	return new(object).add("job_info", res.Values).add("log_entries", logs), nil
+}
+
+// sameJSON compares two JSON values as the queue does (numbers as floats).
+func sameJSON(a, b json.RawMessage) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
+}
+
+// reasonSource is the reason trail source of submissions through the RAPI
+// (Ganeti's "gnt:library:rlib2:" + the resource's name).
+const reasonSource = "gnt:library:rlib2:jobs"
+
+func (s *Server) postJobs(req *request) (any, error) {
+	body, err := req.bodyObject()
+	if err != nil {
+		return nil, err
+	}
+	for k := range body {
+		if k != "ops" {
+			return nil, errorf(http.StatusBadRequest, "Unknown parameter '%s'; the body is {\"ops\": [opcode, ...]}", k)
+		}
+	}
+	ov, ok := body["ops"]
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "Required parameter 'ops' is missing")
+	}
+	list, ok := ov.([]any)
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "'ops' parameter: Type is '%s', but 'list' is expected", pyType(ov))
+	}
+	if len(list) == 0 {
+		return nil, errorf(http.StatusBadRequest, "A job needs at least one opcode")
+	}
+	// The reason trail, as Ganeti's RAPI builds it: the user's ?reason=
+	// first, then the RAPI resource. The queue appends gnt:opcode:*.
+	now := time.Now().UnixNano()
+	var trail []any
+	for _, r := range req.r.URL.Query()["reason"] {
+		if r != "" {
+			trail = append(trail, []any{"gnt:user", r, now})
+			break
+		}
+	}
+	trail = append(trail, []any{reasonSource, "", now})
+	ops := make([]json.RawMessage, len(list))
+	for i, o := range list {
+		m, ok := o.(map[string]any)
+		if !ok {
+			return nil, errorf(http.StatusBadRequest, "Opcode %d: Type is '%s', but 'dict' is expected", i, pyType(o))
+		}
+		if id, ok := m["OP_ID"].(string); !ok || id == "" {
+			return nil, errorf(http.StatusBadRequest, "Opcode %d has no OP_ID", i)
+		}
+		var reason []any
+		switch r := m["reason"].(type) {
+		case nil:
+		case []any:
+			reason = r
+		default:
+			return nil, errorf(http.StatusBadRequest, "Opcode %d: the 'reason' parameter should be a list", i)
+		}
+		m["reason"] = append(append([]any{}, reason...), trail...)
+		if ops[i], err = json.Marshal(m); err != nil {
+			return nil, errorf(http.StatusBadRequest, "Opcode %d cannot be encoded: %v", i, err)
+		}
+	}
+	res, err := s.cfg.Queue.Submit([][]json.RawMessage{ops}, false)
+	if err != nil {
+		var qe *queue.Error
+		if errors.As(err, &qe) && len(qe.Args) == 1 && qe.Args[0] == "Queue drained" {
+			return nil, errorf(http.StatusServiceUnavailable, "Job queue is drained, cannot submit")
+		}
+		return nil, err
+	}
+	if len(res) != 1 {
+		return nil, fmt.Errorf("the queue answered %d results for one job", len(res))
+	}
+	if res[0].Err != nil {
+		return nil, errorf(http.StatusInternalServerError, "%s", res[0].Err.Error())
+	}
+	return res[0].ID, nil
+}
