@@ -220,6 +220,12 @@ func (q *Queue) lookupLocked(id int64, full bool) (view, bool, error) {
 	if err != nil {
 		q.log.Warn("cannot read archived job", "job", id, "err", err)
 	}
+	if j == nil && q.archiving[id] {
+		// Being archived: gone from the live jobs, its file not moved yet.
+		if lj, lerr := q.readLive(id); lerr == nil {
+			j = lj
+		}
+	}
 	if j == nil {
 		return view{}, false, nil
 	}

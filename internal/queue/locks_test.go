@@ -23,13 +23,31 @@ func (p *lockGate) Locks(opcodes.Env) []locking.Request {
 	}
 }
 
-func newLockHarness(t *testing.T) *harness {
-	h := newHarness(t, t.TempDir(), 0)
+// lockWaits receives the id of every job whose worker starts waiting for a
+// lock; waitLockWait reads it until id shows up.
+type lockWaits chan int64
+
+func (w lockWaits) waitFor(id int64) {
+	for got := range w {
+		if got == id {
+			return
+		}
+	}
+}
+
+func newLockHarness(t *testing.T) (*harness, lockWaits) {
+	waits := make(lockWaits, 100)
+	h := newHarnessConfig(t, t.TempDir(), Config{OnLockWait: func(id int64) {
+		select {
+		case waits <- id:
+		default: // never block a worker; tests see far fewer waits
+		}
+	}})
 	if err := h.q.reg.Register(opcodes.Definition{ID: "OP_TEST_LOCKGATE",
 		New: func() opcodes.Params { return &lockGate{gateOp: gateOp{g: h.g}} }}); err != nil {
 		t.Fatal(err)
 	}
-	return h
+	return h, waits
 }
 
 func lockGateOp(name string, nodes ...string) []byte {
@@ -46,12 +64,12 @@ func lockLine(infos []locking.LockInfo, name string) string {
 }
 
 func TestLocksSerializeSameNode(t *testing.T) {
-	h := newLockHarness(t)
+	h, waits := newLockHarness(t)
 	a := h.submit(lockGateOp("a", "n1"))
 	startedA, releaseA := h.g.get("a")
 	<-startedA
 	b := h.submit(lockGateOp("b", "n1"))
-	h.waitStatus(b, job.StatusWaiting)
+	waits.waitFor(b)
 	got := lockLine(h.q.Locks(), "node/n1")
 	if want := fmt.Sprintf("node/n1 exclusive owners=[%d] pending=[{exclusive [%d]}]", a, b); got != want {
 		t.Fatalf("locks: %s, want %s", got, want)
@@ -70,7 +88,7 @@ func TestLocksSerializeSameNode(t *testing.T) {
 }
 
 func TestLocksOtherNodesRunInParallel(t *testing.T) {
-	h := newLockHarness(t)
+	h, _ := newLockHarness(t)
 	a := h.submit(lockGateOp("a", "n1"))
 	b := h.submit(lockGateOp("b", "n2"))
 	startedA, releaseA := h.g.get("a")
@@ -84,12 +102,12 @@ func TestLocksOtherNodesRunInParallel(t *testing.T) {
 }
 
 func TestCancelJobWaitingForLock(t *testing.T) {
-	h := newLockHarness(t)
+	h, waits := newLockHarness(t)
 	a := h.submit(lockGateOp("a", "n1"))
 	startedA, releaseA := h.g.get("a")
 	<-startedA
 	b := h.submit(lockGateOp("b", "n1"))
-	h.waitStatus(b, job.StatusWaiting)
+	waits.waitFor(b)
 	ok, msg, _ := h.q.CancelJob(b, false)
 	if !ok || msg != fmt.Sprintf("Job %d will be canceled", b) {
 		t.Fatal(ok, msg)
@@ -105,7 +123,7 @@ func TestCancelJobWaitingForLock(t *testing.T) {
 }
 
 func TestLocksReleasedHoweverTheJobEnds(t *testing.T) {
-	h := newLockHarness(t)
+	h, _ := newLockHarness(t)
 	// Killed while holding n1.
 	k := h.submit(lockGateOp("k", "n1"))
 	started, _ := h.g.get("k")
@@ -134,12 +152,12 @@ func TestLocksReleasedHoweverTheJobEnds(t *testing.T) {
 }
 
 func TestTestDelaySerializesOnTheNode(t *testing.T) {
-	h := newLockHarness(t)
+	h, waits := newLockHarness(t)
 	hold := h.submit(lockGateOp("hold", "node1"))
 	started, release := h.g.get("hold")
 	<-started
 	d := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"no_locks":false,"on_nodes":["node1"]}`))
-	h.waitStatus(d, job.StatusWaiting)
+	waits.waitFor(d)
 	// With no_locks it does not wait.
 	free := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"no_locks":true,"on_nodes":["node1"]}`))
 	if st := h.waitFinal(free); st != job.StatusSuccess {
@@ -153,14 +171,14 @@ func TestTestDelaySerializesOnTheNode(t *testing.T) {
 }
 
 func TestChangePriorityMovesALockWaiter(t *testing.T) {
-	h := newLockHarness(t)
+	h, waits := newLockHarness(t)
 	a := h.submit(lockGateOp("a", "n1"))
 	startedA, releaseA := h.g.get("a")
 	<-startedA
 	b := h.submit(lockGateOp("b", "n1"))
+	waits.waitFor(b)
 	c := h.submit(lockGateOp("c", "n1"))
-	h.waitStatus(b, job.StatusWaiting)
-	h.waitStatus(c, job.StatusWaiting)
+	waits.waitFor(c)
 	if ok, msg, _ := h.q.ChangeJobPriority(c, -10); !ok {
 		t.Fatal(msg)
 	}

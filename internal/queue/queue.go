@@ -37,9 +37,12 @@ type Config struct {
 	Logger     *slog.Logger
 	// Now is the clock; nil means time.Now. Tests pass a fake one.
 	Now func() time.Time
-	// Locks is the lock manager; nil: one with Ganeti's lock-attempt
-	// schedule.
-	Locks *locking.Manager
+	// LockSchedule is the lock-attempt schedule; zero: Ganeti's
+	// (locking.DefaultSchedule).
+	LockSchedule locking.Schedule
+	// OnLockWait, when set, is called with a job's id each time its worker
+	// starts waiting for a lock (tests wait on it).
+	OnLockWait func(jobID int64)
 	// Metrics receives the engine's events; nil records nothing.
 	Metrics *metrics.Set
 	// KeepFinal is how many finished jobs stay whole in memory; 0 means
@@ -90,6 +93,9 @@ type entry struct {
 	heapIdx int
 	// owned is true while a worker executes the job.
 	owned bool
+	// worker identifies the runJob call that owns the job (0: none), so
+	// that a worker that has parked the job does not disown its successor.
+	worker uint64
 	// cancelRun cancels the running opcode's context (kill).
 	cancelRun context.CancelCauseFunc
 	// lockCancel interrupts the worker's wait for locks (cancel).
@@ -230,8 +236,12 @@ type Queue struct {
 	serial  int64
 	ready   readyHeap
 	running int
+	// workerSeq numbers the workers started (entry.worker).
+	workerSeq uint64
 	// recent are the final jobs still whole in memory, oldest first.
 	recent []*entry
+	// archiving are the jobs whose move to the archive is not durable yet.
+	archiving map[int64]bool
 	// depWaiters maps a job id to the jobs parked until it is final.
 	depWaiters map[int64][]*entry
 	drained    bool
@@ -261,16 +271,17 @@ func Open(cfg Config) (*Queue, error) {
 	if cfg.KeepFinal <= 0 {
 		cfg.KeepFinal = DefaultKeepFinal
 	}
-	if cfg.Locks == nil {
-		cfg.Locks = locking.NewManager(locking.Config{Schedule: locking.DefaultSchedule()})
+	if len(cfg.LockSchedule.Timeouts) == 0 {
+		cfg.LockSchedule = locking.DefaultSchedule()
 	}
+	q := &Queue{cfg: cfg, store: cfg.Store, reg: cfg.Registry, log: cfg.Logger, now: cfg.Now,
+		jobs: map[int64]*entry{}, depWaiters: map[int64][]*entry{}, archiving: map[int64]bool{}}
+	q.locks = locking.NewManager(locking.Config{Schedule: cfg.LockSchedule, OnWait: q.onLockWait})
 	if cfg.NodeName != "" {
-		if err := cfg.Locks.Declare(locking.LevelNode, cfg.NodeName); err != nil {
+		if err := q.locks.Declare(locking.LevelNode, cfg.NodeName); err != nil {
 			return nil, err
 		}
 	}
-	q := &Queue{cfg: cfg, store: cfg.Store, reg: cfg.Registry, log: cfg.Logger, now: cfg.Now,
-		locks: cfg.Locks, jobs: map[int64]*entry{}, depWaiters: map[int64][]*entry{}}
 	q.runCtx, q.runCancel = context.WithCancel(context.Background())
 	if err := q.load(); err != nil {
 		return nil, err
@@ -480,8 +491,8 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 		q.jobs[e.id] = e
 		q.cfg.Metrics.JobsSubmitted(1)
 		if st := starts[i]; st != nil {
-			e.owned = true
-			go q.runJob(e, st)
+			q.ownLocked(e)
+			go q.runJob(e, e.worker, st)
 			continue
 		}
 		heap.Push(&q.ready, e)
@@ -534,6 +545,23 @@ func (q *Queue) tryStartLocked(e *entry) *started {
 	now := q.ts()
 	j.BeginOp(0, now)
 	return q.execLocked(e, 0, params, now)
+}
+
+// onLockWait runs when a worker's lock request is queued. A priority
+// change that came while the request was on its way is applied now, so
+// that it is not lost.
+func (q *Queue) onLockWait(owner locking.Owner, _ locking.LockID, _ locking.Mode) {
+	q.mu.Lock()
+	if e, ok := q.jobs[int64(owner)]; ok && e.lockCancel != nil && e.job != nil {
+		if i := e.job.CurrentOp(); i >= 0 {
+			q.locks.SetPriority(owner, e.job.Ops[i].Priority)
+		}
+	}
+	hook := q.cfg.OnLockWait
+	q.mu.Unlock()
+	if hook != nil {
+		hook(int64(owner))
+	}
 }
 
 // lockRequests are the locks opcode i declares.
@@ -611,14 +639,20 @@ func (q *Queue) execLocked(e *entry, i int, params opcodes.Params, now job.Times
 	return &started{i: i, opID: job.OpID(e.job.Ops[i].Input), params: params, env: &jobEnv{q: q, e: e, op: i}, ctx: ctx, cancel: cancel}
 }
 
+// ownLocked marks e as executed by a new worker.
+func (q *Queue) ownLocked(e *entry) {
+	q.workerSeq++
+	e.owned, e.worker = true, q.workerSeq
+}
+
 // dispatchLocked starts workers for ready jobs while slots are free.
 func (q *Queue) dispatchLocked() {
 	for !q.closing && q.running < q.cfg.MaxRunning && q.ready.Len() > 0 {
 		e := heap.Pop(&q.ready).(*entry)
 		q.running++
-		e.owned = true
+		q.ownLocked(e)
 		q.wg.Add(1)
-		go q.runJob(e, nil)
+		go q.runJob(e, e.worker, nil)
 	}
 }
 
@@ -727,12 +761,14 @@ func (v *jobEnv) Log(msg string) {
 
 // runJob executes e's opcodes one after the other until the job is final,
 // parked on a dependency, or the daemon stops.
-func (q *Queue) runJob(e *entry, first *started) {
+func (q *Queue) runJob(e *entry, worker uint64, first *started) {
 	defer q.wg.Done()
 	defer func() {
 		q.locks.ReleaseAll(locking.Owner(e.id))
 		q.mu.Lock()
-		e.owned = false
+		if e.worker == worker {
+			e.owned, e.worker = false, 0
+		}
 		q.running--
 		q.dispatchLocked()
 		q.mu.Unlock()
@@ -822,6 +858,10 @@ func (q *Queue) nextOp(e *entry) (*started, bool) {
 					break
 				}
 			}
+			// Not owned from now on, under the same lock: a cancel or the
+			// dependency's end that comes before the worker has gone must
+			// see the job as parked.
+			e.owned, e.worker = false, 0
 			q.mu.Unlock()
 			return nil, false
 		case job.DepCancel:
@@ -995,6 +1035,7 @@ func (q *Queue) archive(ids []int64) (int, error) {
 			continue
 		}
 		delete(q.jobs, id)
+		q.archiving[id] = true
 		moved = append(moved, e)
 		tickets = append(tickets, q.store.Rename(store.JobFileName(id), store.ArchiveName(id)))
 	}
@@ -1004,6 +1045,7 @@ func (q *Queue) archive(ids []int64) (int, error) {
 	for i, t := range tickets {
 		err := t.Wait()
 		q.mu.Lock()
+		delete(q.archiving, moved[i].id)
 		if err != nil {
 			// Still live: put it back.
 			q.jobs[moved[i].job.ID] = moved[i]
