@@ -508,6 +508,7 @@ func (q *Queue) abandonLocked(st *started) {
 		return
 	}
 	st.cancel(nil)
+	q.locks.ReleaseAll(locking.Owner(st.env.e.id))
 	q.running--
 	q.wg.Done()
 }
