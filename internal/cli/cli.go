@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +29,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/jobq-dev/jobq/internal/buildinfo"
 	"github.com/jobq-dev/jobq/internal/cli/format"
 	"github.com/jobq-dev/jobq/internal/daemon"
 	"github.com/jobq-dev/jobq/luxi"
@@ -411,26 +411,9 @@ func groupRunE(cmd *cobra.Command, args []string) error {
 	return usagef(cmd, "%s", msg)
 }
 
-// Version returns jobq's version line.
-func Version() string {
-	v, commit := "devel", ""
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "jobq " + v
-	}
-	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			commit = s.Value
-		}
-	}
-	if commit == "" {
-		return fmt.Sprintf("jobq %s (%s)", v, bi.GoVersion)
-	}
-	return fmt.Sprintf("jobq %s (commit %s, %s)", v, commit, bi.GoVersion)
-}
+// Version returns jobq's version line: version, commit and Go version, as
+// "jobqd --version" prints its own (package buildinfo).
+func Version() string { return buildinfo.String("jobq") }
 
 func (a *app) newRoot() *cobra.Command {
 	root := &cobra.Command{
@@ -504,7 +487,7 @@ func (a *app) newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print jobq's version",
-		Long:  "Print the version of this jobq program (it does not contact jobqd).",
+		Long:  "Print the version of this jobq program, the commit it was built from and its Go version (it does not contact jobqd).",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fmt.Fprintln(a.env.Stdout, Version())

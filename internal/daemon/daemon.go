@@ -43,6 +43,10 @@ type Options struct {
 	// RAPIReady, when set, is called with RAPI's address once it accepts
 	// connections (before Ready); it is not called when RAPI is off.
 	RAPIReady func(addr net.Addr)
+	// SocketGroup, when not empty, is the group given the LUXI sockets
+	// (and DataDir, DataDir/socket) so that its members may use them
+	// (socketgroup.go).
+	SocketGroup string
 }
 
 // SocketPath is the node's LUXI socket inside a data directory.
@@ -195,6 +199,13 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("cannot listen on %s: %w", p, err)
 		}
 		listeners = append(listeners, l)
+	}
+	if err := applySocketGroup(o.SocketGroup, o.DataDir, paths, log); err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		q.Shutdown(context.Background())
+		return err
 	}
 	// RAPI and the cluster certificate (rapi.go, certs.go).
 	rapiSvc, err := startRAPI(o, q, cluster, m, log)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/rapi"
+	"github.com/jobq-dev/jobq/internal/web"
 )
 
 // RAPIOff is the RAPIAddr that serves no RAPI (so does "").
@@ -63,6 +64,14 @@ func startRAPI(o Options, q *queue.Queue, cluster *ClusterConfig, m *metrics.Set
 	})
 	// Metrics for RAPI's read users (unauthenticated: --metrics-addr).
 	srv.Handle("/metrics", []string{rapi.AccessRead, rapi.AccessWrite}, m.Handler())
+	// The web dashboard under /ui/, for the same users (package web).
+	srv.HandlePrefix(web.Prefix, web.New(web.Config{Queue: q, Users: srv, Logger: log, Cluster: func() web.Cluster {
+		c := web.Cluster{Name: cluster.Name, Master: cluster.Master, MaxRunningJobs: maxRunning}
+		for _, n := range cluster.Nodes {
+			c.Nodes = append(c.Nodes, web.Node{Name: n.Name, Address: n.Address, Candidate: n.Candidate, Online: n.Online})
+		}
+		return c
+	}}))
 	l, err := net.Listen("tcp", o.RAPIAddr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for RAPI on %s: %w (choose another address with --rapi-addr HOST:PORT, or turn RAPI off with --rapi-addr off)", o.RAPIAddr, err)

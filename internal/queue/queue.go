@@ -471,7 +471,12 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 	}
 	q.mu.Unlock()
 
-	serr := serialTicket.Wait()
+	if err := serialTicket.Wait(); err != nil {
+		// The serial file is a hint: loading raises it to the highest job
+		// id on disk. A job whose own file is durable is submitted;
+		// failing it would leave a file that runs at the next start.
+		q.log.Warn("cannot store the queue serial", "serial", q.serial, "err", err)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, e := range entries {
@@ -479,9 +484,6 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			continue
 		}
 		err := tickets[i].Wait()
-		if err == nil {
-			err = serr
-		}
 		if err != nil {
 			q.log.Error("job not stored", "job", e.id, "err", err)
 			res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
@@ -965,11 +967,14 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 	}
 	w := q.writeLocked(e)
 	q.mu.Unlock()
-	if err := w.t.Wait(); err != nil {
-		return false, "", genericError("Cannot store canceled job %d: %v", id, err)
+	// The job has left the ready heap and is canceled in memory: store
+	// that, retrying while the store fails (a full disk), as for every
+	// other change of state; giving up would leave the job neither
+	// queued nor canceled until the next start.
+	if !q.persist(e, w) {
+		return false, "", genericError("Cannot store canceled job %d: the job queue is shutting down", id)
 	}
 	q.mu.Lock()
-	q.publishLocked(e, w.snap, w.v)
 	if j.Final() {
 		q.finishLocked(e)
 		q.dispatchLocked()

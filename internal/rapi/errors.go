@@ -15,6 +15,7 @@ var statusText = map[int][2]string{
 	http.StatusForbidden:             {"Forbidden", "Request forbidden -- authorization will not help"},
 	http.StatusNotFound:              {"Not Found", "Nothing matches the given URI"},
 	http.StatusMethodNotAllowed:      {"Method Not Allowed", "Specified method is invalid for this resource"},
+	http.StatusRequestTimeout:        {"Request Timeout", "Request timed out; try again later"},
 	http.StatusRequestEntityTooLarge: {"Request Entity Too Large", "Entity is too large"},
 	http.StatusUnsupportedMediaType:  {"Unsupported Media Type", "Entity body in unsupported format"},
 	http.StatusInternalServerError:   {"Internal Server Error", "Server got itself in trouble"},

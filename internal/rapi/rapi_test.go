@@ -721,3 +721,47 @@ func TestShutdownEndsWaiters(t *testing.T) {
 		t.Errorf("waiter at shutdown: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestHandlePrefixAndLookupUser(t *testing.T) {
+	obs := &observed{}
+	e := newEnv(t, 1, func(c *Config) { c.Observer = obs; c.RequireAuth = true })
+	e.s.HandlePrefix("/ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+		fmt.Fprint(w, r.URL.Path)
+	}))
+	// The prefix's handler authenticates on its own: RAPI lets every
+	// request through, even with RequireAuth and wrong credentials.
+	for _, p := range []string{"/ui", "/ui/", "/ui/jobs/1"} {
+		if r := e.do("GET", p, "", "", ""); r.code != http.StatusTeapot || r.body != p {
+			t.Errorf("GET %s: %d %q", p, r.code, r.body)
+		}
+	}
+	if r := e.do("POST", "/ui/login", "admin", "wrong", ""); r.code != http.StatusTeapot {
+		t.Errorf("POST /ui/login with wrong credentials: %d", r.code)
+	}
+	if r := e.do("GET", "/uix", "admin", "adminpw", ""); r.code != 404 {
+		t.Errorf("GET /uix: %d", r.code)
+	}
+	if r := e.do("GET", "/2/jobs", "", "", ""); r.code != 401 {
+		t.Errorf("RAPI itself still authenticates: %d", r.code)
+	}
+	if len(obs.reqs) < 1 || obs.reqs[0].Route != "/ui/" || obs.reqs[0].Status != http.StatusTeapot {
+		t.Errorf("observed %+v", obs.reqs)
+	}
+
+	u := e.s.LookupUser("admin")
+	if u == nil || u.Name != "admin" || !u.Has(AccessWrite) || !CheckPassword("admin", "adminpw", u.Password) {
+		t.Fatalf("LookupUser(admin) = %+v", u)
+	}
+	u.Options[0] = "changed" // a copy
+	if !e.s.LookupUser("admin").Has(AccessWrite) {
+		t.Fatal("LookupUser returned the users file's own entry")
+	}
+	if e.s.LookupUser("nobody") != nil {
+		t.Fatal("LookupUser(nobody) is not nil")
+	}
+	writeFile(t, e.users, "admin newpw read\n")
+	if u := e.s.LookupUser("admin"); u == nil || u.Has(AccessWrite) || !CheckPassword("admin", "newpw", u.Password) {
+		t.Fatalf("after the users file changed: %+v", u)
+	}
+}

@@ -56,6 +56,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"runtime/debug"
 	"strconv"
@@ -77,6 +78,14 @@ const DefaultWaitTimeout = 10 * time.Second
 
 // MaxBodySize is the largest request body accepted.
 const MaxBodySize = 64 << 20
+
+// Defaults of Config.ReadHeaderTimeout and Config.BodyTimeout. A client
+// that sends or reads more slowly than they allow (slowloris) is
+// disconnected instead of holding its connection for ever.
+const (
+	DefaultReadHeaderTimeout = 30 * time.Second
+	DefaultBodyTimeout       = 2 * time.Minute
+)
 
 // protocolVersion is the LUXI protocol version jobq speaks (Ganeti 3.0's).
 const protocolVersion = 3000000
@@ -122,6 +131,13 @@ type Config struct {
 	SoftwareVersion string
 	// WaitTimeout bounds one GET /2/jobs/N/wait; 0 means DefaultWaitTimeout.
 	WaitTimeout time.Duration
+	// ReadHeaderTimeout bounds the TLS handshake and the reading of a
+	// request's headers; 0 means DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// BodyTimeout bounds the reading of a request's body and the writing
+	// of the answer of the built-in resources; 0 means DefaultBodyTimeout.
+	// (Handle and HandlePrefix resources, which may stream, set their own.)
+	BodyTimeout time.Duration
 	// RequireAuth makes every request authenticate, reads included
 	// (Ganeti's ganeti-rapi --require-authentication).
 	RequireAuth bool
@@ -158,6 +174,7 @@ type Server struct {
 
 	extraMu sync.RWMutex
 	extra   map[string]extraRoute
+	prefix  []prefixRoute
 
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -171,6 +188,11 @@ type extraRoute struct {
 	h      http.Handler
 }
 
+type prefixRoute struct {
+	prefix string
+	h      http.Handler
+}
+
 // New returns a Server. It reads the users file once now (logging what it
 // finds) and again whenever the file changes.
 func New(cfg Config) *Server {
@@ -179,6 +201,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.WaitTimeout <= 0 {
 		cfg.WaitTimeout = DefaultWaitTimeout
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.SoftwareVersion == "" {
 		cfg.SoftwareVersion = buildVersion()
@@ -210,6 +238,29 @@ func (s *Server) Handle(path string, access []string, h http.Handler) {
 	s.extra[path] = extraRoute{access: access, h: h}
 }
 
+// HandlePrefix serves the paths prefix and prefix+"/..." (prefix without a
+// final slash, e.g. "/ui") with h, unless a built-in resource or a Handle
+// path matches first. RAPI does not authenticate these requests: h does it
+// itself, with LookupUser and CheckPassword. It is how the web dashboard
+// (package web) attaches.
+func (s *Server) HandlePrefix(prefix string, h http.Handler) {
+	s.extraMu.Lock()
+	defer s.extraMu.Unlock()
+	s.prefix = append(s.prefix, prefixRoute{prefix: strings.TrimSuffix(prefix, "/"), h: h})
+}
+
+// LookupUser returns a copy of the user called name as the users file says
+// now (it is re-read when it changed), or nil.
+func (s *Server) LookupUser(name string) *User {
+	u := s.users.lookup(name)
+	if u == nil {
+		return nil
+	}
+	c := *u
+	c.Options = append([]string(nil), u.Options...)
+	return &c
+}
+
 // Serve accepts HTTPS connections on l with tlsConfig (which must hold the
 // server certificate) until Shutdown. HTTP/1.1 connections are kept alive;
 // HTTP/2 is offered too. It returns http.ErrServerClosed after Shutdown.
@@ -221,7 +272,7 @@ func (s *Server) Serve(l net.Listener, tlsConfig *tls.Config) error {
 	srv := &http.Server{
 		Handler:           s,
 		TLSConfig:         tc,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, // and the TLS handshake
 		IdleTimeout:       5 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
@@ -350,7 +401,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *RequestInfo
 	} else {
 		s.extraMu.RLock()
 		e, found := s.extra[path]
+		var pre *prefixRoute
+		for i := range s.prefix {
+			if p := s.prefix[i].prefix; path == p || strings.HasPrefix(path, p+"/") {
+				pre = &s.prefix[i]
+				break
+			}
+		}
 		s.extraMu.RUnlock()
+		if !found && pre != nil {
+			// The handler authenticates on its own.
+			info.Route = pre.prefix + "/"
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			pre.h.ServeHTTP(sw, r)
+			return sw.status
+		}
 		if !found {
 			return s.writeError(w, errCode(http.StatusNotFound))
 		}
@@ -381,7 +446,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *RequestInfo
 		s.log.Error("RAPI: cannot encode an answer", "uri", r.URL.RequestURI(), "err", err)
 		return s.writeError(w, errorf(http.StatusInternalServerError, "Cannot encode the answer: %v", err))
 	}
-	writeBody(w, http.StatusOK, b)
+	s.writeBody(w, http.StatusOK, b)
 	return http.StatusOK
 }
 
@@ -405,10 +470,20 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func writeBody(w http.ResponseWriter, status int, b []byte) {
+// writeBody writes an answer within Config.BodyTimeout.
+func (s *Server) writeBody(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
+	rc := http.NewResponseController(w)
+	if rc.SetWriteDeadline(time.Now().Add(s.cfg.BodyTimeout)) == nil {
+		defer func() {
+			// Written under the deadline, then none for what the
+			// connection serves next.
+			_ = rc.Flush()
+			_ = rc.SetWriteDeadline(time.Time{})
+		}()
+	}
 	w.WriteHeader(status)
 	w.Write(b)
 }
@@ -417,7 +492,7 @@ func (s *Server) writeError(w http.ResponseWriter, e *httpError) int {
 	if e.code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
 	}
-	writeBody(w, e.code, e.body())
+	s.writeBody(w, e.code, e.body())
 	return e.code
 }
 
@@ -495,16 +570,34 @@ func (s *Server) authenticate(r *http.Request, access []string) (string, *httpEr
 }
 
 // readBody reads and decodes a JSON body, as Ganeti does: a body needs
-// Content-Type application/json (415 otherwise) and must parse (400).
+// Content-Type application/json (415 otherwise) and must parse (400). It
+// must arrive within Config.BodyTimeout (408) and be at most MaxBodySize
+// bytes (413, refused before reading when its declared length says so).
 func (s *Server) readBody(w http.ResponseWriter, req *request) *httpError {
 	r := req.r
+	if r.ContentLength > MaxBodySize {
+		return errorf(http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", MaxBodySize)
+	}
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) == nil
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return errorf(http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", MaxBodySize)
 		}
+		// The deadline stays: the rest of the body is not waited for,
+		// and the connection closes after the answer.
+		w.Header().Set("Connection", "close")
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return errorf(http.StatusRequestTimeout, "The request body did not arrive within %s", s.cfg.BodyTimeout)
+		}
 		return errorf(http.StatusBadRequest, "Cannot read the request body: %v", err)
+	}
+	if deadline {
+		// No deadline while the request is served (net/http's read
+		// that notices a client leaving would end the request).
+		_ = rc.SetReadDeadline(time.Time{})
 	}
 	if len(b) == 0 {
 		return nil

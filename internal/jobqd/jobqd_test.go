@@ -1,0 +1,312 @@
+package jobqd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jobq-dev/jobq/internal/buildinfo"
+	"github.com/jobq-dev/jobq/internal/daemon"
+	"github.com/jobq-dev/jobq/luxi"
+)
+
+// result is one jobqd run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's logging goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// jobqd runs jobqd with args; its default configuration file is
+// defaultConf (never the machine's /etc/jobq/jobqd.conf).
+func jobqd(t *testing.T, defaultConf string, args ...string) result {
+	t.Helper()
+	if defaultConf == "" {
+		defaultConf = filepath.Join(t.TempDir(), "absent.conf")
+	}
+	var out, errb syncBuffer
+	code := Main(context.Background(), args, Env{Stdout: &out, Stderr: &errb, ConfigPath: defaultConf,
+		Notify: func(string) (bool, error) { return false, nil }})
+	return result{code, out.String(), errb.String()}
+}
+
+func writeConf(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "jobqd.conf")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigKeysAreFlags(t *testing.T) {
+	cmd := Command(Env{})
+	for _, k := range ConfigKeys {
+		if cmd.Flags().Lookup(k) == nil {
+			t.Errorf("config key %s is not a flag", k)
+		}
+	}
+}
+
+func TestCheckConfigPrintsEffectiveSettings(t *testing.T) {
+	conf := writeConf(t, `# test
+data-dir = /srv/jobq
+max-running-jobs = 4
+luxi-socket = /run/a.sock
+luxi-socket = /run/b.sock
+socket-group = root
+log-level = debug   # chatty
+`)
+	r := jobqd(t, conf, "--check-config", "--max-running-jobs", "2", "--rapi-addr", "off")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("--check-config: %+v", r)
+	}
+	want := `# jobqd ` + buildinfo.Get().Version + `
+# configuration file ` + conf + `: valid
+# effective settings (and where each comes from):
+data-dir         = /srv/jobq   # ` + conf + `:2
+node-name        =    # default
+rpc-addr         = :1811   # default
+rapi-addr        = off   # command line
+metrics-addr     = off   # default
+luxi-socket      = /run/a.sock   # ` + conf + `:4
+luxi-socket      = /run/b.sock   # ` + conf + `:4
+socket-group     = root   # ` + conf + `:6
+max-running-jobs = 2   # command line
+shutdown-timeout = 30s   # default
+log-level        = debug   # ` + conf + `:7
+`
+	if r.stdout != want {
+		t.Errorf("--check-config printed:\n%s\nwant:\n%s", r.stdout, want)
+	}
+
+	// The printed settings are themselves a valid configuration file that
+	// gives the same settings.
+	again := jobqd(t, writeConf(t, r.stdout), "--check-config")
+	if again.code != 0 {
+		t.Fatalf("--check-config of the printed settings: %+v", again)
+	}
+	strip := func(s string) string {
+		var lines []string
+		for _, l := range strings.Split(s, "\n") {
+			if k, _, ok := strings.Cut(l, "   # "); ok && !strings.HasPrefix(l, "# ") {
+				lines = append(lines, k)
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	if strip(again.stdout) != strip(r.stdout) {
+		t.Errorf("round trip:\n%s\nwas:\n%s", again.stdout, r.stdout)
+	}
+}
+
+func TestConfigFiles(t *testing.T) {
+	// A missing default file is fine; a missing --config file is not;
+	// --config "" reads none.
+	if r := jobqd(t, "", "--check-config"); r.code != 0 || !strings.Contains(r.stdout, ": not present, defaults apply") {
+		t.Errorf("missing default file: %+v", r)
+	}
+	missing := filepath.Join(t.TempDir(), "nope.conf")
+	if r := jobqd(t, "", "--config", missing, "--check-config"); r.code != 1 || r.stderr != "jobqd: cannot read the configuration file: open "+missing+": no such file or directory\n" {
+		t.Errorf("missing --config file: %+v", r)
+	}
+	bad := writeConf(t, "bogus = 1\n")
+	if r := jobqd(t, bad, "--config", "", "--check-config"); r.code != 0 || !strings.Contains(r.stdout, "# no configuration file\n") {
+		t.Errorf("--config \"\": %+v", r)
+	}
+}
+
+func TestConfigErrorsNameKeyAndLine(t *testing.T) {
+	for text, want := range map[string]string{
+		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, metrics-addr, luxi-socket, socket-group, max-running-jobs, shutdown-timeout, log-level)`,
+		"cpu-profile = /tmp/p\n":                `:1: cpu-profile: unknown key`,
+		"max-running-jobs = many\n":             `:1: max-running-jobs: "many" is not a whole number`,
+		"# x\nmax-running-jobs = 0\n":           `:2: max-running-jobs: 0: at least one job must be able to run`,
+		"shutdown-timeout = 5\n":                `:1: shutdown-timeout: "5" is not a duration such as 30s, 2m or 1h30m`,
+		"log-level = loud\n":                    `:1: log-level: "loud" is not one of debug, info, warn, error`,
+		"rapi-addr = 5080\n":                    `:1: rapi-addr: "5080" is not HOST:PORT or "off"`,
+		"\n\nrpc-addr = off\n":                  `:3: rpc-addr: "off" is not HOST:PORT`,
+		"metrics-addr = :99999\n":               `:1: metrics-addr: ":99999" is not HOST:PORT or "off"`,
+		"node-name = a\nnode-name = b\n":        `:2: node-name: given twice (first on line 1)`,
+		"data-dir /srv\n":                       `:1: "data-dir /srv" is not a "key = value" setting`,
+		"luxi-socket = /a\nluxi-socket =\n":     `:1: luxi-socket: the socket path is empty`,
+		"log-level = info\nlog-level = debug\n": `:2: log-level: given twice (first on line 1)`,
+	} {
+		conf := writeConf(t, text)
+		r := jobqd(t, "", "--config", conf, "--check-config")
+		if r.code != 1 || !strings.HasPrefix(r.stderr, "jobqd: "+conf+want) {
+			t.Errorf("%q: %+v\nwant jobqd: %s%s", text, r, conf, want)
+		}
+	}
+	// A bad value on the command line names the flag.
+	if r := jobqd(t, "", "--log-level", "loud", "--check-config"); r.code != 1 || r.stderr != "jobqd: --log-level: \"loud\" is not one of debug, info, warn, error\n" {
+		t.Errorf("bad flag: %+v", r)
+	}
+	// A flag given on the command line wins: the file's value for that key
+	// is not used, so it is not checked either.
+	conf := writeConf(t, "log-level = loud\n")
+	if r := jobqd(t, "", "--config", conf, "--log-level", "warn", "--check-config"); r.code != 0 || !strings.Contains(r.stdout, "log-level        = warn   # command line") {
+		t.Errorf("flag over a bad file value: %+v", r)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := jobqd(t, "", "--version")
+	if r.code != 0 || r.stdout != buildinfo.String("jobqd")+"\n" {
+		t.Errorf("--version: %+v", r)
+	}
+}
+
+func TestUpgradeQueue(t *testing.T) {
+	dir := t.TempDir()
+	if r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue"); r.code != 1 || !strings.Contains(r.stderr, "there is no queue directory at "+dir+"/queue") {
+		t.Errorf("--upgrade-queue without a queue: %+v", r)
+	}
+	os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
+	os.WriteFile(filepath.Join(dir, "queue", "version"), []byte("1\n"), 0o640)
+	r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue")
+	if r.code != 0 || r.stdout != "The queue in "+dir+"/queue is at format version 1, the one this jobqd reads: nothing to upgrade.\n" {
+		t.Errorf("--upgrade-queue on version 1: %+v", r)
+	}
+	os.WriteFile(filepath.Join(dir, "queue", "version"), []byte("2\n"), 0o640)
+	if r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue"); r.code != 1 || !strings.Contains(r.stderr, "a jobqd cannot downgrade a queue") {
+		t.Errorf("--upgrade-queue on version 2: %+v", r)
+	}
+	if r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue", "--check-config"); r.code != 1 || !strings.Contains(r.stderr, "at most one of") {
+		t.Errorf("both: %+v", r)
+	}
+}
+
+func TestRefusesQueueItCannotRead(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
+	for v, want := range map[string]string{
+		"2":  `jobqd: queue format version "2" in ` + dir + `/queue/version is newer than this jobqd's (1): a newer jobqd wrote it, and this one cannot read it; run the jobqd that wrote it, or restore the data directory's backup from before the upgrade`,
+		"0":  `jobqd: queue format version "0" in ` + dir + `/queue/version is older than this jobqd's (1), and this jobqd has no migration from it; restore ` + dir + ` from a backup`,
+		"v1": `jobqd: queue format version "v1" in ` + dir + `/queue/version is not a number: the file is damaged (this jobqd writes 1); restore ` + dir + ` from a backup`,
+	} {
+		os.WriteFile(filepath.Join(dir, "queue", "version"), []byte(v+"\n"), 0o640)
+		r := jobqd(t, "", "--data-dir", dir, "--rapi-addr", "off")
+		if r.code != 1 || r.stderr != want+"\n" {
+			t.Errorf("version %s: %+v\nwant %s", v, r, want)
+		}
+	}
+}
+
+// upgradable is an old queue format that a migration exists for.
+type upgradable struct{}
+
+func (upgradable) Error() string {
+	return `queue format version "0" in D/queue/version is older than this jobqd's (1)`
+}
+func (upgradable) Newer() bool      { return false }
+func (upgradable) Upgradable() bool { return true }
+
+func TestRefusalNamesTheUpgradeCommand(t *testing.T) {
+	err := formatRefusal(upgradable{}, "/srv/my jobq")
+	want := `queue format version "0" in D/queue/version is older than this jobqd's (1); back up /srv/my jobq, then run: jobqd --data-dir '/srv/my jobq' --upgrade-queue`
+	if err.Error() != want {
+		t.Errorf("refusal:\n%s\nwant:\n%s", err, want)
+	}
+	if other := errors.New("x"); formatRefusal(other, "/d") != other {
+		t.Error("other errors must pass through")
+	}
+}
+
+// TestNotifications: READY=1 when the socket accepts calls, STOPPING=1
+// before the daemon stops; the socket group comes from the file.
+func TestNotifications(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeConf(t, "data-dir = "+dir+"\nnode-name = n1\nrapi-addr = off\nshutdown-timeout = 1s\n")
+	states := make(chan string, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--config", conf}, Env{Stdout: &stderr, Stderr: &stderr,
+			Notify: func(s string) (bool, error) { states <- s; return true, nil }})
+	}()
+	var ready string
+	select {
+	case ready = <-states:
+	case code := <-done:
+		t.Fatalf("jobqd exited with %d before it was ready:\n%s", code, stderr.String())
+	}
+	if want := "READY=1\nSTATUS=serving on " + daemon.SocketPath(dir); ready != want {
+		t.Errorf("first notification %q, want %q", ready, want)
+	}
+	c, err := luxi.Dial(daemon.SocketPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(ctx, "QueryConfigValues", []string{"drain_flag"}); err != nil {
+		t.Errorf("call after READY=1: %v", err)
+	}
+	c.Close()
+	cancel()
+	if s := <-states; !strings.HasPrefix(s, "STOPPING=1\n") {
+		t.Errorf("second notification %q", s)
+	}
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "jobqd stopped") {
+		t.Errorf("log:\n%s", stderr.String())
+	}
+}
+
+// TestPackagedConfig: the configuration file the Debian package installs
+// is valid, and the defaults it shows commented out are jobqd's.
+func TestPackagedConfig(t *testing.T) {
+	const path = "../../packaging/jobqd.conf"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := jobqd(t, "", "--config", path, "--check-config")
+	if r.code != 0 || r.stderr != "" && !strings.Contains(r.stderr, "socket-group") {
+		t.Fatalf("--check-config of the packaged file: %+v", r)
+	}
+	flags := Command(Env{}).Flags()
+	shown := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), " = ")
+		if !strings.HasPrefix(line, "#") || !ok || flags.Lookup(k) == nil {
+			continue
+		}
+		shown++
+		switch k {
+		case "luxi-socket", "node-name": // examples, not defaults
+			continue
+		}
+		if def := flags.Lookup(k).DefValue; def != v {
+			t.Errorf("%s shows %s = %s, but the default is %q", path, k, v, def)
+		}
+	}
+	if shown < 7 {
+		t.Errorf("%s shows only %d defaults", path, shown)
+	}
+}

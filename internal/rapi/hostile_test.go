@@ -1,0 +1,223 @@
+package rapi
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testTLS is a self-signed certificate for 127.0.0.1 and a client
+// configuration that trusts it.
+func testTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "rapi.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+}
+
+// served runs e's server on a loopback listener over TLS until the test
+// ends, and returns its address and a client configuration.
+func (e *env) served() (string, *tls.Config) {
+	e.t.Helper()
+	srvTLS, cliTLS := testTLS(e.t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.s.Serve(l, srvTLS) }()
+	e.t.Cleanup(func() {
+		e.s.Shutdown(context.Background())
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			e.t.Errorf("Serve: %v", err)
+		}
+	})
+	return l.Addr().String(), cliTLS
+}
+
+// rawTLS opens a TLS connection that the test drives by hand.
+func rawTLS(t *testing.T, addr string, cfg *tls.Config) *tls.Conn {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// httpsGet answers GET path through a fresh client (its own connection).
+func httpsGet(t *testing.T, addr string, cfg *tls.Config, path string) (int, string) {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// readsToEnd reads c until the server closes it and returns what came.
+func readsToEnd(t *testing.T, c net.Conn) string {
+	t.Helper()
+	b, err := io.ReadAll(c)
+	// A TLS connection closed without close_notify, or reset, ends in an
+	// error: that is the end too.
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "reset") {
+		t.Logf("reading until the server closes: %v", err)
+	}
+	return string(b)
+}
+
+// TestSlowClientsAreServedAroundAndCut: clients that send their TLS
+// handshake, headers or body slowly (slowloris) do not hold up others, and
+// are disconnected once Config.ReadHeaderTimeout / BodyTimeout pass (here
+// short, so that the test sees it happen).
+func TestSlowClientsAreServedAroundAndCut(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.ReadHeaderTimeout, c.BodyTimeout = time.Second, time.Second })
+	addr, cli := e.served()
+
+	// Stuck before the TLS handshake, inside the headers, inside a body.
+	noTLS, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noTLS.Close()
+	noTLS.Write([]byte{0x16})
+	slowHeaders := rawTLS(t, addr, cli)
+	slowHeaders.Write([]byte("GET /version HTTP/1.1\r\nHost: x\r\nX-Slow: a"))
+	slowBody := rawTLS(t, addr, cli)
+	slowBody.Write([]byte("GET /version HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": "))
+
+	for range 3 {
+		if code, body := httpsGet(t, addr, cli, "/version"); code != 200 || body != "2\n" {
+			t.Fatalf("GET /version beside slow clients: %d %q", code, body)
+		}
+	}
+
+	// Each is cut: no answer to a handshake or headers that never end;
+	// Ganeti's error body for a body that never ends.
+	if got := readsToEnd(t, noTLS); got != "" {
+		t.Errorf("half a TLS handshake was answered %q", got)
+	}
+	if got := readsToEnd(t, slowHeaders); got != "" {
+		t.Errorf("unfinished headers were answered %q", got)
+	}
+	got := readsToEnd(t, slowBody)
+	if !strings.HasPrefix(got, "HTTP/1.1 408 ") || !strings.HasSuffix(got,
+		`{"code": 408, "message": "The request body did not arrive within 1s", "explain": "Request timed out; try again later"}`+"\n") {
+		t.Errorf("unfinished body was answered %q", got)
+	}
+	if code, body := httpsGet(t, addr, cli, "/version"); code != 200 || body != "2\n" {
+		t.Fatalf("GET /version after the slow clients: %d %q", code, body)
+	}
+}
+
+// TestKeepAliveAfterBodyDeadline: the body's read deadline is lifted once
+// the body is read, so a wait that lasts longer than BodyTimeout, and the
+// next request on the same connection, are served.
+func TestKeepAliveAfterBodyDeadline(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.BodyTimeout, c.WaitTimeout = 100*time.Millisecond, time.Second })
+	addr, cli := e.served()
+	hold := e.submit(`[{"OP_ID": "OP_TEST_HOLD"}]`)
+	e.waitFor(hold, "running")
+	c := rawTLS(t, addr, cli)
+	br := bufio.NewReader(c)
+	// Nothing changes: the wait answers null when WaitTimeout (ten times
+	// BodyTimeout) has passed, unless a deadline left on the connection
+	// ended the request first (503).
+	body := `{"fields": ["status"], "previous_job_info": ["running"], "previous_log_serial": 1}`
+	fmt.Fprintf(c, "GET /2/jobs/%d/wait HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		hold, b64("admin:adminpw"), len(body), body)
+	for _, want := range []string{"null\n", "2\n"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("answer %d %q, want 200 %q", resp.StatusCode, b, want)
+		}
+		// The next request on the same connection.
+		fmt.Fprintf(c, "GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+}
+
+// zeros is an endless body of spaces.
+type zeros struct{}
+
+var spaces = []byte(strings.Repeat(" ", 64<<10))
+
+func (zeros) Read(p []byte) (int, error) { return copy(p, spaces), nil }
+
+// TestOversizedBody: a body larger than MaxBodySize is refused with 413
+// and Ganeti's error body, at once when its length is declared, at the
+// limit when it is chunked.
+func TestOversizedBody(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	want := fmt.Sprintf(`{"code": 413, "message": "Request body larger than %d bytes", "explain": "Entity is too large"}`+"\n", MaxBodySize)
+	for _, length := range []int64{MaxBodySize + 1, -1} {
+		r, _ := http.NewRequest("POST", "https://rapi.test/2/jobs", io.LimitReader(zeros{}, MaxBodySize+1))
+		r.ContentLength = length
+		r.Header.Set("Content-Type", "application/json")
+		r.SetBasicAuth("admin", "adminpw")
+		w := newRecorder()
+		e.s.ServeHTTP(w, r)
+		if w.code != 413 || w.body.String() != want {
+			t.Errorf("body of %d bytes (declared %d): %d %q", MaxBodySize+1, length, w.code, w.body.String())
+		}
+	}
+}
+
+// recorder is a minimal ResponseWriter (httptest.ResponseRecorder keeps
+// what it is given; this one too, but says nothing about deadlines).
+type recorder struct {
+	hdr  http.Header
+	code int
+	body strings.Builder
+}
+
+func newRecorder() *recorder                    { return &recorder{hdr: http.Header{}} }
+func (r *recorder) Header() http.Header         { return r.hdr }
+func (r *recorder) WriteHeader(code int)        { r.code = code }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }

@@ -1,0 +1,173 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/jobq-dev/jobq/internal/job"
+)
+
+// confirmData is a confirmation page: what will happen, and a form that
+// does it.
+type confirmData struct {
+	Action   string // cancel, priority, archive, drain, undrain
+	Heading  string
+	Explain  string
+	Button   string
+	PostTo   string
+	Back     string
+	BackText string
+	Job      *jobView
+	// Kill offers "kill the running opcode" (cancel of a running job).
+	Kill bool
+	// Priority is the current priority (priority).
+	Priority   int
+	Priorities []int
+}
+
+var priorities = func() []int {
+	var p []int
+	for i := job.PriorityHighest; i <= job.PriorityLowest; i++ {
+		p = append(p, i)
+	}
+	return p
+}()
+
+// confirmJobAction shows the confirmation page of an action on a job.
+func (h *Handler) confirmJobAction(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
+	id, ok := h.jobID(w, r, s)
+	if !ok {
+		return
+	}
+	action := r.PathValue("action")
+	if action != "cancel" && action != "priority" && action != "archive" {
+		h.errorPage(w, r, s, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
+		return
+	}
+	d, err := h.loadJob(id)
+	if err != nil {
+		h.queueError(w, r, s, err)
+		return
+	}
+	if d == nil {
+		h.errorPage(w, r, s, http.StatusNotFound, "No such job", fmt.Sprintf("Job %d does not exist.", id))
+		return
+	}
+	v := d.view(h.cfg.Now())
+	c := confirmData{Action: action, Job: v, PostTo: fmt.Sprintf("%s/jobs/%d/%s", Prefix, id, action),
+		Back: fmt.Sprintf("%s/jobs/%d", Prefix, id), BackText: fmt.Sprintf("No, back to job %d", id)}
+	switch action {
+	case "cancel":
+		c.Heading = fmt.Sprintf("Cancel job %d?", id)
+		c.Button = fmt.Sprintf("Cancel job %d", id)
+		c.Explain = "A queued job is canceled at once; a job waiting for locks or dependencies is canceled " +
+			"as soon as it stops waiting. A job whose opcode already runs is only canceled when you also " +
+			"kill that opcode."
+		c.Kill = v.Status == string(job.StatusRunning)
+		if v.Final {
+			c.Explain = fmt.Sprintf("Job %d has already finished (%s): cancelling it will be refused.", id, v.Status)
+		}
+	case "priority":
+		c.Heading = fmt.Sprintf("Change the priority of job %d", id)
+		c.Button = "Change priority"
+		c.Explain = "The new priority applies to the job's opcodes that have not started: -20 is the most " +
+			"urgent, 19 the least, 0 the default. Running opcodes keep theirs."
+		c.Priority, c.Priorities = v.Priority, priorities
+	case "archive":
+		c.Heading = fmt.Sprintf("Archive job %d?", id)
+		c.Button = fmt.Sprintf("Archive job %d", id)
+		c.Explain = "The job leaves the live queue and its lists; its page stays available by its id."
+		if !v.Final {
+			c.Explain = fmt.Sprintf("Job %d has not finished (%s): only finished jobs can be archived.", id, v.Status)
+		}
+	}
+	h.render(w, r, s, http.StatusOK, "confirm", &page{Title: c.Heading, Nav: "jobs", Data: c})
+}
+
+// postJobAction acts on a job (confirmed, CSRF checked, write user) and
+// sends the browser back to the job's page with the outcome.
+func (h *Handler) postJobAction(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
+	id, ok := h.jobID(w, r, s)
+	if !ok {
+		return
+	}
+	q := h.cfg.Queue
+	var msg string
+	var err error
+	switch r.PathValue("action") {
+	case "cancel":
+		kill := r.PostForm.Get("kill") != ""
+		var done bool
+		done, msg, err = q.CancelJob(id, kill)
+		if err == nil && !done {
+			msg = "Not canceled: " + msg
+		}
+	case "priority":
+		p, perr := strconv.Atoi(r.PostForm.Get("priority"))
+		if perr != nil || p < job.PriorityHighest || p > job.PriorityLowest {
+			h.errorPage(w, r, s, http.StatusBadRequest, "Bad priority",
+				fmt.Sprintf("A priority is a whole number from %d to %d.", job.PriorityHighest, job.PriorityLowest))
+			return
+		}
+		var done bool
+		done, msg, err = q.ChangeJobPriority(id, p)
+		if err == nil && !done {
+			msg = "Priority not changed: " + msg
+		}
+	case "archive":
+		var done bool
+		done, err = q.ArchiveJob(id)
+		msg = fmt.Sprintf("Job %d archived.", id)
+		if err == nil && !done {
+			msg = fmt.Sprintf("Job %d was not archived: only finished jobs of the live queue can be.", id)
+		}
+	default:
+		h.errorPage(w, r, s, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
+		return
+	}
+	if err != nil {
+		h.queueError(w, r, s, err)
+		return
+	}
+	h.log.Info("web: job action", "user", s.user, "action", r.PathValue("action"), "job", id, "outcome", msg)
+	h.sessions.setFlash(s.id, msg)
+	http.Redirect(w, r, fmt.Sprintf("%s/jobs/%d", Prefix, id), http.StatusSeeOther)
+}
+
+func (h *Handler) confirmDrain(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
+	drained := h.cfg.Queue.Drained()
+	c := confirmData{PostTo: Prefix + "/drain", Back: Prefix + "/", BackText: "No, back to the overview"}
+	if drained {
+		c.Action, c.Heading, c.Button = "undrain", "Undrain the queue?", "Undrain the queue"
+		c.Explain = "The queue is drained. Undraining it lets clients submit jobs again."
+	} else {
+		c.Action, c.Heading, c.Button = "drain", "Drain the queue?", "Drain the queue"
+		c.Explain = "New submissions will be refused (\"Queue drained\") until you undrain it; jobs " +
+			"already queued still run. Drain before maintenance."
+	}
+	h.render(w, r, s, http.StatusOK, "confirm", &page{Title: c.Heading, Nav: "overview", Data: c})
+}
+
+func (h *Handler) postDrain(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
+	var on bool
+	switch r.PostForm.Get("drain") {
+	case "1":
+		on = true
+	case "0":
+	default:
+		h.errorPage(w, r, s, http.StatusBadRequest, "Bad request", "Say drain=1 or drain=0.")
+		return
+	}
+	if err := h.cfg.Queue.SetDrainFlag(on); err != nil {
+		h.queueError(w, r, s, err)
+		return
+	}
+	msg := "The queue is drained: new submissions are refused."
+	if !on {
+		msg = "The queue is undrained: submissions are accepted."
+	}
+	h.log.Info("web: drain flag", "user", s.user, "drained", on)
+	h.sessions.setFlash(s.id, msg)
+	http.Redirect(w, r, Prefix+"/", http.StatusSeeOther)
+}

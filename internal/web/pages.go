@@ -1,0 +1,419 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/queue"
+)
+
+// How many jobs the overview lists.
+const (
+	overviewActive = 20
+	overviewRecent = 10
+)
+
+type statusCount struct {
+	Status string
+	Count  int
+}
+
+type nodeView struct {
+	Node
+	Master      bool
+	Replication string
+}
+
+type overviewData struct {
+	Counts     []statusCount
+	Total      int
+	Unfinished int
+	Running    int
+	MaxRunning int
+	Drained    bool
+	Cluster    Cluster
+	Nodes      []nodeView
+	Active     []listRow
+	ActiveMore int
+	Recent     []listRow
+}
+
+func (h *Handler) refresh() int64 { return h.cfg.Refresh.Milliseconds() }
+
+func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
+	q := h.cfg.Queue
+	now := h.cfg.Now()
+	d := overviewData{Running: q.Running(), Drained: q.Drained(), Cluster: h.cfg.Cluster()}
+	d.MaxRunning = d.Cluster.MaxRunningJobs
+	counts := q.Counts()
+	for _, st := range job.AllStatuses {
+		d.Counts = append(d.Counts, statusCount{Status: string(st), Count: counts[st]})
+		d.Total += counts[st]
+		if !final(string(st)) {
+			d.Unfinished += counts[st]
+		}
+	}
+	for _, n := range d.Cluster.Nodes {
+		nv := nodeView{Node: n, Master: n.Name == d.Cluster.Master}
+		if nv.Master {
+			nv.Replication = "in sync (single node: the master holds the only copy of the queue)"
+		} else {
+			nv.Replication = "not replicated yet"
+		}
+		d.Nodes = append(d.Nodes, nv)
+	}
+	// One pass over the live jobs (index fields only): the unfinished
+	// ones, oldest first, and the most recent ones.
+	var active, recent []int64
+	activeTotal := 0
+	_, err := q.Select(queue.Selector{Match: func(get func(string) (any, bool)) (bool, error) {
+		idv, _ := get("id")
+		id, _ := idv.(int64)
+		if len(recent) == overviewRecent {
+			recent = recent[1:]
+		}
+		recent = append(recent, id)
+		st, _ := get("status")
+		if sv, _ := st.(string); !final(sv) {
+			activeTotal++
+			if len(active) < overviewActive {
+				active = append(active, id)
+			}
+		}
+		return false, nil
+	}}, []string{"id"})
+	if err == nil {
+		d.Active, err = h.rows(active, now)
+	}
+	if err == nil {
+		sort.Slice(recent, func(i, j int) bool { return recent[i] > recent[j] })
+		d.Recent, err = h.rows(recent, now)
+	}
+	if err != nil {
+		h.queueError(w, r, s, err)
+		return
+	}
+	d.ActiveMore = activeTotal - len(d.Active)
+	h.render(w, r, s, http.StatusOK, "overview", &page{Title: "Overview", Nav: "overview", Refresh: h.refresh(), Data: d})
+}
+
+func final(status string) bool {
+	switch job.Status(status) {
+	case job.StatusSuccess, job.StatusError, job.StatusCanceled:
+		return true
+	}
+	return false
+}
+
+// rows fetches the list fields of jobs, in the order of ids (jobs gone
+// meanwhile are left out).
+func (h *Handler) rows(ids []int64, now time.Time) ([]listRow, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	res, err := h.cfg.Queue.Select(queue.Selector{IDs: ids}, listFields)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[int64]listRow{}
+	for _, vals := range res {
+		row := listRowOf(vals, now)
+		byID[row.ID] = row
+	}
+	out := make([]listRow, 0, len(ids))
+	for _, id := range ids {
+		if row, ok := byID[id]; ok {
+			out = append(out, row)
+		}
+	}
+	return out, nil
+}
+
+func (h *Handler) queueError(w http.ResponseWriter, r *http.Request, s *sessionInfo, err error) {
+	h.log.Error("web: queue call failed", "uri", r.URL.RequestURI(), "err", err)
+	h.errorPage(w, r, s, http.StatusInternalServerError, "The queue failed", err.Error())
+}
+
+// Job list filters.
+type option struct {
+	Value, Label string
+}
+
+var statusOptions = []option{{"", "any status"}, {"unfinished", "unfinished"}, {"finished", "finished"},
+	{"queued", "queued"}, {"waiting", "waiting"}, {"canceling", "canceling"}, {"running", "running"},
+	{"canceled", "canceled"}, {"success", "success"}, {"error", "error"}}
+
+var ageOptions = []option{{"", "any time"}, {"15m", "the last 15 minutes"}, {"1h", "the last hour"},
+	{"24h", "the last 24 hours"}, {"168h", "the last 7 days"}}
+
+func validOption(opts []option, v string) bool {
+	for _, o := range opts {
+		if o.Value == v {
+			return true
+		}
+	}
+	return false
+}
+
+type listData struct {
+	Status, Age       string
+	StatusOptions     []option
+	AgeOptions        []option
+	N                 int
+	Rows              []listRow
+	Matching          int
+	First, Last       int
+	Newest, Newer     string // links; "" when there is nothing there
+	Older, Oldest     string
+	FilterDescription string
+}
+
+// jobList shows the live jobs, newest first, a page at a time. One Select
+// walks the queue's in-memory index with the filters and keeps only the
+// ids that match; the page's rows are then fetched by id.
+func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
+	qv := r.URL.Query()
+	d := listData{Status: qv.Get("status"), Age: qv.Get("age"), StatusOptions: statusOptions,
+		AgeOptions: ageOptions, N: DefaultPageSize}
+	if !validOption(statusOptions, d.Status) || !validOption(ageOptions, d.Age) {
+		h.errorPage(w, r, s, http.StatusBadRequest, "Bad filter", "Choose a status and an age from the lists.")
+		return
+	}
+	// num parses a non-negative number parameter; has is false when it
+	// is absent.
+	num := func(name string) (n int64, has, ok bool) {
+		v := qv.Get(name)
+		if v == "" {
+			return 0, false, true
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, true, err == nil && n >= 0
+	}
+	n, hasN, ok1 := num("n")
+	before, hasBefore, ok2 := num("before")
+	after, hasAfter, ok3 := num("after")
+	if !ok1 || !ok2 || !ok3 || (hasN && n == 0) {
+		h.errorPage(w, r, s, http.StatusBadRequest, "Bad request", "n, before and after are numbers (n at least 1).")
+		return
+	}
+	if hasN {
+		d.N = int(min(n, MaxPageSize))
+	}
+	now := h.cfg.Now()
+	var since job.Timestamp
+	if d.Age != "" {
+		age, _ := time.ParseDuration(d.Age)
+		since = job.TS(now.Add(-age))
+	}
+	// Match keeps the matching ids and answers false, so that Select
+	// builds no rows: only the page's rows are fetched, below.
+	var ids []int64 // every matching id, ascending
+	_, err := h.cfg.Queue.Select(queue.Selector{Match: func(get func(string) (any, bool)) (bool, error) {
+		if d.Status != "" {
+			v, _ := get("status")
+			st, _ := v.(string)
+			switch d.Status {
+			case "unfinished":
+				if final(st) {
+					return false, nil
+				}
+			case "finished":
+				if !final(st) {
+					return false, nil
+				}
+			default:
+				if st != d.Status {
+					return false, nil
+				}
+			}
+		}
+		if d.Age != "" {
+			v, _ := get("received_ts")
+			ts, ok := v.([]any)
+			if !ok || len(ts) != 2 {
+				return false, nil
+			}
+			sec, _ := ts[0].(int64)
+			usec, _ := ts[1].(int64)
+			if (job.Timestamp{sec, usec}).Before(since) {
+				return false, nil
+			}
+		}
+		v, _ := get("id")
+		id, _ := v.(int64)
+		ids = append(ids, id)
+		return false, nil
+	}}, []string{"id"})
+	if err != nil {
+		h.queueError(w, r, s, err)
+		return
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	d.Matching = len(ids)
+	// The page is ids[lo:hi], shown newest first: the newest jobs below
+	// "before", the oldest above "after", or the newest of all.
+	hi := len(ids)
+	switch {
+	case hasBefore:
+		hi = sort.Search(len(ids), func(i int) bool { return ids[i] >= before })
+	case hasAfter:
+		lo := sort.Search(len(ids), func(i int) bool { return ids[i] > after })
+		hi = min(lo+d.N, len(ids))
+	}
+	lo := max(hi-d.N, 0)
+	pageIDs := make([]int64, 0, hi-lo)
+	for i := hi - 1; i >= lo; i-- {
+		pageIDs = append(pageIDs, ids[i])
+	}
+	if d.Rows, err = h.rows(pageIDs, now); err != nil {
+		h.queueError(w, r, s, err)
+		return
+	}
+	if len(pageIDs) > 0 {
+		// Positions counted from the newest job, 1-based.
+		d.First, d.Last = len(ids)-hi+1, len(ids)-lo
+	}
+	link := func(k string, v int64) string {
+		u := url.Values{}
+		if d.Status != "" {
+			u.Set("status", d.Status)
+		}
+		if d.Age != "" {
+			u.Set("age", d.Age)
+		}
+		if d.N != DefaultPageSize {
+			u.Set("n", strconv.Itoa(d.N))
+		}
+		if k != "" {
+			u.Set(k, itoa(v))
+		}
+		if len(u) == 0 {
+			return Prefix + "/jobs"
+		}
+		return Prefix + "/jobs?" + u.Encode()
+	}
+	if hi < len(ids) {
+		d.Newest = link("", 0)
+		d.Newer = d.Newest
+		if hi > 0 {
+			d.Newer = link("after", ids[hi-1])
+		}
+	}
+	if lo > 0 {
+		d.Older = link("before", ids[lo])
+		d.Oldest = link("after", 0)
+	}
+	var parts []string
+	if d.Status != "" {
+		parts = append(parts, d.Status)
+	}
+	desc := "live jobs"
+	if len(parts) > 0 {
+		desc = strings.Join(parts, " ") + " jobs"
+	}
+	if d.Age != "" {
+		for _, o := range ageOptions {
+			if o.Value == d.Age {
+				desc += " received in " + o.Label
+			}
+		}
+	}
+	d.FilterDescription = desc
+	h.render(w, r, s, http.StatusOK, "jobs", &page{Title: "Jobs", Nav: "jobs", Refresh: h.refresh(), Data: d})
+}
+
+// goToJob answers the "open a job by id" form.
+func (h *Handler) goToJob(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
+	v := strings.TrimSpace(r.URL.Query().Get("id"))
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		h.errorPage(w, r, s, http.StatusNotFound, "No such job", fmt.Sprintf("%q is not a job id.", v))
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("%s/jobs/%d", Prefix, id), http.StatusSeeOther)
+}
+
+type jobPageData struct {
+	Job *jobView
+	// Events is the event stream's URL; "" for a final job.
+	Events string
+}
+
+// loadJob reads a job for its page; nil when there is no such job.
+func (h *Handler) loadJob(id int64) (*jobData, error) {
+	raw, err := h.cfg.Queue.QueryJobs([]int64{id}, jobFields)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) != 1 {
+		return nil, fmt.Errorf("the queue answered %d rows for one job", len(raw))
+	}
+	d := &jobData{}
+	ok, err := decodeRow(raw[0], d.jobDst()...)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
+	id, ok := h.jobID(w, r, s)
+	if !ok {
+		return
+	}
+	d, err := h.loadJob(id)
+	if err != nil {
+		h.queueError(w, r, s, err)
+		return
+	}
+	if d == nil {
+		h.errorPage(w, r, s, http.StatusNotFound, "No such job", fmt.Sprintf("Job %d does not exist (it was never submitted, or its file is gone).", id))
+		return
+	}
+	v := d.view(h.cfg.Now())
+	pd := jobPageData{Job: v}
+	if !v.Final {
+		pd.Events = fmt.Sprintf("%s/jobs/%d/events?after=%d", Prefix, id, v.LastSerial)
+	}
+	h.render(w, r, s, http.StatusOK, "job", &page{Title: fmt.Sprintf("Job %d", id), Nav: "jobs", Data: pd})
+}
+
+type lockRow struct {
+	Name    string
+	Mode    string
+	Owners  []int64
+	Pending []pendingView
+}
+
+type pendingView struct {
+	Mode string
+	Jobs []int64
+}
+
+func (h *Handler) locksPage(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
+	var rows []lockRow
+	for _, l := range h.cfg.Queue.Locks() {
+		row := lockRow{Name: l.Name}
+		if l.Mode != 0 {
+			row.Mode = l.Mode.String()
+		}
+		for _, o := range l.Owners {
+			row.Owners = append(row.Owners, int64(o))
+		}
+		for _, p := range l.Pending {
+			pv := pendingView{Mode: p.Mode.String()}
+			for _, o := range p.Owners {
+				pv.Jobs = append(pv.Jobs, int64(o))
+			}
+			row.Pending = append(row.Pending, pv)
+		}
+		rows = append(rows, row)
+	}
+	h.render(w, r, s, http.StatusOK, "locks", &page{Title: "Locks", Nav: "locks", Refresh: h.refresh(), Data: rows})
+}

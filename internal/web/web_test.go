@@ -1,0 +1,566 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoginRequired(t *testing.T) {
+	e := newEnv(t, 2, Config{})
+	c := e.anon()
+	r := c.get("/ui/jobs?status=running")
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/ui/login?next=%2Fui%2Fjobs%3Fstatus%3Drunning" {
+		t.Fatalf("GET /ui/jobs without a session: %d %q", r.status, r.header.Get("Location"))
+	}
+	wantStatus(t, "events without a session", c.get("/ui/jobs/1/events"), http.StatusUnauthorized)
+	wantStatus(t, "drain without a session", c.do("POST", "/ui/drain", url.Values{"drain": {"1"}}), http.StatusUnauthorized)
+	wantStatus(t, "logout without a session", c.do("POST", "/ui/logout", url.Values{}), http.StatusUnauthorized)
+	wantStatus(t, "login page", c.get("/ui/login?next=/ui/jobs"), http.StatusOK,
+		`<label for="user">User name</label>`, `<label for="password">Password</label>`, `name="next" value="/ui/jobs"`)
+	// A made-up cookie is no session.
+	c.cookie = "made-up"
+	if r := c.get("/ui/"); r.status != http.StatusSeeOther {
+		t.Fatalf("made-up session: %d", r.status)
+	}
+	// Static files need no session.
+	wantStatus(t, "style", c.get("/ui/static/style.css"), http.StatusOK, ":root")
+	wantStatus(t, "script", c.get("/ui/static/app.js"), http.StatusOK, "EventSource")
+	if r := c.get("/ui"); r.status != http.StatusMovedPermanently || r.header.Get("Location") != "/ui/" {
+		t.Fatalf("/ui: %d %q", r.status, r.header.Get("Location"))
+	}
+}
+
+func TestLoginForm(t *testing.T) {
+	e := newEnv(t, 2, Config{})
+	c := e.anon()
+	r := c.do("POST", "/ui/login", url.Values{"user": {"admin"}, "password": {"wrong"}, "next": {"/ui/locks"}})
+	wantStatus(t, "wrong password", r, http.StatusUnauthorized, "Wrong user name or password.", `value="admin"`)
+	if r.header.Get("Set-Cookie") != "" {
+		t.Fatalf("a failed login set a cookie: %q", r.header.Get("Set-Cookie"))
+	}
+	wantStatus(t, "unknown user", c.do("POST", "/ui/login", url.Values{"user": {"nobody"}, "password": {"x"}}), http.StatusUnauthorized)
+
+	r = c.do("POST", "/ui/login", url.Values{"user": {"admin"}, "password": {"adminpw"}, "next": {"/ui/locks"}})
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/ui/locks" {
+		t.Fatalf("login: %d %q", r.status, r.header.Get("Location"))
+	}
+	ck := r.header.Get("Set-Cookie")
+	for _, attr := range []string{CookieName + "=", "Path=/ui", "HttpOnly", "Secure", "SameSite=Strict"} {
+		if !strings.Contains(ck, attr) {
+			t.Errorf("session cookie %q lacks %s", ck, attr)
+		}
+	}
+	// Where to go after logging in is a dashboard path, nothing else.
+	for next, want := range map[string]string{
+		"https://evil.example/": "/ui/", "//evil.example/ui/": "/ui/", "/2/jobs": "/ui/",
+		"/ui/jobs?status=error": "/ui/jobs?status=error", "/ui/jobs/1/events": "/ui/", `/ui\evil`: "/ui/",
+	} {
+		r := c.do("POST", "/ui/login", url.Values{"user": {"viewer"}, "password": {"viewerpw"}, "next": {next}})
+		if r.status != http.StatusSeeOther || r.header.Get("Location") != want {
+			t.Errorf("next=%q: %d %q, want %q", next, r.status, r.header.Get("Location"), want)
+		}
+	}
+	// A login form posted from another site is refused.
+	req, _ := http.NewRequest("POST", e.ts.URL+"/ui/login", strings.NewReader("user=admin&password=adminpw"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site login: %d", resp.StatusCode)
+	}
+}
+
+func TestLoginBasic(t *testing.T) {
+	e := newEnv(t, 2, Config{})
+	c := e.anon()
+	r := c.get("/ui/login?basic=1&next=/ui/jobs")
+	wantStatus(t, "basic without credentials", r, http.StatusUnauthorized)
+	if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
+		t.Fatalf("WWW-Authenticate: %q", r.header.Get("WWW-Authenticate"))
+	}
+	req, _ := http.NewRequest("GET", e.ts.URL+"/ui/login?basic=1&next=/ui/jobs", nil)
+	req.SetBasicAuth("viewer", "viewerpw")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/jobs" ||
+		!strings.Contains(resp.Header.Get("Set-Cookie"), CookieName+"=") {
+		t.Fatalf("basic login: %d %q %q", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Set-Cookie"))
+	}
+	req.SetBasicAuth("viewer", "wrong")
+	resp, err = c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("basic login with a wrong password: %d", resp.StatusCode)
+	}
+}
+
+func TestLogoutAndUserChanges(t *testing.T) {
+	e := newEnv(t, 2, Config{})
+	a := e.login("admin", "adminpw")
+	wantStatus(t, "logout without token", a.do("POST", "/ui/logout", url.Values{}), http.StatusForbidden)
+	r := a.post("/ui/logout", nil)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/ui/login?out=1" {
+		t.Fatalf("logout: %d %q", r.status, r.header.Get("Location"))
+	}
+	if r := a.get("/ui/"); r.status != http.StatusSeeOther {
+		t.Fatalf("after logout: %d", r.status)
+	}
+	// A changed password ends the sessions of that user; a user losing
+	// write can no longer act.
+	a = e.login("admin", "adminpw")
+	v := e.login("viewer", "viewerpw")
+	e.users.set("admin adminpw read\nviewer newpw read\n")
+	if r := v.get("/ui/"); r.status != http.StatusSeeOther {
+		t.Fatalf("session of a user whose password changed: %d", r.status)
+	}
+	wantStatus(t, "drain by a user who lost write", a.post("/ui/drain", url.Values{"drain": {"1"}}), http.StatusForbidden)
+	e.users.set("")
+	if r := a.get("/ui/"); r.status != http.StatusSeeOther {
+		t.Fatalf("session of a removed user: %d", r.status)
+	}
+}
+
+func TestSessionExpiry(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	e := newEnv(t, 2, Config{Now: clock.now, SessionIdle: time.Hour, SessionMax: 3 * time.Hour, MaxSessions: 2})
+	a := e.login("admin", "adminpw")
+	clock.add(50 * time.Minute)
+	wantStatus(t, "used within the idle time", a.get("/ui/locks"), http.StatusOK)
+	clock.add(61 * time.Minute)
+	if r := a.get("/ui/"); r.status != http.StatusSeeOther {
+		t.Fatalf("idle session: %d", r.status)
+	}
+	a = e.login("admin", "adminpw")
+	for range 4 {
+		clock.add(50 * time.Minute)
+		a.get("/ui/locks")
+	}
+	if r := a.get("/ui/"); r.status != http.StatusSeeOther {
+		t.Fatalf("session older than SessionMax: %d", r.status)
+	}
+	// At most MaxSessions: the least recently used goes.
+	s1 := e.login("admin", "adminpw")
+	clock.add(time.Minute)
+	s2 := e.login("admin", "adminpw")
+	clock.add(time.Minute)
+	s3 := e.login("admin", "adminpw")
+	if r := s1.get("/ui/"); r.status != http.StatusSeeOther {
+		t.Fatalf("oldest session kept beyond MaxSessions: %d", r.status)
+	}
+	wantStatus(t, "s2", s2.get("/ui/locks"), http.StatusOK)
+	wantStatus(t, "s3", s3.get("/ui/locks"), http.StatusOK)
+}
+
+func TestOverview(t *testing.T) {
+	e := newEnv(t, 2, Config{})
+	ok := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	bad := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","fail":true}`)
+	run := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"run","steps":1}`)
+	e.waitStatus(ok, "success")
+	e.waitStatus(bad, "error")
+	e.waitStatus(run, "running")
+	v := e.login("viewer", "viewerpw")
+	r := v.get("/ui/")
+	wantStatus(t, "overview", r, http.StatusOK,
+		"<h1>Overview", "of cluster1",
+		`<span class="status status-success">success</span></a></th><td class="num">1</td>`,
+		`<span class="status status-error">error</span></a></th><td class="num">1</td>`,
+		`<span class="status status-running">running</span></a></th><td class="num">1</td>`,
+		`all live jobs</th><td class="num">3</td>`,
+		`<span class="num">1</span> <span class="muted">of 2 busy</span>`,
+		"Open", "node1", "master", "in sync (single node",
+		fmt.Sprintf(`href="/ui/jobs/%d">Job %d</a>`, run, run), `data-refresh="5000"`, `id="live"`,
+		"viewer", "read-only")
+	if strings.Contains(r.body, "Drain the queue") {
+		t.Fatal("a read-only user is offered to drain the queue")
+	}
+	e.steps.release("run")
+	a := e.login("admin", "adminpw")
+	wantStatus(t, "overview for a write user", a.get("/ui/"), http.StatusOK, `href="/ui/drain">Drain the queue…`, "can act")
+}
+
+func TestJobList(t *testing.T) {
+	clock := &testClock{t: time.Now()}
+	e := newEnv(t, 1, Config{Now: clock.now})
+	for range 7 {
+		id := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+		e.waitStatus(id, "success")
+	}
+	failed := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","fail":true}`)
+	e.waitStatus(failed, "error")
+	v := e.login("viewer", "viewerpw")
+	r := v.get("/ui/jobs?n=3")
+	wantStatus(t, "page 1", r, http.StatusOK, "1–3 of 8 live jobs, newest first",
+		`<a href="/ui/jobs/8">Job 8</a>`, `<a href="/ui/jobs/6">Job 6</a>`,
+		`<a href="/ui/jobs?before=6&amp;n=3" rel="next">Older ›</a>`, `<a href="/ui/jobs?after=0&amp;n=3">Oldest »</a>`,
+		`<label for="f-status">Status</label>`, `<label for="f-age">Received in</label>`)
+	if strings.Contains(r.body, `href="/ui/jobs/5"`) {
+		t.Fatal("page 1 of 3 shows job 5")
+	}
+	wantStatus(t, "page 2", v.get("/ui/jobs?before=6&n=3"), http.StatusOK, "4–6 of 8",
+		`href="/ui/jobs/5"`, `href="/ui/jobs/3"`, `href="/ui/jobs?after=5&amp;n=3" rel="prev">‹ Newer</a>`)
+	wantStatus(t, "oldest", v.get("/ui/jobs?after=0&n=3"), http.StatusOK, "6–8 of 8",
+		`href="/ui/jobs/3"`, `href="/ui/jobs/1"`, `<span class="muted">Older ›</span>`)
+	wantStatus(t, "newer than 5", v.get("/ui/jobs?after=5&n=3"), http.StatusOK, "1–3 of 8", `href="/ui/jobs/8"`)
+	r = v.get("/ui/jobs?status=error")
+	wantStatus(t, "errors", r, http.StatusOK, "1–1 of 1 error jobs", fmt.Sprintf(`href="/ui/jobs/%d"`, failed),
+		`<option value="error" selected>`)
+	if strings.Contains(r.body, `href="/ui/jobs/1"`) {
+		t.Fatal("the error filter shows a successful job")
+	}
+	wantStatus(t, "unfinished", v.get("/ui/jobs?status=unfinished"), http.StatusOK, "No unfinished jobs.")
+	wantStatus(t, "finished", v.get("/ui/jobs?status=finished"), http.StatusOK, "of 8 finished jobs")
+	wantStatus(t, "received in the last 15 minutes", v.get("/ui/jobs?age=15m"), http.StatusOK, "1–8 of 8")
+	clock.add(2 * time.Hour)
+	wantStatus(t, "received in the last hour, two hours later", v.get("/ui/jobs?age=1h"), http.StatusOK,
+		"No live jobs received in the last hour.")
+	wantStatus(t, "bad status", v.get("/ui/jobs?status=nonsense"), http.StatusBadRequest)
+	wantStatus(t, "bad n", v.get("/ui/jobs?n=0"), http.StatusBadRequest)
+	wantStatus(t, "bad before", v.get("/ui/jobs?before=x"), http.StatusBadRequest)
+	if r := v.get("/ui/jobs/go?id=3"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/ui/jobs/3" {
+		t.Fatalf("open by id: %d %q", r.status, r.header.Get("Location"))
+	}
+}
+
+func TestJobPage(t *testing.T) {
+	e := newEnv(t, 2, Config{})
+	id := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"a","steps":2}`, `{"OP_ID":"OP_TEST_JQUEUE","fail":true}`)
+	e.waitStatus(id, "running")
+	a := e.login("admin", "adminpw")
+	r := a.get(fmt.Sprintf("/ui/jobs/%d", id))
+	wantStatus(t, "running job", r, http.StatusOK,
+		fmt.Sprintf(`<h1>Job %d <span class="status status-running" data-bind="status">running</span></h1>`, id),
+		fmt.Sprintf(`data-events="/ui/jobs/%d/events?after=1"`, id),
+		"Opcode 1: <code>OP_TEST_STEPS</code>", "Opcode 2: <code>OP_TEST_JQUEUE</code>",
+		`&#34;OP_ID&#34;: &#34;OP_TEST_STEPS&#34;`, // the input, pretty
+		`<td class="msg">step 0</td>`, `role="log"`,
+		fmt.Sprintf(`href="/ui/jobs/%d/cancel">Cancel job…</a>`, id),
+		fmt.Sprintf(`href="/ui/jobs/%d/priority">Change priority…</a>`, id))
+	e.steps.release("a")
+	e.waitStatus(id, "error")
+	r = a.get(fmt.Sprintf("/ui/jobs/%d", id))
+	wantStatus(t, "failed job", r, http.StatusOK,
+		`status-error" data-bind="status">error</span></h1>`, "This job has finished.",
+		`<td class="msg">step 1</td>`, `&#34;steps&#34;: 2`, // first result
+		`class="result failed"`, "OpExecError",
+		fmt.Sprintf(`href="/ui/jobs/%d/archive">Archive job…</a>`, id))
+	if strings.Contains(r.body, "data-events") {
+		t.Fatal("a finished job's page follows events")
+	}
+	v := e.login("viewer", "viewerpw")
+	r = v.get(fmt.Sprintf("/ui/jobs/%d", id))
+	wantStatus(t, "read-only view", r, http.StatusOK, "read-only user")
+	if strings.Contains(r.body, "/archive") {
+		t.Fatal("a read-only user is offered to archive")
+	}
+	wantStatus(t, "missing job", v.get("/ui/jobs/999"), http.StatusNotFound, "Job 999 does not exist")
+	wantStatus(t, "not a job id", v.get("/ui/jobs/x1"), http.StatusNotFound)
+	wantStatus(t, "not a page", v.get("/ui/nothing"), http.StatusNotFound)
+}
+
+func TestLocksPage(t *testing.T) {
+	e := newEnv(t, 2, Config{})
+	holder := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"h","steps":1,"lock":"n1"}`)
+	e.waitStatus(holder, "running")
+	waiter := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"w","steps":1,"lock":"n1"}`)
+	e.waitStatus(waiter, "waiting")
+	v := e.login("viewer", "viewerpw")
+	wantStatus(t, "locks", v.get("/ui/locks"), http.StatusOK, "<h1>Locks</h1>", "<code>node/n1</code>",
+		`<td data-label="Mode">exclusive</td>`, fmt.Sprintf(`<a href="/ui/jobs/%d">job %d</a></td>`, holder, holder),
+		fmt.Sprintf(`<div>exclusive: <a href="/ui/jobs/%d">job %d</a></div>`, waiter, waiter))
+	e.steps.release("h")
+	e.steps.release("w")
+	e.waitStatus(waiter, "success")
+}
+
+func TestActions(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	run := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"r","steps":1}`)
+	e.waitStatus(run, "running")
+	queued := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	a := e.login("admin", "adminpw")
+	v := e.login("viewer", "viewerpw")
+	path := func(id int64, action string) string { return fmt.Sprintf("/ui/jobs/%d/%s", id, action) }
+
+	// Read users see no confirmation page and cannot act, token or not.
+	wantStatus(t, "viewer's cancel page", v.get(path(queued, "cancel")), http.StatusForbidden, "may only look")
+	wantStatus(t, "viewer cancels", v.post(path(queued, "cancel"), nil), http.StatusForbidden)
+	wantStatus(t, "viewer drains", v.post("/ui/drain", url.Values{"drain": {"1"}}), http.StatusForbidden)
+	wantStatus(t, "viewer archives", v.post(path(run, "archive"), nil), http.StatusForbidden)
+	wantStatus(t, "viewer changes priority", v.post(path(queued, "priority"), url.Values{"priority": {"3"}}), http.StatusForbidden)
+	// Write users need the token.
+	wantStatus(t, "cancel without token", a.do("POST", path(queued, "cancel"), url.Values{}), http.StatusForbidden, "security token")
+	wantStatus(t, "cancel with a wrong token", a.do("POST", path(queued, "cancel"), url.Values{"csrf": {"x" + a.csrf}}), http.StatusForbidden)
+	wantStatus(t, "cancel with viewer's token", a.do("POST", path(queued, "cancel"), url.Values{"csrf": {v.csrf}}), http.StatusForbidden)
+	wantStatus(t, "drain without token", a.do("POST", "/ui/drain", url.Values{"drain": {"1"}}), http.StatusForbidden)
+
+	// Priority: confirmation page, then the change.
+	wantStatus(t, "priority page", a.get(path(queued, "priority")), http.StatusOK,
+		fmt.Sprintf("Change the priority of job %d", queued), `<label for="priority">New priority`,
+		`name="csrf" value="`+a.csrf+`"`)
+	r := a.post(path(queued, "priority"), url.Values{"priority": {"7"}})
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != path(queued, "")[:len(path(queued, ""))-1] {
+		t.Fatalf("priority: %d %q %s", r.status, r.header.Get("Location"), r.body)
+	}
+	wantStatus(t, "after the priority change", a.get(fmt.Sprintf("/ui/jobs/%d", queued)), http.StatusOK,
+		`<p class="flash" role="status">`, `<dd data-bind="priority">7</dd>`)
+	wantStatus(t, "bad priority", a.post(path(queued, "priority"), url.Values{"priority": {"-21"}}), http.StatusBadRequest)
+
+	// Cancel a queued job.
+	wantStatus(t, "cancel page", a.get(path(queued, "cancel")), http.StatusOK, fmt.Sprintf("Cancel job %d?", queued))
+	r = a.post(path(queued, "cancel"), nil)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	wantStatus(t, "after cancel", a.get(fmt.Sprintf("/ui/jobs/%d", queued)), http.StatusOK,
+		`status-canceled" data-bind="status">canceled</span>`, `<p class="flash" role="status">`)
+	// A running job: refused unless killed.
+	wantStatus(t, "cancel page of a running job", a.get(path(run, "cancel")), http.StatusOK, `name="kill"`)
+	a.post(path(run, "cancel"), nil)
+	wantStatus(t, "refused cancel", a.get(fmt.Sprintf("/ui/jobs/%d", run)), http.StatusOK, "Not canceled:", "status-running")
+	a.post(path(run, "cancel"), url.Values{"kill": {"1"}})
+	e.waitStatus(run, "canceled")
+
+	// Archive.
+	wantStatus(t, "archive page", a.get(path(run, "archive")), http.StatusOK, fmt.Sprintf("Archive job %d?", run))
+	a.post(path(run, "archive"), nil)
+	wantStatus(t, "archived", a.get(fmt.Sprintf("/ui/jobs/%d", run)), http.StatusOK,
+		fmt.Sprintf("Job %d archived.", run), "<dt>Archived</dt><dd>yes</dd>")
+	a.post(path(run, "archive"), nil)
+	wantStatus(t, "archived twice", a.get(fmt.Sprintf("/ui/jobs/%d", run)), http.StatusOK, "was not archived")
+	wantStatus(t, "unknown action", a.get(path(run, "explode")), http.StatusNotFound)
+
+	// Drain and undrain.
+	wantStatus(t, "drain page", a.get("/ui/drain"), http.StatusOK, "Drain the queue?", `name="drain" value="1"`)
+	r = a.post("/ui/drain", url.Values{"drain": {"1"}})
+	if r.status != http.StatusSeeOther || !e.q.Drained() {
+		t.Fatalf("drain: %d drained=%v", r.status, e.q.Drained())
+	}
+	wantStatus(t, "drained overview", a.get("/ui/"), http.StatusOK, "The queue is drained", "Drained", "Undrain the queue…")
+	wantStatus(t, "undrain page", a.get("/ui/drain"), http.StatusOK, "Undrain the queue?", `name="drain" value="0"`)
+	a.post("/ui/drain", url.Values{"drain": {"0"}})
+	if e.q.Drained() {
+		t.Fatal("still drained")
+	}
+	wantStatus(t, "bad drain value", a.post("/ui/drain", url.Values{"drain": {"maybe"}}), http.StatusBadRequest)
+
+	// A POST from another origin is refused even with the token.
+	form := url.Values{"csrf": {a.csrf}, "drain": {"1"}}
+	req, _ := http.NewRequest("POST", e.ts.URL+"/ui/drain", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.AddCookie(&http.Cookie{Name: CookieName, Value: a.cookie})
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || e.q.Drained() {
+		t.Fatalf("cross-site drain: %d drained=%v", resp.StatusCode, e.q.Drained())
+	}
+}
+
+// sse reads a server-sent event stream.
+type sse struct {
+	t    *testing.T
+	resp *http.Response
+	r    *bufio.Reader
+}
+
+type event struct {
+	name, id, data string
+}
+
+func (c *client) events(ctx context.Context, path string, lastID string) *sse {
+	c.e.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", c.e.ts.URL+path, nil)
+	req.AddCookie(&http.Cookie{Name: CookieName, Value: c.cookie})
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		resp.Body.Close()
+		c.e.t.Fatalf("events: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return &sse{t: c.e.t, resp: resp, r: bufio.NewReader(resp.Body)}
+}
+
+// next returns the next event (comments and retry lines are skipped).
+func (s *sse) next() event {
+	s.t.Helper()
+	var ev event
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			s.t.Fatalf("event stream ended: %v (event so far %+v)", err, ev)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if ev.name != "" {
+				return ev
+			}
+		case strings.HasPrefix(line, "event: "):
+			ev.name = line[len("event: "):]
+		case strings.HasPrefix(line, "id: "):
+			ev.id = line[len("id: "):]
+		case strings.HasPrefix(line, "data: "):
+			ev.data = line[len("data: "):]
+		}
+	}
+}
+
+// nextNamed skips state events until one called name.
+func (s *sse) nextNamed(name string) event {
+	s.t.Helper()
+	for {
+		ev := s.next()
+		if ev.name == name {
+			return ev
+		}
+		if ev.name != "state" {
+			s.t.Fatalf("event %+v while waiting for %q", ev, name)
+		}
+	}
+}
+
+func TestEventsDeliverLogLinesAsTheyAppear(t *testing.T) {
+	ended := make(chan struct{}, 10)
+	e := newEnv(t, 2, Config{})
+	e.h.streamEnded = func() { ended <- struct{}{} }
+	id := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"s","steps":3}`, `{"OP_ID":"OP_TEST_STEPS","name":"t","steps":1}`)
+	a := e.login("viewer", "viewerpw")
+	s := a.events(context.Background(), fmt.Sprintf("/ui/jobs/%d/events", id), "")
+	defer s.resp.Body.Close()
+
+	var log logView
+	for i := range 3 {
+		ev := s.nextNamed("log")
+		if err := json.Unmarshal([]byte(ev.data), &log); err != nil {
+			t.Fatal(err)
+		}
+		if log.Message != fmt.Sprintf("step %d", i) || log.Op != 0 || ev.id != fmt.Sprint(log.Serial) || log.Type != "message" {
+			t.Fatalf("log event %d: %+v %+v", i, ev, log)
+		}
+		e.steps.step("s") // the next line appears only now
+	}
+	// The second opcode's line is on opcode 1.
+	ev := s.nextNamed("log")
+	if err := json.Unmarshal([]byte(ev.data), &log); err != nil || log.Op != 1 || log.Message != "step 0" {
+		t.Fatalf("second opcode's log: %+v %+v", ev, log)
+	}
+	e.steps.step("t")
+	// State events say what changed; the last ones end the stream.
+	var st jobView
+	for {
+		ev := s.next()
+		if ev.name == "end" {
+			break
+		}
+		if ev.name != "state" {
+			t.Fatalf("unexpected %+v", ev)
+		}
+		if err := json.Unmarshal([]byte(ev.data), &st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.Status != "success" || !st.Final || len(st.Ops) != 2 || st.Ops[0].Result != "{\n  \"steps\": 3\n}" ||
+		st.Ops[1].Status != "success" || !st.End.Set() {
+		t.Fatalf("last state: %+v", st)
+	}
+	<-ended
+	if n := e.h.streams.Load(); n != 0 {
+		t.Fatalf("%d streams after the job ended", n)
+	}
+
+	// A finished job: its state and the end at once; a reconnecting
+	// browser gets only the lines after its Last-Event-ID.
+	s2 := a.events(context.Background(), fmt.Sprintf("/ui/jobs/%d/events", id), "2")
+	defer s2.resp.Body.Close()
+	ev = s2.nextNamed("log")
+	if err := json.Unmarshal([]byte(ev.data), &log); err != nil || log.Serial != 3 {
+		t.Fatalf("after Last-Event-ID 2: %+v", ev)
+	}
+	s2.nextNamed("log")
+	s2.nextNamed("end")
+	<-ended
+
+	s3 := a.events(context.Background(), "/ui/jobs/999/events", "")
+	defer s3.resp.Body.Close()
+	if ev := s3.next(); ev.name != "gone" {
+		t.Fatalf("unknown job: %+v", ev)
+	}
+	<-ended
+}
+
+func TestEventsEndWhenTheClientGoesAway(t *testing.T) {
+	ended := make(chan struct{}, 1)
+	e := newEnv(t, 2, Config{Heartbeat: time.Hour})
+	e.h.streamEnded = func() { ended <- struct{}{} }
+	id := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"x","steps":1}`)
+	a := e.login("admin", "adminpw")
+	ctx, cancel := context.WithCancel(context.Background())
+	s := a.events(ctx, fmt.Sprintf("/ui/jobs/%d/events", id), "")
+	s.nextNamed("log")
+	if n := e.h.streams.Load(); n != 1 {
+		t.Fatalf("%d streams", n)
+	}
+	cancel() // the browser closes the page
+	s.resp.Body.Close()
+	<-ended // the wait loop ended, long before its heartbeat
+	if n := e.h.streams.Load(); n != 0 {
+		t.Fatalf("%d streams after the client left", n)
+	}
+	e.steps.release("x")
+	e.waitStatus(id, "success")
+}
+
+func TestEventsLimit(t *testing.T) {
+	e := newEnv(t, 2, Config{MaxStreams: 1})
+	id := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"x","steps":1}`)
+	a := e.login("admin", "adminpw")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := a.events(ctx, fmt.Sprintf("/ui/jobs/%d/events", id), "")
+	defer s.resp.Body.Close()
+	s.nextNamed("log")
+	wantStatus(t, "second stream", a.get(fmt.Sprintf("/ui/jobs/%d/events", id)), http.StatusServiceUnavailable)
+	e.steps.release("x")
+	s.nextNamed("end")
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t, 2, Config{})
+	r := e.login("viewer", "viewerpw").get("/ui/")
+	for k, want := range map[string]string{
+		"Content-Security-Policy": "default-src 'none'; script-src 'self'",
+		"X-Frame-Options":         "DENY",
+		"X-Content-Type-Options":  "nosniff",
+		"Cache-Control":           "no-store",
+	} {
+		if !strings.Contains(r.header.Get(k), want) {
+			t.Errorf("%s: %q, want %q", k, r.header.Get(k), want)
+		}
+	}
+}
