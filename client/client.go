@@ -25,9 +25,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jobq-dev/jobq/internal/paths"
 	"iter"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/jobq-dev/jobq/luxi"
@@ -66,26 +66,12 @@ func ResolveSocket(socket, dataDir string) string {
 
 // SocketPath is the LUXI socket of the jobqd whose data directory is
 // dataDir.
-func SocketPath(dataDir string) string {
-	return filepath.Join(dataDir, "socket", "jobq-query")
-}
+func SocketPath(dataDir string) string { return paths.SocketPath(dataDir) }
 
 // DefaultDataDir is jobqd's default data directory: /var/lib/jobq for
 // root, else $XDG_STATE_HOME/jobq (~/.local/state/jobq when XDG_STATE_HOME
 // is unset).
-func DefaultDataDir() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/jobq"
-	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "jobq")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "jobq")
-	}
-	return filepath.Join(home, ".local", "state", "jobq")
-}
+func DefaultDataDir() string { return paths.DefaultDataDir() }
 
 // Client talks to one jobqd. It is safe for concurrent use; calls share a
 // small pool of connections, and a long call (WatchJob) does not hold up

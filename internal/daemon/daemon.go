@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/jobq-dev/jobq/internal/metrics"
+	"github.com/jobq-dev/jobq/internal/paths"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -50,25 +51,11 @@ type Options struct {
 }
 
 // SocketPath is the node's LUXI socket inside a data directory.
-func SocketPath(dataDir string) string {
-	return filepath.Join(dataDir, "socket", "jobq-query")
-}
+func SocketPath(dataDir string) string { return paths.SocketPath(dataDir) }
 
 // DefaultDataDir is /var/lib/jobq for root, else $XDG_STATE_HOME/jobq
 // (~/.local/state/jobq when XDG_STATE_HOME is unset).
-func DefaultDataDir() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/jobq"
-	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "jobq")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "jobq")
-	}
-	return filepath.Join(home, ".local", "state", "jobq")
-}
+func DefaultDataDir() string { return paths.DefaultDataDir() }
 
 // ClusterConfig is the node's view of its cluster. A data directory
 // without one gets a one-node cluster with this node as master.
@@ -111,30 +98,7 @@ func loadOrCreateCluster(dir, node, rpcAddr string, log *slog.Logger) (*ClusterC
 }
 
 func writeDurable(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return writeDurableMode(path, data, 0o640)
 }
 
 // Run starts the node and serves until ctx is cancelled (SIGTERM), then
