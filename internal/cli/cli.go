@@ -301,39 +301,6 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// jsonObject is a JSON object whose members keep their order.
-type jsonObject struct {
-	keys []string
-	vals []json.RawMessage
-}
-
-func (o *jsonObject) add(key string, val json.RawMessage) {
-	if len(val) == 0 {
-		val = json.RawMessage("null")
-	}
-	o.keys = append(o.keys, key)
-	o.vals = append(o.vals, val)
-}
-
-func (o *jsonObject) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range o.keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		kb, err := json.Marshal(k)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(kb)
-		b.WriteByte(':')
-		b.Write(o.vals[i])
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
 // parseJobID parses a job ID argument.
 func parseJobID(cmd *cobra.Command, s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)

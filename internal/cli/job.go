@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/jobq-dev/jobq/internal/jsonobj"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -208,9 +209,9 @@ func (a *app) printQueryTable(cmd *cobra.Command, res queryResult, tab tableOpti
 // job, field name to value; a value the server does not have (a job that
 // does not exist, an unknown field) is null.
 func (a *app) printQueryJSON(res queryResult) error {
-	out := make([]*jsonObject, 0, len(res.Data))
+	out := make([]*jsonobj.Object, 0, len(res.Data))
 	for _, row := range res.Data {
-		obj := &jsonObject{}
+		obj := &jsonobj.Object{}
 		for i, f := range res.Fields {
 			var val json.RawMessage
 			if i < len(row) {
@@ -222,7 +223,7 @@ func (a *app) printQueryJSON(res queryResult) error {
 					val = b
 				}
 			}
-			obj.add(f.Name, val)
+			obj.Add(f.Name, nullIfEmpty(val))
 		}
 		out = append(out, obj)
 	}
@@ -325,13 +326,13 @@ job that does not exist all but id are null.`,
 
 // printJobsJSON prints QueryJobs rows as a JSON array of objects.
 func (a *app) printJobsJSON(ids []int64, rows []json.RawMessage, fields []string) error {
-	out := make([]*jsonObject, len(rows))
+	out := make([]*jsonobj.Object, len(rows))
 	for i, raw := range rows {
 		var row []json.RawMessage
 		if err := json.Unmarshal(raw, &row); err != nil {
 			return failf("jobqd's answer to QueryJobs is not what jobq expects (%v)", err)
 		}
-		obj := &jsonObject{}
+		obj := &jsonobj.Object{}
 		for j, f := range fields {
 			var val json.RawMessage
 			switch {
@@ -340,7 +341,7 @@ func (a *app) printJobsJSON(ids []int64, rows []json.RawMessage, fields []string
 			case j < len(row):
 				val = row[j]
 			}
-			obj.add(f, val)
+			obj.Add(f, nullIfEmpty(val))
 		}
 		out[i] = obj
 	}
@@ -488,4 +489,12 @@ h, d or w (30m, 1h, 2d, 1w); "all" archives every finished job.`,
 			return nil
 		},
 	}
+}
+
+// nullIfEmpty is val, or null when there is none.
+func nullIfEmpty(val json.RawMessage) json.RawMessage {
+	if len(val) == 0 {
+		return json.RawMessage("null")
+	}
+	return val
 }

@@ -59,7 +59,7 @@ func (e *httpError) body() []byte {
 	if msg == "" {
 		msg = st[0]
 	}
-	b, err := pyJSON(new(object).add("code", e.code).add("message", pyHTMLEscape(msg)).add("explain", st[1]))
+	b, err := pyJSON(new(object).Add("code", e.code).Add("message", pyHTMLEscape(msg)).Add("explain", st[1]))
 	if err != nil {
 		// Strings and an int always encode.
 		panic(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/jobq-dev/jobq/internal/jsonobj"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -16,42 +17,8 @@ import (
 // escaped as \uXXXX, floats as Python's repr, and a final newline. The
 // functions here produce the same bytes from Go values.
 
-// object is a JSON object whose members keep their order, as Python's dicts
-// do (Ganeti's job dicts list their fields in a fixed order).
-type object struct {
-	keys []string
-	vals []any
-}
-
-func (o *object) add(key string, val any) *object {
-	o.keys = append(o.keys, key)
-	o.vals = append(o.vals, val)
-	return o
-}
-
-// MarshalJSON encodes the members in order.
-func (o *object) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range o.keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		kb, err := json.Marshal(k)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(kb)
-		b.WriteByte(':')
-		vb, err := json.Marshal(o.vals[i])
-		if err != nil {
-			return nil, fmt.Errorf("member %q: %w", k, err)
-		}
-		b.Write(vb)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
+// object is an ordered JSON object (see package jsonobj).
+type object = jsonobj.Object
 
 // pyJSON encodes v as Ganeti's serializer.DumpJson does, final newline
 // included. json.RawMessage values (job fields from the queue) are

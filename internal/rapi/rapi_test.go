@@ -236,9 +236,9 @@ func keyOrder(t *testing.T, obj string) []string {
 
 func TestPyJSONMatchesPython(t *testing.T) {
 	// What Ganeti's serializer (simplejson.dumps) writes for the same value.
-	v := new(object).add("a", []any{1, 2.5, "é\u2028😀\x7f\x01\t", nil, 1e-3, 1e-5, json.Number("1e16"),
+	v := new(object).Add("a", []any{1, 2.5, "é\u2028😀\x7f\x01\t", nil, 1e-3, 1e-5, json.Number("1e16"),
 		json.Number("123456789012345678"), true, map[string]any{}, []any{}}).
-		add("b", map[string]any{"x": "<&>"})
+		Add("b", map[string]any{"x": "<&>"})
 	got, err := pyJSON(v)
 	if err != nil {
 		t.Fatal(err)

@@ -673,12 +673,12 @@ func intParam(r *http.Request, name string) (int, error) {
 func (s *Server) getInfo(*request) (any, error) {
 	c := s.cfg.Cluster()
 	return new(object).
-		add("software_version", s.cfg.SoftwareVersion).
-		add("protocol_version", protocolVersion).
-		add("architecture", architecture()).
-		add("name", c.Name).
-		add("master", c.Master).
-		add("max_running_jobs", c.MaxRunningJobs), nil
+		Add("software_version", s.cfg.SoftwareVersion).
+		Add("protocol_version", protocolVersion).
+		Add("architecture", architecture()).
+		Add("name", c.Name).
+		Add("master", c.Master).
+		Add("max_running_jobs", c.MaxRunningJobs), nil
 }
 
 // architecture is Python's [platform.architecture()[0], platform.machine()],
@@ -707,9 +707,9 @@ func decodeRows(raw []json.RawMessage, nfields int) ([][]json.RawMessage, error)
 }
 
 func jobObject(fields []string, row []json.RawMessage) *object {
-	o := &object{keys: fields, vals: make([]any, len(row))}
+	o := new(object)
 	for i, v := range row {
-		o.vals[i] = v
+		o.Add(fields[i], v)
 	}
 	return o
 }
@@ -741,7 +741,7 @@ func (s *Server) getJobs(req *request) (any, error) {
 			continue
 		}
 		id := string(row[0])
-		out = append(out, new(object).add("id", row[0]).add("uri", "/2/jobs/"+id))
+		out = append(out, new(object).Add("id", row[0]).Add("uri", "/2/jobs/"+id))
 	}
 	return out, nil
 }
@@ -861,7 +861,7 @@ func (s *Server) waitJob(req *request) (any, error) {
 	if res.Logs == nil {
 		logs = []any{}
 	}
-	return new(object).add("job_info", res.Values).add("log_entries", logs), nil
+	return new(object).Add("job_info", res.Values).Add("log_entries", logs), nil
 }
 
 // sameJSON compares two JSON values as the queue does (numbers as floats).
