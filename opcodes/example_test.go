@@ -27,9 +27,10 @@ func (g *Greet) Exec(ctx context.Context, env opcodes.Env) (any, error) {
 
 type printEnv struct{}
 
-func (printEnv) JobID() int64     { return 1 }
-func (printEnv) NodeName() string { return "node1" }
-func (printEnv) Log(msg string)   { fmt.Println("log:", msg) }
+func (printEnv) JobID() int64         { return 1 }
+func (printEnv) NodeName() string     { return "node1" }
+func (printEnv) Nodes() opcodes.Nodes { return nil }
+func (printEnv) Log(msg string)       { fmt.Println("log:", msg) }
 
 func Example() {
 	reg := opcodes.Builtin()

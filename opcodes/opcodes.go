@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Error is an opcode failure in Ganeti's encoding: Class is "OpPrereqError"
@@ -72,6 +73,21 @@ type Env interface {
 	Log(msg string)
 	// NodeName is the name of the node the opcode runs on (the master).
 	NodeName() string
+	// Nodes reaches the cluster's nodes; never nil.
+	Nodes() Nodes
+}
+
+// Nodes is what an opcode may ask of the cluster's nodes (through the
+// node RPC on a cluster; OP_RESTRICTED_COMMAND, OP_TEST_DELAY on_nodes).
+type Nodes interface {
+	// Known reports whether name is a node of the cluster.
+	Known(name string) bool
+	// RunCommand runs the restricted command named command on node
+	// (SPEC §5) and returns whether it succeeded and its output; err is
+	// for a node that could not be asked.
+	RunCommand(ctx context.Context, node, command string) (success bool, output string, err error)
+	// Delay sleeps d on node.
+	Delay(ctx context.Context, node string, d time.Duration) error
 }
 
 // LogInfo logs msg the way Ganeti's LogInfo does (" - INFO: msg").

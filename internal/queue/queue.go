@@ -48,6 +48,16 @@ type Config struct {
 	// KeepFinal is how many finished jobs stay whole in memory; 0 means
 	// DefaultKeepFinal.
 	KeepFinal int
+	// Nodes reaches the cluster's nodes for opcodes; nil: only this node
+	// (NodeName), whose restricted commands are in RestrictedDir.
+	Nodes         opcodes.Nodes
+	RestrictedDir string
+	// NodeNames are the cluster's nodes, declared as node locks (NodeName
+	// is always declared).
+	NodeNames []string
+	// KeepStore leaves the store open at Shutdown (a node that stops
+	// being master goes on replicating into it).
+	KeepStore bool
 }
 
 // Error is a call failure with Ganeti's error class, e.g.
@@ -277,8 +287,11 @@ func Open(cfg Config) (*Queue, error) {
 	q := &Queue{cfg: cfg, store: cfg.Store, reg: cfg.Registry, log: cfg.Logger, now: cfg.Now,
 		jobs: map[int64]*entry{}, depWaiters: map[int64][]*entry{}, archiving: map[int64]bool{}}
 	q.locks = locking.NewManager(locking.Config{Schedule: cfg.LockSchedule, OnWait: q.onLockWait})
-	if cfg.NodeName != "" {
-		if err := q.locks.Declare(locking.LevelNode, cfg.NodeName); err != nil {
+	for _, n := range append([]string{cfg.NodeName}, cfg.NodeNames...) {
+		if n == "" {
+			continue
+		}
+		if err := q.locks.Declare(locking.LevelNode, n); err != nil {
 			return nil, err
 		}
 	}
@@ -401,6 +414,9 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	q.runCancel()
+	if q.cfg.KeepStore {
+		return err
+	}
 	if cerr := q.store.Close(); err == nil {
 		err = cerr
 	}
@@ -750,6 +766,12 @@ type jobEnv struct {
 
 func (v *jobEnv) JobID() int64     { return v.e.id }
 func (v *jobEnv) NodeName() string { return v.q.cfg.NodeName }
+func (v *jobEnv) Nodes() opcodes.Nodes {
+	if v.q.cfg.Nodes != nil {
+		return v.q.cfg.Nodes
+	}
+	return localNodes{name: v.q.cfg.NodeName, dir: v.q.cfg.RestrictedDir}
+}
 func (v *jobEnv) Log(msg string) {
 	raw, _ := json.Marshal(msg)
 	q := v.q
@@ -1117,6 +1139,11 @@ func (q *Queue) Drained() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.drained
+}
+
+// DeclareNodes makes node locks known (a node joined).
+func (q *Queue) DeclareNodes(names ...string) error {
+	return q.locks.Declare(locking.LevelNode, names...)
 }
 
 // Running is the number of jobs in workers.

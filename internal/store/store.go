@@ -164,6 +164,66 @@ type Store struct {
 	stats    Stats
 	wg       sync.WaitGroup
 	onCommit atomic.Pointer[func(changes int, d time.Duration)]
+	repl     atomic.Pointer[Replicator]
+}
+
+// Change is one file change of a batch as a Replicator sees it: Kind is
+// "write", "rename" or "remove"; names are relative to the queue
+// directory.
+type Change struct {
+	Kind string
+	Name string
+	Dst  string
+	Data []byte
+}
+
+// Replicator sends the store's batches elsewhere. The committer calls
+// Begin with each batch before writing it locally; Begin may return extra
+// changes to apply locally in the same batch (not replicated) and a wait
+// function, called after the local commit with its error, whose error
+// fails the whole batch. Batches are begun one at a time, in order: Begin
+// for a batch is called only after the previous batch's wait returned.
+type Replicator interface {
+	Begin(changes []Change) (extra []Change, wait func(localErr error) error)
+}
+
+// SetReplicator makes every following batch go through r (nil: none).
+func (s *Store) SetReplicator(r Replicator) {
+	if r == nil {
+		s.repl.Store(nil)
+		return
+	}
+	s.repl.Store(&r)
+}
+
+func (b *batch) changes() []Change {
+	out := make([]Change, len(b.ops))
+	for i, o := range b.ops {
+		c := Change{Name: o.name, Dst: o.dst, Data: o.data}
+		switch o.kind {
+		case opWrite:
+			c.Kind = "write"
+		case opRename:
+			c.Kind = "rename"
+		case opRemove:
+			c.Kind = "remove"
+		}
+		out[i] = c
+	}
+	return out
+}
+
+func (b *batch) addChanges(cs []Change) {
+	for _, c := range cs {
+		o := op{name: c.Name, dst: c.Dst, data: c.Data}
+		switch c.Kind {
+		case "rename":
+			o.kind = opRename
+		case "remove":
+			o.kind = opRemove
+		}
+		b.ops = append(b.ops, o)
+	}
 }
 
 // Open opens (creating when needed) the queue directory dir, takes its
@@ -348,7 +408,29 @@ func (s *Store) run() {
 		s.mu.Unlock()
 
 		start := time.Now()
+		var wait func(error) error
+		if r := s.repl.Load(); r != nil {
+			var extra []Change
+			extra, wait = (*r).Begin(b.changes())
+			b.addChanges(extra)
+		}
 		s.commit(b)
+		if wait != nil {
+			var localErr error
+			for _, e := range b.errs {
+				if e != nil {
+					localErr = e
+					break
+				}
+			}
+			if err := wait(localErr); err != nil {
+				for i := range b.errs {
+					if b.errs[i] == nil {
+						b.errs[i] = err
+					}
+				}
+			}
+		}
 		if fn := s.onCommit.Load(); fn != nil {
 			(*fn)(len(b.ops), time.Since(start))
 		}
@@ -414,6 +496,13 @@ func (s *Store) commit(b *batch) {
 			dst := filepath.Join(s.dir, o.dst)
 			if err = s.fs.MkdirAll(filepath.Dir(dst), DirMode); err == nil {
 				err = s.fs.Rename(filepath.Join(s.dir, o.name), dst)
+				if errors.Is(err, fs.ErrNotExist) {
+					// Moved already (a replica receiving a rename
+					// again after a resync): done if dst is there.
+					if _, serr := os.Stat(dst); serr == nil {
+						err = nil
+					}
+				}
 			}
 		case opRemove:
 			err = s.fs.Remove(filepath.Join(s.dir, o.name))
