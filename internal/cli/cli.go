@@ -444,6 +444,7 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 		a.newQueueCmd(),
 		a.newLocksCmd(),
 		a.newDebugCmd(),
+		a.newRestrictedCommandCmd(),
 		a.newVersionCmd(),
 	)
 	a.root = root

@@ -1,0 +1,381 @@
+// Package restricted runs a node's restricted commands (SPEC §5,
+// OP_RESTRICTED_COMMAND): executables an administrator put into the node's
+// DATA_DIR/restricted-commands directory, and nothing else.
+//
+// A command is named by a bare file name, never a path. Before running it,
+// Run checks what Ganeti's node daemon checks, in this order:
+//
+//   - the name is 1 to 255 bytes of letters, digits, '-', '_' and '.', does
+//     not start with '.' and does not contain "..";
+//   - the directory (symbolic links to it are followed) is a directory owned
+//     by root or by the user jobqd runs as, and not writable by its group or
+//     by others;
+//   - DIR/NAME is not a symbolic link (it is refused, whatever it points
+//     to), is a regular file, is owned by root or by jobqd's user, is not
+//     writable by its group or by others, and its owner may execute it.
+//
+// The command then runs without a shell and without arguments, with the
+// environment PATH=/usr/sbin:/usr/bin:/sbin:/bin only, stdin from
+// /dev/null, "/" as working directory, in a process group of its own.
+// Its stdout and stderr go, interleaved, into one output of at most
+// Options.MaxOutput bytes; the rest is read and dropped (the command never
+// blocks on a full pipe) and "[output truncated]" is appended. When the
+// command ends, whatever it left running in its process group is killed;
+// at the timeout, or when the caller's context is cancelled, the whole
+// process group is killed.
+//
+// One restricted command runs at a time in a process (Ganeti serialises
+// them with a lock file); Run waits for its turn. Unlike Ganeti, a failure
+// does not delay the answer.
+package restricted
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+)
+
+// DirName is the name of the restricted-commands directory in a node's
+// data directory.
+const DirName = "restricted-commands"
+
+// Dir returns the restricted-commands directory of the data directory
+// dataDir.
+func Dir(dataDir string) string { return filepath.Join(dataDir, DirName) }
+
+// Defaults of Options.
+const (
+	DefaultTimeout   = 60 * time.Second
+	DefaultMaxOutput = 1 << 20
+)
+
+// TruncatedNote ends an output that was cut at Options.MaxOutput.
+const TruncatedNote = "[output truncated]"
+
+// Path is the only environment variable a restricted command gets.
+const Path = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+
+// maxNameLen is the longest name accepted (NAME_MAX).
+const maxNameLen = 255
+
+// Options tune Run; zero fields take the defaults.
+type Options struct {
+	// Timeout is how long the command may run before its process group
+	// is killed; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// MaxOutput is how many bytes of output are kept; 0 means
+	// DefaultMaxOutput.
+	MaxOutput int
+}
+
+// leftoverGrace is how long Run goes on reading the output once the
+// command's process group has been killed, for a process that left the
+// group (setsid) with the output pipe still open. Tests raise it.
+var leftoverGrace = 2 * time.Second
+
+// turn serialises restricted commands in this process.
+var turn = make(chan struct{}, 1)
+
+// Run runs the restricted command name from the directory dir (a node's
+// DATA_DIR/restricted-commands) as the package documentation describes.
+// success is true when the command exited with status 0; output is what
+// it printed. Otherwise output is what it printed (if anything) followed
+// by one line saying why it failed ("[exited with status 3]"), or, when
+// it did not run or was killed, one sentence saying why, e.g.
+// "Restricted command 'x' is not allowed: ..." or "Restricted command 'x'
+// timed out after 60s and was killed".
+func Run(ctx context.Context, dir, name string, opts Options) (success bool, output string) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxOutput <= 0 {
+		opts.MaxOutput = DefaultMaxOutput
+	}
+	if err := CheckName(name); err != nil {
+		return false, err.Error()
+	}
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Sprintf("Restricted command %s was not run: it was interrupted while waiting for another restricted command to finish", quote(name))
+	}
+	defer func() { <-turn }()
+	path, err := check(dir, name)
+	if err != nil {
+		return false, err.Error()
+	}
+	return run(ctx, path, name, opts)
+}
+
+// CheckName returns an error (one sentence) when name cannot be a
+// restricted command's name.
+func CheckName(name string) error {
+	reason := ""
+	switch {
+	case name == "":
+		reason = "the name is empty"
+	case strings.ContainsRune(name, '/'):
+		reason = "it must be a bare command name, not a path"
+	case name[0] == '.':
+		reason = "the name must not start with '.'"
+	case strings.Contains(name, ".."):
+		reason = "the name must not contain '..'"
+	case len(name) > maxNameLen:
+		reason = fmt.Sprintf("the name is longer than %d bytes", maxNameLen)
+	default:
+		for _, c := range []byte(name) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+				reason = "the name may only contain letters, digits, '-', '_' and '.'"
+				break
+			}
+		}
+	}
+	if reason == "" {
+		return nil
+	}
+	return notAllowed(name, reason)
+}
+
+func notAllowed(name, reason string) error {
+	return fmt.Errorf("Restricted command %s is not allowed: %s", quote(name), reason)
+}
+
+// quote puts name in single quotes, or in Go's double-quoted form when it
+// has quotes or characters that do not print.
+func quote(name string) string {
+	for _, r := range name {
+		if r == '\'' || r == utf8.RuneError || !strconv.IsPrint(r) {
+			return strconv.Quote(name)
+		}
+	}
+	return "'" + name + "'"
+}
+
+// check verifies the directory and the command file and returns the
+// file's path.
+func check(dir, name string) (string, error) {
+	if dir == "" {
+		return "", fmt.Errorf("Restricted command %s cannot be run: this node has no restricted-commands directory", quote(name))
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("Restricted command %s does not exist: the directory %s does not exist", quote(name), dir)
+	case err != nil:
+		return "", fmt.Errorf("Restricted command %s cannot be checked: %v", quote(name), pathErr(err))
+	case !fi.IsDir():
+		return "", notAllowed(name, dir+" is not a directory")
+	}
+	if why := unsafeOwnership(fi); why != "" {
+		return "", notAllowed(name, "the directory "+dir+" "+why)
+	}
+	path := filepath.Join(dir, name)
+	fi, err = os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("Restricted command %s does not exist in %s", quote(name), dir)
+	case err != nil:
+		return "", fmt.Errorf("Restricted command %s cannot be checked: %v", quote(name), pathErr(err))
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return "", notAllowed(name, path+" is a symbolic link")
+	case !fi.Mode().IsRegular():
+		return "", notAllowed(name, path+" is not a regular file")
+	}
+	if why := unsafeOwnership(fi); why != "" {
+		return "", notAllowed(name, path+" "+why)
+	}
+	if fi.Mode().Perm()&0o100 == 0 {
+		return "", notAllowed(name, path+" is not executable by its owner")
+	}
+	return path, nil
+}
+
+// unsafeOwnership says why fi's owner or mode do not let it hold or be a
+// restricted command, or returns "".
+func unsafeOwnership(fi fs.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "has no owner information"
+	}
+	if uid := int(st.Uid); uid != 0 && uid != os.Geteuid() {
+		return fmt.Sprintf("is owned by uid %d, not by root or by uid %d that jobqd runs as", uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Sprintf("is writable by its group or by others (mode %04o)", fi.Mode().Perm())
+	}
+	return ""
+}
+
+// pathErr drops the operation from a *fs.PathError ("stat /x: permission
+// denied" becomes "/x: permission denied").
+func pathErr(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Path + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// run starts path and collects its output.
+func run(ctx context.Context, path, name string, opts Options) (bool, string) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Sprintf("Restricted command %s was not run: it was interrupted before it started", quote(name))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return false, fmt.Sprintf("Restricted command %s could not be started: %v", quote(name), err)
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        []string{path},
+		Env:         []string{Path},
+		Dir:         "/",
+		Stdout:      w,
+		Stderr:      w,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return false, fmt.Sprintf("Restricted command %s could not be started: %v", quote(name), startErr(err))
+	}
+	pid := cmd.Process.Pid
+
+	out := &capture{max: opts.MaxOutput}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		out.readFrom(r)
+	}()
+	// Wait for the command to end without reaping it, so that its
+	// process group cannot be reused before it is killed below.
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		var info unix.Siginfo
+		for {
+			if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
+				return
+			}
+		}
+	}()
+
+	timer := time.NewTimer(opts.Timeout)
+	defer timer.Stop()
+	var killed string
+	select {
+	case <-exited:
+	case <-timer.C:
+		killed = fmt.Sprintf("Restricted command %s timed out after %s and was killed", quote(name), seconds(opts.Timeout))
+	case <-ctx.Done():
+		killed = fmt.Sprintf("Restricted command %s was interrupted and killed", quote(name))
+	}
+	// The leader is alive or a zombie: the group is still its own. Kill
+	// it, with whatever the command started and left behind.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	<-exited
+	waitErr := cmd.Wait()
+	_ = r.SetReadDeadline(time.Now().Add(leftoverGrace))
+	<-read
+	r.Close()
+
+	text := out.String()
+	switch {
+	case killed != "":
+		return false, addLine(text, killed)
+	case waitErr == nil:
+		return true, text
+	}
+	var ee *exec.ExitError
+	if errors.As(waitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return false, addLine(text, fmt.Sprintf("[killed by signal %d (%v)]", int(ws.Signal()), ws.Signal()))
+		}
+		return false, addLine(text, fmt.Sprintf("[exited with status %d]", ee.ExitCode()))
+	}
+	return false, addLine(text, fmt.Sprintf("Restricted command %s failed: %v", quote(name), waitErr))
+}
+
+// seconds prints d as "60s" when it is whole seconds, else as
+// time.Duration does ("200ms").
+func seconds(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}
+
+// startErr is the reason a command could not be started, without the
+// path (the sentence names the command).
+func startErr(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// addLine appends line to text on a line of its own.
+func addLine(text, line string) string {
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return text + line
+}
+
+// capture keeps the first max bytes read and counts the rest.
+type capture struct {
+	max       int
+	buf       bytes.Buffer
+	truncated bool
+}
+
+// readFrom reads r until it ends or fails (its read deadline passes).
+func (c *capture) readFrom(r *os.File) {
+	b := make([]byte, 32*1024)
+	for {
+		n, err := r.Read(b)
+		if n > 0 {
+			keep := min(n, c.max-c.buf.Len())
+			c.buf.Write(b[:keep])
+			if keep < n {
+				c.truncated = true
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// String is the output kept, cut at a character boundary and noted when
+// truncated.
+func (c *capture) String() string {
+	out := c.buf.Bytes()
+	if !c.truncated {
+		return string(out)
+	}
+	// Do not leave half a UTF-8 sequence at the cut.
+	for i := 0; i < utf8.UTFMax && i < len(out); i++ {
+		if utf8.RuneStart(out[len(out)-1-i]) {
+			if !utf8.FullRune(out[len(out)-1-i:]) {
+				out = out[:len(out)-1-i]
+			}
+			break
+		}
+	}
+	return addLine(string(out), TruncatedNote)
+}

@@ -1,0 +1,342 @@
+package restricted
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// commandDir returns a restricted-commands directory holding the given
+// scripts (name to body after "#!/bin/sh"), each mode 0755.
+func commandDir(t *testing.T, scripts map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), DirName)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	for name, body := range scripts {
+		writeScript(t, filepath.Join(dir, name), body, 0o755)
+	}
+	return dir
+}
+
+func writeScript(t *testing.T, path, body string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noGrace makes Run wait for the end of the output as long as it takes, so
+// that a test returns only if every process holding the output pipe died.
+func noGrace(t *testing.T) {
+	old := leftoverGrace
+	leftoverGrace = time.Hour
+	t.Cleanup(func() { leftoverGrace = old })
+}
+
+func TestSuccess(t *testing.T) {
+	dir := commandDir(t, map[string]string{
+		// cat would wait for input if stdin were not /dev/null.
+		"hello": `cat; echo "hello"; echo "to stderr" >&2; echo "$PATH"; pwd; echo "args=$#"`,
+	})
+	ok, out := Run(context.Background(), dir, "hello", Options{})
+	want := "hello\nto stderr\n/usr/sbin:/usr/bin:/sbin:/bin\n/\nargs=0\n"
+	if !ok || out != want {
+		t.Fatalf("Run = %v, %q; want true, %q", ok, out, want)
+	}
+}
+
+// The command's environment is PATH alone (the shell adds its own PWD).
+func TestEnvironment(t *testing.T) {
+	t.Setenv("JOBQ_SECRET", "x")
+	dir := commandDir(t, map[string]string{"env": `env`})
+	ok, out := Run(context.Background(), dir, "env", Options{})
+	if !ok {
+		t.Fatalf("Run failed: %q", out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		name, _, _ := strings.Cut(line, "=")
+		if name != "PATH" && name != "PWD" && name != "OLDPWD" && name != "SHLVL" && name != "_" {
+			t.Errorf("unexpected environment variable %q", line)
+		}
+	}
+}
+
+func TestFailure(t *testing.T) {
+	dir := commandDir(t, map[string]string{
+		"fail":      `echo "oops"; exit 3`,
+		"silent":    `exit 1`,
+		"noeol":     `printf 'partial'; exit 2`,
+		"suicide":   `kill -TERM $$`,
+		"noshebang": "",
+	})
+	if err := os.WriteFile(filepath.Join(dir, "noshebang"), []byte("echo hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"fail":      "oops\n[exited with status 3]",
+		"silent":    "[exited with status 1]",
+		"noeol":     "partial\n[exited with status 2]",
+		"suicide":   "[killed by signal 15 (terminated)]",
+		"noshebang": "Restricted command 'noshebang' could not be started: exec format error",
+	} {
+		ok, out := Run(context.Background(), dir, name, Options{})
+		if ok || out != want {
+			t.Errorf("%s: Run = %v, %q; want false, %q", name, ok, out, want)
+		}
+	}
+}
+
+func TestBadNames(t *testing.T) {
+	dir := commandDir(t, map[string]string{"ok": `echo ok`})
+	for _, tc := range []struct{ name, want string }{
+		{"", "Restricted command '' is not allowed: the name is empty"},
+		{"/bin/true", "Restricted command '/bin/true' is not allowed: it must be a bare command name, not a path"},
+		{"../ok", "Restricted command '../ok' is not allowed: it must be a bare command name, not a path"},
+		{"sub/ok", "Restricted command 'sub/ok' is not allowed: it must be a bare command name, not a path"},
+		{"..", "Restricted command '..' is not allowed: the name must not start with '.'"},
+		{".", "Restricted command '.' is not allowed: the name must not start with '.'"},
+		{".hidden", "Restricted command '.hidden' is not allowed: the name must not start with '.'"},
+		{"a..b", "Restricted command 'a..b' is not allowed: the name must not contain '..'"},
+		{"ok ", "Restricted command 'ok ' is not allowed: the name may only contain letters, digits, '-', '_' and '.'"},
+		{"ok;rm", "Restricted command 'ok;rm' is not allowed: the name may only contain letters, digits, '-', '_' and '.'"},
+		{"$(ok)", "Restricted command '$(ok)' is not allowed: the name may only contain letters, digits, '-', '_' and '.'"},
+		{"é", "Restricted command 'é' is not allowed: the name may only contain letters, digits, '-', '_' and '.'"},
+		{"a\nb", `Restricted command "a\nb" is not allowed: the name may only contain letters, digits, '-', '_' and '.'`},
+		{"it's", `Restricted command "it's" is not allowed: the name may only contain letters, digits, '-', '_' and '.'`},
+		{"ok\x00", `Restricted command "ok\x00" is not allowed: the name may only contain letters, digits, '-', '_' and '.'`},
+		{strings.Repeat("a", 256), "Restricted command '" + strings.Repeat("a", 256) + "' is not allowed: the name is longer than 255 bytes"},
+	} {
+		ok, out := Run(context.Background(), dir, tc.name, Options{})
+		if ok || out != tc.want {
+			t.Errorf("%q: Run = %v, %q; want false, %q", tc.name, ok, out, tc.want)
+		}
+		if err := CheckName(tc.name); err == nil || err.Error() != tc.want {
+			t.Errorf("CheckName(%q) = %v", tc.name, err)
+		}
+	}
+	for _, name := range []string{"ok", "a.b-c_D9", strings.Repeat("a", 255)} {
+		if err := CheckName(name); err != nil {
+			t.Errorf("CheckName(%q) = %v", name, err)
+		}
+	}
+}
+
+func TestRefusedFiles(t *testing.T) {
+	dir := commandDir(t, map[string]string{"target": `echo ran`})
+	outside := filepath.Join(t.TempDir(), "outside")
+	writeScript(t, outside, `echo ran`, 0o755)
+	for _, l := range []struct{ name, target string }{{"inside-link", "target"}, {"outside-link", outside}} {
+		if err := os.Symlink(l.target, filepath.Join(dir, l.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeScript(t, filepath.Join(dir, "noexec"), `echo ran`, 0o644)
+	writeScript(t, filepath.Join(dir, "othersonly"), `echo ran`, 0o601)
+	writeScript(t, filepath.Join(dir, "groupwritable"), `echo ran`, 0o775)
+	writeScript(t, filepath.Join(dir, "worldwritable"), `echo ran`, 0o757)
+	if err := os.Mkdir(filepath.Join(dir, "subdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"inside-link":   "Restricted command 'inside-link' is not allowed: " + dir + "/inside-link is a symbolic link",
+		"outside-link":  "Restricted command 'outside-link' is not allowed: " + dir + "/outside-link is a symbolic link",
+		"noexec":        "Restricted command 'noexec' is not allowed: " + dir + "/noexec is not executable by its owner",
+		"othersonly":    "Restricted command 'othersonly' is not allowed: " + dir + "/othersonly is not executable by its owner",
+		"groupwritable": "Restricted command 'groupwritable' is not allowed: " + dir + "/groupwritable is writable by its group or by others (mode 0775)",
+		"worldwritable": "Restricted command 'worldwritable' is not allowed: " + dir + "/worldwritable is writable by its group or by others (mode 0757)",
+		"subdir":        "Restricted command 'subdir' is not allowed: " + dir + "/subdir is not a regular file",
+		"fifo":          "Restricted command 'fifo' is not allowed: " + dir + "/fifo is not a regular file",
+		"missing":       "Restricted command 'missing' does not exist in " + dir,
+	} {
+		ok, out := Run(context.Background(), dir, name, Options{})
+		if ok || out != want {
+			t.Errorf("%s: Run = %v, %q; want false, %q", name, ok, out, want)
+		}
+	}
+	if ok, out := Run(context.Background(), dir, "target", Options{}); !ok || out != "ran\n" {
+		t.Errorf("target: Run = %v, %q", ok, out)
+	}
+}
+
+func TestRefusedDirectory(t *testing.T) {
+	for _, mode := range []os.FileMode{0o777, 0o775, 0o757} {
+		dir := commandDir(t, map[string]string{"ok": `echo ran`})
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		want := "Restricted command 'ok' is not allowed: the directory " + dir + " is writable by its group or by others (mode " + octal(mode) + ")"
+		if ok, out := Run(context.Background(), dir, "ok", Options{}); ok || out != want {
+			t.Errorf("mode %04o: Run = %v, %q; want false, %q", mode, ok, out, want)
+		}
+	}
+	// A symbolic link to a good directory is followed.
+	dir := commandDir(t, map[string]string{"ok": `echo ran`})
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if ok, out := Run(context.Background(), link, "ok", Options{}); !ok || out != "ran\n" {
+		t.Errorf("linked directory: Run = %v, %q", ok, out)
+	}
+	missing := filepath.Join(t.TempDir(), "nope")
+	file := filepath.Join(dir, "ok")
+	for _, tc := range []struct{ dir, want string }{
+		{missing, "Restricted command 'ok' does not exist: the directory " + missing + " does not exist"},
+		{file, "Restricted command 'ok' is not allowed: " + file + " is not a directory"},
+		{"", "Restricted command 'ok' cannot be run: this node has no restricted-commands directory"},
+	} {
+		if ok, out := Run(context.Background(), tc.dir, "ok", Options{}); ok || out != tc.want {
+			t.Errorf("dir %q: Run = %v, %q; want false, %q", tc.dir, ok, out, tc.want)
+		}
+	}
+}
+
+func octal(m os.FileMode) string {
+	const digits = "01234567"
+	p := uint32(m.Perm())
+	return string([]byte{'0', digits[p>>6&7], digits[p>>3&7], digits[p&7]})
+}
+
+// At the timeout the whole process group dies: Run returns only once the
+// shell's child, which holds the output pipe, is gone too.
+func TestTimeoutKillsProcessGroup(t *testing.T) {
+	noGrace(t)
+	dir := commandDir(t, map[string]string{"hang": `echo started; sleep 1000 & wait`})
+	ok, out := Run(context.Background(), dir, "hang", Options{Timeout: 200 * time.Millisecond})
+	want := "started\nRestricted command 'hang' timed out after 200ms and was killed"
+	if ok || out != want {
+		t.Fatalf("Run = %v, %q; want false, %q", ok, out, want)
+	}
+}
+
+// What a command leaves running in its process group is killed when it
+// ends.
+func TestLeftoversKilled(t *testing.T) {
+	noGrace(t)
+	dir := commandDir(t, map[string]string{"bg": `sleep 1000 & echo bye`})
+	if ok, out := Run(context.Background(), dir, "bg", Options{}); !ok || out != "bye\n" {
+		t.Fatalf("Run = %v, %q", ok, out)
+	}
+}
+
+// A process that leaves the group with the output pipe open does not hold
+// Run beyond the grace period.
+func TestEscapedProcess(t *testing.T) {
+	old := leftoverGrace
+	leftoverGrace = 10 * time.Millisecond
+	t.Cleanup(func() { leftoverGrace = old })
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	dir := commandDir(t, map[string]string{"escape": `setsid sleep 1000 & echo $! > ` + pidFile + `; echo bye`})
+	ok, out := Run(context.Background(), dir, "escape", Options{})
+	if b, err := os.ReadFile(pidFile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if !ok || out != "bye\n" {
+		t.Fatalf("Run = %v, %q", ok, out)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	noGrace(t)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := commandDir(t, map[string]string{"hang": `echo started; echo > ` + fifo + `; sleep 1000 & wait`})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type res struct {
+		ok  bool
+		out string
+	}
+	done := make(chan res)
+	go func() {
+		ok, out := Run(ctx, dir, "hang", Options{})
+		done <- res{ok, out}
+	}()
+	// Opening the fifo waits until the command has opened it: it runs.
+	b, err := os.ReadFile(fifo)
+	if err != nil || string(b) != "\n" {
+		t.Fatalf("fifo: %q %v", b, err)
+	}
+	cancel()
+	r := <-done
+	if want := "started\nRestricted command 'hang' was interrupted and killed"; r.ok || r.out != want {
+		t.Fatalf("Run = %v, %q; want false, %q", r.ok, r.out, want)
+	}
+	// Cancelled before it starts: not run at all.
+	if ok, out := Run(ctx, dir, "hang", Options{}); ok || !strings.Contains(out, "was not run") {
+		t.Fatalf("cancelled Run = %v, %q", ok, out)
+	}
+}
+
+func TestTruncation(t *testing.T) {
+	dir := commandDir(t, map[string]string{
+		// Far more than a pipe holds: the command must not block.
+		"big": `head -c 300000 /dev/zero | tr '\0' a; echo done >&2`,
+		// "é" is two bytes; a cut inside it drops the half.
+		"utf8":  `printf 'aé'`,
+		"exact": `printf 'abc'`,
+	})
+	ok, out := Run(context.Background(), dir, "big", Options{MaxOutput: 1000})
+	if want := strings.Repeat("a", 1000) + "\n" + TruncatedNote; !ok || out != want {
+		t.Fatalf("big: Run = %v, %.40q... (%d bytes)", ok, out, len(out))
+	}
+	ok, out = Run(context.Background(), dir, "big", Options{})
+	if want := strings.Repeat("a", 300000) + "done\n"; !ok || out != want {
+		t.Fatalf("big, default limit: Run = %v, %d bytes", ok, len(out))
+	}
+	if ok, out := Run(context.Background(), dir, "utf8", Options{MaxOutput: 2}); !ok || out != "a\n"+TruncatedNote {
+		t.Errorf("utf8: Run = %v, %q", ok, out)
+	}
+	if ok, out := Run(context.Background(), dir, "exact", Options{MaxOutput: 3}); !ok || out != "abc" {
+		t.Errorf("exact: Run = %v, %q", ok, out)
+	}
+}
+
+// Concurrent calls all run (one at a time).
+func TestConcurrent(t *testing.T) {
+	dir := commandDir(t, map[string]string{"hi": `echo hi`})
+	done := make(chan string)
+	for range 8 {
+		go func() {
+			_, out := Run(context.Background(), dir, "hi", Options{})
+			done <- out
+		}()
+	}
+	for range 8 {
+		if out := <-done; out != "hi\n" {
+			t.Errorf("Run = %q", out)
+		}
+	}
+}
+
+func TestDir(t *testing.T) {
+	if got := Dir("/var/lib/jobq"); got != "/var/lib/jobq/restricted-commands" {
+		t.Fatal(got)
+	}
+}
