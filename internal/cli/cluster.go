@@ -1,0 +1,390 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jobq-dev/jobq/internal/cli/format"
+)
+
+// The "gnt-cluster" equivalents for a jobq cluster: info, join-token,
+// verify-queue and master-failover (the queue's drain flag is "jobq
+// queue", queue.go).
+
+// durationValue is a flag taking a duration: a number of seconds ("90",
+// "0.5") or a number with a unit ("90s", "1h30m", "2d", "1w"). It is never
+// negative.
+type durationValue struct{ p *time.Duration }
+
+func (v durationValue) String() string {
+	if v.p == nil || *v.p == 0 {
+		return "0"
+	}
+	return v.p.String()
+}
+
+func (v durationValue) Set(s string) error {
+	d, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*v.p = d
+	return nil
+}
+
+func (durationValue) Type() string { return "DURATION" }
+
+var errBadDuration = errors.New("give a number of seconds or a duration such as 90s, 15m, 1h or 2d")
+
+func parseDuration(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > math.MaxInt64/float64(time.Second) {
+			return 0, errBadDuration
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return 0, errBadDuration
+		}
+		return d, nil
+	}
+	if s == "all" {
+		return 0, errBadDuration
+	}
+	// Days and weeks, as "jobq autoarchive" takes them.
+	sec, err := format.ParseAge(s)
+	if err != nil || sec > math.MaxInt64/int64(time.Second) {
+		return 0, errBadDuration
+	}
+	return time.Duration(sec) * time.Second, nil
+}
+
+// clusterInfo is the answer of JobqClusterInfo.
+type clusterInfo struct {
+	Name              string            `json:"name"`
+	Master            string            `json:"master"`
+	Epoch             int64             `json:"epoch"`
+	Serial            int64             `json:"serial"`
+	Node              string            `json:"node"`
+	CandidatePoolSize int64             `json:"candidate_pool_size"`
+	Nodes             []json.RawMessage `json:"nodes"`
+}
+
+// clusterInfoFields are the columns of the node table of "jobq cluster
+// info".
+var clusterInfoFields = []string{"name", "address", "role", "online", "replication"}
+
+func (a *app) newClusterCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster info|join-token|verify-queue|master-failover",
+		Short: "Show the cluster, add nodes, check the queues, fail over the master",
+		Long: `Manage the jobq cluster, like "gnt-cluster": show its nodes and how far each
+is replicated, make a token for a node to join with, compare (and repair)
+the queues of all nodes, and make this node the master.`,
+		Example: `  jobq cluster info
+  jobqd --join master.example.com:1811 --token "$(jobq cluster join-token)"
+  jobq cluster verify-queue --repair
+  jobq cluster master-failover`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+	cmd.AddCommand(a.newClusterInfoCmd(), a.newJoinTokenCmd(), a.newVerifyQueueCmd(), a.newMasterFailoverCmd())
+	return cmd
+}
+
+func (a *app) newClusterInfoCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "info [flags]",
+		Short: "Show the cluster's name, master, epoch and nodes",
+		Long: `Show the cluster as the answering node knows it: its name, the master, the
+epoch (raised at every master failover), the serial of the cluster
+configuration, the number of master candidates wanted, and a table of the
+nodes with their address, role, whether they are online and their
+replication state: "in sync", "behind by N updates", "unreachable since
+TIME (error)", "resyncing", or "-" for the answering node itself.
+
+With --json, print jobqd's answer as a JSON object (name, master, epoch,
+serial, node, candidate_pool_size and nodes, each as "jobq node list --json"
+prints it).`,
+		Example: `  jobq cluster info
+  jobq cluster info --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw json.RawMessage
+			if err := a.call(cmd.Context(), &raw, "JobqClusterInfo"); err != nil {
+				return err
+			}
+			var info clusterInfo
+			if err := decodeJSON(raw, &info); err != nil {
+				return failf("jobqd's answer to JobqClusterInfo is not what jobq expects (%v)", err)
+			}
+			nodes, err := decodeNodes(info.Nodes)
+			if err != nil {
+				return failf("jobqd's answer to JobqClusterInfo is not what jobq expects (%v)", err)
+			}
+			if asJSON {
+				return writeJSON(a.env.Stdout, raw)
+			}
+			w := a.env.Stdout
+			fmt.Fprintf(w, "Cluster name: %s\n", info.Name)
+			fmt.Fprintf(w, "Master node: %s\n", info.Master)
+			fmt.Fprintf(w, "Epoch: %d\n", info.Epoch)
+			fmt.Fprintf(w, "Configuration serial: %d\n", info.Serial)
+			fmt.Fprintf(w, "Candidate pool size: %d\n", info.CandidatePoolSize)
+			fmt.Fprintf(w, "Answering node: %s\n", info.Node)
+			fmt.Fprintln(w)
+			_, err = a.nodeTable(nodes.nodes, clusterInfoFields, tableOptions{}, nil).WriteTo(w)
+			return err
+		},
+	}
+	addJSONFlag(cmd.Flags(), &asJSON)
+	return cmd
+}
+
+func (a *app) newJoinTokenCmd() *cobra.Command {
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "join-token [flags]",
+		Short: "Print a token for a new node to join the cluster",
+		Long: `Ask the master for a token that lets one new node join the cluster, and print
+it alone on stdout, so that it can be used as
+
+  jobqd --join MASTER:PORT --token "$(jobq cluster join-token)"
+
+on the new node. The token is valid for --ttl (a number of seconds, or a
+duration such as 30m, 1h or 2d; default: jobqd's default); when it expires
+is said on stderr. Keep it secret: whoever holds it can join a node.`,
+		Example: `  jobq cluster join-token
+  jobq cluster join-token --ttl 15m`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res struct {
+				Token   string   `json:"token"`
+				Expires *float64 `json:"expires"`
+			}
+			if err := a.call(cmd.Context(), &res, "JobqJoinToken", ttl.Seconds()); err != nil {
+				return err
+			}
+			if res.Token == "" {
+				return failf("jobqd answered JobqJoinToken without a token")
+			}
+			fmt.Fprintln(a.env.Stdout, res.Token)
+			if res.Expires != nil {
+				fmt.Fprintf(a.env.Stderr, "The token is valid until %s.\n", unixTime(*res.Expires, a.env.Location))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Var(durationValue{&ttl}, "ttl", "how long the token stays valid, e.g. 30m (0: jobqd's default)")
+	return cmd
+}
+
+// verifyQueueResult is the answer of JobqVerifyQueue.
+type verifyQueueResult struct {
+	OK        bool   `json:"ok"`
+	Reference string `json:"reference"`
+	Repaired  bool   `json:"repaired"`
+	Nodes     []struct {
+		Name    string   `json:"name"`
+		OK      bool     `json:"ok"`
+		Error   string   `json:"error"`
+		Missing []string `json:"missing"`
+		Extra   []string `json:"extra"`
+		Differ  []string `json:"differ"`
+	} `json:"nodes"`
+}
+
+// maxListedFiles is how many file names verify-queue lists per kind of
+// difference and node.
+const maxListedFiles = 10
+
+// fileList renders "N kind (a, b, ...)", listing at most maxListedFiles
+// names.
+func fileList(kind string, names []string) string {
+	s := fmt.Sprintf("%d %s", len(names), kind)
+	if len(names) == 0 {
+		return s
+	}
+	shown := names
+	if len(shown) > maxListedFiles {
+		shown = shown[:maxListedFiles]
+	}
+	enc := make([]string, len(shown))
+	for i, n := range shown {
+		enc[i] = format.SafeEncode(n)
+	}
+	s += " (" + strings.Join(enc, ", ")
+	if more := len(names) - len(shown); more > 0 {
+		s += fmt.Sprintf(", ... and %d more", more)
+	}
+	return s + ")"
+}
+
+func (a *app) newVerifyQueueCmd() *cobra.Command {
+	var (
+		repair, asJSON bool
+		wait           time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "verify-queue [flags]",
+		Short: "Compare the queues of all nodes (and repair them)",
+		Long: `Compare every node's queue (its job list and job files) with the master's,
+and print one line per node: "ok", the files it is missing, has with other
+contents or has in excess, or why it could not be checked. --repair also
+brings every node whose queue differs back in sync with the master's.
+
+--wait DURATION lets jobqd wait that long for the nodes to settle (updates
+in flight, a repair) before it reports; 0, the default, leaves it to jobqd.
+
+The exit code is 0 when every node's queue is identical to the master's
+(after the repair with --repair), 1 otherwise. With --json, print jobqd's
+answer as a JSON object (ok, reference, repaired, and nodes with name, ok,
+error, missing, extra and differ); the exit code is the same.`,
+		Example: `  jobq cluster verify-queue
+  jobq cluster verify-queue --repair --wait 30s
+  jobq cluster verify-queue --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw json.RawMessage
+			req := struct {
+				Repair bool    `json:"repair"`
+				Wait   float64 `json:"wait"`
+			}{repair, wait.Seconds()}
+			if err := a.call(cmd.Context(), &raw, "JobqVerifyQueue", req); err != nil {
+				return err
+			}
+			var res verifyQueueResult
+			if err := decodeJSON(raw, &res); err != nil {
+				return failf("jobqd's answer to JobqVerifyQueue is not what jobq expects (%v)", err)
+			}
+			if asJSON {
+				if err := writeJSON(a.env.Stdout, raw); err != nil {
+					return err
+				}
+				if !res.OK {
+					return silentExit(exitFailure)
+				}
+				return nil
+			}
+			return a.printVerifyQueue(res, repair)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&repair, "repair", false, "bring every node whose queue differs back in sync with the master's")
+	f.Var(durationValue{&wait}, "wait", "let jobqd wait up to this long for the nodes to settle, e.g. 30s (0: jobqd's default)")
+	addJSONFlag(f, &asJSON)
+	return cmd
+}
+
+// printVerifyQueue prints a verify-queue report and returns its outcome:
+// nil when every queue is identical, else the failure to report.
+func (a *app) printVerifyQueue(res verifyQueueResult, repair bool) error {
+	w := a.env.Stdout
+	ref := format.SafeEncode(res.Reference)
+	var differ, unreachable int
+	for _, n := range res.Nodes {
+		name := format.SafeEncode(n.Name)
+		switch {
+		case n.Error != "":
+			unreachable++
+			fmt.Fprintf(w, "%s: unreachable: %s\n", name, format.SafeEncode(n.Error))
+		case n.OK:
+			fmt.Fprintf(w, "%s: ok\n", name)
+		default:
+			differ++
+			fmt.Fprintf(w, "%s: %s, %s, %s\n", name, fileList("missing", n.Missing), fileList("differ", n.Differ), fileList("extra", n.Extra))
+		}
+	}
+	if res.OK {
+		switch {
+		case res.Repaired:
+			fmt.Fprintf(w, "Repaired: every node's queue is now identical to the master's (%s).\n", ref)
+		default:
+			fmt.Fprintf(w, "Every node's queue is identical to the master's (%s).\n", ref)
+		}
+		return nil
+	}
+	var problems []string
+	if differ > 0 {
+		what := fmt.Sprintf("the queues of %d nodes differ", differ)
+		if differ == 1 {
+			what = "the queue of 1 node differs"
+		}
+		if repair {
+			what = strings.Replace(what, " diff", " still diff", 1)
+		}
+		problems = append(problems, fmt.Sprintf("%s from the master's (%s)", what, ref))
+	}
+	if unreachable > 0 {
+		problems = append(problems, fmt.Sprintf("%d node%s could not be checked", unreachable, plural(unreachable)))
+	}
+	if len(problems) == 0 {
+		problems = append(problems, "jobqd reports a difference between the queues")
+	}
+	msg := "Queue verification failed: " + strings.Join(problems, " and ")
+	if repair {
+		msg = "Queue verification failed after the repair: " + strings.Join(problems, " and ")
+	} else if differ > 0 {
+		msg += `; run "jobq cluster verify-queue --repair" to repair the differences`
+	}
+	return failf("%s.", msg)
+}
+
+func (a *app) newMasterFailoverCmd() *cobra.Command {
+	var noVoting, yesDoIt bool
+	cmd := &cobra.Command{
+		Use:   "master-failover [--no-voting --yes-do-it]",
+		Short: "Make this node the master",
+		Long: `Make the node jobq talks to the master of the cluster, like "gnt-cluster
+master-failover". Run it on a master candidate. The node asks the other
+nodes for their votes for a new epoch; with votes from a majority it takes
+the newest queue among the voters, raises the epoch and becomes master.
+Nodes then refuse writes from the old master, so that it cannot corrupt the
+queue if it comes back. Jobs that were running become errors.
+
+--no-voting skips the vote, for when most nodes are down: this node becomes
+master even if the old master still runs or another node has a newer queue.
+Two masters may then exist and accepted jobs may be lost, so it also needs
+--yes-do-it.
+
+The message of jobqd is printed; the exit code is 0 on success, 1
+otherwise.`,
+		Example: `  jobq --data-dir /var/lib/jobq cluster master-failover
+  jobq cluster master-failover --no-voting --yes-do-it`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if noVoting && !yesDoIt {
+				return failf("Refusing to fail over without a vote: with --no-voting this node becomes master even if the current master still runs or another node has a newer queue, so two masters could accept jobs and jobs could be lost; add --yes-do-it if you are sure the other nodes are down.")
+			}
+			var res struct {
+				Master  string `json:"master"`
+				Epoch   int64  `json:"epoch"`
+				Message string `json:"message"`
+			}
+			if err := a.call(cmd.Context(), &res, "JobqMasterFailover", struct {
+				NoVoting bool `json:"no_voting"`
+			}{noVoting}); err != nil {
+				return err
+			}
+			msg := res.Message
+			if msg == "" {
+				msg = fmt.Sprintf("%s is now the master (epoch %d).", res.Master, res.Epoch)
+			}
+			fmt.Fprintln(a.env.Stdout, msg)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&noVoting, "no-voting", false, "become master without a majority's vote (dangerous; needs --yes-do-it)")
+	f.BoolVar(&yesDoIt, "yes-do-it", false, "confirm --no-voting")
+	return cmd
+}

@@ -1,0 +1,290 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestClusterInfo(t *testing.T) {
+	f := startFake(t)
+	reply := `{"name":"cluster1","master":"node1","epoch":3,"serial":42,"node":"node1","candidate_pool_size":10,"nodes":` +
+		testNodeList(testNode1, testNode2, testNode3, testNode4, testNode5, testNode7) + `}`
+	f.script("JobqClusterInfo", reply)
+	checkResult(t, run(t, f.path, "cluster", "info"), result{stdout: "" +
+		"Cluster name: cluster1\n" +
+		"Master node: node1\n" +
+		"Epoch: 3\n" +
+		"Configuration serial: 42\n" +
+		"Candidate pool size: 10\n" +
+		"Answering node: node1\n" +
+		"\n" +
+		"Node  Address       Role      Online Replication\n" +
+		"node1 10.0.0.1:1811 master    Y      -\n" +
+		"node2 10.0.0.2:1811 candidate Y      in sync\n" +
+		"node3 10.0.0.3:1811 candidate Y      behind by 3 updates\n" +
+		"node4 10.0.0.4:1811 candidate Y      unreachable since 2026-11-27 10:01:02 (dial tcp 10.0.0.4:1811: connect: connection refused)\n" +
+		"node5 10.0.0.5:1811 regular   N      not a replica\n" +
+		"node7 10.0.0.7:1811 candidate Y      resyncing\n",
+	})
+
+	// The table is the same from another node; times are in the local zone.
+	f.script("JobqClusterInfo", strings.Replace(reply, `"node":"node1"`, `"node":"node2"`, 1))
+	got := runEnv(t, t.Context(), nil, "--socket", f.path, "cluster", "info")
+	if got.code != 0 || !strings.Contains(got.stdout, "Answering node: node2\n") {
+		t.Errorf("cluster info on node2: %+v", got)
+	}
+	f.checkCalls(t, "JobqClusterInfo []", "JobqClusterInfo []")
+}
+
+func TestReplicationText(t *testing.T) {
+	since := 1795773662.5
+	zone := time.FixedZone("CET", 3600)
+	for _, tc := range []struct {
+		r    replicationInfo
+		want string
+	}{
+		{replicationInfo{State: "self"}, "-"},
+		{replicationInfo{State: "in sync"}, "in sync"},
+		{replicationInfo{State: "behind", Behind: 1}, "behind by 1 update"},
+		{replicationInfo{State: "behind", Behind: 250}, "behind by 250 updates"},
+		{replicationInfo{State: "unreachable", UnreachableSince: &since, LastError: "no route to host"}, "unreachable since 2026-11-27 11:01:02 (no route to host)"},
+		{replicationInfo{State: "unreachable", UnreachableSince: &since}, "unreachable since 2026-11-27 11:01:02"},
+		{replicationInfo{State: "unreachable", LastError: "tls: bad certificate\nretrying"}, `unreachable (tls: bad certificate\nretrying)`},
+		{replicationInfo{State: "resyncing"}, "resyncing"},
+		{replicationInfo{State: "not a replica"}, "not a replica"},
+		{replicationInfo{State: "unknown"}, "unknown"},
+		{replicationInfo{}, "unknown"},
+	} {
+		if got := replicationText(tc.r, zone); got != tc.want {
+			t.Errorf("%+v: got %q, want %q", tc.r, got, tc.want)
+		}
+	}
+}
+
+func TestClusterInfoJSON(t *testing.T) {
+	f := startFake(t)
+	f.script("JobqClusterInfo", `{"name":"c","master":"node2","epoch":4,"serial":7,"node":"node1","candidate_pool_size":3,"nodes":[`+testNode5+`]}`)
+	checkResult(t, run(t, f.path, "cluster", "info", "--json"), result{stdout: `{
+  "name": "c",
+  "master": "node2",
+  "epoch": 4,
+  "serial": 7,
+  "node": "node1",
+  "candidate_pool_size": 3,
+  "nodes": [
+    {
+      "name": "node5",
+      "address": "10.0.0.5:1811",
+      "role": "regular",
+      "online": false,
+      "master_candidate": false,
+      "replication": {
+        "state": "not a replica",
+        "behind": 0,
+        "unreachable_since": null,
+        "position": {
+          "epoch": 2,
+          "seq": 40
+        }
+      }
+    }
+  ]
+}
+`})
+	// An answer of the wrong shape.
+	f.script("JobqClusterInfo", `{"name":"c","epoch":"four"}`)
+	got := run(t, f.path, "cluster", "info")
+	if got.code != 1 || got.stdout != "" || !strings.HasPrefix(got.stderr, "jobqd's answer to JobqClusterInfo is not what jobq expects (") ||
+		strings.Count(got.stderr, "\n") != 1 {
+		t.Errorf("bad answer: %+v", got)
+	}
+}
+
+func TestClusterErrors(t *testing.T) {
+	f := startFake(t)
+	f.fail("JobqClusterInfo", luxiError("OpPrereqError", "This is not the master node, please connect to node node1", "wrong_state"))
+	checkResult(t, run(t, f.path, "cluster", "info"), result{
+		stderr: "Failure: prerequisites not met for this operation:\nerror type: wrong_state, error details:\n" +
+			"This is not the master node, please connect to node node1\n",
+		code: 1,
+	})
+	f.fail("JobqJoinToken", luxiError("OpPrereqError", "Join tokens are made by the master, node1"))
+	checkResult(t, run(t, f.path, "cluster", "join-token"), result{
+		stderr: "Failure: prerequisites not met for this operation:\nJoin tokens are made by the master, node1\n",
+		code:   1,
+	})
+	f.fail("JobqVerifyQueue", luxiError("OpExecError", "Cannot scan the local queue: permission denied"))
+	checkResult(t, run(t, f.path, "cluster", "verify-queue"), result{
+		stderr: "Failure: command execution error:\nCannot scan the local queue: permission denied\n",
+		code:   1,
+	})
+	f.fail("JobqMasterFailover", luxiError("OpPrereqError", "Node node3 is not a master candidate", "wrong_state"))
+	checkResult(t, run(t, f.path, "cluster", "master-failover"), result{
+		stderr: "Failure: prerequisites not met for this operation:\nerror type: wrong_state, error details:\nNode node3 is not a master candidate\n",
+		code:   1,
+	})
+}
+
+func TestJoinToken(t *testing.T) {
+	f := startFake(t)
+	f.script("JobqJoinToken",
+		`{"token":"jq1.abcdef0123456789","expires":1795777262.25}`,
+		`{"token":"jq1.second","expires":1795777262}`,
+		`{"token":"jq1.third","expires":1795777262}`,
+		`{"token":"jq1.fourth","expires":1795777262}`)
+	checkResult(t, run(t, f.path, "cluster", "join-token"), result{
+		stdout: "jq1.abcdef0123456789\n",
+		stderr: "The token is valid until 2026-11-27 11:01:02.\n",
+	})
+	checkResult(t, run(t, f.path, "cluster", "join-token", "--ttl", "15m"), result{
+		stdout: "jq1.second\n",
+		stderr: "The token is valid until 2026-11-27 11:01:02.\n",
+	})
+	run(t, f.path, "cluster", "join-token", "--ttl=90")
+	run(t, f.path, "cluster", "join-token", "--ttl=2d")
+	f.checkCalls(t, "JobqJoinToken [0]", "JobqJoinToken [900]", "JobqJoinToken [90]", "JobqJoinToken [172800]")
+
+	// A token-less answer is an error, not an empty line.
+	f.script("JobqJoinToken", `{"token":"","expires":null}`)
+	checkResult(t, run(t, f.path, "cluster", "join-token"), result{stderr: "jobqd answered JobqJoinToken without a token\n", code: 1})
+}
+
+func TestParseDuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"0", 0}, {"90", 90 * time.Second}, {"0.5", 500 * time.Millisecond}, {"1h30m", 90 * time.Minute},
+		{"15m", 15 * time.Minute}, {"2d", 48 * time.Hour}, {"1w", 7 * 24 * time.Hour}, {"250ms", 250 * time.Millisecond},
+	} {
+		if got, err := parseDuration(tc.in); err != nil || got != tc.want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "soon", "-1", "-1s", "all", "NaN", "inf", "1e30", "99999999999999999999d", "1.5d"} {
+		if d, err := parseDuration(bad); err == nil {
+			t.Errorf("parseDuration(%q) = %v, want an error", bad, d)
+		}
+	}
+}
+
+func TestVerifyQueue(t *testing.T) {
+	f := startFake(t)
+	many := make([]string, 12)
+	for i := range many {
+		many[i] = `"job-` + string(rune('a'+i)) + `"`
+	}
+	f.script("JobqVerifyQueue",
+		// All identical.
+		`{"ok":true,"reference":"node1","repaired":false,"nodes":[{"name":"node1","ok":true,"missing":[],"extra":[],"differ":[]},`+
+			`{"name":"node2","ok":true,"missing":[],"extra":[],"differ":[]}]}`,
+		// Differences and an unreachable node.
+		`{"ok":false,"reference":"node1","repaired":false,"nodes":[{"name":"node1","ok":true,"missing":[],"extra":[],"differ":[]},`+
+			`{"name":"node2","ok":false,"missing":["job-7","job-8"],"extra":[],"differ":["job-3"]},`+
+			`{"name":"node3","ok":false,"missing":[`+strings.Join(many, ",")+`],"extra":["job-99"],"differ":null},`+
+			`{"name":"node4","ok":false,"error":"dial tcp 10.0.0.4:1811: connect: connection refused","missing":null,"extra":null,"differ":null}]}`,
+		// Repaired.
+		`{"ok":true,"reference":"node1","repaired":true,"nodes":[{"name":"node2","ok":true,"missing":[],"extra":[],"differ":[]}]}`,
+		// A repair that could not reach a node.
+		`{"ok":false,"reference":"node1","repaired":true,"nodes":[{"name":"node2","ok":true,"missing":[],"extra":[],"differ":[]},`+
+			`{"name":"node4","ok":false,"error":"connection refused"}]}`,
+		// Only one node differs.
+		`{"ok":false,"reference":"node1","repaired":false,"nodes":[{"name":"node2","ok":false,"missing":[],"extra":["job-9"],"differ":[]}]}`,
+	)
+	checkResult(t, run(t, f.path, "cluster", "verify-queue"), result{
+		stdout: "node1: ok\nnode2: ok\nEvery node's queue is identical to the master's (node1).\n",
+	})
+	checkResult(t, run(t, f.path, "cluster", "verify-queue", "--wait", "30s"), result{
+		stdout: "node1: ok\n" +
+			"node2: 2 missing (job-7, job-8), 1 differ (job-3), 0 extra\n" +
+			"node3: 12 missing (job-a, job-b, job-c, job-d, job-e, job-f, job-g, job-h, job-i, job-j, ... and 2 more), 0 differ, 1 extra (job-99)\n" +
+			"node4: unreachable: dial tcp 10.0.0.4:1811: connect: connection refused\n",
+		stderr: "Queue verification failed: the queues of 2 nodes differ from the master's (node1) and 1 node could not be checked; " +
+			"run \"jobq cluster verify-queue --repair\" to repair the differences.\n",
+		code: 1,
+	})
+	checkResult(t, run(t, f.path, "cluster", "verify-queue", "--repair"), result{
+		stdout: "node2: ok\nRepaired: every node's queue is now identical to the master's (node1).\n",
+	})
+	checkResult(t, run(t, f.path, "cluster", "verify-queue", "--repair", "--wait=1.5"), result{
+		stdout: "node2: ok\nnode4: unreachable: connection refused\n",
+		stderr: "Queue verification failed after the repair: 1 node could not be checked.\n",
+		code:   1,
+	})
+	checkResult(t, run(t, f.path, "cluster", "verify-queue"), result{
+		stdout: "node2: 0 missing, 0 differ, 1 extra (job-9)\n",
+		stderr: "Queue verification failed: the queue of 1 node differs from the master's (node1); " +
+			"run \"jobq cluster verify-queue --repair\" to repair the differences.\n",
+		code: 1,
+	})
+	f.checkCalls(t,
+		`JobqVerifyQueue [{"repair":false,"wait":0}]`,
+		`JobqVerifyQueue [{"repair":false,"wait":30}]`,
+		`JobqVerifyQueue [{"repair":true,"wait":0}]`,
+		`JobqVerifyQueue [{"repair":true,"wait":1.5}]`,
+		`JobqVerifyQueue [{"repair":false,"wait":0}]`)
+}
+
+func TestVerifyQueueJSON(t *testing.T) {
+	f := startFake(t)
+	f.script("JobqVerifyQueue",
+		`{"ok":false,"reference":"node1","repaired":false,"nodes":[{"name":"node2","ok":false,"missing":["job-7"],"extra":[],"differ":[]}]}`,
+		`{"ok":true,"reference":"node1","repaired":true,"nodes":[]}`)
+	checkResult(t, run(t, f.path, "cluster", "verify-queue", "--json"), result{
+		stdout: `{
+  "ok": false,
+  "reference": "node1",
+  "repaired": false,
+  "nodes": [
+    {
+      "name": "node2",
+      "ok": false,
+      "missing": [
+        "job-7"
+      ],
+      "extra": [],
+      "differ": []
+    }
+  ]
+}
+`,
+		code: 1,
+	})
+	checkResult(t, run(t, f.path, "cluster", "verify-queue", "--json", "--repair"), result{
+		stdout: "{\n  \"ok\": true,\n  \"reference\": \"node1\",\n  \"repaired\": true,\n  \"nodes\": []\n}\n",
+	})
+}
+
+func TestMasterFailover(t *testing.T) {
+	f := startFake(t)
+	// --no-voting without --yes-do-it is refused before any call.
+	for _, args := range [][]string{{"--no-voting"}, {"--no-voting", "--yes-do-it=false"}} {
+		got := run(t, f.path, append([]string{"cluster", "master-failover"}, args...)...)
+		if got.code != 1 || got.stdout != "" || strings.Count(got.stderr, "\n") != 1 ||
+			!strings.HasPrefix(got.stderr, "Refusing to fail over without a vote: ") ||
+			!strings.Contains(got.stderr, "two masters") || !strings.HasSuffix(got.stderr, "add --yes-do-it if you are sure the other nodes are down.\n") {
+			t.Errorf("master-failover %v: %+v", args, got)
+		}
+	}
+	f.checkCalls(t)
+
+	f.script("JobqMasterFailover",
+		`{"master":"node2","epoch":4,"message":"node2 is now the master (epoch 4); 3 running jobs were ended in error"}`,
+		`{"master":"node2","epoch":5,"message":""}`)
+	checkResult(t, run(t, f.path, "cluster", "master-failover"), result{
+		stdout: "node2 is now the master (epoch 4); 3 running jobs were ended in error\n",
+	})
+	checkResult(t, run(t, f.path, "cluster", "master-failover", "--no-voting", "--yes-do-it"), result{
+		stdout: "node2 is now the master (epoch 5).\n",
+	})
+	f.checkCalls(t, `JobqMasterFailover [{"no_voting":false}]`, `JobqMasterFailover [{"no_voting":true}]`)
+
+	// Another candidate won the same epoch: a clear refusal, exit code 1.
+	f.fail("JobqMasterFailover", luxiError("OpPrereqError", "Node node3 won the election for epoch 5; this node stays a candidate", "wrong_state"))
+	checkResult(t, run(t, f.path, "cluster", "master-failover"), result{
+		stderr: "Failure: prerequisites not met for this operation:\nerror type: wrong_state, error details:\n" +
+			"Node node3 won the election for epoch 5; this node stays a candidate\n",
+		code: 1,
+	})
+}
