@@ -1,7 +1,7 @@
 // Package opcodes is jobq's opcode API: how an operation is declared,
-// validated, summarised and executed. jobq ships OP_TEST_DELAY and
-// OP_TEST_JQUEUE; a program embedding the queue registers its own opcodes in
-// a Registry.
+// validated, summarised and executed. jobq ships OP_TEST_DELAY,
+// OP_TEST_JQUEUE and OP_RESTRICTED_COMMAND; a program embedding the queue
+// registers its own opcodes in a Registry.
 //
 // An opcode's input is a JSON object with "OP_ID" and parameters. Prepare
 // decodes and validates it; a rejected input becomes an OpPrereqError result
@@ -146,7 +146,7 @@ func NewRegistry() *Registry { return &Registry{defs: map[string]*Definition{}} 
 // Builtin returns a registry with the opcodes jobq ships.
 func Builtin() *Registry {
 	r := NewRegistry()
-	for _, d := range []Definition{testDelayDef, testJqueueDef} {
+	for _, d := range []Definition{testDelayDef, testJqueueDef, restrictedCommandDef} {
 		if err := r.Register(d); err != nil {
 			panic(err)
 		}

@@ -16,6 +16,7 @@ type env struct {
 
 func (e *env) JobID() int64     { return 7 }
 func (e *env) NodeName() string { return "node1" }
+func (e *env) Nodes() Nodes     { return nil }
 func (e *env) Log(m string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -129,7 +130,7 @@ func TestRegister(t *testing.T) {
 	if err := r.Register(Definition{ID: "OP_X"}); err == nil {
 		t.Fatal("registered without New")
 	}
-	if got := strings.Join(r.IDs(), ","); got != "OP_TEST_DELAY,OP_TEST_JQUEUE" {
+	if got := strings.Join(r.IDs(), ","); got != "OP_RESTRICTED_COMMAND,OP_TEST_DELAY,OP_TEST_JQUEUE" {
 		t.Fatal(got)
 	}
 }

@@ -4,21 +4,22 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/paths"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"time"
 
-	"github.com/jobq-dev/jobq/internal/queue"
+	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/noderpc"
+	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
 	"github.com/jobq-dev/jobq/opcodes"
@@ -37,8 +38,11 @@ type Options struct {
 	MetricsAddr     string
 	MaxRunning      int
 	ShutdownTimeout time.Duration
-	Registry        *opcodes.Registry
-	Logger          *slog.Logger
+	// Join, with Token, joins the cluster whose node RPC listens at
+	// HOST:PORT when the data directory holds no cluster yet.
+	Join, Token string
+	Registry    *opcodes.Registry
+	Logger      *slog.Logger
 	// Ready, when set, is called once the LUXI socket accepts connections.
 	Ready func()
 	// RAPIReady, when set, is called with RAPI's address once it accepts
@@ -57,45 +61,11 @@ func SocketPath(dataDir string) string { return paths.SocketPath(dataDir) }
 // (~/.local/state/jobq when XDG_STATE_HOME is unset).
 func DefaultDataDir() string { return paths.DefaultDataDir() }
 
-// ClusterConfig is the node's view of its cluster. A data directory
-// without one gets a one-node cluster with this node as master.
-type ClusterConfig struct {
-	Name   string `json:"cluster_name"`
-	Master string `json:"master"`
-	Epoch  int64  `json:"epoch"`
-	Nodes  []Node `json:"nodes"`
-}
+// ClusterConfig is the node's view of its cluster (package cluster).
+type ClusterConfig = cluster.Config
 
 // Node is one cluster member.
-type Node struct {
-	Name      string `json:"name"`
-	Address   string `json:"address"`
-	Candidate bool   `json:"master_candidate"`
-	Online    bool   `json:"online"`
-}
-
-func loadOrCreateCluster(dir, node, rpcAddr string, log *slog.Logger) (*ClusterConfig, error) {
-	p := filepath.Join(dir, "cluster.json")
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		c := &ClusterConfig{Name: node, Master: node, Epoch: 1,
-			Nodes: []Node{{Name: node, Address: rpcAddr, Candidate: true, Online: true}}}
-		b, _ := json.MarshalIndent(c, "", "  ")
-		if err := writeDurable(p, append(b, '\n')); err != nil {
-			return nil, fmt.Errorf("cannot create the cluster configuration: %w", err)
-		}
-		log.Info("created a one-node cluster", "cluster", c.Name, "master", node, "config", p)
-		return c, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the cluster configuration: %w", err)
-	}
-	var c ClusterConfig
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("cluster configuration %s is not valid JSON: %v", p, err)
-	}
-	return &c, nil
-}
+type Node = cluster.Node
 
 func writeDurable(path string, data []byte) error {
 	return writeDurableMode(path, data, 0o640)
@@ -119,77 +89,176 @@ func Run(ctx context.Context, o Options) error {
 		}
 		o.NodeName = h
 	}
+	if err := cluster.ValidNodeName(o.NodeName); err != nil {
+		return fmt.Errorf("--node-name: %w", err)
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return fmt.Errorf("cannot create data directory: %w", err)
 	}
-	cluster, err := loadOrCreateCluster(o.DataDir, o.NodeName, o.RPCAddr, log)
+	cfg, err := loadConfig(o.DataDir)
 	if err != nil {
 		return err
 	}
-	if cluster.Master != o.NodeName {
-		return fmt.Errorf("this node is %q but the cluster's master is %q; run jobqd with --node-name %s or use that node", o.NodeName, cluster.Master, cluster.Master)
+	if cfg != nil && o.Join != "" {
+		log.Warn("--join is ignored: this data directory belongs to a cluster already", "cluster", cfg.Name, "master", cfg.Master)
+	}
+	// Node RPC: every node of a cluster serves it; a one-node cluster
+	// that cannot listen goes on without it (nothing can join it then).
+	var rpcListener net.Listener
+	if o.RPCAddr != "" && o.RPCAddr != "off" {
+		l, lerr := net.Listen("tcp", o.RPCAddr)
+		switch {
+		case lerr != nil && o.Join == "" && (cfg == nil || len(cfg.Nodes) == 1):
+			log.Warn("node RPC is off: no node can join this one until it can listen (choose --rpc-addr HOST:PORT)", "addr", o.RPCAddr, "err", lerr)
+		case lerr != nil:
+			return fmt.Errorf("cannot listen for node RPC on %s: %w (choose another address with --rpc-addr HOST:PORT)", o.RPCAddr, lerr)
+		default:
+			rpcListener = l
+			if _, port, _ := net.SplitHostPort(o.RPCAddr); port == "0" {
+				o.RPCAddr = l.Addr().String()
+			}
+		}
+	}
+	closeListener := func() {
+		if rpcListener != nil {
+			rpcListener.Close()
+		}
+	}
+	if cfg == nil && o.Join != "" {
+		if cfg, err = joinCluster(ctx, o, o.Join, o.Token, log); err != nil {
+			closeListener()
+			return err
+		}
+	}
+	if cfg != nil && !slices.Contains(cfg.NodeNames(), o.NodeName) {
+		closeListener()
+		return fmt.Errorf("this node is %q but the cluster's nodes are %v; run jobqd with the --node-name it joined with", o.NodeName, cfg.NodeNames())
+	}
+	if cfg != nil && cfg.Master == o.NodeName && len(cfg.Voters()) > 1 && rpcListener == nil {
+		return errors.New("this node is the master of a cluster but serves no node RPC; give --rpc-addr HOST:PORT")
+	}
+	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
+	if err != nil {
+		closeListener()
+		return err
 	}
 	st, err := store.Open(filepath.Join(o.DataDir, "queue"), log)
 	if err != nil {
+		closeListener()
 		return err
 	}
-	var q *queue.Queue
-	m := metrics.New(func() map[string]int {
-		out := map[string]int{}
-		for st, n := range q.Counts() {
-			out[string(st)] = n
+	if cfg == nil {
+		addr := o.RPCAddr
+		if rpcListener == nil {
+			addr = ""
 		}
-		return out
-	}, func() int { return q.Running() })
-	st.OnCommit(m.Committed)
-	q, err = queue.Open(queue.Config{Store: st, Registry: o.Registry, MaxRunning: o.MaxRunning,
-		NodeName: o.NodeName, Logger: log, Metrics: m})
+		cfg = cluster.NewConfig(o.NodeName, addr)
+		if err := saveConfig(o.DataDir, cfg); err != nil {
+			closeListener()
+			st.Close()
+			return fmt.Errorf("cannot create the cluster configuration: %w", err)
+		}
+		log.Info("created a one-node cluster", "cluster", cfg.Name, "master", o.NodeName, "config", configPath(o.DataDir))
+	}
+	n := &nodeRT{o: o, log: log, self: o.NodeName, cert: cert, st: st, cfg: cfg,
+		syncCh: make(chan struct{}), kickCh: make(chan struct{}, 1), tokens: map[string]time.Time{}}
+	n.app, err = replica.NewApplier(o.DataDir, st, writeDurable, func(int64, string) { n.kick() })
 	if err != nil {
+		closeListener()
 		st.Close()
 		return err
 	}
-	// Loading decoded every job file: give that garbage back to the system.
-	debug.FreeOSMemory()
-	srv := &luxi.Server{Handler: &luxiHandler{q: q, cluster: cluster}, Logger: log}
+	n.metrics = metrics.New(func() map[string]int {
+		out := map[string]int{}
+		if q := n.queue(); q != nil {
+			for st, n := range q.Counts() {
+				out[string(st)] = n
+			}
+		}
+		return out
+	}, func() int {
+		if q := n.queue(); q != nil {
+			return q.Running()
+		}
+		return 0
+	})
+	st.OnCommit(n.metrics.Committed)
+	var rpcSrv *noderpc.Server
+	rpcErr := make(chan error, 1)
+	if rpcListener != nil {
+		n.client = noderpc.NewClient(cert)
+		rpcSrv = noderpc.NewServer(cert, rpcHandler{n}, log)
+		go func() {
+			if err := rpcSrv.Serve(rpcListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				rpcErr <- err
+			}
+		}()
+		log.Info("node RPC listening", "addr", rpcListener.Addr().String())
+	}
+	stopRPC := func() {
+		if rpcSrv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = rpcSrv.Shutdown(sctx)
+			cancel()
+		}
+		if n.client != nil {
+			n.client.Close()
+		}
+	}
+
+	// The role loop runs the queue (and RAPI) while this node is master.
+	if cfg.Master == o.NodeName && len(cfg.Voters()) <= 1 {
+		// A one-node cluster: the queue opens before the socket is ready,
+		// as it always has (a failure to open it is fatal).
+		if err := n.promote(ctx); err != nil {
+			stopRPC()
+			st.Close()
+			return err
+		}
+		// Loading decoded every job file: give that garbage back.
+		debug.FreeOSMemory()
+	}
+	roleCtx, roleCancel := context.WithCancel(context.Background())
+	roleDone := make(chan struct{})
+	go func() { defer close(roleDone); n.roleLoop(roleCtx) }()
+
+	srv := &luxi.Server{Handler: &luxiHandler{n: n}, Logger: log}
 	paths := append([]string{SocketPath(o.DataDir)}, o.LUXISockets...)
 	var listeners []net.Listener
+	cleanup := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+		roleCancel()
+		<-roleDone
+		stopRPC()
+		st.Close()
+	}
 	for _, p := range paths {
 		l, err := luxi.ListenUnix(p, 0o660)
 		if err != nil {
-			for _, l := range listeners {
-				l.Close()
-			}
-			q.Shutdown(context.Background())
+			cleanup()
 			return fmt.Errorf("cannot listen on %s: %w", p, err)
 		}
 		listeners = append(listeners, l)
 	}
 	if err := applySocketGroup(o.SocketGroup, o.DataDir, paths, log); err != nil {
-		for _, l := range listeners {
-			l.Close()
-		}
-		q.Shutdown(context.Background())
+		cleanup()
 		return err
 	}
-	// RAPI and the cluster certificate (rapi.go, certs.go).
-	rapiSvc, err := startRAPI(o, q, cluster, m, log)
-	var metricsSrv *http.Server
-	if err == nil {
-		metricsSrv, err = serveMetrics(o.MetricsAddr, m, log)
-	}
+	metricsSrv, err := serveMetrics(o.MetricsAddr, n.metrics, log)
 	if err != nil {
-		for _, l := range listeners {
-			l.Close()
-		}
-		rapiSvc.stop(context.Background())
-		q.Shutdown(context.Background())
+		cleanup()
 		return err
 	}
 	serveErr := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func() { serveErr <- srv.Serve(l) }()
 	}
-	log.Info("jobqd ready", "node", o.NodeName, "data_dir", o.DataDir, "sockets", paths)
+	log.Info("jobqd ready", "node", o.NodeName, "role", cfg.Role(o.NodeName), "data_dir", o.DataDir, "sockets", paths)
 	if o.Ready != nil {
 		o.Ready()
 	}
@@ -199,26 +268,38 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("stopping: no new jobs; waiting for running opcodes", "timeout", o.ShutdownTimeout)
 	case err := <-serveErr:
 		runErr = fmt.Errorf("LUXI server failed: %w", err)
-	case err := <-rapiSvc.failures():
+	case err := <-n.rapiFailures():
 		runErr = fmt.Errorf("RAPI server failed: %w", err)
+	case err := <-rpcErr:
+		runErr = fmt.Errorf("node RPC server failed: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
-	defer cancel()
-	if err := q.Shutdown(sctx); err != nil {
-		log.Warn("shutdown", "err", err)
-	}
+	roleCancel()
+	<-roleDone
 	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer lcancel()
 	_ = srv.Shutdown(lctx)
-	rapiSvc.stop(lctx)
 	if metricsSrv != nil {
 		_ = metricsSrv.Shutdown(lctx)
+	}
+	stopRPC()
+	if err := st.Close(); err != nil {
+		log.Warn("closing the queue store", "err", err)
 	}
 	for _, p := range paths {
 		os.Remove(p)
 	}
 	log.Info("jobqd stopped")
 	return runErr
+}
+
+// rapiFailures delivers an error if the master's RAPI stops on its own.
+func (n *nodeRT) rapiFailures() <-chan error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.master == nil {
+		return nil
+	}
+	return n.master.rapi.failures()
 }
 
 // serveMetrics serves /metrics over plain HTTP on addr ("" or "off": no).

@@ -8,17 +8,21 @@ import (
 	"github.com/jobq-dev/jobq/locking"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/cluster"
 	"github.com/jobq-dev/jobq/internal/query"
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
-// luxiHandler answers LUXI calls from the queue.
+// luxiHandler answers LUXI calls: job calls from the queue while this
+// node is the master, jobq's cluster calls (Jobq*) on every node.
 type luxiHandler struct {
+	n       *nodeRT
 	q       *queue.Queue
-	cluster *ClusterConfig
+	cluster *cluster.Config
 }
 
 func badArgs(method, format string, args ...any) error {
@@ -62,7 +66,18 @@ func convertErr(err error) error {
 }
 
 func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (any, error) {
-	res, err := h.serve(ctx, req)
+	if strings.HasPrefix(req.Method, "Jobq") {
+		res, err := h.n.serveCluster(ctx, req)
+		if err != nil {
+			return nil, convertErr(err)
+		}
+		return res, nil
+	}
+	cur := &luxiHandler{n: h.n, q: h.n.queue(), cluster: h.n.config()}
+	if cur.q == nil {
+		return nil, h.n.notMaster()
+	}
+	res, err := cur.serve(ctx, req)
 	if err != nil {
 		return nil, convertErr(err)
 	}

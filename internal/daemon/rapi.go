@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/jobq-dev/jobq/internal/cluster"
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/rapi"
 	"github.com/jobq-dev/jobq/internal/web"
@@ -37,7 +38,7 @@ type rapiService struct {
 // startRAPI makes sure the cluster certificate exists (it is created on
 // the first start, RAPI or not), then serves RAPI over HTTPS on
 // o.RAPIAddr unless that is "" or "off".
-func startRAPI(o Options, q *queue.Queue, cluster *ClusterConfig, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
+func startRAPI(o Options, q *queue.Queue, clusterCfg func() *cluster.Config, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
 	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
 	if err != nil {
 		return nil, err
@@ -58,7 +59,8 @@ func startRAPI(o Options, q *queue.Queue, cluster *ClusterConfig, m *metrics.Set
 		Queue:     q,
 		UsersFile: users,
 		Cluster: func() rapi.ClusterInfo {
-			return rapi.ClusterInfo{Name: cluster.Name, Master: cluster.Master, MaxRunningJobs: maxRunning}
+			c := clusterCfg()
+			return rapi.ClusterInfo{Name: c.Name, Master: c.Master, MaxRunningJobs: maxRunning}
 		},
 		Logger: log,
 	})
@@ -66,8 +68,9 @@ func startRAPI(o Options, q *queue.Queue, cluster *ClusterConfig, m *metrics.Set
 	srv.Handle("/metrics", []string{rapi.AccessRead, rapi.AccessWrite}, m.Handler())
 	// The web dashboard under /ui/, for the same users (package web).
 	srv.HandlePrefix(web.Prefix, web.New(web.Config{Queue: q, Users: srv, Logger: log, Cluster: func() web.Cluster {
-		c := web.Cluster{Name: cluster.Name, Master: cluster.Master, MaxRunningJobs: maxRunning}
-		for _, n := range cluster.Nodes {
+		cfg := clusterCfg()
+		c := web.Cluster{Name: cfg.Name, Master: cfg.Master, MaxRunningJobs: maxRunning}
+		for _, n := range cfg.Nodes {
 			c.Nodes = append(c.Nodes, web.Node{Name: n.Name, Address: n.Address, Candidate: n.Candidate, Online: n.Online})
 		}
 		return c

@@ -145,9 +145,10 @@ Exit status: 0 on a clean stop or a successful check, 1 on any error.`,
 			if upgradeQueue {
 				return upgrade(env, queueDir, level)
 			}
-			if join != "" || token != "" {
-				return errors.New("joining a cluster (--join/--token) is not available in this version of jobqd; start without them for a one-node cluster")
+			if token != "" && join == "" {
+				return errors.New("--token is only for --join HOST:PORT")
 			}
+			o.Join, o.Token = join, token
 			if err := store.CheckFormat(queueDir); err != nil {
 				return formatRefusal(err, o.DataDir)
 			}
@@ -175,7 +176,7 @@ Exit status: 0 on a clean stop or a successful check, 1 on any error.`,
 	f.BoolVar(&checkConfig, "check-config", false, "check the configuration file and the flags, print the effective settings and exit (0: valid, 1: not)")
 	f.StringVar(&o.DataDir, "data-dir", daemon.DefaultDataDir(), "`DIR` holding all of this node's state")
 	f.StringVar(&o.NodeName, "node-name", "", "this node's `NAME` (default: the host name)")
-	f.StringVar(&o.RPCAddr, "rpc-addr", ":1811", "node RPC address `HOST:PORT` (used once the node joins a cluster)")
+	f.StringVar(&o.RPCAddr, "rpc-addr", ":1811", "node RPC address `HOST:PORT` (HTTPS with mutual TLS; other nodes reach this node there)")
 	f.StringVar(&o.RAPIAddr, "rapi-addr", ":5080", "RAPI (HTTPS, Ganeti's remote API) address `HOST:PORT` on the master; \"off\" serves none (users: DIR/rapi/users)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "off", "serve Prometheus metrics at `HOST:PORT`/metrics over plain HTTP, unauthenticated; \"off\": only on RAPI, to its users")
 	f.StringArrayVar(&o.LUXISockets, "luxi-socket", nil, "serve LUXI on the socket `PATH` too (repeatable)")

@@ -1,0 +1,376 @@
+// Package cluster starts several real jobqd processes on 127.0.0.1,
+// 127.0.0.2 and 127.0.0.3, joins them into one cluster, kills them with
+// SIGKILL, fails the master over and compares the queue files on disk.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobq-dev/jobq/client"
+	"github.com/jobq-dev/jobq/internal/testbin"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+// cnode is one node of a test cluster.
+type cnode struct {
+	name, addr, dir string
+	d               *testbin.Daemon
+}
+
+func (n *cnode) args() []string {
+	return []string{"--node-name", n.name, "--rpc-addr", n.addr, "--rapi-addr", "off", "--shutdown-timeout", "5s"}
+}
+
+func (n *cnode) start(t *testing.T, extra ...string) {
+	t.Helper()
+	n.d = testbin.Start(t, n.dir, append(n.args(), extra...)...)
+}
+
+func (n *cnode) jobq(t *testing.T, args ...string) testbin.Result {
+	t.Helper()
+	return testbin.Jobq(t, append([]string{"--data-dir", n.dir}, args...)...)
+}
+
+func (n *cnode) client(t *testing.T) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), n.d.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// startCluster starts node 1 as a one-node cluster and joins the others
+// to it with tokens, each on its own loopback address.
+func startCluster(t *testing.T, count int) []*cnode {
+	t.Helper()
+	base := t.TempDir()
+	var nodes []*cnode
+	for i := 1; i <= count; i++ {
+		host := "127.0.0." + string(rune('0'+i))
+		nodes = append(nodes, &cnode{name: "node" + string(rune('0'+i)), addr: testbin.FreePort(t, host),
+			dir: filepath.Join(base, "n"+string(rune('0'+i)))})
+	}
+	nodes[0].start(t)
+	for _, n := range nodes[1:] {
+		tok := nodes[0].jobq(t, "cluster", "join-token")
+		if tok.Code != 0 {
+			t.Fatalf("join-token: %+v", tok)
+		}
+		n.start(t, "--join", nodes[0].addr, "--token", strings.TrimSpace(tok.Stdout))
+	}
+	waitInSync(t, nodes[0])
+	return nodes
+}
+
+// waitInSync waits (on replication events, up to a minute) until every
+// replica equals the master's queue.
+func waitInSync(t *testing.T, master *cnode) {
+	t.Helper()
+	r := master.jobq(t, "cluster", "verify-queue", "--wait", "60s")
+	if r.Code != 0 {
+		t.Fatalf("the queues did not converge: %s%s", r.Stdout, r.Stderr)
+	}
+}
+
+// queueFiles reads a node's replicated queue files (job-N, serial,
+// version, drain, archive/...).
+func queueFiles(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	q := filepath.Join(dir, "queue")
+	err := filepath.WalkDir(q, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(q, p)
+		base := filepath.Base(rel)
+		if base == "lock" || strings.HasPrefix(base, ".") || strings.HasPrefix(rel, "quarantine") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		out[rel] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameFiles checks that every node holds byte-identical queue files.
+func sameFiles(t *testing.T, nodes ...*cnode) map[string][]byte {
+	t.Helper()
+	ref := queueFiles(t, nodes[0].dir)
+	for _, n := range nodes[1:] {
+		got := queueFiles(t, n.dir)
+		var diff []string
+		for name, b := range ref {
+			if g, ok := got[name]; !ok {
+				diff = append(diff, name+" missing")
+			} else if !bytes.Equal(g, b) {
+				diff = append(diff, name+" differs")
+			}
+		}
+		for name := range got {
+			if _, ok := ref[name]; !ok {
+				diff = append(diff, name+" extra")
+			}
+		}
+		sort.Strings(diff)
+		if len(diff) > 0 {
+			t.Fatalf("%s's queue differs from %s's: %v", n.name, nodes[0].name, diff)
+		}
+	}
+	return ref
+}
+
+func delay(d time.Duration) client.Opcode { return client.OpTestDelay{Duration: d} }
+
+// submitAndFinish submits count short jobs and waits until each is final.
+func submitAndFinish(t *testing.T, c *client.Client, count int) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	var ids []int64
+	for range count {
+		id, err := c.SubmitJob(ctx, delay(time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		st, err := c.WatchJob(ctx, id, func(client.LogEntry) error { return nil })
+		if err != nil || st != client.StatusSuccess {
+			t.Fatalf("job %d: %v %v", id, st, err)
+		}
+	}
+	return ids
+}
+
+// waitRunning waits until job id runs.
+func waitRunning(t *testing.T, c *client.Client, id int64) {
+	t.Helper()
+	ctx := context.Background()
+	var prev []json.RawMessage
+	for {
+		r, err := c.WaitForJobChange(ctx, id, []string{"status"}, prev, 0, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == nil {
+			continue
+		}
+		prev = r.Info
+		var st string
+		_ = json.Unmarshal(r.Info[0], &st)
+		if st == "running" {
+			return
+		}
+	}
+}
+
+// TestFailover: three nodes join; 50 jobs are byte-identical everywhere;
+// the master dies with SIGKILL while a job runs; node 2 takes over with
+// every job, the running one in error; the old master comes back, refuses
+// jobs and converges.
+func TestFailover(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	c1 := n1.client(t)
+	ids := submitAndFinish(t, c1, 50)
+	waitInSync(t, n1)
+	sameFiles(t, n1, n2, n3)
+
+	ctx := context.Background()
+	long, err := c1.SubmitJob(ctx, delay(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, c1, long)
+	n1.d.Kill()
+
+	// Job calls on node 2 point at the (dead) master until it fails over.
+	if r := n2.jobq(t, "list"); r.Code == 0 || !strings.Contains(r.Stderr, "please connect to node node1") {
+		t.Fatalf("jobq list on a candidate: %+v", r)
+	}
+	r := n2.jobq(t, "cluster", "master-failover")
+	if r.Code != 0 {
+		t.Fatalf("master-failover: %+v\n%s", r, n2.d.Logs())
+	}
+	if !strings.Contains(r.Stdout, "node2 is now the master") {
+		t.Errorf("master-failover said: %q", r.Stdout)
+	}
+	c2 := n2.client(t)
+	for _, id := range ids {
+		j, err := c2.Job(ctx, id)
+		if err != nil || j.Status != client.StatusSuccess {
+			t.Fatalf("job %d on the new master: %+v %v", id, j, err)
+		}
+	}
+	j, err := c2.Job(ctx, long)
+	if err != nil || j.Status != client.StatusError {
+		t.Fatalf("the job running at the crash: %+v %v", j, err)
+	}
+	if !strings.Contains(string(j.OpResult[0]), "Unclean master shutdown") {
+		t.Errorf("its result: %s", j.OpResult[0])
+	}
+	next, err := c2.SubmitJob(ctx, delay(time.Millisecond))
+	if err != nil || next <= long {
+		t.Fatalf("new job on the new master: id %d (last %d), %v", next, long, err)
+	}
+
+	// The old master comes back: it learns the new epoch, stops acting as
+	// master and is brought in sync.
+	n1.start(t)
+	if !n1.d.WaitLog("master=node2") {
+		t.Fatalf("the old master did not learn the new one:\n%s", n1.d.Logs())
+	}
+	if r := n1.jobq(t, "list"); r.Code == 0 || !strings.Contains(r.Stderr, "This is not the master node, please connect to node node2") {
+		t.Fatalf("jobq list on the old master: %+v", r)
+	}
+	if _, err := c2.WatchJob(ctx, next, func(client.LogEntry) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitInSync(t, n2)
+	files := sameFiles(t, n2, n1, n3)
+	if _, ok := files["job-"+itoa(next)]; !ok {
+		t.Errorf("job %d is not in the converged queue", next)
+	}
+	info := n2.jobq(t, "node", "list", "--json")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(info.Stdout), &list); err != nil || len(list) != 3 {
+		t.Fatalf("node list --json: %v %q", err, info.Stdout)
+	}
+	roles := map[string]any{}
+	for _, e := range list {
+		roles[e["name"].(string)] = e["role"]
+	}
+	if roles["node1"] != "candidate" || roles["node2"] != "master" || roles["node3"] != "candidate" {
+		t.Errorf("roles after failover: %v", roles)
+	}
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestCatchUpAndRepair: a node stopped during 200 submissions comes back
+// and converges by itself; verify-queue finds a file corrupted by hand
+// and --repair fixes it; without a majority, submissions fail.
+func TestCatchUpAndRepair(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	c1 := n1.client(t)
+	submitAndFinish(t, c1, 50)
+	n3.d.Kill()
+	submitAndFinish(t, c1, 100)
+	n3.start(t)
+	submitAndFinish(t, c1, 50)
+	waitInSync(t, n1)
+	files := sameFiles(t, n1, n2, n3)
+	if len(files) < 200 {
+		t.Fatalf("only %d queue files", len(files))
+	}
+
+	// Corrupt a finished job's file on node 3 by hand.
+	victim := filepath.Join(n3.dir, "queue", "job-7")
+	if err := os.WriteFile(victim, []byte("{\"id\": 7, garbage"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	r := n1.jobq(t, "cluster", "verify-queue")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "job-7") {
+		t.Fatalf("verify-queue over a corrupted file: %+v", r)
+	}
+	r = n1.jobq(t, "cluster", "verify-queue", "--repair")
+	if r.Code != 0 {
+		t.Fatalf("verify-queue --repair: %+v", r)
+	}
+	sameFiles(t, n1, n2, n3)
+
+	// Without a majority of the candidates, no submission is acknowledged.
+	n2.d.Kill()
+	n3.d.Kill()
+	_, err := c1.SubmitJob(context.Background(), delay(time.Millisecond))
+	if err == nil || !strings.Contains(err.Error(), "majority") {
+		t.Fatalf("submit without a majority: %v", err)
+	}
+}
+
+// TestConcurrentFailovers: two candidates run master-failover at the same
+// moment after the master died: at most one wins; the loser is told why;
+// the cluster then has exactly one master.
+func TestConcurrentFailovers(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	submitAndFinish(t, n1.client(t), 5)
+	waitInSync(t, n1)
+	n1.d.Kill()
+	results := make(chan testbin.Result, 2)
+	for _, n := range []*cnode{n2, n3} {
+		go func() { results <- n.jobq(t, "cluster", "master-failover") }()
+	}
+	a, b := <-results, <-results
+	wins := 0
+	for _, r := range []testbin.Result{a, b} {
+		if r.Code == 0 {
+			wins++
+		} else if !strings.Contains(r.Stderr, "master-failover refused") {
+			t.Errorf("the loser's message: %+v", r)
+		}
+	}
+	if wins > 1 {
+		t.Fatalf("two masters: %+v %+v", a, b)
+	}
+	if wins == 0 {
+		// Split vote: both voted for themselves. A second attempt wins.
+		if r := n2.jobq(t, "cluster", "master-failover"); r.Code != 0 {
+			t.Fatalf("second attempt: %+v", r)
+		}
+	}
+	masters := 0
+	for _, n := range []*cnode{n2, n3} {
+		if r := n.jobq(t, "list"); r.Code == 0 {
+			masters++
+		}
+	}
+	if masters != 1 {
+		t.Fatalf("%d nodes accept jobs", masters)
+	}
+}
+
+// TestJoinRefusals: a wrong token and a reused token are refused with a
+// clear message and the node does not start.
+func TestJoinRefusals(t *testing.T) {
+	nodes := startCluster(t, 2)
+	n1 := nodes[0]
+	base := t.TempDir()
+	tok := strings.TrimSpace(n1.jobq(t, "cluster", "join-token").Stdout)
+	bad := tok[:len(tok)-71] + strings.Repeat("0", 6) + tok[len(tok)-65:]
+	n3 := &cnode{name: "node3", addr: testbin.FreePort(t, "127.0.0.3"), dir: filepath.Join(base, "n3")}
+	if _, err := testbin.StartErr(t, n3.dir, append(n3.args(), "--join", n1.addr, "--token", bad)...); err == nil || !strings.Contains(err.Error(), "unknown or was used already") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	// The good token was not spent by the failed attempt of another.
+	n3.start(t, "--join", n1.addr, "--token", tok)
+	n4 := &cnode{name: "node4", addr: testbin.FreePort(t, "127.0.0.4"), dir: filepath.Join(base, "n4")}
+	if _, err := testbin.StartErr(t, n4.dir, append(n4.args(), "--join", n1.addr, "--token", tok)...); err == nil || !strings.Contains(err.Error(), "unknown or was used already") {
+		t.Fatalf("reused token: %v", err)
+	}
+	if _, err := testbin.StartErr(t, n4.dir, append(n4.args(), "--join", n1.addr, "--token", "nonsense")...); err == nil || !strings.Contains(err.Error(), "malformed") {
+		t.Fatalf("malformed token: %v", err)
+	}
+}
