@@ -365,7 +365,27 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 	if n.client == nil {
 		return nil, prereq("this node serves no node RPC (--rpc-addr) and cannot take part in a cluster")
 	}
-	epoch := max(n.app.Voter().Epoch, c.Epoch) + 1
+	// Candidates that start at the same moment compete for the same
+	// epoch, the one after the configuration's: each voter votes once in
+	// it, so at most one of them wins. Only this node's own failed attempt
+	// (a split vote) moves a retry to the epoch after.
+	epoch := c.Epoch + 1
+	if v := n.app.Voter(); v.Epoch >= epoch {
+		if v.For != n.self {
+			return nil, prereq("this node voted for %s in epoch %d: a master-failover is under way or done there; see 'jobq cluster info' on %s", v.For, v.Epoch, v.For)
+		}
+		epoch = v.Epoch + 1
+	}
+	// master-failover is for a master that is down: a running one is
+	// stopped first (its running jobs then end cleanly).
+	if nd, ok := c.Node(c.Master); ok && c.Master != n.self && !noVoting {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		st, err := n.client.State(cctx, nd.Address, &noderpc.StateRequest{})
+		cancel()
+		if err == nil && st.Master {
+			return nil, prereq("node %s is the master and is running; master-failover is for a master that is down: stop jobqd on %s first", c.Master, c.Master)
+		}
+	}
 	voters := c.Voters()
 	names := make([]string, len(voters))
 	for i, v := range voters {

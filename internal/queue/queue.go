@@ -504,6 +504,10 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			q.log.Error("job not stored", "job", e.id, "err", err)
 			res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
 			q.abandonLocked(starts[i])
+			// It may be on disk here (or on some replicas) all the same:
+			// the client was told it is not a job, so it must not turn
+			// up at the next start.
+			q.store.Remove(store.JobFileName(e.id))
 			continue
 		}
 		q.jobs[e.id] = e

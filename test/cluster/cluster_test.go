@@ -29,10 +29,11 @@ func TestMain(m *testing.M) {
 type cnode struct {
 	name, addr, dir string
 	d               *testbin.Daemon
+	extra           []string // more jobqd flags
 }
 
 func (n *cnode) args() []string {
-	return []string{"--node-name", n.name, "--rpc-addr", n.addr, "--rapi-addr", "off", "--shutdown-timeout", "5s"}
+	return append([]string{"--node-name", n.name, "--rpc-addr", n.addr, "--rapi-addr", "off", "--shutdown-timeout", "5s"}, n.extra...)
 }
 
 func (n *cnode) start(t *testing.T, extra ...string) {
@@ -57,14 +58,14 @@ func (n *cnode) client(t *testing.T) *client.Client {
 
 // startCluster starts node 1 as a one-node cluster and joins the others
 // to it with tokens, each on its own loopback address.
-func startCluster(t *testing.T, count int) []*cnode {
+func startCluster(t *testing.T, count int, extra ...string) []*cnode {
 	t.Helper()
 	base := t.TempDir()
 	var nodes []*cnode
 	for i := 1; i <= count; i++ {
 		host := "127.0.0." + string(rune('0'+i))
 		nodes = append(nodes, &cnode{name: "node" + string(rune('0'+i)), addr: testbin.FreePort(t, host),
-			dir: filepath.Join(base, "n"+string(rune('0'+i)))})
+			dir: filepath.Join(base, "n"+string(rune('0'+i))), extra: extra})
 	}
 	nodes[0].start(t)
 	for _, n := range nodes[1:] {
@@ -190,7 +191,7 @@ func waitRunning(t *testing.T, c *client.Client, id int64) {
 // every job, the running one in error; the old master comes back, refuses
 // jobs and converges.
 func TestFailover(t *testing.T) {
-	nodes := startCluster(t, 3)
+	nodes := startCluster(t, 3, "--max-running-jobs", "1")
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	c1 := n1.client(t)
 	ids := submitAndFinish(t, c1, 50)
@@ -203,6 +204,11 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRunning(t, c1, long)
+	// With one worker, this one waits in the queue behind it.
+	queued, err := c1.SubmitJob(ctx, delay(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
 	n1.d.Kill()
 
 	// Job calls on node 2 point at the (dead) master until it fails over.
@@ -230,8 +236,11 @@ func TestFailover(t *testing.T) {
 	if !strings.Contains(string(j.OpResult[0]), "Unclean master shutdown") {
 		t.Errorf("its result: %s", j.OpResult[0])
 	}
+	if st, err := c2.WatchJob(ctx, queued, func(client.LogEntry) error { return nil }); err != nil || st != client.StatusSuccess {
+		t.Fatalf("the job queued at the crash: %v %v", st, err)
+	}
 	next, err := c2.SubmitJob(ctx, delay(time.Millisecond))
-	if err != nil || next <= long {
+	if err != nil || next <= queued {
 		t.Fatalf("new job on the new master: id %d (last %d), %v", next, long, err)
 	}
 
@@ -328,7 +337,7 @@ func TestConcurrentFailovers(t *testing.T) {
 	for _, r := range []testbin.Result{a, b} {
 		if r.Code == 0 {
 			wins++
-		} else if !strings.Contains(r.Stderr, "master-failover refused") {
+		} else if !strings.Contains(r.Stderr, "master-failover refused") && !strings.Contains(r.Stderr, "a master-failover is under way or done") && !strings.Contains(r.Stderr, "is the master and is running") {
 			t.Errorf("the loser's message: %+v", r)
 		}
 	}
@@ -372,5 +381,83 @@ func TestJoinRefusals(t *testing.T) {
 	}
 	if _, err := testbin.StartErr(t, n4.dir, append(n4.args(), "--join", n1.addr, "--token", "nonsense")...); err == nil || !strings.Contains(err.Error(), "malformed") {
 		t.Fatalf("malformed token: %v", err)
+	}
+}
+
+// TestRestrictedCommandsAndDelayOnNodes: OP_RESTRICTED_COMMAND runs each
+// node's own executable through the node RPC; a node without it fails
+// alone; OP_TEST_DELAY sleeps on other nodes.
+func TestRestrictedCommandsAndDelayOnNodes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1 := nodes[0]
+	for _, n := range nodes[:2] {
+		dir := filepath.Join(n.dir, "restricted-commands")
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		script := "#!/bin/sh\necho hello from " + n.name + "\n"
+		if err := os.WriteFile(filepath.Join(dir, "hello"), []byte(script), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := n1.jobq(t, "command", "hello", "--nodes", "node1,node2")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "node1: success\n  hello from node1") || !strings.Contains(r.Stdout, "node2: success\n  hello from node2") {
+		t.Fatalf("command on two nodes: %+v", r)
+	}
+	r = n1.jobq(t, "command", "--json", "hello", "--nodes", "node2,node3")
+	var res []struct {
+		Node    string `json:"node"`
+		Success bool   `json:"success"`
+		Output  string `json:"output"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil || r.Code != 1 || len(res) != 2 {
+		t.Fatalf("command with a node lacking it: %v %+v", err, r)
+	}
+	if !res[0].Success || res[0].Output != "hello from node2\n" || res[1].Success || !strings.Contains(res[1].Output, "hello") {
+		t.Errorf("results: %+v", res)
+	}
+	if r := n1.jobq(t, "command", "../../bin/sh", "--nodes", "node2"); r.Code == 0 {
+		t.Errorf("a path as command name was accepted: %+v", r)
+	}
+	if r := n1.jobq(t, "debug", "delay", "--on-nodes", "node2", "-n", "node3", "0.01"); r.Code != 0 {
+		t.Errorf("delay on nodes: %+v", r)
+	}
+	if r := n1.jobq(t, "debug", "delay", "--on-nodes", "node9", "0.01"); r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "node9") {
+		t.Errorf("delay on an unknown node: %+v", r)
+	}
+}
+
+// TestTwoNodesOffline: a two-node cluster that lost a node takes no jobs
+// (no majority) until the operator marks the node offline; marked online
+// again when it is back, it is brought in sync.
+func TestTwoNodesOffline(t *testing.T) {
+	nodes := startCluster(t, 2)
+	n1, n2 := nodes[0], nodes[1]
+	c1 := n1.client(t)
+	submitAndFinish(t, c1, 3)
+	// Marking a node offline that still answers is allowed, with a warning.
+	if r := n1.jobq(t, "node", "modify", "node2", "--offline", "yes"); r.Code != 0 || !strings.Contains(r.Stderr, "still answers") {
+		t.Fatalf("offline while it answers: %+v", r)
+	}
+	if r := n1.jobq(t, "node", "modify", "node2", "--offline", "no"); r.Code != 0 {
+		t.Fatalf("online again: %+v", r)
+	}
+	waitInSync(t, n1)
+	n2.d.Kill()
+	if _, err := c1.SubmitJob(context.Background(), delay(time.Millisecond)); err == nil {
+		t.Fatal("a two-node cluster with one node down acknowledged a job")
+	}
+	if r := n1.jobq(t, "node", "modify", "node2", "--offline", "yes"); r.Code != 0 || strings.Contains(r.Stderr, "still answers") {
+		t.Fatalf("offline: %+v", r)
+	}
+	submitAndFinish(t, c1, 3)
+	n2.start(t)
+	if r := n1.jobq(t, "node", "modify", "node2", "--offline", "no"); r.Code != 0 {
+		t.Fatalf("online: %+v", r)
+	}
+	waitInSync(t, n1)
+	sameFiles(t, n1, n2)
+	if r := n1.jobq(t, "node", "remove", "node1"); r.Code == 0 || !strings.Contains(r.Stderr, "master") {
+		t.Errorf("removing the master: %+v", r)
 	}
 }
