@@ -186,6 +186,7 @@ func Run(ctx context.Context, o Options) error {
 		return 0
 	})
 	st.OnCommit(n.metrics.Committed)
+	n.metrics.EnableCluster(n.clusterMetrics)
 	var rpcSrv *noderpc.Server
 	rpcErr := make(chan error, 1)
 	if rpcListener != nil {

@@ -171,6 +171,22 @@ func (n *nodeRT) setConfig(c *cluster.Config) error {
 	return nil
 }
 
+// clusterMetrics is the cluster state for the metrics.
+func (n *nodeRT) clusterMetrics() metrics.ClusterState {
+	st := metrics.ClusterState{Epoch: n.config().Epoch}
+	n.mu.Lock()
+	m := n.master
+	n.mu.Unlock()
+	if m == nil {
+		return st
+	}
+	st.Master = true
+	for _, p := range m.rep.Peers() {
+		st.Replicas = append(st.Replicas, metrics.Replica{Node: p.Name, InSync: p.InSync, Reachable: p.UnreachableSince.IsZero(), Behind: p.Behind})
+	}
+	return st
+}
+
 // pushConfig sends the configuration to every other node, in parallel,
 // and returns the failures by node.
 func (n *nodeRT) pushConfig(ctx context.Context, c *cluster.Config) map[string]error {
@@ -247,7 +263,7 @@ func (n *nodeRT) promote(ctx context.Context) error {
 		start = pos.Seq + 1
 	}
 	rep := replica.New(replica.Options{Self: n.self, Epoch: cfg.Epoch, StartSeq: start, QueueDir: n.st.Dir(),
-		Client: n.client, Logger: n.log, OnChange: n.notifySync,
+		Client: n.client, Logger: n.log, OnChange: n.notifySync, Metrics: n.metrics,
 		OnStale: func(epoch int64) {
 			n.log.Warn("a node knows a newer epoch: this node is no longer the master", "epoch", epoch)
 			_, _ = n.app.Observe(epoch, "")

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ type Set struct {
 	batchSize   prometheus.Histogram
 	lockWait    prometheus.Histogram
 	waiters     prometheus.Gauge
+	cluster     atomic.Pointer[clusterMetrics]
 }
 
 // New makes a Set. queueDepth is called at scrape time for the number of
@@ -125,5 +127,98 @@ func (s *Set) LockWaited(d time.Duration) {
 func (s *Set) Waiter(delta int) {
 	if s != nil {
 		s.waiters.Add(float64(delta))
+	}
+}
+
+// Replica is one peer's replication state at scrape time.
+type Replica struct {
+	Node      string
+	InSync    bool
+	Reachable bool
+	Behind    int64 // batches not yet acknowledged
+}
+
+// ClusterState is what the cluster metrics report at scrape time.
+type ClusterState struct {
+	Master   bool  // this node runs the queue
+	Epoch    int64 // the configuration's epoch
+	Replicas []Replica
+}
+
+type clusterMetrics struct {
+	replicated  prometheus.Histogram
+	quorumFails prometheus.Counter
+	resyncs     *prometheus.CounterVec
+}
+
+// EnableCluster adds the replication metrics; state is called at scrape
+// time.
+func (s *Set) EnableCluster(state func() ClusterState) {
+	if s == nil {
+		return
+	}
+	c := &clusterMetrics{
+		replicated: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "jobq_replication_seconds", Help: "Time from a batch of queue changes being handed to replication to a majority of the master candidates holding it.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		quorumFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jobq_replication_quorum_failures_total", Help: "Batches of queue changes (and so submissions) that a majority of the master candidates did not store.",
+		}),
+		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobq_replica_resyncs_total", Help: "Full resynchronisations of a replica's queue, by node.",
+		}, []string{"node"}),
+	}
+	master := prometheus.NewDesc("jobq_master", "1 while this node runs the queue as the master.", nil, nil)
+	epoch := prometheus.NewDesc("jobq_cluster_epoch", "The cluster configuration's epoch as this node knows it.", nil, nil)
+	inSync := prometheus.NewDesc("jobq_replica_in_sync", "1 when the replica holds every batch sent so far (master only), by node.", []string{"node"}, nil)
+	reachable := prometheus.NewDesc("jobq_replica_reachable", "1 when the last call to the replica succeeded (master only), by node.", []string{"node"}, nil)
+	behind := prometheus.NewDesc("jobq_replica_behind_batches", "Batches of queue changes the replica has not acknowledged (master only), by node.", []string{"node"}, nil)
+	s.reg.MustRegister(c.replicated, c.quorumFails, c.resyncs, collectorFunc{
+		descs: []*prometheus.Desc{master, epoch, inSync, reachable, behind},
+		collect: func(ch chan<- prometheus.Metric) {
+			st := state()
+			ch <- prometheus.MustNewConstMetric(master, prometheus.GaugeValue, b2f(st.Master))
+			ch <- prometheus.MustNewConstMetric(epoch, prometheus.GaugeValue, float64(st.Epoch))
+			for _, r := range st.Replicas {
+				ch <- prometheus.MustNewConstMetric(inSync, prometheus.GaugeValue, b2f(r.InSync), r.Node)
+				ch <- prometheus.MustNewConstMetric(reachable, prometheus.GaugeValue, b2f(r.Reachable), r.Node)
+				ch <- prometheus.MustNewConstMetric(behind, prometheus.GaugeValue, float64(r.Behind), r.Node)
+			}
+		}})
+	s.cluster.Store(c)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Replicated records a batch's replication: how long until a majority
+// held it, or that it failed to reach one.
+func (s *Set) Replicated(d time.Duration, ok bool) {
+	if s == nil {
+		return
+	}
+	c := s.cluster.Load()
+	if c == nil {
+		return
+	}
+	if ok {
+		c.replicated.Observe(d.Seconds())
+	} else {
+		c.quorumFails.Inc()
+	}
+}
+
+// Resynced counts a full resynchronisation of node's replica.
+func (s *Set) Resynced(node string) {
+	if s == nil {
+		return
+	}
+	if c := s.cluster.Load(); c != nil {
+		c.resyncs.WithLabelValues(node).Inc()
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/store"
 )
@@ -41,6 +42,9 @@ type Options struct {
 	// daemon sends it the cluster configuration); an error fails the
 	// resync.
 	BeforeResync func(ctx context.Context, name, addr string) error
+	// Metrics receives replication times, failures and resyncs (nil:
+	// none).
+	Metrics *metrics.Set
 }
 
 // PeerState is one peer's replication state for `jobq cluster info`.
@@ -265,6 +269,7 @@ func (r *Replicator) Begin(changes []store.Change) ([]store.Change, func(error) 
 	a.settle()
 	r.mu.Unlock()
 	extra := []store.Change{{Kind: "write", Name: PositionName, Data: PositionData(cluster.Position{Epoch: r.o.Epoch, Seq: seq})}}
+	begun := time.Now()
 	return extra, func(localErr error) error {
 		r.mu.Lock()
 		if seq > r.committed {
@@ -276,8 +281,10 @@ func (r *Replicator) Begin(changes []store.Change) ([]store.Change, func(error) 
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if a.got >= a.need {
+			r.o.Metrics.Replicated(time.Since(begun), true)
 			return nil
 		}
+		r.o.Metrics.Replicated(0, false)
 		err := fmt.Errorf("%w: %d of %d needed (%v)", ErrNoQuorum, a.got+1, a.need+1, a.errs)
 		r.o.Logger.Error("replication failed: a change is not stored on a majority of the master candidates", "seq", seq, "err", err)
 		return err
@@ -553,6 +560,7 @@ func (r *Replicator) resync(p *peer) error {
 		p.poke()
 	}
 	r.mu.Unlock()
+	r.o.Metrics.Resynced(p.name)
 	if !d.Empty() {
 		r.o.Logger.Info("resynchronised a node's queue", "node", p.name, "written", len(d.Write), "removed", len(d.Remove), "seq", s0)
 	} else {
