@@ -76,6 +76,9 @@ type clusterInfo struct {
 	Node              string            `json:"node"`
 	CandidatePoolSize int64             `json:"candidate_pool_size"`
 	Nodes             []json.RawMessage `json:"nodes"`
+	// Drained and Jobs (live jobs by status) come from the master only.
+	Drained *bool          `json:"drained"`
+	Jobs    map[string]int `json:"jobs"`
 }
 
 // clusterInfoFields are the columns of the node table of "jobq cluster
@@ -107,7 +110,8 @@ func (a *app) newClusterInfoCmd() *cobra.Command {
 		Short: "Show the cluster's name, master, epoch and nodes",
 		Long: `Show the cluster as the answering node knows it: its name, the master, the
 epoch (raised at every master failover), the serial of the cluster
-configuration, the number of master candidates wanted, and a table of the
+configuration, the number of master candidates wanted, on the master the
+drain flag and the live jobs by status, and a table of the
 nodes with their address, role, whether they are online and their
 replication state: "in sync", "behind by N updates", "unreachable since
 TIME (error)", "resyncing", or "-" for the answering node itself.
@@ -141,6 +145,20 @@ prints it).`,
 			fmt.Fprintf(w, "Configuration serial: %d\n", info.Serial)
 			fmt.Fprintf(w, "Candidate pool size: %d\n", info.CandidatePoolSize)
 			fmt.Fprintf(w, "Answering node: %s\n", info.Node)
+			if info.Drained != nil {
+				state := "open (submissions accepted)"
+				if *info.Drained {
+					state = "drained (submissions refused)"
+				}
+				fmt.Fprintf(w, "Queue: %s\n", state)
+			}
+			if info.Jobs != nil {
+				var parts []string
+				for _, st := range []string{"queued", "waiting", "running", "canceling", "success", "error", "canceled"} {
+					parts = append(parts, fmt.Sprintf("%d %s", info.Jobs[st], st))
+				}
+				fmt.Fprintf(w, "Live jobs: %s\n", strings.Join(parts, ", "))
+			}
 			fmt.Fprintln(w)
 			_, err = a.nodeTable(nodes.nodes, clusterInfoFields, tableOptions{}, nil).WriteTo(w)
 			return err

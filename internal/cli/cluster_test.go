@@ -34,7 +34,13 @@ func TestClusterInfo(t *testing.T) {
 	if got.code != 0 || !strings.Contains(got.stdout, "Answering node: node2\n") {
 		t.Errorf("cluster info on node2: %+v", got)
 	}
-	f.checkCalls(t, "JobqClusterInfo []", "JobqClusterInfo []")
+	// The master adds the drain flag and the live jobs by status.
+	f.script("JobqClusterInfo", strings.Replace(reply, `"candidate_pool_size":10,`, `"candidate_pool_size":10,"drained":true,"jobs":{"queued":2,"running":1,"success":40},`, 1))
+	got = run(t, f.path, "cluster", "info")
+	if want := "Answering node: node1\nQueue: drained (submissions refused)\nLive jobs: 2 queued, 0 waiting, 1 running, 0 canceling, 40 success, 0 error, 0 canceled\n\n"; got.code != 0 || !strings.Contains(got.stdout, want) {
+		t.Errorf("cluster info with queue state: %+v", got)
+	}
+	f.checkCalls(t, "JobqClusterInfo []", "JobqClusterInfo []", "JobqClusterInfo []")
 }
 
 func TestReplicationText(t *testing.T) {

@@ -30,8 +30,17 @@ func (n *nodeRT) serveCluster(ctx context.Context, req *luxi.Request) (any, erro
 	switch req.Method {
 	case "JobqClusterInfo":
 		c := n.config()
-		return map[string]any{"name": c.Name, "master": c.Master, "epoch": c.Epoch, "serial": c.Serial,
-			"node": n.self, "candidate_pool_size": c.CandidatePoolSize, "nodes": n.nodeList()}, nil
+		out := map[string]any{"name": c.Name, "master": c.Master, "epoch": c.Epoch, "serial": c.Serial,
+			"node": n.self, "candidate_pool_size": c.CandidatePoolSize, "nodes": n.nodeList(),
+			"drained": nil, "jobs": nil}
+		if q := n.queue(); q != nil {
+			jobs := map[string]int{}
+			for st, k := range q.Counts() {
+				jobs[string(st)] = k
+			}
+			out["drained"], out["jobs"] = q.Drained(), jobs
+		}
+		return out, nil
 	case "JobqNodeList":
 		return n.nodeList(), nil
 	case "JobqJoinToken":

@@ -348,6 +348,9 @@ func (n *nodeRT) demote() {
 	}
 	n.st.SetReplicator(nil)
 	m.rep.Stop()
+	if err := n.app.ReloadPosition(); err != nil {
+		n.log.Warn("cannot read the replication position", "err", err)
+	}
 	n.log.Info("stopped running as master")
 	n.notifySync()
 }

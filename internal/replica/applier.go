@@ -138,10 +138,27 @@ func (a *Applier) Observe(epoch int64, who string) (bool, error) {
 	return true, nil
 }
 
+// ReloadPosition reads the position from disk again: while this node was
+// the master, its replicator wrote it with every batch.
+func (a *Applier) ReloadPosition() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, err := LoadPosition(a.dataDir)
+	if err != nil {
+		return err
+	}
+	a.pos = p
+	return nil
+}
+
 // Vote answers a vote request; the record is durable before the ballot
-// is returned.
+// is returned. The ballot's position is read from disk: on a master it
+// moves with every batch the replicator writes.
 func (a *Applier) Vote(self string, req *noderpc.VoteRequest) (*cluster.Ballot, error) {
 	a.mu.Lock()
+	if p, err := LoadPosition(a.dataDir); err == nil {
+		a.pos = p
+	}
 	old := a.voter
 	nv, granted := a.voter.Vote(req.Epoch, req.Candidate)
 	if granted && nv != old {
