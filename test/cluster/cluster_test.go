@@ -461,3 +461,47 @@ func TestTwoNodesOffline(t *testing.T) {
 		t.Errorf("removing the master: %+v", r)
 	}
 }
+
+// TestPausedNodes: a replica paused with SIGSTOP during submissions does
+// not stop them and catches up when it continues; a master paused while
+// the others fail over comes back to find itself fenced: nothing it
+// accepts is acknowledged, it steps down and converges.
+func TestPausedNodes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	c1 := n1.client(t)
+	submitAndFinish(t, c1, 10)
+	if err := n3.d.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	submitAndFinish(t, c1, 30)
+	if err := n3.d.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitInSync(t, n1)
+	sameFiles(t, n1, n2, n3)
+
+	// The master hangs; node 2 takes over.
+	if err := n1.d.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if r := n2.jobq(t, "cluster", "master-failover"); r.Code != 0 {
+		t.Fatalf("master-failover with the master paused: %+v", r)
+	}
+	c2 := n2.client(t)
+	submitAndFinish(t, c2, 5)
+	// The old master wakes up with its clients still connected: a
+	// submission there is not acknowledged (the others refuse its epoch).
+	if err := n1.d.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := c1.SubmitJob(context.Background(), delay(time.Millisecond)); err == nil {
+		t.Fatalf("the fenced old master acknowledged job %d", id)
+	}
+	if !n1.d.WaitLog("master=node2") {
+		t.Fatalf("the old master did not learn the new one:\n%s", n1.d.Logs())
+	}
+	submitAndFinish(t, c2, 5)
+	waitInSync(t, n2)
+	sameFiles(t, n2, n1, n3)
+}
