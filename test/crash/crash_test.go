@@ -105,7 +105,7 @@ func load(t *testing.T, d *daemon, target int, rng *rand.Rand) round {
 		mu.Lock()
 		killing = true
 		mu.Unlock()
-		d.kill()
+		d.Kill()
 	}
 	stopping := func() bool {
 		mu.Lock()
@@ -225,7 +225,7 @@ func TestCrashLoop(t *testing.T) {
 			maybeCanceled[id] = true
 		}
 		if t.Failed() {
-			t.Fatalf("round %d: the load failed\n%s", round, d.logs())
+			t.Fatalf("round %d: the load failed\n%s", round, d.Logs())
 		}
 
 		// What the crash left on disk.
@@ -271,8 +271,8 @@ func TestCrashLoop(t *testing.T) {
 		}
 
 		d = start(t, dir)
-		if strings.Contains(d.logs(), "corrupt") {
-			t.Errorf("round %d: jobqd found corrupt job files after the kill:\n%s", round, d.logs())
+		if strings.Contains(d.Logs(), "corrupt") {
+			t.Errorf("round %d: jobqd found corrupt job files after the kill:\n%s", round, d.Logs())
 		}
 		c := d.client()
 		// Every acknowledged job, of this round and before, is known.
@@ -317,7 +317,7 @@ func TestCrashLoop(t *testing.T) {
 		archived += res[0]
 		c.Close()
 		if t.Failed() {
-			t.Fatalf("round %d failed (target %d acknowledgements)\njobqd's log:\n%s", round, target, d.logs())
+			t.Fatalf("round %d failed (target %d acknowledgements)\njobqd's log:\n%s", round, target, d.Logs())
 		}
 	}
 

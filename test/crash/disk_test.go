@@ -95,24 +95,8 @@ func submitOK(t *testing.T, c *luxi.Client, ops ...any) int64 {
 // waitStatus waits (WaitForJobChange) until job id has status want.
 func waitStatus(t *testing.T, c *luxi.Client, id int64, want job.Status) {
 	t.Helper()
-	var prev any
-	for {
-		raw, err := c.Call(context.Background(), "WaitForJobChange", id, []string{"status"}, prev, nil, 30)
-		if err != nil {
-			t.Fatalf("WaitForJobChange(%d): %v", id, err)
-		}
-		var res []json.RawMessage
-		var vals []job.Status
-		if json.Unmarshal(raw, &res) != nil || len(res) != 2 || json.Unmarshal(res[0], &vals) != nil || len(vals) != 1 {
-			t.Fatalf("WaitForJobChange(%d) answered %.300s", id, raw)
-		}
-		if vals[0] == want {
-			return
-		}
-		if vals[0].Final() {
-			t.Fatalf("job %d ended %s while waiting for %s", id, vals[0], want)
-		}
-		prev = vals
+	if st := waitUntil(t, c, id, func(s job.Status) bool { return s == want || s.Final() }); st != want {
+		t.Fatalf("job %d ended %s while waiting for %s", id, st, want)
 	}
 }
 
@@ -194,13 +178,13 @@ func TestFullDisk(t *testing.T) {
 	}()
 	logged := make(chan bool, 1)
 	go func() {
-		_, ok := d.waitLog("cannot store job; retrying", fmt.Sprintf("job=%d ", dep), "no space left on device")
+		_, ok := d.WaitLine("cannot store job; retrying", fmt.Sprintf("job=%d ", dep), "no space left on device")
 		logged <- ok
 	}()
 	select {
 	case ok := <-logged:
 		if !ok {
-			t.Fatalf("jobqd exited: %v\n%s", d.exitErr, d.logs())
+			t.Fatalf("jobqd exited: %v\n%s", d.ExitErr(), d.Logs())
 		}
 	case r := <-canceled:
 		t.Fatalf("CancelJob(%d) answered %s %v on a full disk: the job is canceled in memory only", dep, r.raw, r.err)
@@ -210,7 +194,7 @@ func TestFullDisk(t *testing.T) {
 	if err != nil || !strings.Contains(string(raw), "will be killed") {
 		t.Fatalf("kill job %d: %s %v", long, raw, err)
 	}
-	d.mustLog(t, "cannot store job; retrying", fmt.Sprintf("job=%d ", long), "no space left on device")
+	d.MustLine(t, "cannot store job; retrying", fmt.Sprintf("job=%d ", long), "no space left on device")
 	if sts := query(t, c, []int64{long, dep}); sts[0].Status != job.StatusRunning || sts[1].Status != job.StatusWaiting {
 		t.Errorf("jobs whose new state is not stored show %s and %s, want their stored running and waiting", sts[0].Status, sts[1].Status)
 	}
@@ -268,8 +252,8 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("after recovery: %d jobs on disk, bad: %v", len(onDisk), bad)
 	}
 	// jobqd never stopped.
-	if !d.running() {
-		t.Fatalf("jobqd exited: %v\n%s", d.exitErr, d.logs())
+	if !d.Running() {
+		t.Fatalf("jobqd exited: %v\n%s", d.ExitErr(), d.Logs())
 	}
 }
 
@@ -297,7 +281,7 @@ func TestCorruptJobFileQuarantined(t *testing.T) {
 	id := submitOK(t, c, delay(0.001, "repeat", 1))
 	waitFinal(t, c, id)
 	c.Close()
-	if err := d.stop(); err != nil {
+	if err := d.Stop(); err != nil {
 		t.Fatalf("jobqd stop: %v", err)
 	}
 
@@ -321,7 +305,7 @@ func TestCorruptJobFileQuarantined(t *testing.T) {
 	d = start(t, dir)
 	for cid, b := range corrupt {
 		name := fmt.Sprintf("job-%d", cid)
-		line := d.mustLog(t, "level=ERROR", "job file is corrupt; moved aside", "file="+name+" ")
+		line := d.MustLine(t, "level=ERROR", "job file is corrupt; moved aside", "file="+name+" ")
 		var dst string
 		if _, after, ok := strings.Cut(line, " to="); ok {
 			dst, _, _ = strings.Cut(after, " ")

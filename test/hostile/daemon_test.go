@@ -15,82 +15,29 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/testbin"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// jobqd builds jobqd once per test binary and returns its path. It is
-// built without the race detector, unlike the other tests of the real
-// binary: these tests measure jobqd's memory, and the race detector's
-// shadow memory would multiply what a 64 MiB message costs by ten.
-func jobqd(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "jobq-hostile-bin-")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", binDir+"/",
-			"github.com/jobq-dev/jobq/cmd/jobqd").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "jobqd")
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		// Every jobqd is gone by now, and with it the goroutines that
-		// read its log; connections and load goroutines must be too.
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+// TestMain fails a run that leaves goroutines behind: the attacking
+// connections and their writers must end with the tests.
+func TestMain(m *testing.M) { testbin.MainCheckLeaks(m) }
 
 const (
 	adminUser, adminPassword = "admin", "secret"
 )
 
-// daemon is a running jobqd.
+// daemon is a running jobqd named node1.
 type daemon struct {
-	t       *testing.T
-	dir     string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	exitErr error
-	once    sync.Once
-
-	logMu   sync.Mutex
-	log     strings.Builder
-	changed chan struct{}
+	*testbin.Daemon
+	t *testing.T
 }
 
 // start starts jobqd on dir (with a RAPI user admin, write access) and
@@ -107,98 +54,28 @@ func start(t *testing.T, dir string, extra ...string) *daemon {
 	return startBare(t, dir, extra...)
 }
 
-// startBare is start without creating anything in dir first.
+// startBare is start without creating anything in dir first. jobqd is
+// built without the race detector, unlike for the other tests of the
+// real binary: these tests measure jobqd's memory, and the race
+// detector's shadow memory would multiply what a 64 MiB message costs by
+// ten.
 func startBare(t *testing.T, dir string, extra ...string) *daemon {
 	t.Helper()
-	args := append([]string{"--data-dir", dir, "--node-name", "node1", "--rapi-addr", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(jobqd(t), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, dir: dir, cmd: cmd, done: make(chan struct{}), changed: make(chan struct{})}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			d.logMu.Lock()
-			d.log.WriteString(sc.Text() + "\n")
-			close(d.changed)
-			d.changed = make(chan struct{})
-			d.logMu.Unlock()
-		}
-		io.Copy(io.Discard, stderr)
-		d.exitErr = cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(d.kill)
-	d.mustLog("jobqd ready")
-	return d
-}
-
-func (d *daemon) logs() string {
-	d.logMu.Lock()
-	defer d.logMu.Unlock()
-	return d.log.String()
-}
-
-// mustLog waits until jobqd's log has a line holding every one of parts
-// and returns it; the test fails if jobqd exits first.
-func (d *daemon) mustLog(parts ...string) string {
-	d.t.Helper()
-	for {
-		d.logMu.Lock()
-		log, changed := d.log.String(), d.changed
-		d.logMu.Unlock()
-		for _, line := range strings.Split(log, "\n") {
-			found := true
-			for _, p := range parts {
-				found = found && strings.Contains(line, p)
-			}
-			if found {
-				return line
-			}
-		}
-		select {
-		case <-changed:
-		case <-d.done:
-			if d.logs() == log {
-				d.t.Fatalf("jobqd exited (%v) before logging %q:\n%s", d.exitErr, parts, log)
-			}
-		}
-	}
-}
-
-func (d *daemon) kill() {
-	d.once.Do(func() { d.cmd.Process.Signal(syscall.SIGKILL) })
-	<-d.done
-}
-
-func (d *daemon) stop() error {
-	d.once.Do(func() { d.cmd.Process.Signal(syscall.SIGTERM) })
-	<-d.done
-	return d.exitErr
+	args := append([]string{"--node-name", "node1", "--rapi-addr", "127.0.0.1:0"}, extra...)
+	return &daemon{Daemon: testbin.Options{NoRace: true}.Start(t, dir, args...), t: t}
 }
 
 // alive fails the test if jobqd has exited.
 func (d *daemon) alive() {
 	d.t.Helper()
-	select {
-	case <-d.done:
-		d.t.Fatalf("jobqd exited: %v\n%s", d.exitErr, d.logs())
-	default:
+	if !d.Running() {
+		d.t.Fatalf("jobqd exited: %v\n%s", d.ExitErr(), d.Logs())
 	}
 }
 
-func (d *daemon) socket() string { return filepath.Join(d.dir, "socket", "jobq-query") }
-
 func (d *daemon) client() *luxi.Client {
 	d.t.Helper()
-	c, err := luxi.Dial(d.socket())
+	c, err := luxi.Dial(d.Socket())
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -209,7 +86,7 @@ func (d *daemon) client() *luxi.Client {
 // rss is jobqd's resident memory in bytes (VmRSS).
 func (d *daemon) rss() int64 {
 	d.t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Pid()))
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -222,7 +99,7 @@ func (d *daemon) rss() int64 {
 			return kb << 10
 		}
 	}
-	d.t.Fatalf("no VmRSS in /proc/%d/status", d.cmd.Process.Pid)
+	d.t.Fatalf("no VmRSS in /proc/%d/status", d.Pid())
 	return 0
 }
 
@@ -234,8 +111,8 @@ var rapiAddrRe = regexp.MustCompile(`msg="RAPI listening" addr=(\S+)`)
 // cluster certificate.
 func (d *daemon) rapi() (string, *tls.Config) {
 	d.t.Helper()
-	m := rapiAddrRe.FindStringSubmatch(d.mustLog(`msg="RAPI listening"`))
-	pem, err := os.ReadFile(filepath.Join(d.dir, "cluster", "cert.pem"))
+	m := rapiAddrRe.FindStringSubmatch(d.MustLine(d.t, `msg="RAPI listening"`))
+	pem, err := os.ReadFile(filepath.Join(d.Dir, "cluster", "cert.pem"))
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -279,7 +156,7 @@ type rawConn struct {
 
 func (d *daemon) dialRaw() *rawConn {
 	d.t.Helper()
-	nc, err := net.Dial("unix", d.socket())
+	nc, err := net.Dial("unix", d.Socket())
 	if err != nil {
 		d.t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func TestOversizedLUXIMessage(t *testing.T) {
 		served(t, other)
 		after = append(after, d.rss())
 	}
-	d.mustLog("level=WARN", "request too large; closing connection", fmt.Sprint("limit=", luxi.DefaultMaxMessageSize))
+	d.MustLine(t, "level=WARN", "request too large; closing connection", fmt.Sprint("limit=", luxi.DefaultMaxMessageSize))
 	t.Logf("jobqd RSS: %s before, %s / %s / %s after each 65 MiB message", mib(base), mib(after[0]), mib(after[1]), mib(after[2]))
 	// A message's buffers (up to the limit, grown by appending) may stay
 	// in the heap; the second and third messages must not add to them.
@@ -137,10 +137,10 @@ func TestDeeplyNestedJSON(t *testing.T) {
 			t.Fatalf("GET /2/jobs/%d: %d %.200s", id, code, body)
 		}
 		if i == 0 {
-			if err := d.stop(); err != nil {
+			if err := d.Stop(); err != nil {
 				t.Fatalf("stop: %v", err)
 			}
-			d = start(t, d.dir)
+			d = start(t, d.Dir)
 			lc = d.client()
 		}
 	}
@@ -199,7 +199,7 @@ func TestThousandsOfIdleLUXIConnections(t *testing.T) {
 		}
 	}()
 	for range n {
-		nc, err := net.Dial("unix", d.socket())
+		nc, err := net.Dial("unix", d.Socket())
 		if err != nil {
 			t.Fatalf("connection %d: %v", len(conns)+1, err)
 		}

@@ -31,7 +31,7 @@ func TestFileModes(t *testing.T) {
 	if raw, err := c.Call(context.Background(), "SetDrainFlag", true); err != nil || string(raw) != "true" {
 		t.Fatalf("SetDrainFlag: %s %v", raw, err)
 	}
-	if err := d.stop(); err != nil {
+	if err := d.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	// A corrupt job file, quarantined at the next start.
@@ -39,7 +39,7 @@ func TestFileModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = laxStart()
-	d.mustLog("job file is corrupt; moved aside", "file=job-9")
+	d.MustLine(t, "job file is corrupt; moved aside", "file=job-9")
 
 	want := map[string]fs.FileMode{
 		"cluster/cert.pem":      0o644,

@@ -1,34 +1,22 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/testbin"
 )
 
-// jobq runs the real jobq binary against the node and returns stdout,
-// stderr and the exit code.
+// jobq runs the real jobq binary against the node (not JOBQ_SOCKET's
+// socket) and returns stdout, stderr and the exit code.
 func (n *node) jobq(args ...string) (string, string, int) {
 	n.t.Helper()
-	cmd := exec.Command(filepath.Join(binaries(n.t), "jobq"), append([]string{"--data-dir", n.dir}, args...)...)
-	cmd.Env = append(os.Environ(), "JOBQ_SOCKET=")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		n.t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	r := testbin.Options{Env: []string{"JOBQ_SOCKET="}}.Jobq(n.t, append([]string{"--data-dir", n.Dir}, args...)...)
+	return r.Stdout, r.Stderr, r.Code
 }
 
 func (n *node) mustJobq(args ...string) string {
@@ -133,9 +121,8 @@ func TestCLITour(t *testing.T) {
 			t.Errorf("jobq %v: exit %d, stderr %q", args, code, errOut)
 		}
 	}
-	cmd := exec.Command(filepath.Join(binaries(t), "jobq"), "--socket", filepath.Join(t.TempDir(), "none"), "list")
-	out2, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out2), "Cannot connect to jobqd") {
-		t.Fatalf("no daemon: %v %s", err, out2)
+	r := testbin.Jobq(t, "--socket", filepath.Join(t.TempDir(), "none"), "list")
+	if out2 := r.Stdout + r.Stderr; r.Code == 0 || !strings.Contains(out2, "Cannot connect to jobqd") {
+		t.Fatalf("no daemon: exit %d %s", r.Code, out2)
 	}
 }

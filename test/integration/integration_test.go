@@ -3,134 +3,41 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/testbin"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+func TestMain(m *testing.M) { testbin.Main(m) }
 
-// binaries builds jobqd and jobq once per test binary.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "jobq-bin-")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-race", "-o", binDir+"/",
-			"github.com/jobq-dev/jobq/cmd/jobqd", "github.com/jobq-dev/jobq/cmd/jobq").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// node is a running jobqd.
+// node is a running jobqd named node1.
 type node struct {
-	t      *testing.T
-	dir    string
-	cmd    *exec.Cmd
-	exited chan error
-	log    *strings.Builder
-	logMu  sync.Mutex
+	*testbin.Daemon
+	t *testing.T
 }
+
+// nodeArgs are the jobqd flags every node starts with, before its own.
+var nodeArgs = []string{"--node-name", "node1", "--rapi-addr", "127.0.0.1:0"}
 
 // startNode starts jobqd on dir and returns once it logged "jobqd ready".
 func startNode(t *testing.T, dir string, extra ...string) *node {
 	t.Helper()
-	bin := binaries(t)
-	args := append([]string{"--data-dir", dir, "--node-name", "node1", "--rapi-addr", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(filepath.Join(bin, "jobqd"), args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{t: t, dir: dir, cmd: cmd, exited: make(chan error, 1), log: &strings.Builder{}}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			n.logMu.Lock()
-			n.log.WriteString(sc.Text() + "\n")
-			n.logMu.Unlock()
-			if strings.Contains(sc.Text(), "jobqd ready") {
-				once.Do(func() { close(ready) })
-			}
-		}
-		io.Copy(io.Discard, stderr)
-		n.exited <- cmd.Wait()
-	}()
-	select {
-	case <-ready:
-	case err := <-n.exited:
-		t.Fatalf("jobqd exited before it was ready: %v\n%s", err, n.logs())
-	}
-	t.Cleanup(func() { n.kill() })
-	return n
-}
-
-func (n *node) logs() string {
-	n.logMu.Lock()
-	defer n.logMu.Unlock()
-	return n.log.String()
-}
-
-func (n *node) socket() string { return filepath.Join(n.dir, "socket", "jobq-query") }
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (n *node) kill() {
-	if n.cmd.ProcessState != nil || n.exited == nil {
-		return
-	}
-	n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.exited
-	n.exited = nil
-}
-
-// stop sends SIGTERM and returns the exit error.
-func (n *node) stop() error {
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	err := <-n.exited
-	n.exited = nil
-	return err
+	return &node{Daemon: testbin.Start(t, dir, append(slices.Clone(nodeArgs), extra...)...), t: t}
 }
 
 func (n *node) client() *luxi.Client {
 	n.t.Helper()
-	c, err := luxi.Dial(n.socket())
+	c, err := luxi.Dial(n.Socket())
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -206,7 +113,7 @@ func TestSubmitWatchKillRestart(t *testing.T) {
 	if j.CalcStatus() != job.StatusSuccess || j.EndTimestamp == nil || len(j.Ops[0].Log) != 2 {
 		t.Fatalf("job-%d on disk: status %s, end %v, %d log entries", id, j.CalcStatus(), j.EndTimestamp, len(j.Ops[0].Log))
 	}
-	if fi, err := os.Stat(n.socket()); err != nil || fi.Mode().Perm() != 0o660 {
+	if fi, err := os.Stat(n.Socket()); err != nil || fi.Mode().Perm() != 0o660 {
 		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
 	}
 
@@ -222,7 +129,7 @@ func TestSubmitWatchKillRestart(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl, err := luxi.Dial(n.socket())
+			cl, err := luxi.Dial(n.Socket())
 			if err != nil {
 				return
 			}
@@ -256,7 +163,7 @@ func TestSubmitWatchKillRestart(t *testing.T) {
 		}
 		waitFor(t, c, last, func(job.Status) bool { return true })
 	}
-	n.kill()
+	n.Kill()
 	close(stop)
 	wg.Wait()
 
@@ -294,20 +201,20 @@ func TestSubmitWatchKillRestart(t *testing.T) {
 		t.Fatalf("id %d handed out after restart, but %d was acknowledged before", next, maxID)
 	}
 	t.Logf("%d jobs acknowledged before the kill, all present after restart; next id %d", len(ids), next)
-	if err := n2.stop(); err != nil {
-		t.Fatalf("SIGTERM stop: %v\n%s", err, n2.logs())
+	if err := n2.Stop(); err != nil {
+		t.Fatalf("SIGTERM stop: %v\n%s", err, n2.Logs())
 	}
 }
 
 func TestSecondDaemonOnSameDataDirExits(t *testing.T) {
 	dir := t.TempDir()
 	startNode(t, dir)
-	out, err := exec.Command(filepath.Join(binaries(t), "jobqd"), "--data-dir", dir, "--node-name", "node1", "--rapi-addr", "127.0.0.1:0").CombinedOutput()
+	_, err := testbin.StartErr(t, dir, nodeArgs...)
 	if err == nil {
 		t.Fatal("second jobqd started")
 	}
-	if !strings.Contains(string(out), "is held by another jobqd") {
-		t.Fatalf("second jobqd said: %s", out)
+	if !strings.Contains(err.Error(), "is held by another jobqd") {
+		t.Fatalf("second jobqd said: %v", err)
 	}
 }
 
@@ -315,9 +222,9 @@ func TestVersionMismatchRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
 	os.WriteFile(filepath.Join(dir, "queue", "version"), []byte("2\n"), 0o640)
-	out, err := exec.Command(filepath.Join(binaries(t), "jobqd"), "--data-dir", dir, "--node-name", "node1", "--rapi-addr", "127.0.0.1:0").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), `queue format version "2"`) {
-		t.Fatalf("jobqd on a version-2 queue: %v %s", err, out)
+	_, err := testbin.StartErr(t, dir, nodeArgs...)
+	if err == nil || !strings.Contains(err.Error(), `queue format version "2"`) {
+		t.Fatalf("jobqd on a version-2 queue: %v", err)
 	}
 }
 
@@ -327,7 +234,7 @@ func TestGracefulStopLetsRunningJobFinish(t *testing.T) {
 	c := n.client()
 	id := submit(t, c, delayOp(0.5))
 	waitFor(t, c, id, func(s job.Status) bool { return s == job.StatusRunning })
-	if err := n.stop(); err != nil {
+	if err := n.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	if st := readJobFile(t, dir, id).CalcStatus(); st != job.StatusSuccess {

@@ -36,7 +36,7 @@ func TestLocksSerializeAndCancel(t *testing.T) {
 	if st := waitFor(t, c, second, final); st != job.StatusCanceled {
 		t.Fatalf("canceled waiter ended %s", st)
 	}
-	if j := readJobFile(t, n.dir, second); j.Ops[0].ExecTimestamp != nil {
+	if j := readJobFile(t, n.Dir, second); j.Ops[0].ExecTimestamp != nil {
 		t.Fatal("the canceled job executed")
 	}
 	locks = n.mustJobq("locks", "--no-headers", "--separator", "|")

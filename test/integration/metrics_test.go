@@ -38,9 +38,9 @@ func metricValue(t *testing.T, text, name string) float64 {
 // The counters move with the work done.
 func TestMetricsMove(t *testing.T) {
 	n := startNode(t, t.TempDir(), "--metrics-addr", "127.0.0.1:0")
-	addr := regexp.MustCompile(`msg="metrics listening" addr=(\S+)`).FindStringSubmatch(n.logs())
+	addr := regexp.MustCompile(`msg="metrics listening" addr=(\S+)`).FindStringSubmatch(n.Logs())
 	if addr == nil {
-		t.Fatalf("no metrics address in the log:\n%s", n.logs())
+		t.Fatalf("no metrics address in the log:\n%s", n.Logs())
 	}
 	url := "http://" + addr[1] + "/metrics"
 	before := scrapeMetrics(t, url)

@@ -23,9 +23,9 @@ func TestRAPIWithBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := startNode(t, dir, "--rapi-addr", "127.0.0.1:0")
-	m := rapiAddrRe.FindStringSubmatch(n.logs())
+	m := rapiAddrRe.FindStringSubmatch(n.Logs())
 	if m == nil {
-		t.Fatalf("no RAPI address in the log:\n%s", n.logs())
+		t.Fatalf("no RAPI address in the log:\n%s", n.Logs())
 	}
 	pem, err := os.ReadFile(filepath.Join(dir, "cluster", "cert.pem"))
 	if err != nil {
@@ -63,13 +63,13 @@ func TestRAPIWithBinary(t *testing.T) {
 	if code, body := do("GET", "/2/jobs/1", ""); code != 200 || !strings.Contains(body, `"status": "success"`) {
 		t.Fatalf("GET /2/jobs/1: %d %q", code, body)
 	}
-	if err := n.stop(); err != nil {
-		t.Fatalf("stop: %v\n%s", err, n.logs())
+	if err := n.Stop(); err != nil {
+		t.Fatalf("stop: %v\n%s", err, n.Logs())
 	}
 
 	// --rapi-addr off: no RAPI.
 	n = startNode(t, dir, "--rapi-addr", "off")
-	if !strings.Contains(n.logs(), "RAPI is off") || rapiAddrRe.MatchString(n.logs()) {
-		t.Fatalf("with --rapi-addr off:\n%s", n.logs())
+	if !strings.Contains(n.Logs(), "RAPI is off") || rapiAddrRe.MatchString(n.Logs()) {
+		t.Fatalf("with --rapi-addr off:\n%s", n.Logs())
 	}
 }
