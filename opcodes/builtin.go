@@ -237,6 +237,11 @@ func (s selfOnly) Delay(ctx context.Context, node string, d time.Duration) error
 	if node != string(s) {
 		return fmt.Errorf("node '%s' cannot be reached", node)
 	}
+	return Sleep(ctx, d)
+}
+
+// Sleep waits d or until ctx is done (its error then).
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

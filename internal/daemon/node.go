@@ -27,6 +27,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/restricted"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
+	"github.com/jobq-dev/jobq/opcodes"
 )
 
 // nodeRT is one jobqd: it always holds the queue directory (a replica of
@@ -475,14 +476,7 @@ func (h rpcHandler) Delay(ctx context.Context, req *noderpc.DelayRequest) error 
 	if !(req.Seconds > 0) || req.Seconds > 7*24*3600 {
 		return &noderpc.Error{Code: noderpc.CodeBadRequest, Message: fmt.Sprintf("delay of %g seconds is out of range", req.Seconds)}
 	}
-	t := time.NewTimer(time.Duration(req.Seconds * float64(time.Second)))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return opcodes.Sleep(ctx, time.Duration(req.Seconds*float64(time.Second)))
 }
 
 // --- opcodes.Nodes for the queue ---

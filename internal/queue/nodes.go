@@ -37,14 +37,7 @@ func (l localNodes) Delay(ctx context.Context, node string, d time.Duration) err
 	if err := l.reach(node); err != nil {
 		return err
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return opcodes.Sleep(ctx, d)
 }
 
 func (l localNodes) reach(node string) error {
