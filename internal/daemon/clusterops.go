@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -519,7 +517,3 @@ func (n *nodeRT) pullQueue(ctx context.Context, addr string) error {
 	}
 	return nil
 }
-
-var errNoRPC = errors.New("node RPC is off")
-
-var _ = json.Marshal
