@@ -130,6 +130,11 @@ func ValidNodeName(name string) error {
 	if name == "" || len(name) > 253 {
 		return fmt.Errorf("node name %q must be 1 to 253 characters", name)
 	}
+	if name[0] == '-' || name[0] == '.' {
+		// "-x" reads as an option on a command line, "." and ".." as
+		// directories.
+		return fmt.Errorf("node name %q must not start with '-' or '.'", name)
+	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
 			return fmt.Errorf("node name %q may hold only letters, digits, '-', '_' and '.'", name)

@@ -9,6 +9,16 @@ import (
 // master that wrote it and the sequence number of the last batch of
 // changes applied, in order, from that master. A replica at (E, S) holds
 // the effect of every batch that master sent up to S.
+//
+// A replica's position must never go back below one it has acknowledged:
+// its ballots report it, and the winner of an election takes the queue of
+// the newest one, so a position that drops (to zero at the start of a
+// resync, or after a write failed half-way) can lose acknowledged writes
+// (the model checker in model_test.go finds such a trace). A resync is
+// therefore applied only if AcceptResync allows it, and either at once
+// or, in chunks, keeping the old position until the last chunk sets the
+// new one; the chunks only move the files towards the master's (writes
+// before removals). A write that fails half-way keeps the old position.
 type Position struct {
 	Epoch int64 `json:"epoch"`
 	Seq   int64 `json:"seq"`
