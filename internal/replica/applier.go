@@ -76,6 +76,11 @@ type Applier struct {
 	mu    sync.Mutex
 	pos   cluster.Position
 	voter cluster.Voter
+	// The last resync started (its first chunk applied): the master's
+	// epoch and the sequence it brings the replica to; resyncing while
+	// its last chunk has not been applied.
+	resyncing bool
+	resync    cluster.Position
 	// OnEpoch is called (under no lock) when a higher epoch is learnt, with
 	// the master or candidate that has it.
 	onEpoch func(epoch int64, who string)
@@ -180,6 +185,7 @@ func (a *Applier) Vote(self string, req *noderpc.VoteRequest) (*cluster.Ballot, 
 func (a *Applier) SetPosition(p cluster.Position) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.resyncing = false
 	if err := a.st.Write(PositionName, PositionData(p)).Wait(); err != nil {
 		return err
 	}
@@ -189,6 +195,18 @@ func (a *Applier) SetPosition(p cluster.Position) error {
 
 // Apply applies a replication request from the master (see
 // noderpc.ApplyRequest).
+//
+// A normal request must follow the position (cluster.Accept). A resync's
+// first chunk must not take the replica back behind its position
+// (cluster.AcceptResync: a resync that arrives late would undo batches
+// the replica has acknowledged); it sets the position to zero, durably,
+// before it changes anything, and it must not be older than the last
+// resync started here. Its other chunks are accepted only while that
+// resync is the one in progress (same epoch and sequence), so that a late
+// chunk of an earlier resync cannot mix older files into it. A
+// request that fails half-way leaves the position at zero: its changes
+// may be partly applied, and the replica must then claim nothing until a
+// resync.
 func (a *Applier) Apply(req *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) {
 	a.mu.Lock()
 	if !a.voter.AcceptWrite(req.Epoch, req.Master) {
@@ -211,21 +229,31 @@ func (a *Applier) Apply(req *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) 
 		a.onEpoch(req.Epoch, req.Master)
 	}
 	defer a.mu.Unlock()
-	if !req.Resync && !cluster.Accept(a.pos, req.Epoch, req.FirstSeq) {
-		p := a.pos
-		return nil, &noderpc.Error{Code: noderpc.CodeOutOfSync, Position: &p,
-			Message: fmt.Sprintf("batch %d of epoch %d does not follow this replica's position %s", req.FirstSeq, req.Epoch, p)}
+	if err := a.acceptLocked(req); err != nil {
+		return nil, err
 	}
-	var tickets []store.Ticket
 	if req.ResyncStart {
+		a.resyncing = false
 		if err := a.st.Write(PositionName, PositionData(cluster.Position{})).Wait(); err != nil {
 			return nil, err
 		}
 		a.pos = cluster.Position{}
+		a.resyncing, a.resync = true, cluster.Position{Epoch: req.Epoch, Seq: req.LastSeq}
 	}
+	var tickets []store.Ticket
 	for _, c := range req.Changes {
 		switch c.Op {
 		case noderpc.OpWrite:
+			// The store creates the directory of a rename's target, not of
+			// a write's: an archived file sent by a resync may be the
+			// first of its archive/N. The commit's syncs make the new
+			// directory durable with the file.
+			if d := filepath.Dir(c.Name); d != "." {
+				if err := os.MkdirAll(filepath.Join(a.st.Dir(), d), store.DirMode); err != nil {
+					tickets = append(tickets, store.FailedTicket(fmt.Errorf("cannot create the directory of %s: %w", c.Name, err)))
+					continue
+				}
+			}
 			tickets = append(tickets, a.st.Write(c.Name, c.Data))
 		case noderpc.OpRename:
 			tickets = append(tickets, a.st.Rename(c.Name, c.Dst))
@@ -238,11 +266,55 @@ func (a *Applier) Apply(req *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) 
 		newPos = cluster.Position{Epoch: req.Epoch, Seq: req.LastSeq}
 		tickets = append(tickets, a.st.Write(PositionName, PositionData(newPos)))
 	}
+	var failed error
 	for _, t := range tickets {
-		if err := t.Wait(); err != nil {
-			return nil, err
+		if err := t.Wait(); err != nil && failed == nil {
+			failed = err
 		}
+	}
+	if failed != nil {
+		// The new position may be on disk (a batch's changes fail one by
+		// one) though a change is missing: claim nothing.
+		a.resyncing = false
+		a.pos = cluster.Position{}
+		if err := a.st.Write(PositionName, PositionData(cluster.Position{})).Wait(); err != nil {
+			return nil, errors.Join(failed, fmt.Errorf("cannot reset the replication position: %w", err))
+		}
+		return nil, failed
+	}
+	if req.ResyncEnd {
+		a.resyncing = false
 	}
 	a.pos = newPos
 	return &noderpc.ApplyReply{Position: newPos}, nil
+}
+
+// acceptLocked decides whether req may be applied at the current
+// position.
+func (a *Applier) acceptLocked(req *noderpc.ApplyRequest) error {
+	p := a.pos
+	var why string
+	switch {
+	case !req.Resync:
+		if cluster.Accept(p, req.Epoch, req.FirstSeq) {
+			return nil
+		}
+		why = fmt.Sprintf("batch %d of epoch %d does not follow this replica's position %s", req.FirstSeq, req.Epoch, p)
+	case req.ResyncStart:
+		r := cluster.Position{Epoch: req.Epoch, Seq: req.LastSeq}
+		if !cluster.AcceptResync(p, req.Epoch, req.LastSeq) {
+			why = fmt.Sprintf("a resync to %s would take this replica back from its position %s", r, p)
+		} else if r.Less(a.resync) {
+			why = fmt.Sprintf("a resync to %s arrived after one to %s had started", r, a.resync)
+		} else {
+			return nil
+		}
+	default:
+		r := cluster.Position{Epoch: req.Epoch, Seq: req.LastSeq}
+		if a.resyncing && a.resync == r {
+			return nil
+		}
+		why = fmt.Sprintf("a chunk of a resync to %s arrived, but no resync to it is in progress", r)
+	}
+	return &noderpc.Error{Code: noderpc.CodeOutOfSync, Position: &p, Message: why}
 }

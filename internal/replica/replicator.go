@@ -462,11 +462,18 @@ func (r *Replicator) peerFailed(p *peer, err error) {
 	}
 }
 
+// A resync is sent in requests of about resyncChunkBytes or
+// resyncChunkFiles changes (variables for the tests).
+var (
+	resyncChunkBytes = 4 << 20
+	resyncChunkFiles = 2000
+)
+
 // resync makes the peer's queue equal to ours: collect batches begun from
 // now on, wait until every batch begun before is durable here, compare
 // both queues, send the differences, set the peer's position to the last
 // batch included, then let the collected batches follow.
-func (r *Replicator) resync(p *peer) error {
+func (r *Replicator) resync(p *peer) (err error) {
 	r.mu.Lock()
 	p.collecting = true
 	r.failLocked(p.pending, p.name+": resynchronising")
@@ -478,6 +485,12 @@ func (r *Replicator) resync(p *peer) error {
 		r.cond.Wait()
 	}
 	r.mu.Unlock()
+	defer func() {
+		if err != nil {
+			// The files asked for go with the next attempt.
+			r.requeueForce(p, force)
+		}
+	}()
 	if err := p.ctx.Err(); err != nil {
 		return err
 	}
@@ -485,13 +498,11 @@ func (r *Replicator) resync(p *peer) error {
 	defer cancel()
 	if r.o.BeforeResync != nil {
 		if err := r.o.BeforeResync(ctx, p.name, p.addr); err != nil {
-			r.requeueForce(p, force)
 			return err
 		}
 	}
 	remote, err := r.o.Client.State(ctx, p.addr, &noderpc.StateRequest{Archive: true})
 	if err != nil {
-		r.requeueForce(p, force)
 		return err
 	}
 	live, arch, err := Scan(r.o.QueueDir, true, false)
@@ -531,27 +542,53 @@ func (r *Replicator) resync(p *peer) error {
 	for _, n := range d.Remove {
 		chunk = append(chunk, noderpc.Change{Op: noderpc.OpRemove, Name: n})
 	}
+	sent := make(map[string]bool, len(d.Write))
 	for _, n := range d.Write {
+		if sent[n] {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(r.o.QueueDir, n))
 		if errors.Is(err, os.ErrNotExist) {
-			continue // gone since the scan: a collected batch removes it
+			// Gone since the scan: a collected batch removes it, or
+			// archives it. A rename finds its target done on the peer
+			// when the source is missing, so send the archived file.
+			id, ok := store.ParseJobFileName(n)
+			if !ok {
+				continue
+			}
+			n = store.ArchiveName(id)
+			if sent[n] {
+				continue
+			}
+			b, err = os.ReadFile(filepath.Join(r.o.QueueDir, n))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("cannot read %s: %w", n, err)
 		}
+		sent[n] = true
 		chunk = append(chunk, noderpc.Change{Op: noderpc.OpWrite, Name: n, Data: b})
 		size += len(b) + 64
-		if size >= 4<<20 || len(chunk) >= 2000 {
+		if size >= resyncChunkBytes || len(chunk) >= resyncChunkFiles {
 			if err := flush(false); err != nil {
 				return err
 			}
 		}
 	}
 	if err := flush(true); err != nil {
-		r.requeueForce(p, force)
 		return err
 	}
 	r.mu.Lock()
+	if len(p.force) > 0 {
+		// Resync was asked again while this one ran, for files it may
+		// not have sent: once more (the batches collected meanwhile are
+		// in the next one's files).
+		r.mu.Unlock()
+		r.o.Logger.Info("resynchronising a node's queue again, as asked", "node", p.name, "seq", s0)
+		return nil
+	}
 	p.inSync = true
 	p.collecting = false
 	p.state.LastError = ""

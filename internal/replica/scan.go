@@ -20,7 +20,8 @@ var liveNames = []string{"serial", "drain", "version"}
 // Scan lists a queue directory's replicated files: the live ones (job-N,
 // serial, drain, version) with their SHA-256, and, when archive is set,
 // the archived jobs (hashed when hashArchive is set). Files that vanish
-// while scanning are left out.
+// while scanning are left out, and so are directories with a queue file's
+// name.
 func Scan(dir string, archive, hashArchive bool) (live, arch []noderpc.FileInfo, err error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -28,7 +29,7 @@ func Scan(dir string, archive, hashArchive bool) (live, arch []noderpc.FileInfo,
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if _, ok := store.ParseJobFileName(name); !ok && !isLiveName(name) {
+		if _, ok := store.ParseJobFileName(name); (!ok && !isLiveName(name)) || e.IsDir() {
 			continue
 		}
 		fi, err := hashFile(filepath.Join(dir, name), name, true)
@@ -57,7 +58,7 @@ func Scan(dir string, archive, hashArchive bool) (live, arch []noderpc.FileInfo,
 		}
 		for _, f := range files {
 			id, ok := store.ParseJobFileName(f.Name())
-			if !ok {
+			if !ok || f.IsDir() {
 				continue
 			}
 			name := store.ArchiveName(id)
