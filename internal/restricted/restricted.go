@@ -148,8 +148,16 @@ func CheckName(name string) error {
 	return notAllowed(name, reason)
 }
 
+// sentence is a refusal as the command's output shows it: one sentence
+// with a capital letter, as Ganeti's.
+type sentence string
+
+func (s sentence) Error() string { return string(s) }
+
+func sentencef(format string, args ...any) error { return sentence(fmt.Sprintf(format, args...)) }
+
 func notAllowed(name, reason string) error {
-	return fmt.Errorf("Restricted command %s is not allowed: %s", quote(name), reason)
+	return sentencef("Restricted command %s is not allowed: %s", quote(name), reason)
 }
 
 // quote puts name in single quotes, or in Go's double-quoted form when it
@@ -167,14 +175,14 @@ func quote(name string) string {
 // file's path.
 func check(dir, name string) (string, error) {
 	if dir == "" {
-		return "", fmt.Errorf("Restricted command %s cannot be run: this node has no restricted-commands directory", quote(name))
+		return "", sentencef("Restricted command %s cannot be run: this node has no restricted-commands directory", quote(name))
 	}
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("Restricted command %s does not exist: the directory %s does not exist", quote(name), dir)
+		return "", sentencef("Restricted command %s does not exist: the directory %s does not exist", quote(name), dir)
 	case err != nil:
-		return "", fmt.Errorf("Restricted command %s cannot be checked: %v", quote(name), pathErr(err))
+		return "", sentencef("Restricted command %s cannot be checked: %v", quote(name), pathErr(err))
 	case !fi.IsDir():
 		return "", notAllowed(name, dir+" is not a directory")
 	}
@@ -185,9 +193,9 @@ func check(dir, name string) (string, error) {
 	fi, err = os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("Restricted command %s does not exist in %s", quote(name), dir)
+		return "", sentencef("Restricted command %s does not exist in %s", quote(name), dir)
 	case err != nil:
-		return "", fmt.Errorf("Restricted command %s cannot be checked: %v", quote(name), pathErr(err))
+		return "", sentencef("Restricted command %s cannot be checked: %v", quote(name), pathErr(err))
 	case fi.Mode()&fs.ModeSymlink != 0:
 		return "", notAllowed(name, path+" is a symbolic link")
 	case !fi.Mode().IsRegular():
