@@ -17,7 +17,6 @@ import (
 // The "gnt-node" equivalents: list, modify and remove. The node and
 // replication types are shared with "jobq cluster" (cluster.go).
 
-
 // Replication states of a node, as seen from the node that answers.
 const (
 	replSelf        = "self"

@@ -440,10 +440,24 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 	if noVoting {
 		newest, pos = n.self, n.app.Position()
 	}
+	// Still ours? A newer candidate may have had this node's vote since;
+	// then this epoch's mastership must not start.
+	stillOurs := func() error {
+		if v := n.app.Voter(); v.Epoch != epoch || v.For != n.self {
+			return prereq("won the vote for epoch %d, but this node has voted for %s in epoch %d since; see 'jobq cluster info'", epoch, v.For, v.Epoch)
+		}
+		return nil
+	}
+	if err := stillOurs(); err != nil {
+		return nil, err
+	}
 	if newest != n.self {
 		nd, _ := c.Node(newest)
 		if err := n.pullQueue(ctx, nd.Address); err != nil {
 			return nil, prereq("won the vote for epoch %d but cannot take the newest queue from %s (position %s): %v; run master-failover again", epoch, newest, pos, err)
+		}
+		if err := stillOurs(); err != nil {
+			return nil, err
 		}
 	}
 	if err := n.app.SetPosition(cluster.Position{Epoch: epoch}); err != nil {

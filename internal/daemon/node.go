@@ -45,8 +45,9 @@ type nodeRT struct {
 
 	mu       sync.Mutex
 	cfg      *cluster.Config
-	master   *masterState // nil: not (yet) running as master
-	promoErr string       // why the master is not running (no quorum, ...)
+	master   *masterState        // nil: not (yet) running as master
+	rep      *replica.Replicator // from the start of promote to the end of demote
+	promoErr string              // why the master is not running (no quorum, ...)
 	syncCh   chan struct{}
 	kickCh   chan struct{}
 	tokens   map[string]time.Time // hex SHA-256 of a join token's secret -> expiry
@@ -276,9 +277,15 @@ func (n *nodeRT) promote(ctx context.Context) error {
 			return err
 		}}, cfg)
 	n.st.SetReplicator(rep)
+	n.mu.Lock()
+	n.rep = rep
+	n.mu.Unlock()
 	fail := func(err error) error {
 		n.st.SetReplicator(nil)
 		rep.Stop()
+		n.mu.Lock()
+		n.rep = nil
+		n.mu.Unlock()
 		n.mu.Lock()
 		n.promoErr = err.Error()
 		n.mu.Unlock()
@@ -349,6 +356,9 @@ func (n *nodeRT) demote() {
 	}
 	n.st.SetReplicator(nil)
 	m.rep.Stop()
+	n.mu.Lock()
+	n.rep = nil
+	n.mu.Unlock()
 	if err := n.app.ReloadPosition(); err != nil {
 		n.log.Warn("cannot read the replication position", "err", err)
 	}
@@ -428,6 +438,16 @@ func (h rpcHandler) Vote(ctx context.Context, req *noderpc.VoteRequest) (*cluste
 	cfg := n.config()
 	if _, ok := cfg.Node(req.Candidate); !ok {
 		return nil, &noderpc.Error{Code: noderpc.CodeRefused, Message: fmt.Sprintf("%s is not a node of this cluster", req.Candidate)}
+	}
+	n.mu.Lock()
+	rep := n.rep
+	n.mu.Unlock()
+	if rep != nil && req.Epoch > n.app.Voter().Epoch {
+		// This node is master and is about to vote for a newer epoch's
+		// candidate: from now on nothing it writes may be acknowledged,
+		// and the ballot's position must cover all that was.
+		rep.Fence()
+		n.log.Warn("voting for a newer epoch: this node stops acknowledging as master", "epoch", req.Epoch, "candidate", req.Candidate)
 	}
 	b, err := n.app.Vote(n.self, req)
 	if err != nil {

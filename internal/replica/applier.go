@@ -199,14 +199,17 @@ func (a *Applier) SetPosition(p cluster.Position) error {
 // A normal request must follow the position (cluster.Accept). A resync's
 // first chunk must not take the replica back behind its position
 // (cluster.AcceptResync: a resync that arrives late would undo batches
-// the replica has acknowledged); it sets the position to zero, durably,
-// before it changes anything, and it must not be older than the last
-// resync started here. Its other chunks are accepted only while that
+// the replica has acknowledged) and must not be older than the last
+// resync started here; its other chunks are accepted only while that
 // resync is the one in progress (same epoch and sequence), so that a late
-// chunk of an earlier resync cannot mix older files into it. A
-// request that fails half-way leaves the position at zero: its changes
-// may be partly applied, and the replica must then claim nothing until a
-// resync.
+// chunk of an earlier resync cannot mix older files into it.
+//
+// The position never goes down (the model in package cluster shows why:
+// a replica that claims less than it acknowledged can make an election
+// lose acknowledged jobs). It stays where it is while a resync's chunks
+// move the files towards the master's state, and is written only after
+// every change it describes succeeded (store.WriteAfter): a request that
+// fails half-way leaves it as it was.
 func (a *Applier) Apply(req *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) {
 	a.mu.Lock()
 	if !a.voter.AcceptWrite(req.Epoch, req.Master) {
@@ -215,45 +218,28 @@ func (a *Applier) Apply(req *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) 
 		return nil, &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: v.Epoch,
 			Message: fmt.Sprintf("refused a write from %s of epoch %d: this node has seen epoch %d (master %s)", req.Master, req.Epoch, v.Epoch, v.For)}
 	}
-	learnt := false
 	if req.Epoch > a.voter.Epoch {
 		if err := a.saveVoterLocked(a.voter.Observe(req.Epoch, req.Master)); err != nil {
 			a.mu.Unlock()
 			return nil, err
 		}
-		learnt = true
-	}
-	if learnt && a.onEpoch != nil {
-		// Told outside the lock would race with a second Apply; the
-		// callback must not call back into the applier.
-		a.onEpoch(req.Epoch, req.Master)
+		if a.onEpoch != nil {
+			// Under the lock, so that no second Apply overtakes it; the
+			// callback must not call back into the applier.
+			a.onEpoch(req.Epoch, req.Master)
+		}
 	}
 	defer a.mu.Unlock()
 	if err := a.acceptLocked(req); err != nil {
 		return nil, err
 	}
 	if req.ResyncStart {
-		a.resyncing = false
-		if err := a.st.Write(PositionName, PositionData(cluster.Position{})).Wait(); err != nil {
-			return nil, err
-		}
-		a.pos = cluster.Position{}
 		a.resyncing, a.resync = true, cluster.Position{Epoch: req.Epoch, Seq: req.LastSeq}
 	}
 	var tickets []store.Ticket
 	for _, c := range req.Changes {
 		switch c.Op {
 		case noderpc.OpWrite:
-			// The store creates the directory of a rename's target, not of
-			// a write's: an archived file sent by a resync may be the
-			// first of its archive/N. The commit's syncs make the new
-			// directory durable with the file.
-			if d := filepath.Dir(c.Name); d != "." {
-				if err := os.MkdirAll(filepath.Join(a.st.Dir(), d), store.DirMode); err != nil {
-					tickets = append(tickets, store.FailedTicket(fmt.Errorf("cannot create the directory of %s: %w", c.Name, err)))
-					continue
-				}
-			}
 			tickets = append(tickets, a.st.Write(c.Name, c.Data))
 		case noderpc.OpRename:
 			tickets = append(tickets, a.st.Rename(c.Name, c.Dst))
@@ -264,7 +250,7 @@ func (a *Applier) Apply(req *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) 
 	newPos := a.pos
 	if !req.Resync || req.ResyncEnd {
 		newPos = cluster.Position{Epoch: req.Epoch, Seq: req.LastSeq}
-		tickets = append(tickets, a.st.Write(PositionName, PositionData(newPos)))
+		tickets = append(tickets, a.st.WriteAfter(PositionName, PositionData(newPos), tickets...))
 	}
 	var failed error
 	for _, t := range tickets {
@@ -273,13 +259,9 @@ func (a *Applier) Apply(req *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) 
 		}
 	}
 	if failed != nil {
-		// The new position may be on disk (a batch's changes fail one by
-		// one) though a change is missing: claim nothing.
+		// Some changes may be made: the files are between the old
+		// position's state and the master's; the position stays.
 		a.resyncing = false
-		a.pos = cluster.Position{}
-		if err := a.st.Write(PositionName, PositionData(cluster.Position{})).Wait(); err != nil {
-			return nil, errors.Join(failed, fmt.Errorf("cannot reset the replication position: %w", err))
-		}
 		return nil, failed
 	}
 	if req.ResyncEnd {

@@ -283,9 +283,12 @@ func TestApplierVoterRecordFailure(t *testing.T) {
 	mustApply(t, n, batch("m", 1, 1, 1, w("job-1", "y")), pos(1, 1))
 }
 
-func TestApplierResyncResetsPositionFirst(t *testing.T) {
-	// The position must be zero on disk before any file of a resync
-	// changes: a crash in the middle leaves a replica that claims nothing.
+func TestApplierResyncKeepsPositionUntilDone(t *testing.T) {
+	// The position never goes down: while a resync's chunks move the
+	// files towards the master's state it stays what the replica
+	// acknowledged, and only the last chunk raises it (after its files).
+	// A replica that claimed less than it acknowledged could make an
+	// election lose acknowledged jobs (see the model in package cluster).
 	var mu sync.Mutex
 	var seen []string // position on disk when each job file was replaced
 	var dataDir string
@@ -305,17 +308,18 @@ func TestApplierResyncResetsPositionFirst(t *testing.T) {
 	seen = nil
 	mu.Unlock()
 
-	// A resync in three chunks: the first resets the position before it
-	// changes anything, the middle keeps it at zero, the last sets it.
-	mustApply(t, n, chunk("m", 1, 9, true, false, w("job-1", "A"), rm("job-2")), pos(0, 0))
-	mustApply(t, n, chunk("m", 1, 9, false, false, w("job-3", "C")), pos(0, 0))
+	mustApply(t, n, chunk("m", 1, 9, true, false, w("job-1", "A"), rm("job-2")), pos(1, 2))
+	mustApply(t, n, chunk("m", 1, 9, false, false, w("job-3", "C")), pos(1, 2))
 	mustApply(t, n, chunk("m", 1, 9, false, true, w("job-4", "D")), pos(1, 9))
 	checkFiles(t, n, map[string]string{"job-1": "A", "job-3": "C", "job-4": "D"})
 	mu.Lock()
 	got := slices.Clone(seen)
 	mu.Unlock()
-	if want := []string{"job-1@0/0", "job-3@0/0", "job-4@0/0"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"job-1@1/2", "job-3@1/2", "job-4@1/2"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("position on disk as the files were replaced: %q, want %q", got, want)
+	}
+	if p, _ := LoadPosition(dataDir); p != pos(1, 9) {
+		t.Fatalf("position on disk after the resync: %s", p)
 	}
 	// The batches follow the resync.
 	mustApply(t, n, batch("m", 1, 10, 10, w("job-5", "E")), pos(1, 10))
@@ -362,19 +366,20 @@ func TestApplierFailedBatchLeavesNoPositionAhead(t *testing.T) {
 		t.Fatalf("Apply with a full disk: %v, want ENOSPC", err)
 	}
 	fsys.set(false)
-	if p, err := LoadPosition(n.dataDir); err != nil || pos(1, 0).Less(p) {
-		t.Fatalf("position on disk %v (%v) after a failed batch 1/1: it claims the batch", p, err)
+	// Nor lower it: the replica still holds everything up to 1/0.
+	if p, err := LoadPosition(n.dataDir); err != nil || p != pos(1, 0) {
+		t.Fatalf("position on disk %v (%v) after a failed batch 1/1, want 1/0", p, err)
 	}
-	if p := n.app.Position(); pos(1, 0).Less(p) {
-		t.Fatalf("Position() = %v after a failed batch 1/1", p)
+	if p := n.app.Position(); p != pos(1, 0) {
+		t.Fatalf("Position() = %v after a failed batch 1/1, want 1/0", p)
 	}
 	// What a restarted replica believes must not claim the batch either.
 	a, err := NewApplier(n.dataDir, n.st, durableWrite, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := a.Position(); pos(1, 0).Less(p) {
-		t.Fatalf("reloaded position %v claims the failed batch", p)
+	if p := a.Position(); p != pos(1, 0) {
+		t.Fatalf("reloaded position %v after the failed batch, want 1/0", p)
 	}
 	// The master resyncs it.
 	refused(t, applyErr(n, batch("m", 1, 2, 2, w("job-2", "x"))), noderpc.CodeOutOfSync)
@@ -413,7 +418,7 @@ func TestApplierRefusesChunkOfAnotherResync(t *testing.T) {
 	n := newNode(t, "r", nil)
 	mustApply(t, n, resync("m", 1, 0), pos(1, 0))
 	mustApply(t, n, batch("m", 1, 1, 5, w("job-1", "v5")), pos(1, 5))
-	mustApply(t, n, chunk("m", 1, 7, true, false, w("job-1", "v7")), pos(0, 0))
+	mustApply(t, n, chunk("m", 1, 7, true, false, w("job-1", "v7")), pos(1, 5))
 	// Chunks of an earlier resync (to 3) arrive now, the first one too.
 	for _, req := range []*noderpc.ApplyRequest{
 		chunk("m", 1, 3, false, false, w("job-1", "v3")),
@@ -423,7 +428,7 @@ func TestApplierRefusesChunkOfAnotherResync(t *testing.T) {
 	} {
 		refused(t, applyErr(n, req), noderpc.CodeOutOfSync)
 		checkFiles(t, n, map[string]string{"job-1": "v7"})
-		checkPosition(t, n, pos(0, 0))
+		checkPosition(t, n, pos(1, 5))
 	}
 	mustApply(t, n, chunk("m", 1, 7, false, true, w("job-2", "x")), pos(1, 7))
 	// A chunk without its first one (a replica restarted in the middle
@@ -437,9 +442,9 @@ func TestApplierRefusesChunkOfAnotherResync(t *testing.T) {
 	checkFiles(t, n, map[string]string{"job-1": "v7", "job-2": "x"})
 	checkPosition(t, n, pos(1, 7))
 	// The same resync again (a retry) is fine, and so is a newer one.
-	mustApply(t, n, chunk("m", 1, 7, true, false, w("job-1", "v7")), pos(0, 0))
+	mustApply(t, n, chunk("m", 1, 7, true, false, w("job-1", "v7")), pos(1, 7))
 	mustApply(t, n, chunk("m", 1, 7, false, true), pos(1, 7))
-	mustApply(t, n, chunk("m", 1, 8, true, false, w("job-1", "v8")), pos(0, 0))
+	mustApply(t, n, chunk("m", 1, 8, true, false, w("job-1", "v8")), pos(1, 7))
 	mustApply(t, n, chunk("m", 1, 9, true, true, w("job-1", "v9")), pos(1, 9))
 	checkFiles(t, n, map[string]string{"job-1": "v9", "job-2": "x"})
 }

@@ -74,6 +74,7 @@ type Replicator struct {
 	peers     map[string]*peer
 	stopped   bool
 	stale     bool
+	inflight  map[*acks]struct{} // batches begun and not yet settled
 	wg        sync.WaitGroup
 }
 
@@ -98,7 +99,8 @@ type peer struct {
 }
 
 type acks struct {
-	need, possible int // peer acks needed, peers that may still ack
+	fenced         bool // failed by Fence (or begun after it)
+	need, possible int  // peer acks needed, peers that may still ack
 	got            int
 	done           chan struct{}
 	closed         bool
@@ -124,7 +126,7 @@ func New(o Options, cfg *cluster.Config) *Replicator {
 	if o.CallTimeout == 0 {
 		o.CallTimeout = 10 * time.Second
 	}
-	r := &Replicator{o: o, seq: o.StartSeq, committed: o.StartSeq, peers: map[string]*peer{}}
+	r := &Replicator{o: o, seq: o.StartSeq, committed: o.StartSeq, peers: map[string]*peer{}, inflight: map[*acks]struct{}{}}
 	r.cond = sync.NewCond(&r.mu)
 	r.SetConfig(cfg)
 	return r
@@ -173,6 +175,28 @@ func (r *Replicator) Stop() {
 	r.cond.Broadcast()
 	r.mu.Unlock()
 	r.wg.Wait()
+}
+
+// Fence makes this master stop acknowledging, before it votes for a
+// newer epoch's candidate: batches begun from now on fail, batches not
+// yet held by a majority fail, and it returns once every batch begun is
+// on the local disk — so that the position the vote reports covers
+// every batch that was acknowledged.
+func (r *Replicator) Fence() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stale = true
+	for a := range r.inflight {
+		if a.got < a.need {
+			a.fenced = true
+			a.possible = 0
+			a.errs = append(a.errs, "this node voted for a newer epoch")
+			a.settle()
+		}
+	}
+	for r.committed < r.seq && !r.stopped {
+		r.cond.Wait()
+	}
 }
 
 // InSync is how many voters hold the queue now, the master included.
@@ -249,6 +273,7 @@ func (r *Replicator) Begin(changes []store.Change) ([]store.Change, func(error) 
 	a := &acks{need: r.quorum - 1, done: make(chan struct{})}
 	if r.stopped || r.stale {
 		a.possible = 0
+		a.fenced = true
 		a.errs = append(a.errs, "this node is no longer the master")
 	}
 	for _, p := range r.peers {
@@ -267,6 +292,9 @@ func (r *Replicator) Begin(changes []store.Change) ([]store.Change, func(error) 
 		}
 	}
 	a.settle()
+	if !a.closed {
+		r.inflight[a] = struct{}{}
+	}
 	r.mu.Unlock()
 	extra := []store.Change{{Kind: "write", Name: PositionName, Data: PositionData(cluster.Position{Epoch: r.o.Epoch, Seq: seq})}}
 	begun := time.Now()
@@ -280,7 +308,8 @@ func (r *Replicator) Begin(changes []store.Change) ([]store.Change, func(error) 
 		<-a.done
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if a.got >= a.need {
+		delete(r.inflight, a)
+		if a.got >= a.need && !a.fenced {
 			r.o.Metrics.Replicated(time.Since(begun), true)
 			return nil
 		}
@@ -539,9 +568,10 @@ func (r *Replicator) resync(p *peer) (err error) {
 		}
 		return nil
 	}
-	for _, n := range d.Remove {
-		chunk = append(chunk, noderpc.Change{Op: noderpc.OpRemove, Name: n})
-	}
+	// Writes first, removals last: while the chunks arrive the replica
+	// keeps claiming its old position, so its files may only move
+	// towards ours — never lose a job it held before the new version or
+	// the archived copy is there.
 	sent := make(map[string]bool, len(d.Write))
 	for _, n := range d.Write {
 		if sent[n] {
@@ -572,6 +602,14 @@ func (r *Replicator) resync(p *peer) (err error) {
 		chunk = append(chunk, noderpc.Change{Op: noderpc.OpWrite, Name: n, Data: b})
 		size += len(b) + 64
 		if size >= resyncChunkBytes || len(chunk) >= resyncChunkFiles {
+			if err := flush(false); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range d.Remove {
+		chunk = append(chunk, noderpc.Change{Op: noderpc.OpRemove, Name: n})
+		if len(chunk) >= resyncChunkFiles {
 			if err := flush(false); err != nil {
 				return err
 			}

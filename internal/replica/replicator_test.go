@@ -151,8 +151,10 @@ func TestReplicatorResyncsDifferentQueues(t *testing.T) {
 			sent = append(sent, ch.Op+" "+ch.Name)
 		}
 	}
-	want := []string{"remove drain", "remove job-9", "remove archive/0/job-8", "remove archive/2/job-20000",
-		"write job-1", "write job-2", "write serial", "write archive/0/job-5", "write archive/1/job-10001"}
+	// Writes first, removals last (the replica's files only move towards
+	// the master's while it still claims its old position).
+	want := []string{"write job-1", "write job-2", "write serial", "write archive/0/job-5", "write archive/1/job-10001",
+		"remove drain", "remove job-9", "remove archive/0/job-8", "remove archive/2/job-20000"}
 	if strings.Join(sent, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("b was sent\n%s\nwant\n%s", strings.Join(sent, ", "), strings.Join(want, ", "))
 	}

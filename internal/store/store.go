@@ -56,7 +56,15 @@ type op struct {
 	name string // relative to the queue dir
 	dst  string // rename target
 	data []byte
+	// deps: the write is made only if these changes succeeded (a
+	// replica's position after the changes it describes); afterAll: only
+	// if every earlier change of its batch did.
+	deps     []Ticket
+	afterAll bool
 }
+
+// ErrDependency fails a conditional write whose dependencies failed.
+var ErrDependency = errors.New("not written: a change it depends on failed")
 
 type batch struct {
 	ops  []op
@@ -215,7 +223,7 @@ func (b *batch) changes() []Change {
 
 func (b *batch) addChanges(cs []Change) {
 	for _, c := range cs {
-		o := op{name: c.Name, dst: c.Dst, data: c.Data}
+		o := op{name: c.Name, dst: c.Dst, data: c.Data, afterAll: true}
 		switch c.Kind {
 		case "rename":
 			o.kind = opRename
@@ -334,7 +342,7 @@ func (s *Store) addLocked(o op) Ticket {
 		return FailedTicket(ErrClosed)
 	}
 	b := s.pending
-	if i, ok := b.last[o.name]; ok && o.kind == opWrite && b.ops[i].kind == opWrite {
+	if i, ok := b.last[o.name]; ok && o.kind == opWrite && b.ops[i].kind == opWrite && o.deps == nil && b.ops[i].deps == nil {
 		b.ops[i].data = o.data // latest content wins
 		s.cond.Signal()
 		return Ticket{b: b, idx: i}
@@ -353,6 +361,15 @@ func (s *Store) addLocked(o op) Ticket {
 // directory) with data.
 func (s *Store) Write(name string, data []byte) Ticket {
 	return s.add(op{kind: opWrite, name: name, data: data})
+}
+
+// WriteAfter is Write made only if every change of deps succeeded
+// (otherwise it fails with ErrDependency and the file keeps its old
+// content). deps must have been submitted before, from the same
+// goroutine or in an order it knows; they are in this batch or an earlier
+// one.
+func (s *Store) WriteAfter(name string, data []byte, deps ...Ticket) Ticket {
+	return s.add(op{kind: opWrite, name: name, data: data, deps: deps})
 }
 
 // Rename atomically moves src to dst (both relative to the queue
@@ -462,7 +479,15 @@ func (s *Store) commit(b *batch) {
 		// the batch>"): creating a name the directory has seen before is
 		// about twice as fast on ext4 as creating a new one each time.
 		tmp := filepath.Join(filepath.Dir(filepath.Join(s.dir, o.name)), ".tmp"+strconv.Itoa(i))
-		if err := s.fs.WriteFile(tmp, o.data, FileMode); err != nil {
+		err := s.fs.WriteFile(tmp, o.data, FileMode)
+		if errors.Is(err, fs.ErrNotExist) {
+			// The first file of a new directory (archive/N sent to a
+			// replica): create it; the syncs make it durable.
+			if err = s.fs.MkdirAll(filepath.Dir(tmp), DirMode); err == nil {
+				err = s.fs.WriteFile(tmp, o.data, FileMode)
+			}
+		}
+		if err != nil {
 			b.errs[i] = fmt.Errorf("cannot write %s: %w", o.name, err)
 			_ = s.fs.Remove(tmp)
 			continue
@@ -486,6 +511,11 @@ func (s *Store) commit(b *batch) {
 			continue
 		}
 		var err error
+		if !depsOK(b, i) {
+			_ = s.fs.Remove(temps[i])
+			b.errs[i] = ErrDependency
+			continue
+		}
 		switch o.kind {
 		case opWrite:
 			err = s.fs.Rename(temps[i], filepath.Join(s.dir, o.name))
@@ -517,6 +547,39 @@ func (s *Store) commit(b *batch) {
 	if err := s.syncfs(); err != nil {
 		failAll(fmt.Errorf("cannot sync queue: %w", err))
 	}
+}
+
+// depsOK reports whether the conditions of op i of b hold: changes of
+// this batch before it are final by now, earlier batches are done.
+func depsOK(b *batch, i int) bool {
+	o := b.ops[i]
+	if o.afterAll {
+		for j := range i {
+			if b.errs[j] != nil {
+				return false
+			}
+		}
+	}
+	for _, t := range o.deps {
+		if t.b == nil {
+			continue
+		}
+		if t.b == b {
+			if t.idx >= i || b.errs[t.idx] != nil {
+				return false
+			}
+			continue
+		}
+		select {
+		case <-t.b.done:
+			if t.b.errs[t.idx] != nil {
+				return false
+			}
+		default:
+			return false // a later batch: cannot be
+		}
+	}
+	return true
 }
 
 func (s *Store) syncfs() error { return s.fs.Syncfs(s.dir) }

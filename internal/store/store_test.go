@@ -140,16 +140,24 @@ func TestLatestContentWinsWithinBatch(t *testing.T) {
 func TestFailuresAreReportedPerChange(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
+	// A directory where job-2 should be: replacing it fails.
+	if err := os.MkdirAll(filepath.Join(dir, "job-2", "x"), 0o750); err != nil {
+		t.Fatal(err)
+	}
 	s.mu.Lock()
 	good := s.addLocked(op{kind: opWrite, name: "job-1", data: []byte("x")})
-	noDir := s.addLocked(op{kind: opWrite, name: "missing/job-2", data: []byte("x")})
+	noDir := s.addLocked(op{kind: opWrite, name: "job-2", data: []byte("x")})
 	noSrc := s.addLocked(op{kind: opRename, name: "job-9", dst: ArchiveName(9)})
+	newDir := s.addLocked(op{kind: opWrite, name: "archive/7/job-70000", data: []byte("x")})
 	s.mu.Unlock()
 	if err := good.Wait(); err != nil {
 		t.Fatalf("good write failed: %v", err)
 	}
-	if err := noDir.Wait(); err == nil || !strings.Contains(err.Error(), "cannot write missing/job-2") {
-		t.Fatalf("write into a missing dir: %v", err)
+	if err := noDir.Wait(); err == nil || !strings.Contains(err.Error(), "cannot update job-2") {
+		t.Fatalf("write over a directory: %v", err)
+	}
+	if err := newDir.Wait(); err != nil {
+		t.Fatalf("a write into a new directory: %v", err)
 	}
 	if err := noSrc.Wait(); err == nil {
 		t.Fatal("renaming a missing file succeeded")
@@ -247,4 +255,43 @@ func BenchmarkGroupCommit(b *testing.B) {
 	})
 	st := s.Stats()
 	b.ReportMetric(float64(st.Ops)/float64(max(st.Batches, 1)), "writes/batch")
+}
+
+// TestWriteAfter: a conditional write is made only when the changes it
+// depends on succeeded, in the same batch or an earlier one; the changes
+// a replicator adds to a batch are made only if the whole batch was.
+func TestWriteAfter(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := os.MkdirAll(filepath.Join(dir, "job-2", "x"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	ok1 := s.addLocked(op{kind: opWrite, name: "job-1", data: []byte("1")})
+	bad := s.addLocked(op{kind: opWrite, name: "job-2", data: []byte("2")})
+	afterBad := s.addLocked(op{kind: opWrite, name: "pos-a", data: []byte("a"), deps: []Ticket{ok1, bad}})
+	afterOK := s.addLocked(op{kind: opWrite, name: "pos-b", data: []byte("b"), deps: []Ticket{ok1}})
+	all := s.addLocked(op{kind: opWrite, name: "pos-c", data: []byte("c"), afterAll: true})
+	s.mu.Unlock()
+	if err := afterBad.Wait(); !errors.Is(err, ErrDependency) {
+		t.Errorf("write after a failed change: %v", err)
+	}
+	if err := afterOK.Wait(); err != nil {
+		t.Errorf("write after a good change: %v", err)
+	}
+	if err := all.Wait(); !errors.Is(err, ErrDependency) {
+		t.Errorf("write after a batch with a failure: %v", err)
+	}
+	for name, want := range map[string]bool{"pos-a": false, "pos-b": true, "pos-c": false} {
+		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", name, err == nil, want)
+		}
+	}
+	// A dependency in an earlier, finished batch.
+	if err := s.WriteAfter("pos-d", []byte("d"), ok1).Wait(); err != nil {
+		t.Errorf("write after an earlier batch's change: %v", err)
+	}
+	if err := s.WriteAfter("pos-e", []byte("e"), bad).Wait(); !errors.Is(err, ErrDependency) {
+		t.Errorf("write after an earlier batch's failed change: %v", err)
+	}
 }
