@@ -66,6 +66,18 @@ func (v Voter) Observe(epoch int64, master string) Voter {
 	return v
 }
 
+// Follow records that master won the election of epoch (its
+// configuration says so): a node that voted in that epoch for another
+// candidate — who lost, since an epoch has one winner — follows the
+// winner from now on instead of refusing its writes until a newer epoch.
+// An epoch above v is observed as by Observe.
+func (v Voter) Follow(epoch int64, master string) Voter {
+	if epoch >= v.Epoch {
+		return Voter{Epoch: epoch, For: master}
+	}
+	return v
+}
+
 // AcceptWrite reports whether a node that has voted up to v accepts a
 // replication write from the master of epoch: only from the master of the
 // newest epoch it knows, never from an older one.

@@ -353,3 +353,30 @@ func TestReplicaPositionNeverGoesBack(t *testing.T) {
 		}
 	})
 }
+
+// TestVoterFollow: a node that voted for a losing candidate follows the
+// winner once the winner's configuration arrives, and accepts its writes;
+// an older epoch's configuration changes nothing.
+func TestVoterFollow(t *testing.T) {
+	v, ok := Voter{}.Vote(2, "n3")
+	if !ok {
+		t.Fatal("first vote refused")
+	}
+	if v.AcceptWrite(2, "n2") {
+		t.Fatal("accepted the other candidate's write before it was known to have won")
+	}
+	f := v.Follow(2, "n2")
+	if f != (Voter{Epoch: 2, For: "n2"}) || !f.AcceptWrite(2, "n2") || f.AcceptWrite(2, "n3") {
+		t.Fatalf("after following n2 in epoch 2: %+v", f)
+	}
+	if g := f.Follow(1, "n1"); g != f {
+		t.Fatalf("an older epoch's configuration changed the record: %+v", g)
+	}
+	if g := f.Follow(3, "n1"); g != (Voter{Epoch: 3, For: "n1"}) {
+		t.Fatalf("a newer epoch's configuration: %+v", g)
+	}
+	// Following never lets a node vote again in the epoch it follows.
+	if _, ok := f.Vote(2, "n3"); ok {
+		t.Fatal("voted again in the followed epoch")
+	}
+}

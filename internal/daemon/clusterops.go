@@ -394,6 +394,25 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 		}
 	}
 	voters := c.Voters()
+	if noVoting {
+		// Without a vote, the epoch must be one nobody reachable has
+		// voted in or seen: above all of theirs.
+		for _, nd := range c.Nodes {
+			if nd.Name == n.self {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			st, err := n.client.State(cctx, nd.Address, &noderpc.StateRequest{})
+			cancel()
+			if err != nil {
+				continue
+			}
+			epoch = max(epoch, st.Voter.Epoch+1)
+			if st.Config != nil {
+				epoch = max(epoch, st.Config.Epoch+1)
+			}
+		}
+	}
 	names := make([]string, len(voters))
 	for i, v := range voters {
 		names[i] = v.Name

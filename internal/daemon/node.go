@@ -473,7 +473,8 @@ func (h rpcHandler) Config(ctx context.Context, req *noderpc.ConfigRequest) (*no
 			Message: fmt.Sprintf("refused the configuration of epoch %d: this node has seen epoch %d", c.Epoch, v.Epoch)}
 	}
 	if c.Newer(n.config()) {
-		if _, err := n.app.Observe(c.Epoch, c.Master); err != nil {
+		// The configuration of an epoch names the master that won it.
+		if err := n.app.Follow(c.Epoch, c.Master); err != nil {
 			return nil, err
 		}
 		if err := n.setConfig(c); err != nil {

@@ -24,10 +24,13 @@ type Change struct {
 // master (POST /v1/apply). Normal batches must follow the replica's
 // position directly (cluster.Accept): FirstSeq is the sequence number of
 // the first batch in the request, LastSeq of the last; the replica applies
-// them and its position becomes (Epoch, LastSeq). A Resync request is
-// applied whatever the position: its first chunk (ResyncStart) resets the
-// replica's position to zero before anything is changed, and its last
-// chunk (ResyncEnd) sets it to (Epoch, LastSeq).
+// them and its position becomes (Epoch, LastSeq). A Resync brings a
+// replica to the master's state as of LastSeq in one or more chunks: the
+// first (ResyncStart) must not be behind the replica's position
+// (cluster.AcceptResync), the others must belong to the resync in
+// progress, and the replica's position stays where it was until the last
+// chunk (ResyncEnd) sets it to (Epoch, LastSeq) — a position never goes
+// down.
 type ApplyRequest struct {
 	Master      string   `json:"master"`
 	Epoch       int64    `json:"epoch"`

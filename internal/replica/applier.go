@@ -156,6 +156,23 @@ func (a *Applier) ReloadPosition() error {
 	return nil
 }
 
+// Follow records that master won epoch (cluster.Voter.Follow), durably.
+func (a *Applier) Follow(epoch int64, master string) error {
+	a.mu.Lock()
+	nv := a.voter.Follow(epoch, master)
+	if nv == a.voter {
+		a.mu.Unlock()
+		return nil
+	}
+	newer := nv.Epoch > a.voter.Epoch
+	err := a.saveVoterLocked(nv)
+	a.mu.Unlock()
+	if err == nil && newer && a.onEpoch != nil {
+		a.onEpoch(epoch, master)
+	}
+	return err
+}
+
 // Vote answers a vote request; the record is durable before the ballot
 // is returned. The ballot's position is read from disk: on a master it
 // moves with every batch the replicator writes.
