@@ -225,6 +225,11 @@ func Run(ctx context.Context, o Options) error {
 	roleCtx, roleCancel := context.WithCancel(context.Background())
 	roleDone := make(chan struct{})
 	go func() { defer close(roleDone); n.roleLoop(roleCtx) }()
+	if cfg.Master != o.NodeName && n.client != nil {
+		// A node that was down may have missed configuration changes
+		// (regular nodes get no resync that would bring them).
+		go n.learnConfig()
+	}
 
 	srv := &luxi.Server{Handler: &luxiHandler{n: n}, Logger: log}
 	paths := append([]string{SocketPath(o.DataDir)}, o.LUXISockets...)

@@ -149,6 +149,8 @@ type clusterMetrics struct {
 	replicated  prometheus.Histogram
 	quorumFails prometheus.Counter
 	resyncs     *prometheus.CounterVec
+	applySecs   *prometheus.HistogramVec
+	peerFails   *prometheus.CounterVec
 }
 
 // EnableCluster adds the replication metrics; state is called at scrape
@@ -168,13 +170,20 @@ func (s *Set) EnableCluster(state func() ClusterState) {
 		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jobq_replica_resyncs_total", Help: "Full resynchronisations of a replica's queue, by node.",
 		}, []string{"node"}),
+		applySecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "jobq_replica_apply_seconds", Help: "Time one replication call to a replica took (send, store durably, answer), by node.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"node"}),
+		peerFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobq_replica_failures_total", Help: "Replication calls to a replica that failed (unreachable, refused, out of sync), by node.",
+		}, []string{"node"}),
 	}
 	master := prometheus.NewDesc("jobq_master", "1 while this node runs the queue as the master.", nil, nil)
 	epoch := prometheus.NewDesc("jobq_cluster_epoch", "The cluster configuration's epoch as this node knows it.", nil, nil)
 	inSync := prometheus.NewDesc("jobq_replica_in_sync", "1 when the replica holds every batch sent so far (master only), by node.", []string{"node"}, nil)
 	reachable := prometheus.NewDesc("jobq_replica_reachable", "1 when the last call to the replica succeeded (master only), by node.", []string{"node"}, nil)
 	behind := prometheus.NewDesc("jobq_replica_behind_batches", "Batches of queue changes the replica has not acknowledged (master only), by node.", []string{"node"}, nil)
-	s.reg.MustRegister(c.replicated, c.quorumFails, c.resyncs, collectorFunc{
+	s.reg.MustRegister(c.replicated, c.quorumFails, c.resyncs, c.applySecs, c.peerFails, collectorFunc{
 		descs: []*prometheus.Desc{master, epoch, inSync, reachable, behind},
 		collect: func(ch chan<- prometheus.Metric) {
 			st := state()
@@ -220,5 +229,22 @@ func (s *Set) Resynced(node string) {
 	}
 	if c := s.cluster.Load(); c != nil {
 		c.resyncs.WithLabelValues(node).Inc()
+	}
+}
+
+// ReplicaCall records one replication call to node: its time, or that it
+// failed.
+func (s *Set) ReplicaCall(node string, d time.Duration, ok bool) {
+	if s == nil {
+		return
+	}
+	c := s.cluster.Load()
+	if c == nil {
+		return
+	}
+	if ok {
+		c.applySecs.WithLabelValues(node).Observe(d.Seconds())
+	} else {
+		c.peerFails.WithLabelValues(node).Inc()
 	}
 }

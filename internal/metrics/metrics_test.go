@@ -75,6 +75,8 @@ func TestClusterMetrics(t *testing.T) {
 	s.Replicated(0, false)
 	s.Resynced("node3")
 	s.Resynced("node3")
+	s.ReplicaCall("node2", time.Millisecond, true)
+	s.ReplicaCall("node3", 0, false)
 	out := scrape(t, s)
 	for _, want := range []string{
 		"jobq_master 1",
@@ -86,6 +88,8 @@ func TestClusterMetrics(t *testing.T) {
 		"jobq_replication_seconds_count 1",
 		"jobq_replication_quorum_failures_total 1",
 		`jobq_replica_resyncs_total{node="node3"} 2`,
+		`jobq_replica_apply_seconds_count{node="node2"} 1`,
+		`jobq_replica_failures_total{node="node3"} 1`,
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("metrics lack %q", want)
@@ -95,4 +99,5 @@ func TestClusterMetrics(t *testing.T) {
 	nilSet.EnableCluster(nil)
 	nilSet.Replicated(time.Second, true)
 	nilSet.Resynced("x")
+	nilSet.ReplicaCall("x", 0, true)
 }

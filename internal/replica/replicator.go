@@ -414,11 +414,13 @@ func (r *Replicator) send(p *peer, batch []record) error {
 		}
 		req := &noderpc.ApplyRequest{Master: r.o.Self, Epoch: r.o.Epoch, FirstSeq: batch[0].seq, LastSeq: batch[n-1].seq, Changes: changes}
 		ctx, cancel := context.WithTimeout(p.ctx, r.o.CallTimeout)
+		start := time.Now()
 		rep, err := r.o.Client.Apply(ctx, p.addr, req)
 		cancel()
 		if err != nil {
-			return err
+			return err // counted by peerFailed
 		}
+		r.o.Metrics.ReplicaCall(p.name, time.Since(start), true)
 		r.mu.Lock()
 		for _, rec := range batch[:n] {
 			if rec.acks != nil {
@@ -465,6 +467,7 @@ func (r *Replicator) failPending(p *peer, msg string) {
 // peerFailed marks the peer out of sync; a stale-epoch answer means this
 // node is no longer master.
 func (r *Replicator) peerFailed(p *peer, err error) {
+	r.o.Metrics.ReplicaCall(p.name, 0, false)
 	var re *noderpc.Error
 	stale := errors.As(err, &re) && re.Code == noderpc.CodeStaleEpoch
 	r.mu.Lock()
