@@ -191,8 +191,18 @@ func (n *nodeRT) modifyNode(ctx context.Context, name string, cand, offline *boo
 			warnings = append(warnings, fmt.Sprintf("node %s still answers at %s; it no longer counts for majorities and gets no updates until it is marked online again", name, old.Address))
 		}
 	}
-	if _, err := n.changeConfig(ctx, func(c *cluster.Config) (*cluster.Config, error) { return c.Modify(name, cand, online) }); err != nil {
+	nc, err := n.changeConfig(ctx, func(c *cluster.Config) (*cluster.Config, error) { return c.Modify(name, cand, online) })
+	if err != nil {
 		return nil, err
+	}
+	if nd, _ := nc.Node(name); cand != nil && !*cand && old.Candidate && nd.Online {
+		// No longer a replica: it deletes its copy of the queue.
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := n.client.Purge(cctx, nd.Address, &noderpc.PurgeRequest{Master: n.self, Epoch: nc.Epoch})
+		cancel()
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("node %s keeps its copy of the queue: %v", name, err))
+		}
 	}
 	return map[string]any{"node": n.nodeEntry(name), "warnings": nonNil(warnings)}, nil
 }

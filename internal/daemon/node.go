@@ -500,6 +500,46 @@ func (h rpcHandler) Delay(ctx context.Context, req *noderpc.DelayRequest) error 
 	return opcodes.Sleep(ctx, time.Duration(req.Seconds*float64(time.Second)))
 }
 
+func (h rpcHandler) Purge(ctx context.Context, req *noderpc.PurgeRequest) error {
+	n := h.n
+	v := n.app.Voter()
+	if !v.AcceptWrite(req.Epoch, req.Master) {
+		return &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: v.Epoch,
+			Message: fmt.Sprintf("refused to purge the queue for %s of epoch %d: this node has seen epoch %d", req.Master, req.Epoch, v.Epoch)}
+	}
+	cfg := n.config()
+	if cfg.Master == n.self || n.queue() != nil {
+		return &noderpc.Error{Code: noderpc.CodeRefused, Message: "refused to purge the queue: this node is the master"}
+	}
+	for _, nd := range cfg.Voters() {
+		if nd.Name == n.self {
+			return &noderpc.Error{Code: noderpc.CodeRefused, Message: "refused to purge the queue: this node is a master candidate, its queue is a replica"}
+		}
+	}
+	live, arch, err := replica.Scan(n.st.Dir(), true, false)
+	if err != nil {
+		return err
+	}
+	var tickets []store.Ticket
+	for _, f := range append(live, arch...) {
+		if f.Name == "version" {
+			continue
+		}
+		tickets = append(tickets, n.st.Remove(f.Name))
+	}
+	for _, t := range tickets {
+		if err := t.Wait(); err != nil {
+			return err
+		}
+	}
+	// No longer a replica: it claims nothing.
+	if err := n.app.SetPosition(cluster.Position{}); err != nil {
+		return err
+	}
+	n.log.Info("purged the queue: this node is no longer a master candidate", "files", len(tickets), "master", req.Master)
+	return nil
+}
+
 // --- opcodes.Nodes for the queue ---
 
 func (n *nodeRT) Known(name string) bool {

@@ -175,6 +175,11 @@ func (h *fakeHandler) Command(ctx context.Context, req *CommandRequest) (*Comman
 	return &CommandReply{Success: true, Output: "ran " + req.Command}, nil
 }
 
+func (h *fakeHandler) Purge(ctx context.Context, req *PurgeRequest) error {
+	h.record("purge", req)
+	return h.err
+}
+
 func (h *fakeHandler) Delay(ctx context.Context, req *DelayRequest) error {
 	h.record("delay", req)
 	if h.delayStarted != nil {

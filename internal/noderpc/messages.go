@@ -137,3 +137,12 @@ type CommandReply struct {
 type DelayRequest struct {
 	Seconds float64 `json:"seconds"`
 }
+
+// PurgeRequest asks a node that is no longer a master candidate to delete
+// its copy of the queue (POST /v1/purge): the live job files, the serial,
+// the drain flag and the archive. Only the master of the node's newest
+// epoch may ask.
+type PurgeRequest struct {
+	Master string `json:"master"`
+	Epoch  int64  `json:"epoch"`
+}

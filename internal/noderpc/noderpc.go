@@ -62,6 +62,7 @@ type Handler interface {
 	Join(ctx context.Context, req *JoinRequest) (*JoinReply, error)
 	Command(ctx context.Context, req *CommandRequest) (*CommandReply, error)
 	Delay(ctx context.Context, req *DelayRequest) error
+	Purge(ctx context.Context, req *PurgeRequest) error
 }
 
 // Error codes.
@@ -192,6 +193,12 @@ func (c *Client) Command(ctx context.Context, addr string, req *CommandRequest) 
 // too.
 func (c *Client) Delay(ctx context.Context, addr string, req *DelayRequest) error {
 	_, err := call[struct{}](ctx, c, addr, pathDelay, req)
+	return err
+}
+
+// Purge asks the node at addr to delete its copy of the queue.
+func (c *Client) Purge(ctx context.Context, addr string, req *PurgeRequest) error {
+	_, err := call[struct{}](ctx, c, addr, pathPurge, req)
 	return err
 }
 

@@ -108,6 +108,13 @@ func TestRoundTrip(t *testing.T) {
 		}
 		check(t, "delay", req, nil, nil)
 	})
+	t.Run("Purge", func(t *testing.T) {
+		req := &PurgeRequest{Master: "node1", Epoch: 4}
+		if err := c.Purge(ctx, addr, req); err != nil {
+			t.Fatal(err)
+		}
+		check(t, "purge", req, nil, nil)
+	})
 }
 
 // TestServerRefusesNoClientCertificate: a TLS client that presents no
@@ -259,6 +266,7 @@ func TestJoin(t *testing.T) {
 		_, calls["config"] = c.Config(ctx, nowhere, &ConfigRequest{})
 		_, calls["command"] = c.Command(ctx, nowhere, &CommandRequest{})
 		calls["delay"] = c.Delay(ctx, nowhere, &DelayRequest{})
+		calls["purge"] = c.Purge(ctx, nowhere, &PurgeRequest{})
 		for call, err := range calls {
 			want := "a join client cannot make the " + call + " call to node at " + nowhere + ": it may only join"
 			if err == nil || err.Error() != want {
@@ -464,7 +472,7 @@ func TestUnknownCallAndMethod(t *testing.T) {
 	cert := newTestCert(t, "node1")
 	h := newFakeHandler()
 	_, addr, _ := startServer(t, cert, h)
-	if status, e := rawPost(t, "https://"+addr+"/v1/purge", `{}`, cert); status != http.StatusNotFound || e == nil || e.Code != CodeBadRequest {
+	if status, e := rawPost(t, "https://"+addr+"/v1/format-disk", `{}`, cert); status != http.StatusNotFound || e == nil || e.Code != CodeBadRequest {
 		t.Errorf("unknown call: got %d %+v, want 404 bad_request", status, e)
 	}
 	if status, e := rawDo(t, http.MethodGet, "https://"+addr+pathState, "", cert); status != http.StatusMethodNotAllowed || e == nil || e.Code != CodeBadRequest {

@@ -26,6 +26,7 @@ const (
 	pathJoin    = "/v1/join"
 	pathCommand = "/v1/command"
 	pathDelay   = "/v1/delay"
+	pathPurge   = "/v1/purge"
 )
 
 const (
@@ -56,6 +57,9 @@ var endpoints = map[string]endpoint{
 	pathCommand: route(maxSmallBody, smallBodyTimeout, nil, Handler.Command),
 	pathDelay: route(maxSmallBody, smallBodyTimeout, nil, func(h Handler, ctx context.Context, req *DelayRequest) (struct{}, error) {
 		return struct{}{}, h.Delay(ctx, req)
+	}),
+	pathPurge: route(maxSmallBody, smallBodyTimeout, nil, func(h Handler, ctx context.Context, req *PurgeRequest) (struct{}, error) {
+		return struct{}{}, h.Purge(ctx, req)
 	}),
 }
 

@@ -310,6 +310,22 @@ func TestCatchUpAndRepair(t *testing.T) {
 	}
 	sameFiles(t, n1, n2, n3)
 
+	// A candidate demoted to a regular node deletes its copy of the queue.
+	if r := n1.jobq(t, "node", "modify", "node3", "--master-candidate", "no"); r.Code != 0 {
+		t.Fatalf("demote node3: %+v", r)
+	}
+	if left := queueFiles(t, n3.dir); len(left) != 1 || left["version"] == nil {
+		names := make([]string, 0, len(left))
+		for n := range left {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		t.Fatalf("node3 kept %d queue files after its demotion: %v", len(left), names[:min(len(names), 10)])
+	}
+	if r := n1.jobq(t, "cluster", "verify-queue"); r.Code != 0 {
+		t.Fatalf("verify-queue with a regular node: %+v", r)
+	}
+
 	// Without a majority of the candidates, no submission is acknowledged.
 	n2.d.Kill()
 	n3.d.Kill()
