@@ -190,7 +190,11 @@ func Run(ctx context.Context, o Options) error {
 	var rpcSrv *noderpc.Server
 	rpcErr := make(chan error, 1)
 	if rpcListener != nil {
-		n.client = noderpc.NewClient(cert)
+		var source net.IP
+		if host, _, err := net.SplitHostPort(o.RPCAddr); err == nil {
+			source = net.ParseIP(host)
+		}
+		n.client = noderpc.NewClientFrom(cert, source)
 		rpcSrv = noderpc.NewServer(cert, rpcHandler{n}, log)
 		go func() {
 			if err := rpcSrv.Serve(rpcListener); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -46,6 +46,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
 )
@@ -128,6 +129,19 @@ type Client struct {
 // NewClient returns a client presenting cert and accepting only cert
 // from the server.
 func NewClient(cert tls.Certificate) *Client { return newClusterClient(cert) }
+
+// NewClientFrom is NewClient whose connections leave from the local
+// address source (this node's node RPC address; nil or unspecified: the
+// system's choice), so that firewalls and logs see node-to-node traffic
+// come from the node's own address.
+func NewClientFrom(cert tls.Certificate, source net.IP) *Client {
+	c := newClusterClient(cert)
+	if source != nil && !source.IsUnspecified() {
+		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: source}}
+		c.tr.DialContext = d.DialContext
+	}
+	return c
+}
 
 // NewJoinClient returns a client without a certificate that accepts only
 // a server certificate whose SHA-256 fingerprint (Fingerprint) is fp; it

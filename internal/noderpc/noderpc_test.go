@@ -505,3 +505,31 @@ func TestClientKeepsConnectionsAlive(t *testing.T) {
 		t.Errorf("connections reused: %v, want [false true true]", reused)
 	}
 }
+
+// TestClientFrom: a client made with NewClientFrom connects from the
+// node's own address.
+func TestClientFrom(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	from := make(chan net.Addr, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			from <- nil
+			return
+		}
+		from <- c.RemoteAddr()
+		c.Close()
+	}()
+	c := NewClientFrom(newTestCert(t, "node2"), net.ParseIP("127.0.0.2"))
+	defer c.Close()
+	if _, err := c.State(t.Context(), l.Addr().String(), &StateRequest{}); err == nil {
+		t.Fatal("a call to a server that closes at once succeeded")
+	}
+	if a, ok := (<-from).(*net.TCPAddr); !ok || !a.IP.Equal(net.ParseIP("127.0.0.2")) {
+		t.Fatalf("the call came from %v, want 127.0.0.2", a)
+	}
+}

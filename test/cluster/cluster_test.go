@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -529,4 +530,83 @@ func TestPausedNodes(t *testing.T) {
 	submitAndFinish(t, c2, 5)
 	waitInSync(t, n2)
 	sameFiles(t, n2, n1, n3)
+}
+
+// partition drops every packet between the addresses of a and of each of
+// others (nodes talk from their own address), until the test ends or heal
+// is called. It needs root and iptables; the test is skipped without them.
+func partition(t *testing.T, a *cnode, others ...*cnode) (heal func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the partition test needs root (iptables)")
+	}
+	ipt, err := exec.LookPath("iptables")
+	if err != nil {
+		t.Skip("the partition test needs iptables (.ci/run installs it)")
+	}
+	host := func(n *cnode) string { h, _, _ := strings.Cut(n.addr, ":"); return h }
+	var rules [][]string
+	for _, o := range others {
+		rules = append(rules, []string{"INPUT", "-s", host(a), "-d", host(o), "-j", "DROP"},
+			[]string{"INPUT", "-s", host(o), "-d", host(a), "-j", "DROP"})
+	}
+	for _, r := range rules {
+		if out, err := exec.Command(ipt, append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
+			t.Skipf("iptables does not work here: %v %s", err, out)
+		}
+	}
+	healed := false
+	heal = func() {
+		if healed {
+			return
+		}
+		healed = true
+		for _, r := range rules {
+			if out, err := exec.Command(ipt, append([]string{"-D"}, r...)...).CombinedOutput(); err != nil {
+				t.Errorf("iptables -D %v: %v %s", r, err, out)
+			}
+		}
+	}
+	t.Cleanup(heal)
+	return heal
+}
+
+// TestPartition: the master is cut off from both other nodes by the
+// network while it and its clients go on running. It acknowledges
+// nothing more; the majority side fails over and goes on; when the
+// network heals, the old master learns the new epoch, steps down and
+// converges, and every job acknowledged on either side is there.
+func TestPartition(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	c1 := n1.client(t)
+	before := submitAndFinish(t, c1, 10)
+	waitInSync(t, n1)
+	heal := partition(t, n1, n2, n3)
+
+	ctx := context.Background()
+	if id, err := c1.SubmitJob(ctx, delay(time.Millisecond)); err == nil {
+		t.Fatalf("the cut-off master acknowledged job %d", id)
+	} else if !strings.Contains(err.Error(), "majority") {
+		t.Errorf("its error: %v", err)
+	}
+	if r := n2.jobq(t, "cluster", "master-failover"); r.Code != 0 {
+		t.Fatalf("master-failover on the majority side: %+v", r)
+	}
+	c2 := n2.client(t)
+	after := submitAndFinish(t, c2, 10)
+	heal()
+	if !n1.d.WaitLog("master=node2") {
+		t.Fatalf("the old master did not learn the new one:\n%s", n1.d.Logs())
+	}
+	if r := n1.jobq(t, "list"); r.Code == 0 || !strings.Contains(r.Stderr, "please connect to node node2") {
+		t.Fatalf("jobq list on the old master: %+v", r)
+	}
+	waitInSync(t, n2)
+	files := sameFiles(t, n2, n1, n3)
+	for _, id := range append(before, after...) {
+		if _, ok := files["job-"+itoa(id)]; !ok {
+			t.Errorf("acknowledged job %d is missing", id)
+		}
+	}
 }
