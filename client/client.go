@@ -1,6 +1,7 @@
 // Package client is the Go client of jobq, the Ganeti-compatible job
 // queue: it submits jobs to a jobqd, watches them, queries, cancels and
-// archives them, over the node's LUXI socket (package luxi).
+// archives them, over the node's LUXI socket (package luxi). The jobq
+// command talks to jobqd through it.
 //
 // Connect with [Dial]; an empty path finds the socket as the jobq command
 // does (see [ResolveSocket]). A job is a list of opcodes: the shipped ones
@@ -14,9 +15,14 @@
 //		return nil
 //	})
 //
+// A LUXI method without a method of its own here (Query, QueryFields,
+// QueryConfigValues, the Jobq* cluster calls) is called with [Client.Call].
+//
 // A failure reply from jobqd is an [*Error] (Ganeti's error class and
-// arguments, e.g. GenericError "Queue drained"); a job that does not exist
-// is [ErrJobNotFound].
+// arguments, e.g. GenericError "Queue drained"); an answer that does not
+// decode into what a method expects is a [*DecodeError]; a job that does
+// not exist is [ErrJobNotFound]. Other errors are luxi's (the connection
+// failed or broke), or the context's error.
 package client
 
 import (
@@ -25,11 +31,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jobq-dev/jobq/internal/paths"
 	"iter"
 	"os"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/paths"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
@@ -42,6 +48,21 @@ type Error = luxi.Error
 // ErrJobNotFound is returned for a job id that is neither live nor
 // archived.
 var ErrJobNotFound = errors.New("job not found")
+
+// DecodeError is an answer from jobqd that does not decode into the result
+// a call expects, for example a string where a job id was expected.
+type DecodeError struct {
+	// Method is the LUXI method called.
+	Method string
+	// Err is why the answer did not decode (an encoding/json error).
+	Err error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("client: jobqd's answer to %s is not what was expected: %v", e.Method, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 // waitTimeout is how long one WaitForJobChange call may wait on the
 // server while WatchJob follows a job.
@@ -96,6 +117,22 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 // Close closes the client's connections.
 func (c *Client) Close() error { return c.lc.Close() }
 
+// Call calls a LUXI method this package does not wrap (for example
+// "QueryConfigValues", "Query" or "JobqClusterInfo") with args, and
+// decodes the JSON answer into result, which must be a pointer (or nil to
+// ignore the answer; a *json.RawMessage keeps it as it came). Each
+// argument is sent as encoding/json encodes it (without HTML escaping); a
+// nil slice is sent as null. Numbers decoded into an interface value
+// (any, []any, map[string]any) are json.Number, so large integers keep
+// their digits.
+//
+// A failure reply is an [*Error]; an answer that does not decode into
+// result is a [*DecodeError]; other errors are luxi's (the connection
+// failed or broke), or ctx's error if ctx ended first.
+func (c *Client) Call(ctx context.Context, result any, method string, args ...any) error {
+	return c.call(ctx, result, method, args...)
+}
+
 func (c *Client) call(ctx context.Context, result any, method string, args ...any) error {
 	raw, err := c.lc.Call(ctx, method, args...)
 	if err != nil {
@@ -107,7 +144,7 @@ func (c *Client) call(ctx context.Context, result any, method string, args ...an
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	if err := d.Decode(result); err != nil {
-		return fmt.Errorf("client: jobqd's answer to %s is not what was expected: %w", method, err)
+		return &DecodeError{Method: method, Err: err}
 	}
 	return nil
 }

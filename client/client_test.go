@@ -10,6 +10,7 @@ import (
 
 	"github.com/jobq-dev/jobq/client"
 	"github.com/jobq-dev/jobq/internal/daemon"
+	"github.com/jobq-dev/jobq/luxi"
 )
 
 func TestResolveSocket(t *testing.T) {
@@ -108,5 +109,42 @@ func TestOpcodes(t *testing.T) {
 	}
 	if rows, err := c.QueryJobs(ctx, nil, "id"); err != nil || len(rows) != 0 {
 		t.Errorf("live jobs after archiving all: %v %v", rows, err)
+	}
+}
+
+func TestCallErrors(t *testing.T) {
+	socket, stop := startDaemon(0)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// A failure reply is a *luxi.Error (client.Error), as from every
+	// method.
+	err = c.Call(ctx, nil, "NoSuchMethod")
+	var le *luxi.Error
+	if !errors.As(err, &le) || le.Class != "RequestError" {
+		t.Errorf("unknown method: %v", err)
+	}
+	// An answer that does not decode is a *DecodeError with the JSON error.
+	var id int64
+	err = c.Call(ctx, &id, "QueryConfigValues", []string{"drain_flag"})
+	var de *client.DecodeError
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &de) || de.Method != "QueryConfigValues" || !errors.As(err, &te) || errors.As(err, &le) {
+		t.Errorf("answer of the wrong shape: %v", err)
+	}
+	// Numbers in interface values keep their digits.
+	var raw []any
+	if err := c.Call(ctx, &raw, "QueryJobs", []int64{1}, []string{"id"}); err != nil || len(raw) != 1 || raw[0] != nil {
+		t.Errorf("QueryJobs of a missing job: %v %v", raw, err)
+	}
+	var keep json.RawMessage
+	if err := c.Call(ctx, &keep, "QueryConfigValues", []string{"drain_flag"}); err != nil || string(keep) != "[false]" {
+		t.Errorf("raw answer: %s %v", keep, err)
 	}
 }

@@ -215,6 +215,48 @@ func ExampleClient_SetDrainFlag() {
 	// true GenericError [Queue drained]
 }
 
+// Call LUXI methods this package has no method for: Ganeti's
+// QueryConfigValues and Query (query2).
+func ExampleClient_Call() {
+	socket, stop := startDaemon(0)
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(ctx, socket)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	var values []any
+	if err := c.Call(ctx, &values, "QueryConfigValues", []string{"drain_flag"}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("drained:", values[0])
+
+	id, _ := c.SubmitJob(ctx, client.OpTestJqueue{})
+	c.WatchJob(ctx, id, nil)
+	// Query answers {"fields": [...], "data": rows of [status, value]}.
+	var res struct {
+		Data [][][2]any `json:"data"`
+	}
+	if err := c.Call(ctx, &res, "Query", "job", []string{"id", "status"}, nil); err != nil {
+		log.Fatal(err)
+	}
+	for _, row := range res.Data {
+		fmt.Println("job", row[0][1], row[1][1])
+	}
+
+	// An answer of another shape than result.
+	var n int
+	err = c.Call(ctx, &n, "QueryConfigValues", []string{"drain_flag"})
+	var de *client.DecodeError
+	fmt.Println(errors.As(err, &de), de.Method)
+	// Output:
+	// drained: false
+	// job 1 success
+	// true QueryConfigValues
+}
+
 // The JSON of typed opcodes, as jobqd receives it.
 func ExampleOpTestDelay() {
 	op := client.OpTestDelay{Duration: 1500 * time.Millisecond, Repeat: 2,

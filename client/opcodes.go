@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -150,7 +151,7 @@ func encodeOp(op Opcode) (json.RawMessage, error) {
 	if id == "" {
 		return nil, fmt.Errorf("client: opcode %T has no OP_ID", op)
 	}
-	b, err := json.Marshal(op)
+	b, err := marshal(op)
 	if err != nil {
 		return nil, fmt.Errorf("client: encoding %s: %w", id, err)
 	}
@@ -162,7 +163,19 @@ func encodeOp(op Opcode) (json.RawMessage, error) {
 		return b, nil
 	}
 	m["OP_ID"], _ = json.Marshal(id)
-	return json.Marshal(m)
+	return marshal(m)
+}
+
+// marshal is json.Marshal without HTML escaping, as the rest of a LUXI
+// request is encoded (and as Ganeti's clients send strings).
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func encodeOps(ops []Opcode) ([]json.RawMessage, error) {

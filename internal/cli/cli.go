@@ -4,11 +4,13 @@
 // prints something (see internal/cli/format); every command also has a
 // --json form where it lists things.
 //
-// All commands talk LUXI to jobqd's socket. The shared plumbing lives in this
-// file: the socket is found from --socket, $JOBQ_SOCKET, --data-dir or the
-// default data directory (in that order); calls go through app.call, which
-// turns every failure into one message on stderr and an exit code (see
-// exitError and Main).
+// All commands talk LUXI to jobqd's socket through package client. The
+// shared plumbing lives in this file: the socket is found from --socket,
+// $JOBQ_SOCKET, --data-dir or the default data directory (in that order);
+// calls go through app.do (client's typed methods) and app.call (client's
+// Call, for the methods client does not wrap or that jobq sends and reads
+// in Ganeti's own shapes), which turn every failure into one message on
+// stderr and an exit code (see exitError and Main).
 package cli
 
 import (
@@ -18,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -29,10 +32,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/jobq-dev/jobq/client"
 	"github.com/jobq-dev/jobq/internal/buildinfo"
 	"github.com/jobq-dev/jobq/internal/cli/format"
-	"github.com/jobq-dev/jobq/internal/daemon"
-	"github.com/jobq-dev/jobq/luxi"
 )
 
 // Exit codes.
@@ -49,7 +51,7 @@ const (
 )
 
 // SocketEnv is the environment variable naming the LUXI socket.
-const SocketEnv = "JOBQ_SOCKET"
+const SocketEnv = client.SocketEnv
 
 // wfjcTimeout is how long one WaitForJobChange call may wait on the
 // server, in seconds.
@@ -174,20 +176,22 @@ type app struct {
 	socketFlag  string
 	dataDirFlag string
 
-	client *luxi.Client
-	socket string // the socket client is connected to
+	conn   *client.Client
+	socket string // the socket conn is connected to
 }
 
 func (a *app) close() {
-	if a.client != nil {
-		a.client.Close()
-		a.client = nil
+	if a.conn != nil {
+		a.conn.Close()
+		a.conn = nil
 	}
 }
 
 // socketPath resolves the LUXI socket: --socket, else $JOBQ_SOCKET, else
 // --data-dir's socket, else the default data directory's. dataDir is the
-// data directory the socket belongs to, if known.
+// data directory the socket belongs to, if known. It is
+// client.ResolveSocket with Changed flags (an empty --socket is an error,
+// not "unset") and a.env's environment.
 func (a *app) socketPath() (path, dataDir string) {
 	if a.root.PersistentFlags().Changed("socket") {
 		return a.socketFlag, ""
@@ -197,21 +201,21 @@ func (a *app) socketPath() (path, dataDir string) {
 	}
 	dir := a.dataDirFlag
 	if !a.root.PersistentFlags().Changed("data-dir") {
-		dir = daemon.DefaultDataDir()
+		dir = client.DefaultDataDir()
 	}
-	return daemon.SocketPath(dir), dir
+	return client.SocketPath(dir), dir
 }
 
 // connect returns the client, connecting on first use.
-func (a *app) connect(ctx context.Context) (*luxi.Client, error) {
-	if a.client != nil {
-		return a.client, nil
+func (a *app) connect(ctx context.Context) (*client.Client, error) {
+	if a.conn != nil {
+		return a.conn, nil
 	}
 	path, dataDir := a.socketPath()
 	if path == "" {
 		return nil, failf("The socket path is empty: give jobqd's socket with --socket, $%s or --data-dir", SocketEnv)
 	}
-	c, err := luxi.DialContext(ctx, path)
+	c, err := client.Dial(ctx, path)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -221,14 +225,28 @@ func (a *app) connect(ctx context.Context) (*luxi.Client, error) {
 			start = strconv.Quote("jobqd --data-dir " + dataDir)
 		}
 		return nil, failf("Cannot connect to jobqd at socket '%s' (%s): start it with %s, or point jobq at a running jobqd with --socket, $%s or --data-dir",
-			path, errReason(err), start, SocketEnv)
+			path, dialReason(err), start, SocketEnv)
 	}
-	a.client, a.socket = c, path
+	a.conn, a.socket = c, path
 	return c, nil
 }
 
-// errReason returns the system's words for a connection failure ("no such
-// file or directory", "connection refused"), or the error's text.
+// dialReason returns the system's words for a failure to connect ("no
+// such file or directory", "connection refused"), or the dialer's message.
+func dialReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Error()
+	}
+	return err.Error()
+}
+
+// errReason returns the system's words for a broken call ("broken pipe"),
+// or the error's text without luxi's prefix.
 func errReason(err error) string {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
@@ -237,44 +255,66 @@ func errReason(err error) string {
 	return strings.TrimPrefix(err.Error(), "luxi: ")
 }
 
-// call calls method on jobqd and decodes its result into result (unless
-// result is nil), with numbers as json.Number. Every failure comes back as
-// an error ready for Main: a failure reply is printed as Ganeti's clients
-// print it (format.LuxiError), a broken connection as one sentence, and an
-// interrupt as context.Canceled.
-func (a *app) call(ctx context.Context, result any, method string, args ...any) error {
+// do runs f, which calls the LUXI method method through one of client's
+// methods, on the client (connecting on first use). Every failure comes
+// back as an error ready for Main: a failure reply is printed as Ganeti's
+// clients print it (format.LuxiError), an answer of the wrong shape and a
+// broken connection as one sentence each, and an interrupt as
+// context.Canceled.
+func (a *app) do(ctx context.Context, method string, f func(c *client.Client) error) error {
 	c, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
-	raw, err := c.Call(ctx, method, args...)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var le *luxi.Error
-		if errors.As(err, &le) {
-			code, msg := format.LuxiError(encodedLuxiError(le))
-			return &exitError{code: code, msg: msg}
-		}
-		reason := strings.TrimPrefix(errReason(err), method+": ")
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			reason = "jobqd closed the connection"
-		}
-		return failf("Lost the connection to jobqd at socket '%s' during %s (%s)", a.socket, method, reason)
-	}
-	if result == nil {
+	err = f(c)
+	if err == nil {
 		return nil
 	}
-	if err := decodeJSON(raw, result); err != nil {
-		return failf("jobqd's answer to %s is not what jobq expects (%v)", method, err)
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	return nil
+	var le *client.Error // luxi's: a failure reply
+	if errors.As(err, &le) {
+		code, msg := format.LuxiError(encodedLuxiError(le))
+		return &exitError{code: code, msg: msg}
+	}
+	var de *client.DecodeError
+	if errors.As(err, &de) {
+		return failf("jobqd's answer to %s is not what jobq expects (%v)", method, de.Err)
+	}
+	reason := strings.TrimPrefix(errReason(err), method+": ")
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		reason = "jobqd closed the connection"
+	}
+	return failf("Lost the connection to jobqd at socket '%s' during %s (%s)", a.socket, method, reason)
+}
+
+// call calls method on jobqd with client.Call and decodes its result into
+// result (unless result is nil), with numbers as json.Number; failures are
+// as for do. It is for the methods client does not wrap (Query,
+// QueryFields, QueryConfigValues, the Jobq* calls) and for those whose
+// arguments or answers jobq needs as Ganeti's clients send and read them
+// (CancelJob's kill flag always sent, raw QueryJobs rows and
+// WaitForJobChange log entries, AutoArchiveJobs' seconds).
+func (a *app) call(ctx context.Context, result any, method string, args ...any) error {
+	return a.do(ctx, method, func(c *client.Client) error {
+		return c.Call(ctx, result, method, args...)
+	})
+}
+
+// submitJob submits a job of one opcode with client.SubmitJob.
+func (a *app) submitJob(ctx context.Context, op client.Opcode) (int64, error) {
+	var id int64
+	err := a.do(ctx, "SubmitJob", func(c *client.Client) (err error) {
+		id, err = c.SubmitJob(ctx, op)
+		return err
+	})
+	return id, err
 }
 
 // encodedLuxiError returns the "result" of a failure reply: [class, args],
 // or the bare message of a request the server could not parse.
-func encodedLuxiError(le *luxi.Error) any {
+func encodedLuxiError(le *client.Error) any {
 	if le.Class == "RequestError" && len(le.Args) == 1 {
 		return le.Args[0]
 	}
@@ -430,7 +470,7 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.socketFlag, "socket", "", "connect to jobqd's LUXI socket at `PATH` (default: $JOBQ_SOCKET, else the socket of --data-dir)")
-	pf.StringVar(&a.dataDirFlag, "data-dir", "", "connect to the jobqd whose data directory is `DIR` (default: "+daemon.DefaultDataDir()+")")
+	pf.StringVar(&a.dataDirFlag, "data-dir", "", "connect to the jobqd whose data directory is `DIR` (default: "+client.DefaultDataDir()+")")
 	root.AddCommand(
 		a.newListCmd(),
 		a.newListFieldsCmd(),

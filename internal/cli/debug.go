@@ -39,7 +39,9 @@ func (f pyFloat) MarshalJSON() ([]byte, error) {
 	return []byte(format.PyFloat(float64(f))), nil
 }
 
-// testDelayOp is an OP_TEST_DELAY opcode as gnt-debug delay builds it.
+// testDelayOp is an OP_TEST_DELAY opcode as gnt-debug delay builds it
+// (every parameter sent, unlike client.OpTestDelay, which leaves out the
+// defaults).
 type testDelayOp struct {
 	Duration      pyFloat  `json:"duration"`
 	OnMaster      bool     `json:"on_master"`
@@ -53,8 +55,11 @@ type testDelayOp struct {
 	Depends       []any    `json:"depends"`
 	Comment       *string  `json:"comment"`
 	Reason        [][]any  `json:"reason"`
-	OpID          string   `json:"OP_ID"`
+	OpCode        string   `json:"OP_ID"`
 }
+
+// OpID implements client.Opcode.
+func (testDelayOp) OpID() string { return "OP_TEST_DELAY" }
 
 // repeatValue is the --repeat flag: a whole number, 0 or more.
 type repeatValue struct{ p *int }
@@ -125,11 +130,11 @@ the bare job ID first.`,
 				DryRun:        dryRun,
 				Priority:      p,
 				Reason:        [][]any{{reasonSource, "delay", a.env.Now().UnixNano()}},
-				OpID:          "OP_TEST_DELAY",
 			}
+			op.OpCode = op.OpID()
 			ctx := cmd.Context()
-			var id int64
-			if err := a.call(ctx, &id, "SubmitJob", []testDelayOp{op}); err != nil {
+			id, err := a.submitJob(ctx, op)
+			if err != nil {
 				return err
 			}
 			if printJobID {

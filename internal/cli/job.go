@@ -3,12 +3,13 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/jobq-dev/jobq/internal/jsonobj"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/jobq-dev/jobq/client"
 	"github.com/jobq-dev/jobq/internal/cli/format"
+	"github.com/jobq-dev/jobq/internal/jsonobj"
 	"github.com/jobq-dev/jobq/internal/query"
 )
 
@@ -444,10 +445,15 @@ does not exist, is already archived or has not finished).`,
 			if err != nil {
 				return err
 			}
+			ctx := cmd.Context()
 			code := exitSuccess
 			for _, id := range ids {
 				var ok bool
-				if err := a.call(cmd.Context(), &ok, "ArchiveJob", id); err != nil {
+				err := a.do(ctx, "ArchiveJob", func(c *client.Client) (err error) {
+					ok, err = c.ArchiveJob(ctx, id)
+					return err
+				})
+				if err != nil {
 					return err
 				}
 				if !ok {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/jobq-dev/jobq/client"
 	"github.com/jobq-dev/jobq/internal/cli/format"
 )
 
@@ -29,7 +30,10 @@ jobs; jobs already queued still run.`,
 			Long:  long,
 			Args:  noArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return a.call(cmd.Context(), nil, "SetDrainFlag", on)
+				ctx := cmd.Context()
+				return a.do(ctx, "SetDrainFlag", func(c *client.Client) error {
+					return c.SetDrainFlag(ctx, on)
+				})
 			},
 		}
 	}

@@ -23,8 +23,11 @@ type restrictedCommandOp struct {
 	Depends    []any    `json:"depends"`
 	Comment    *string  `json:"comment"`
 	Reason     [][]any  `json:"reason"`
-	OpID       string   `json:"OP_ID"`
+	OpCode     string   `json:"OP_ID"`
 }
+
+// OpID implements client.Opcode.
+func (restrictedCommandOp) OpID() string { return "OP_RESTRICTED_COMMAND" }
 
 // nodeOutcome is one node's outcome in `jobq command --json`.
 type nodeOutcome struct {
@@ -90,11 +93,11 @@ once; "jobq info N" shows the result later.`,
 				UseLocking: useLocking,
 				Priority:   p,
 				Reason:     [][]any{{reasonSource, "command", a.env.Now().UnixNano()}},
-				OpID:       "OP_RESTRICTED_COMMAND",
 			}
+			op.OpCode = op.OpID()
 			ctx := cmd.Context()
-			var id int64
-			if err := a.call(ctx, &id, "SubmitJob", []restrictedCommandOp{op}); err != nil {
+			id, err := a.submitJob(ctx, op)
+			if err != nil {
 				return err
 			}
 			if submit {
