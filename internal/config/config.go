@@ -198,6 +198,10 @@ func badValue(f *pflag.Flag, value string, err error) string {
 	return fmt.Sprintf("bad value %q: %v", value, err)
 }
 
+// SecretAnnotation marks a flag (pflag annotation, value "true") whose
+// value Write does not print.
+const SecretAnnotation = "jobq-secret"
+
 // Write prints the effective value of every key in the file's syntax, each
 // with where it came from, so that the output is itself a configuration
 // file. A repeatable key prints one line per value, or a comment when it
@@ -217,6 +221,9 @@ func Write(w io.Writer, flags *pflag.FlagSet, keys []string, src Sources) error 
 			vals = sv.GetSlice()
 		} else {
 			vals = []string{f.Value.String()}
+		}
+		if a := f.Annotations[SecretAnnotation]; len(a) > 0 && a[0] == "true" && f.Value.String() != "" {
+			vals = []string{"(secret, not shown)"}
 		}
 		if len(vals) == 0 {
 			if _, err := fmt.Fprintf(w, "# %-*s = (none)   # %s\n", width, k, src[k]); err != nil {

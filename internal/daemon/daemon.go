@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/paths"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
@@ -103,7 +105,19 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if cfg != nil && o.Join != "" {
-		log.Warn("--join is ignored: this data directory belongs to a cluster already", "cluster", cfg.Name, "master", cfg.Master)
+		if freshOneNode(o.DataDir, cfg, o.NodeName) {
+			// The one-node cluster a first start made (e.g. the package's
+			// service) and no job yet: joining replaces it.
+			log.Info("joining replaces this node's fresh one-node cluster (it holds no jobs)", "cluster", cfg.Name)
+			for _, f := range []string{replica.VoterFile(o.DataDir), replica.PositionFile(o.DataDir)} {
+				if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("cannot reset %s to join: %w", f, err)
+				}
+			}
+			cfg = nil
+		} else {
+			log.Warn("--join is ignored: this data directory belongs to a cluster already", "cluster", cfg.Name, "master", cfg.Master)
+		}
 	}
 	// Node RPC: every node of a cluster serves it; a one-node cluster
 	// that cannot listen goes on without it (nothing can join it then).
@@ -331,4 +345,32 @@ func serveMetrics(addr string, m *metrics.Set, log *slog.Logger) (*http.Server, 
 	}()
 	log.Info("metrics listening", "addr", l.Addr().String())
 	return srv, nil
+}
+
+// freshOneNode reports whether cfg is a one-node cluster of this node whose
+// queue never held a job: no job files, no archive, serial 0 or absent.
+func freshOneNode(dataDir string, cfg *cluster.Config, self string) bool {
+	if len(cfg.Nodes) != 1 || cfg.Master != self {
+		return false
+	}
+	q := filepath.Join(dataDir, "queue")
+	if b, err := os.ReadFile(filepath.Join(q, "serial")); err == nil && strings.TrimSpace(string(b)) != "0" {
+		return false
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	ents, err := os.ReadDir(q)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	for _, e := range ents {
+		if _, ok := store.ParseJobFileName(e.Name()); ok {
+			return false
+		}
+	}
+	arch, err := os.ReadDir(filepath.Join(q, "archive"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	return len(arch) == 0
 }

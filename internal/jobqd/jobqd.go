@@ -35,6 +35,7 @@ import (
 var ConfigKeys = []string{
 	"data-dir", "node-name", "rpc-addr", "rapi-addr", "metrics-addr",
 	"luxi-socket", "socket-group", "max-running-jobs", "shutdown-timeout", "log-level",
+	"join", "token",
 }
 
 // Env is the world jobqd runs in. Zero fields mean the process's own.
@@ -185,8 +186,10 @@ Exit status: 0 on a clean stop or a successful check, 1 on any error.`,
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running opcodes may go on before they are interrupted")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&upgradeQueue, "upgrade-queue", false, "migrate DIR/queue to the format this jobqd reads and exit (stop jobqd and back up DIR first)")
-	f.StringVar(&join, "join", "", "join the cluster whose node listens at `HOST:PORT`")
+	f.StringVar(&join, "join", "", "join the cluster whose node listens at `HOST:PORT` (ignored once this node belongs to a cluster; a fresh one-node cluster without jobs is replaced)")
 	f.StringVar(&token, "token", "", "join token from 'jobq cluster join-token'")
+	// --check-config does not print the token.
+	_ = f.SetAnnotation("token", config.SecretAnnotation, []string{"true"})
 	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to `FILE` (for performance work)")
 	// Shell completion offers paths for these.
 	for _, name := range []string{"config", "luxi-socket", "cpu-profile"} {

@@ -97,6 +97,8 @@ socket-group     = root   # ` + conf + `:6
 max-running-jobs = 2   # command line
 shutdown-timeout = 30s   # default
 log-level        = debug   # ` + conf + `:7
+join             =    # default
+token            =    # default
 `
 	if r.stdout != want {
 		t.Errorf("--check-config printed:\n%s\nwant:\n%s", r.stdout, want)
@@ -140,7 +142,7 @@ func TestConfigFiles(t *testing.T) {
 
 func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	for text, want := range map[string]string{
-		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, metrics-addr, luxi-socket, socket-group, max-running-jobs, shutdown-timeout, log-level)`,
+		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, metrics-addr, luxi-socket, socket-group, max-running-jobs, shutdown-timeout, log-level, join, token)`,
 		"cpu-profile = /tmp/p\n":                `:1: cpu-profile: unknown key`,
 		"max-running-jobs = many\n":             `:1: max-running-jobs: "many" is not a whole number`,
 		"# x\nmax-running-jobs = 0\n":           `:2: max-running-jobs: 0: at least one job must be able to run`,
@@ -308,5 +310,15 @@ func TestPackagedConfig(t *testing.T) {
 	}
 	if shown < 7 {
 		t.Errorf("%s shows only %d defaults", path, shown)
+	}
+}
+
+// TestCheckConfigHidesToken: the join token is a secret; --check-config
+// says it is set without printing it.
+func TestCheckConfigHidesToken(t *testing.T) {
+	r := jobqd(t, "", "--check-config", "--join", "192.0.2.1:1811", "--token", "jq1.SECRETVALUE.FP")
+	if r.code != 0 || strings.Contains(r.stdout, "SECRETVALUE") || !strings.Contains(r.stdout, "token            = (secret, not shown)   # command line\n") ||
+		!strings.Contains(r.stdout, "join             = 192.0.2.1:1811   # command line\n") {
+		t.Fatalf("--check-config with a token: %+v", r)
 	}
 }

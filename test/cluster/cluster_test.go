@@ -408,6 +408,33 @@ func TestJoinRefusals(t *testing.T) {
 	if _, err := testbin.StartErr(t, n4.dir, append(n4.args(), "--join", n1.addr, "--token", "nonsense")...); err == nil || !strings.Contains(err.Error(), "malformed") {
 		t.Fatalf("malformed token: %v", err)
 	}
+
+	// A node that first ran alone (as the package's service does on
+	// install) and holds no job joins with join/token in its
+	// configuration file: its fresh one-node cluster is replaced.
+	n5 := &cnode{name: "node5", addr: testbin.FreePort(t, "127.0.0.5"), dir: filepath.Join(base, "n5")}
+	n5.start(t)
+	if err := n5.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	tok = strings.TrimSpace(n1.jobq(t, "cluster", "join-token").Stdout)
+	conf := filepath.Join(base, "n5.conf")
+	if err := os.WriteFile(conf, []byte("join = "+n1.addr+"\ntoken = "+tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n5.start(t, "--config", conf)
+	if !strings.Contains(n1.jobq(t, "node", "list").Stdout, "node5") {
+		t.Fatalf("node5 did not join:\n%s", n5.d.Logs())
+	}
+	waitInSync(t, n1)
+	// Restarted with the same configuration, it stays in the cluster.
+	if err := n5.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	n5.start(t, "--config", conf)
+	if !n5.d.WaitLog("--join is ignored") {
+		t.Fatalf("node5 restarted:\n%s", n5.d.Logs())
+	}
 }
 
 // TestRestrictedCommandsAndDelayOnNodes: OP_RESTRICTED_COMMAND runs each
