@@ -142,6 +142,34 @@ func (n *nodeRT) nodeList() []map[string]any {
 	return out
 }
 
+// replicationText describes each node's replication state in words
+// (the dashboard's overview).
+func (n *nodeRT) replicationText() map[string]string {
+	out := map[string]string{}
+	for _, e := range n.nodeList() {
+		name, _ := e["name"].(string)
+		r, _ := e["replication"].(map[string]any)
+		state, _ := r["state"].(string)
+		switch state {
+		case "self":
+			state = "holds the queue (master)"
+		case "behind":
+			state = fmt.Sprintf("behind by %v updates", r["behind"])
+		case "unreachable":
+			if since, ok := r["unreachable_since"].(float64); ok {
+				state = "unreachable since " + time.Unix(int64(since), 0).Format("2006-01-02 15:04:05")
+			}
+			if msg, ok := r["last_error"].(string); ok {
+				state += " (" + msg + ")"
+			}
+		case "not a replica":
+			state = "not a master candidate: holds no copy"
+		}
+		out[name] = state
+	}
+	return out
+}
+
 func (n *nodeRT) nodeEntry(name string) map[string]any {
 	for _, e := range n.nodeList() {
 		if e["name"] == name {

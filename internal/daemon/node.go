@@ -323,7 +323,7 @@ func (n *nodeRT) promote(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	rs, err := startRAPI(n.o, q, n.config, n.metrics, n.log)
+	rs, err := startRAPI(n.o, q, n.config, n.replicationText, n.metrics, n.log)
 	if err != nil {
 		_ = q.Shutdown(context.Background())
 		return fail(err)

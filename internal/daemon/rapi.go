@@ -38,7 +38,7 @@ type rapiService struct {
 // startRAPI makes sure the cluster certificate exists (it is created on
 // the first start, RAPI or not), then serves RAPI over HTTPS on
 // o.RAPIAddr unless that is "" or "off".
-func startRAPI(o Options, q *queue.Queue, clusterCfg func() *cluster.Config, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
+func startRAPI(o Options, q *queue.Queue, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
 	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
 	if err != nil {
 		return nil, err
@@ -70,8 +70,9 @@ func startRAPI(o Options, q *queue.Queue, clusterCfg func() *cluster.Config, m *
 	srv.HandlePrefix(web.Prefix, web.New(web.Config{Queue: q, Users: srv, Logger: log, Cluster: func() web.Cluster {
 		cfg := clusterCfg()
 		c := web.Cluster{Name: cfg.Name, Master: cfg.Master, MaxRunningJobs: maxRunning}
+		repl := replication()
 		for _, n := range cfg.Nodes {
-			c.Nodes = append(c.Nodes, web.Node{Name: n.Name, Address: n.Address, Candidate: n.Candidate, Online: n.Online})
+			c.Nodes = append(c.Nodes, web.Node{Name: n.Name, Address: n.Address, Candidate: n.Candidate, Online: n.Online, Replication: repl[n.Name]})
 		}
 		return c
 	}}))

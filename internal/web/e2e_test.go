@@ -348,7 +348,7 @@ func TestDaemonServesTheDashboard(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "node1.jobq.test") ||
-		!strings.Contains(string(b), "in sync") || !strings.Contains(string(b), "of 1 busy") {
+		!strings.Contains(string(b), "holds the queue (master)") || !strings.Contains(string(b), "of 1 busy") {
 		t.Fatalf("overview after logging in: %d %.500s", resp.StatusCode, b)
 	}
 	id := n.submit(delayOp(0.01))
@@ -414,7 +414,7 @@ func TestBrowser(t *testing.T) {
 
 	// Log in; the overview shows the node.
 	admin.login(n.base, "admin", "adminpw")
-	if s := admin.text(`#h-nodes + .scroll tbody`); !strings.Contains(s, "node1.jobq.test") || !strings.Contains(s, "in sync") {
+	if s := admin.text(`#h-nodes + .scroll tbody`); !strings.Contains(s, "node1.jobq.test") || !strings.Contains(s, "holds the queue (master)") {
 		t.Fatalf("nodes: %q", s)
 	}
 

@@ -60,11 +60,13 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionInf
 		}
 	}
 	for _, n := range d.Cluster.Nodes {
-		nv := nodeView{Node: n, Master: n.Name == d.Cluster.Master}
-		if nv.Master {
-			nv.Replication = "in sync (single node: the master holds the only copy of the queue)"
-		} else {
-			nv.Replication = "not replicated yet"
+		nv := nodeView{Node: n, Master: n.Name == d.Cluster.Master, Replication: n.Replication}
+		switch {
+		case nv.Replication != "":
+		case nv.Master:
+			nv.Replication = "holds the queue (master)"
+		default:
+			nv.Replication = "unknown"
 		}
 		d.Nodes = append(d.Nodes, nv)
 	}

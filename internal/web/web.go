@@ -94,6 +94,10 @@ type Node struct {
 	Address   string
 	Candidate bool
 	Online    bool
+	// Replication describes how far the node's copy of the queue is, as
+	// the master knows it ("in sync", "behind by 3 updates", ...); empty:
+	// not known.
+	Replication string
 }
 
 // Cluster is what the overview tells about the cluster.

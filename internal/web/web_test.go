@@ -185,7 +185,7 @@ func TestOverview(t *testing.T) {
 		`<span class="status status-running">running</span></a></th><td class="num">1</td>`,
 		`all live jobs</th><td class="num">3</td>`,
 		`<span class="num">1</span> <span class="muted">of 2 busy</span>`,
-		"Open", "node1", "master", "in sync (single node",
+		"Open", "node1", "master", "holds the queue (master)", "A one-node cluster",
 		fmt.Sprintf(`href="/ui/jobs/%d">Job %d</a>`, run, run), `data-refresh="5000"`, `id="live"`,
 		"viewer", "read-only")
 	if strings.Contains(r.body, "Drain the queue") {
@@ -562,5 +562,23 @@ func TestSecurityHeaders(t *testing.T) {
 		if !strings.Contains(r.header.Get(k), want) {
 			t.Errorf("%s: %q, want %q", k, r.header.Get(k), want)
 		}
+	}
+}
+
+// TestOverviewReplication: the overview shows each node's replication
+// state as the master reports it.
+func TestOverviewReplication(t *testing.T) {
+	e := newEnv(t, 2, Config{Cluster: func() Cluster {
+		return Cluster{Name: "cluster1", Master: "node1", MaxRunningJobs: 2, Nodes: []Node{
+			{Name: "node1", Address: "192.0.2.1:1811", Candidate: true, Online: true, Replication: "holds the queue (master)"},
+			{Name: "node2", Address: "192.0.2.2:1811", Candidate: true, Online: true, Replication: "behind by 3 updates"},
+			{Name: "node3", Address: "192.0.2.3:1811", Candidate: false, Online: false},
+		}}
+	}})
+	v := e.login("viewer", "viewerpw")
+	r := v.get("/ui/")
+	wantStatus(t, "overview", r, http.StatusOK, "behind by 3 updates", "node3", "offline", "unknown")
+	if strings.Contains(r.body, "A one-node cluster") {
+		t.Error("a three-node cluster is called a one-node cluster")
 	}
 }
