@@ -181,7 +181,12 @@ func (n *nodeRT) nodeEntry(name string) map[string]any {
 
 // changeConfig applies a change on the master: store, adopt, send.
 func (n *nodeRT) changeConfig(ctx context.Context, change func(*cluster.Config) (*cluster.Config, error)) (*cluster.Config, error) {
-	if n.queue() == nil {
+	n.mu.Lock()
+	master := n.rep != nil && n.cfg.Master == n.self
+	n.mu.Unlock()
+	if !master {
+		// Allowed while the master waits for a majority to start: that is
+		// when a lost node must be marked offline.
 		return nil, n.notMaster()
 	}
 	nc, err := change(n.config())

@@ -162,8 +162,12 @@ func (n *nodeRT) setConfig(c *cluster.Config) error {
 	}
 	old := n.cfg
 	n.cfg = c
+	if n.rep != nil {
+		// Running as master or waiting for a majority to start: the
+		// majority follows the configuration (a node marked offline).
+		n.rep.SetConfig(c)
+	}
 	if n.master != nil {
-		n.master.rep.SetConfig(c)
 		_ = n.master.q.DeclareNodes(c.NodeNames()...)
 	}
 	if old == nil || old.Master != c.Master || old.Epoch != c.Epoch {
@@ -298,21 +302,17 @@ func (n *nodeRT) promote(ctx context.Context) error {
 			break
 		}
 		n.mu.Lock()
-		n.promoErr = fmt.Sprintf("it cannot reach a majority of the master candidates (%d of %d needed hold the queue)", in, quorum)
+		n.promoErr = fmt.Sprintf("only %d of the %d master candidates a majority needs hold the queue (mark lost nodes offline with 'jobq node modify NAME --offline yes')", in, quorum)
 		n.mu.Unlock()
 		n.log.Info("waiting for a majority of the master candidates", "in_sync", in, "quorum", quorum)
 		select {
 		case <-ctx.Done():
 			return fail(ctx.Err())
 		case <-n.kickCh:
+			// The configuration changed (a node marked offline changes
+			// the majority) or a newer epoch appeared.
 			if !n.wantMaster() {
 				return fail(errors.New("no longer the master"))
-			}
-			n.kick() // keep the kick for the role loop
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return fail(ctx.Err())
 			}
 		case <-ch:
 		}

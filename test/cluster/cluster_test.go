@@ -637,3 +637,35 @@ func TestPartition(t *testing.T) {
 		}
 	}
 }
+
+// TestMasterRestartWithoutMajority: a master that restarts while the only
+// other candidate is dead waits for a majority and says why; marking the
+// dead node offline on it lets it start the queue.
+func TestMasterRestartWithoutMajority(t *testing.T) {
+	nodes := startCluster(t, 2)
+	n1, n2 := nodes[0], nodes[1]
+	ids := submitAndFinish(t, n1.client(t), 3)
+	waitInSync(t, n1)
+	n2.d.Kill()
+	n1.d.Kill()
+	n1.start(t)
+	if !n1.d.WaitLog("waiting for a majority of the master candidates") {
+		t.Fatalf("the master did not wait for a majority:\n%s", n1.d.Logs())
+	}
+	if r := n1.jobq(t, "list"); r.Code == 0 || !strings.Contains(r.Stderr, "does not accept jobs yet") || !strings.Contains(r.Stderr, "offline") {
+		t.Fatalf("jobq list while waiting: %+v", r)
+	}
+	if r := n1.jobq(t, "node", "modify", "node2", "--offline", "yes"); r.Code != 0 {
+		t.Fatalf("marking node2 offline while waiting: %+v", r)
+	}
+	if !n1.d.WaitLog("running as master") {
+		t.Fatalf("the master did not start:\n%s", n1.d.Logs())
+	}
+	c1 := n1.client(t)
+	for _, id := range ids {
+		if j, err := c1.Job(context.Background(), id); err != nil || j.Status != client.StatusSuccess {
+			t.Fatalf("job %d: %+v %v", id, j, err)
+		}
+	}
+	submitAndFinish(t, c1, 2)
+}
