@@ -31,7 +31,7 @@ func BenchmarkCodec(b *testing.B) {
 		}
 		rd.Reset(wire)
 		br.Reset(&rd)
-		msg, err := readMessage(br, buf, DefaultMaxMessageSize)
+		msg, err := readMessage(br, buf, DefaultMaxMessageSize, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -172,7 +172,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req []byte) (reply []byte, 
 	if _, err := cc.nc.Write(req); err != nil {
 		return nil, false, false, err
 	}
-	reply, err = readMessage(cc.br, cc.buf, maxReplySize)
+	reply, err = readMessage(cc.br, cc.buf, maxReplySize, nil)
 	if err != nil {
 		return nil, true, false, err
 	}

@@ -101,7 +101,7 @@ func TestClientWire(t *testing.T) {
 			`{"result":"x"}` + "\x03",
 			`{"success":false,"result":{"odd":1}}` + "\x03",
 		} {
-			msg, err := readMessage(br, nil, DefaultMaxMessageSize)
+			msg, err := readMessage(br, nil, DefaultMaxMessageSize, nil)
 			if err != nil {
 				return
 			}

@@ -36,11 +36,11 @@ func loadCaptures(t testing.TB) []ganetiref.Capture {
 func oneMessage(t *testing.T, raw []byte) []byte {
 	t.Helper()
 	br := bufio.NewReader(bytes.NewReader(raw))
-	msg, err := readMessage(br, nil, DefaultMaxMessageSize)
+	msg, err := readMessage(br, nil, DefaultMaxMessageSize, nil)
 	if err != nil {
 		t.Fatalf("framing %q: %v", raw, err)
 	}
-	if _, err := readMessage(br, nil, DefaultMaxMessageSize); err != io.EOF {
+	if _, err := readMessage(br, nil, DefaultMaxMessageSize, nil); err != io.EOF {
 		t.Fatalf("framing %q: want exactly one message, got more (%v)", raw, err)
 	}
 	return msg
@@ -304,7 +304,7 @@ func (c *rawConn) write(b []byte) {
 
 // read returns the next message without its terminator.
 func (c *rawConn) read() ([]byte, error) {
-	return readMessage(c.br, nil, DefaultMaxMessageSize)
+	return readMessage(c.br, nil, DefaultMaxMessageSize, nil)
 }
 
 // readRaw returns the next message with its terminator.

@@ -70,6 +70,21 @@ type Server struct {
 	// not read its replies for that long is disconnected. 0 means
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// MaxBufferedBytes caps the bytes of large requests (above 64 KiB)
+	// being received at once over all connections, so that many clients
+	// each sending a request near MaxMessageSize cannot exhaust memory;
+	// 0 means DefaultMaxBufferedBytes, negative means no cap. A request
+	// that would go over it gets a "Failed to parse request" reply saying
+	// the server is busy, and its connection is closed; it may be sent
+	// again.
+	MaxBufferedBytes int64
+
+	// testReserved, when set, is called with the bytes reserved after
+	// every change (tests wait on it).
+	testReserved func(total int64)
+
+	budgetMu  sync.Mutex
+	budgetUse int64
 
 	mu        sync.Mutex
 	ctx       context.Context // cancelled by Shutdown; parent of all call contexts
@@ -100,6 +115,34 @@ func (s *Server) maxMessageSize() int {
 		return s.MaxMessageSize
 	}
 	return DefaultMaxMessageSize
+}
+
+// DefaultMaxBufferedBytes is the default for [Server.MaxBufferedBytes].
+const DefaultMaxBufferedBytes = 256 << 20
+
+// smallMessage is the size up to which a request needs no reservation:
+// each connection may hold that much whatever the others do.
+const smallMessage = 64 << 10
+
+// reserve changes the bytes a connection holds from held to want,
+// reporting false (and changing nothing) when the cap would be exceeded.
+func (s *Server) reserve(held, want int64) bool {
+	limit := s.MaxBufferedBytes
+	if limit == 0 {
+		limit = DefaultMaxBufferedBytes
+	}
+	s.budgetMu.Lock()
+	if want > held && limit > 0 && s.budgetUse+want-held > limit {
+		s.budgetMu.Unlock()
+		return false
+	}
+	s.budgetUse += want - held
+	total := s.budgetUse
+	s.budgetMu.Unlock()
+	if s.testReserved != nil {
+		s.testReserved(total)
+	}
+	return true
 }
 
 func (s *Server) writeTimeout() time.Duration {
@@ -237,6 +280,7 @@ type inbound struct {
 	req      *Request
 	err      error
 	tooLarge bool
+	busy     bool // over Server.MaxBufferedBytes
 }
 
 // aLongTimeAgo is a deadline in the past, used to interrupt blocked I/O.
@@ -271,6 +315,12 @@ func (s *Server) serveConn(srvCtx context.Context, nc net.Conn) {
 			_ = e.failure(err)
 			s.write(nc, e)
 			return
+		case m.busy:
+			err := &RequestError{Reason: "the server is receiving too many large requests at once; send it again later"}
+			s.logger().Warn("luxi: large requests over the memory cap; closing connection", "cap", s.MaxBufferedBytes)
+			_ = e.failure(err)
+			s.write(nc, e)
+			return
 		case m.err != nil:
 			s.logger().Debug("luxi: bad request", "err", m.err)
 			_ = e.failure(m.err)
@@ -292,11 +342,34 @@ func (s *Server) readLoop(ctx context.Context, cancel context.CancelFunc, nc net
 	br := bufio.NewReader(nc)
 	max := s.maxMessageSize()
 	var buf []byte
+	var held int64 // reserved for the message being read
+	release := func() {
+		if held > 0 {
+			s.reserve(held, 0)
+			held = 0
+		}
+	}
+	defer release()
+	grow := func(size int) bool {
+		if size <= smallMessage || int64(size) <= held {
+			return true
+		}
+		// Reserve ahead (doubling) so that a large message does not
+		// lock the budget for every chunk.
+		want := min(max64(int64(size), 2*held), int64(max))
+		if !s.reserve(held, want) {
+			if want = int64(size); !s.reserve(held, want) {
+				return false
+			}
+		}
+		held = want
+		return true
+	}
 	for {
-		msg, err := readMessage(br, buf, max)
-		if errors.Is(err, errTooLarge) {
+		msg, err := readMessage(br, buf, max, grow)
+		if errors.Is(err, errTooLarge) || errors.Is(err, errBusy) {
 			select {
-			case out <- inbound{tooLarge: true}:
+			case out <- inbound{tooLarge: errors.Is(err, errTooLarge), busy: errors.Is(err, errBusy)}:
 			case <-ctx.Done():
 			}
 			return
@@ -309,11 +382,12 @@ func (s *Server) readLoop(ctx context.Context, cancel context.CancelFunc, nc net
 			return
 		}
 		req, err := decodeRequest(msg)
-		if cap(msg) <= 64<<10 {
+		if cap(msg) <= smallMessage {
 			buf = msg // decodeRequest copies what it keeps
 		} else {
 			buf = nil
 		}
+		release()
 		select {
 		case out <- inbound{req: req, err: err}:
 		case <-ctx.Done():
@@ -397,4 +471,11 @@ func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
 		return nil, fmt.Errorf("luxi: %w", err)
 	}
 	return l, nil
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
 }

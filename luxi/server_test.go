@@ -709,3 +709,57 @@ func TestErrorValue(t *testing.T) {
 		}
 	}
 }
+
+// TestServerBufferedBytesCap: large requests being received at once are
+// capped over all connections: the one that would go over gets a "busy"
+// reply and is closed, the others are served, and once the bytes are
+// freed the refused request goes through.
+func TestServerBufferedBytesCap(t *testing.T) {
+	const budget = 1 << 20
+	reserved := make(chan int64, 1024)
+	ts := startServerOpts(t, newTestHandler(), func(s *Server) {
+		s.MaxMessageSize = 4 << 20
+		s.MaxBufferedBytes = budget
+		s.testReserved = func(total int64) { reserved <- total }
+	})
+	head := `{"method":"Echo","args":["`
+	body := func(n int) []byte { return []byte(head + strings.Repeat("y", n-len(head))) }
+	// A sends 700 KiB of a request and stops.
+	a := dialRaw(t, ts.path)
+	a.write(body(700 << 10))
+	for total := int64(0); total < 700<<10; {
+		total = wait(t, reserved, "A's bytes reserved")
+	}
+	// B's 700 KiB request would go over the cap: refused, closed.
+	b := dialRaw(t, ts.path)
+	wrote := make(chan error, 1)
+	go func() {
+		// The server closes the connection before all of it is read.
+		_, err := b.nc.Write(append(body(700<<10), '"', ']', '}', eom))
+		wrote <- err
+	}()
+	want := `{"success":false,"result":"Failed to parse request: the server is receiving too many large requests at once; send it again later"}` + "\x03"
+	if rep := string(b.readRaw()); rep != want {
+		t.Fatalf("B over the cap: %.200s", rep)
+	}
+	b.nc.Close()
+	<-wrote
+	// A small request is served meanwhile.
+	if rep := dialRaw(t, ts.path).call(`{"method":"Echo","args":[1]}`); rep != `{"success":true,"result":[1]}` {
+		t.Fatalf("small request: %s", rep)
+	}
+	// A finishes and is answered; its bytes are freed.
+	a.write([]byte{'"', ']', '}', eom})
+	if rep := string(a.readRaw()); !strings.HasPrefix(rep, `{"success":true`) {
+		t.Fatalf("A: %.200s", rep)
+	}
+	for total := int64(-1); total != 0; {
+		total = wait(t, reserved, "A's bytes released")
+	}
+	// B again: fine now.
+	b2 := dialRaw(t, ts.path)
+	b2.write(append(body(700<<10), '"', ']', '}', eom))
+	if rep := string(b2.readRaw()); !strings.HasPrefix(rep, `{"success":true`) {
+		t.Fatalf("B after A: %.200s", rep)
+	}
+}

@@ -119,12 +119,15 @@ func plural(s string) string {
 // errTooLarge reports a message over the size limit.
 var errTooLarge = errors.New("luxi: message too large")
 
+// errBusy: the server's cap on large requests being received is reached.
+var errBusy = errors.New("luxi: too many large requests at once")
+
 // readMessage reads one message from r into buf[:0] and returns it without
 // its terminator. It never holds more than max bytes of a message: a longer
 // message fails with errTooLarge as soon as the bytes past the limit have
 // arrived, without waiting for its end. A partial message at the end of the
 // stream fails with io.ErrUnexpectedEOF.
-func readMessage(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
+func readMessage(r *bufio.Reader, buf []byte, max int, grow func(size int) bool) ([]byte, error) {
 	buf = buf[:0]
 	for {
 		n := r.Buffered()
@@ -143,12 +146,18 @@ func readMessage(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 			if len(buf)+i > max {
 				return nil, errTooLarge
 			}
+			if grow != nil && !grow(len(buf)+i) {
+				return nil, errBusy
+			}
 			buf = append(buf, chunk[:i]...)
 			r.Discard(i + 1)
 			return buf, nil
 		}
 		if len(buf)+n > max {
 			return nil, errTooLarge
+		}
+		if grow != nil && !grow(len(buf)+n) {
+			return nil, errBusy
 		}
 		buf = append(buf, chunk...)
 		r.Discard(n)

@@ -220,3 +220,77 @@ func TestThousandsOfIdleLUXIConnections(t *testing.T) {
 	}
 	d.alive()
 }
+
+// TestManyLargeLUXIMessages: eight clients each send 60 MiB of a request
+// (under the 64 MiB limit) and stop, all at once. jobqd holds at most its
+// cap on large requests being received (256 MiB): the clients past it get
+// a "busy" reply and are closed, a small client is served throughout, and
+// jobqd's memory stays near the cap instead of growing with the clients.
+func TestManyLargeLUXIMessages(t *testing.T) {
+	d := start(t, t.TempDir())
+	other := d.client()
+	served(t, other)
+	base := d.rss()
+	const clients, size = 8, 60 << 20
+	busy := `{"success":false,"result":"Failed to parse request: the server is receiving too many large requests at once; send it again later"}`
+	chunk := bytes.Repeat([]byte("x"), 1<<20)
+	head := []byte(`{"method":"SubmitJob","args":[[{"OP_ID":"OP_TEST_DELAY","duration":1,"comment":"`)
+	type outcome struct {
+		refused bool
+		err     error
+	}
+	results := make(chan outcome, clients)
+	var conns []*rawConn
+	for range clients {
+		c := d.dialRaw()
+		conns = append(conns, c)
+		go func() {
+			n := 0
+			if _, err := c.nc.Write(head); err != nil {
+				results <- outcome{err: err}
+				return
+			}
+			for n < size-len(head) {
+				w, err := c.nc.Write(chunk)
+				n += w
+				if err != nil {
+					// Closed by jobqd: it must have said why.
+					rep, rerr := c.read()
+					results <- outcome{refused: rerr == nil && string(rep) == busy, err: fmt.Errorf("write after %d bytes: %v; reply %q %v", n, err, rep, rerr)}
+					return
+				}
+			}
+			results <- outcome{}
+		}()
+	}
+	refused, held := 0, 0
+	for range clients {
+		o := <-results
+		switch {
+		case o.refused:
+			refused++
+		case o.err != nil:
+			t.Fatalf("a client failed otherwise: %v", o.err)
+		default:
+			held++
+		}
+	}
+	served(t, other)
+	peak := d.rss()
+	for _, c := range conns {
+		c.nc.Close()
+	}
+	t.Logf("%d clients held 60 MiB each, %d refused as busy; jobqd RSS %s before, %s with them", held, refused, mib(base), mib(peak))
+	if refused == 0 || held == 0 || held*size > 256<<20 {
+		t.Fatalf("%d held, %d refused: the cap of 256 MiB is not what was applied", held, refused)
+	}
+	// Without the cap all eight would be held (480 MiB of requests before
+	// the buffers' growth). With it, what is held is at most
+	// the cap, and the heap holds it at most about twice over and a half
+	// (buffers grown by doubling, and the collector lets garbage reach
+	// the live size before it runs).
+	if peak-base > 3*(256<<20) {
+		t.Errorf("RSS grew by %s for %d held messages", mib(peak-base), held)
+	}
+	d.MustLine(t, "level=WARN", "large requests over the memory cap")
+}
