@@ -221,3 +221,70 @@ func newRecorder() *recorder                    { return &recorder{hdr: http.Hea
 func (r *recorder) Header() http.Header         { return r.hdr }
 func (r *recorder) WriteHeader(code int)        { r.code = code }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+
+// TestBufferedBodiesCap: request bodies being received at once are capped
+// over all connections: a request whose body would go over gets 503 (and
+// Retry-After), small requests are served, and once the first body is in
+// the refused one goes through.
+func TestBufferedBodiesCap(t *testing.T) {
+	reserved := make(chan int64, 64)
+	e := newEnv(t, 1, func(c *Config) {
+		c.MaxBufferedBodies = 1 << 20
+		c.testReserved = func(total int64) { reserved <- total }
+	})
+	body := `{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 0.001, "comment": "` + strings.Repeat("x", 700<<10) + `"}]}`
+	post := func(r io.Reader, length int64) *recorder {
+		req, _ := http.NewRequest("POST", "https://rapi.test/2/jobs", r)
+		req.ContentLength = length
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth("admin", "adminpw")
+		w := newRecorder()
+		e.s.ServeHTTP(w, req)
+		return w
+	}
+	// A's body arrives slowly: it holds its reservation meanwhile.
+	pr, pw := io.Pipe()
+	done := make(chan *recorder, 1)
+	go func() { done <- post(pr, int64(len(body))) }()
+	if got := wait(t, reserved, "A's reservation"); got != int64(len(body)) {
+		t.Fatalf("reserved %d, want %d", got, len(body))
+	}
+	w := post(strings.NewReader(body), int64(len(body)))
+	want := `{"code": 503, "message": "The server is receiving too many large request bodies at once; try again later", "explain": "The server cannot process the request due to a high load"}` + "\n"
+	if w.code != 503 || w.body.String() != want || w.hdr.Get("Retry-After") == "" {
+		t.Fatalf("B over the cap: %d %q %v", w.code, w.body.String(), w.hdr)
+	}
+	// A body without a declared length counts as MaxBodySize: refused too
+	// while A holds most of the cap.
+	if w := post(strings.NewReader(`{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 0.001}]}`), -1); w.code != 503 {
+		t.Fatalf("small chunked request while A holds the cap: %d %q", w.code, w.body.String())
+	}
+	if w := post(strings.NewReader(`{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 0.001}]}`), 55); w.code != 200 {
+		t.Fatalf("small request while A holds the cap: %d %q", w.code, w.body.String())
+	}
+	if _, err := io.WriteString(pw, body); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if w := <-done; w.code != 200 {
+		t.Fatalf("A: %d %q", w.code, w.body.String())
+	}
+	if got := wait(t, reserved, "A's release"); got != 0 {
+		t.Fatalf("after A, %d bytes reserved", got)
+	}
+	if w := post(strings.NewReader(body), int64(len(body))); w.code != 200 {
+		t.Fatalf("B after A: %d %q", w.code, w.body.String())
+	}
+}
+
+// wait waits for ch, failing the test if it takes absurdly long (a hang).
+func wait[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(time.Minute):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}

@@ -138,6 +138,15 @@ type Config struct {
 	// of the answer of the built-in resources; 0 means DefaultBodyTimeout.
 	// (Handle and HandlePrefix resources, which may stream, set their own.)
 	BodyTimeout time.Duration
+	// MaxBufferedBodies caps the bytes of request bodies being received
+	// and served at once over all connections (each counted at its
+	// declared length, or MaxBodySize when it has none), so that many
+	// clients sending large bodies cannot exhaust memory; 0 means
+	// DefaultMaxBufferedBodies. A request over it gets 503.
+	MaxBufferedBodies int64
+	// testReserved, when set, is called with the bytes reserved after
+	// every change (tests wait on it).
+	testReserved func(total int64)
 	// RequireAuth makes every request authenticate, reads included
 	// (Ganeti's ganeti-rapi --require-authentication).
 	RequireAuth bool
@@ -175,6 +184,9 @@ type Server struct {
 	extraMu sync.RWMutex
 	extra   map[string]extraRoute
 	prefix  []prefixRoute
+
+	bodyMu  sync.Mutex
+	bodyUse int64
 
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -434,6 +446,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *RequestInfo
 		return sw.status
 	}
 	req := &request{r: r, id: id, user: user}
+	size := bodyReservation(r)
+	if !s.reserveBody(size) {
+		w.Header().Set("Retry-After", "1")
+		return s.writeError(w, errorf(http.StatusServiceUnavailable, "The server is receiving too many large request bodies at once; try again later"))
+	}
+	defer s.reserveBody(-size)
 	if herr := s.readBody(w, req); herr != nil {
 		return s.writeError(w, herr)
 	}
@@ -567,6 +585,48 @@ func (s *Server) authenticate(r *http.Request, access []string) (string, *httpEr
 		}
 	}
 	return name, errCode(http.StatusForbidden)
+}
+
+// DefaultMaxBufferedBodies is the default of Config.MaxBufferedBodies.
+const DefaultMaxBufferedBodies = 256 << 20
+
+// bodyReservation is what a request's body is counted as: its declared
+// length, MaxBodySize when it has none (chunked), 0 without a body.
+func bodyReservation(r *http.Request) int64 {
+	switch {
+	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
+		return 0
+	case r.ContentLength > MaxBodySize:
+		return 0 // refused with 413 before it is read
+	case r.ContentLength > 0:
+		return r.ContentLength
+	}
+	return MaxBodySize
+}
+
+// reserveBody adds n (negative: gives back) to the bytes of bodies in
+// progress, refusing an addition over the cap. Bodies of up to 64 KiB are
+// not counted.
+func (s *Server) reserveBody(n int64) bool {
+	if n > -(64<<10) && n < 64<<10 {
+		return true
+	}
+	limit := s.cfg.MaxBufferedBodies
+	if limit <= 0 {
+		limit = DefaultMaxBufferedBodies
+	}
+	s.bodyMu.Lock()
+	if n > 0 && s.bodyUse+n > limit {
+		s.bodyMu.Unlock()
+		return false
+	}
+	s.bodyUse += n
+	total := s.bodyUse
+	s.bodyMu.Unlock()
+	if s.cfg.testReserved != nil {
+		s.cfg.testReserved(total)
+	}
+	return true
 }
 
 // readBody reads and decodes a JSON body, as Ganeti does: a body needs
