@@ -111,11 +111,9 @@ the bare job ID first.`,
 			if err != nil || math.IsNaN(d) || math.IsInf(d, 0) {
 				return usagef(cmd, "invalid duration %q: give a number of seconds such as 0.5", args[0])
 			}
-			p := format.PriorityNormal
-			if cmd.Flags().Changed("priority") {
-				if p, err = format.ParsePriority(prio); err != nil {
-					return usagef(cmd, "%s", err.Error())
-				}
+			p, err := optionalPriority(cmd, prio)
+			if err != nil {
+				return err
 			}
 			if nodes == nil {
 				nodes = []string{}
@@ -144,15 +142,7 @@ the bare job ID first.`,
 				fmt.Fprintln(a.env.Stdout, format.JobSubmitted(id))
 				return nil
 			}
-			jobErr, err := a.pollJob(ctx, id, &stdioReporter{a: a, id: id})
-			if err != nil {
-				return err
-			}
-			if jobErr != nil {
-				code, msg := format.FormatError(jobErr)
-				return &exitError{code: code, msg: msg}
-			}
-			return nil
+			return a.followJob(ctx, id, &stdioReporter{a: a, id: id})
 		},
 	}
 	f := cmd.Flags()

@@ -191,3 +191,30 @@ func (a *app) waitJob(ctx context.Context, id int64, rep pollReporter) error {
 	}
 	return nil
 }
+
+// followJob polls job id until it ends (see pollJob); a failed job is the
+// command's error, formatted as Ganeti's cli does.
+func (a *app) followJob(ctx context.Context, id int64, rep pollReporter) error {
+	jobErr, err := a.pollJob(ctx, id, rep)
+	if err != nil {
+		return err
+	}
+	if jobErr != nil {
+		code, msg := format.FormatError(jobErr)
+		return &exitError{code: code, msg: msg}
+	}
+	return nil
+}
+
+// optionalPriority is the --priority flag's value when it was given (a
+// usage error when it does not parse), else normal priority.
+func optionalPriority(cmd *cobra.Command, prio string) (int, error) {
+	if !cmd.Flags().Changed("priority") {
+		return format.PriorityNormal, nil
+	}
+	p, err := format.ParsePriority(prio)
+	if err != nil {
+		return 0, usagef(cmd, "%s", err.Error())
+	}
+	return p, nil
+}

@@ -80,12 +80,9 @@ once; "jobq info N" shows the result later.`,
 					return usagef(cmd, "--nodes has an empty node name")
 				}
 			}
-			p := format.PriorityNormal
-			if cmd.Flags().Changed("priority") {
-				var err error
-				if p, err = format.ParsePriority(prio); err != nil {
-					return usagef(cmd, "%s", err.Error())
-				}
+			p, err := optionalPriority(cmd, prio)
+			if err != nil {
+				return err
 			}
 			op := restrictedCommandOp{
 				Command:    name,
@@ -111,13 +108,8 @@ once; "jobq info N" shows the result later.`,
 			if asJSON {
 				rep = silentReporter{}
 			}
-			jobErr, err := a.pollJob(ctx, id, rep)
-			if err != nil {
+			if err := a.followJob(ctx, id, rep); err != nil {
 				return err
-			}
-			if jobErr != nil {
-				code, msg := format.FormatError(jobErr)
-				return &exitError{code: code, msg: msg}
 			}
 			outcomes, err := a.restrictedResults(ctx, id, nodes)
 			if err != nil {
