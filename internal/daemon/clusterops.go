@@ -12,6 +12,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/restricted"
+	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
@@ -92,9 +93,53 @@ func (n *nodeRT) serveCluster(ctx context.Context, req *luxi.Request) (any, erro
 	return nil, luxi.UnknownMethod(req.Method)
 }
 
+// nodeInfo is one node as `jobq node list --json` and `jobq cluster
+// info` receive it (fields in the order the earlier map encoding gave).
+type nodeInfo struct {
+	Address     string          `json:"address"`
+	Candidate   bool            `json:"master_candidate"`
+	Name        string          `json:"name"`
+	Online      bool            `json:"online"`
+	Replication replicationInfo `json:"replication"`
+	Role        string          `json:"role"`
+}
+
+// replicationInfo is a node's replication state as this node knows it:
+// "self", "in sync", "behind", "unreachable", "resyncing", "not a
+// replica" or "unknown".
+type replicationInfo struct {
+	Behind           int64             `json:"behind"`
+	LastError        string            `json:"last_error,omitempty"`
+	Position         *cluster.Position `json:"position,omitempty"`
+	State            string            `json:"state"`
+	UnreachableSince *float64          `json:"unreachable_since"` // Unix seconds
+}
+
+// text is the state in words (the dashboard's overview).
+func (r replicationInfo) text() string {
+	switch r.State {
+	case "self":
+		return "holds the queue (master)"
+	case "behind":
+		return fmt.Sprintf("behind by %d updates", r.Behind)
+	case "unreachable":
+		t := "unreachable"
+		if r.UnreachableSince != nil {
+			t += " since " + time.Unix(int64(*r.UnreachableSince), 0).Format("2006-01-02 15:04:05")
+		}
+		if r.LastError != "" {
+			t += " (" + r.LastError + ")"
+		}
+		return t
+	case "not a replica":
+		return "not a master candidate: holds no copy"
+	}
+	return r.State
+}
+
 // nodeList describes every node with its replication state as this node
 // knows it (the master knows every peer's).
-func (n *nodeRT) nodeList() []map[string]any {
+func (n *nodeRT) nodeList() []nodeInfo {
 	c := n.config()
 	peers := map[string]replica.PeerState{}
 	n.mu.Lock()
@@ -109,71 +154,48 @@ func (n *nodeRT) nodeList() []map[string]any {
 	for _, v := range c.Voters() {
 		voters[v.Name] = true
 	}
-	var out []map[string]any
+	var out []nodeInfo
 	for _, nd := range sortedNodes(c) {
-		repl := map[string]any{"state": "unknown", "behind": 0, "unreachable_since": nil}
+		repl := replicationInfo{State: "unknown"}
 		switch p, ok := peers[nd.Name]; {
 		case nd.Name == n.self:
-			repl["state"] = "self"
-			repl["position"] = n.app.Position()
+			pos := n.app.Position()
+			repl.State, repl.Position = "self", &pos
 		case !voters[nd.Name]:
-			repl["state"] = "not a replica"
+			repl.State = "not a replica"
 		case ok:
-			repl["position"] = p.Position
-			repl["behind"] = p.Behind
+			repl.Position, repl.Behind, repl.LastError = &p.Position, p.Behind, p.LastError
 			switch {
 			case !p.UnreachableSince.IsZero():
-				repl["state"] = "unreachable"
-				repl["unreachable_since"] = float64(p.UnreachableSince.UnixNano()) / 1e9
+				since := float64(p.UnreachableSince.UnixNano()) / 1e9
+				repl.State, repl.UnreachableSince = "unreachable", &since
 			case !p.InSync:
-				repl["state"] = "resyncing"
+				repl.State = "resyncing"
 			case p.Behind > 0:
-				repl["state"] = "behind"
+				repl.State = "behind"
 			default:
-				repl["state"] = "in sync"
-			}
-			if p.LastError != "" {
-				repl["last_error"] = p.LastError
+				repl.State = "in sync"
 			}
 		}
-		out = append(out, map[string]any{"name": nd.Name, "address": nd.Address, "role": c.Role(nd.Name),
-			"online": nd.Online, "master_candidate": nd.Candidate, "replication": repl})
+		out = append(out, nodeInfo{Name: nd.Name, Address: nd.Address, Role: c.Role(nd.Name),
+			Online: nd.Online, Candidate: nd.Candidate, Replication: repl})
 	}
 	return out
 }
 
-// replicationText describes each node's replication state in words
-// (the dashboard's overview).
+// replicationText describes each node's replication state in words.
 func (n *nodeRT) replicationText() map[string]string {
 	out := map[string]string{}
 	for _, e := range n.nodeList() {
-		name, _ := e["name"].(string)
-		r, _ := e["replication"].(map[string]any)
-		state, _ := r["state"].(string)
-		switch state {
-		case "self":
-			state = "holds the queue (master)"
-		case "behind":
-			state = fmt.Sprintf("behind by %v updates", r["behind"])
-		case "unreachable":
-			if since, ok := r["unreachable_since"].(float64); ok {
-				state = "unreachable since " + time.Unix(int64(since), 0).Format("2006-01-02 15:04:05")
-			}
-			if msg, ok := r["last_error"].(string); ok {
-				state += " (" + msg + ")"
-			}
-		case "not a replica":
-			state = "not a master candidate: holds no copy"
-		}
-		out[name] = state
+		out[e.Name] = e.Replication.text()
 	}
 	return out
 }
 
-func (n *nodeRT) nodeEntry(name string) map[string]any {
+func (n *nodeRT) nodeEntry(name string) *nodeInfo {
 	for _, e := range n.nodeList() {
-		if e["name"] == name {
-			return e
+		if e.Name == name {
+			return &e
 		}
 	}
 	return nil
@@ -565,31 +587,37 @@ func (n *nodeRT) pullQueue(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	d := replica.Compare(remote.Files, live)
-	da := replica.Compare(remote.Archive, arch)
-	d.Write = append(d.Write, da.Write...)
-	d.Remove = append(d.Remove, da.Remove...)
+	d := replica.CompareQueues(remote.Files, remote.Archive, live, arch)
+	// Writes first, removals last, each group committed together.
 	for len(d.Write) > 0 {
 		k := min(len(d.Write), 500)
 		r, err := n.client.Fetch(cctx, addr, &noderpc.FetchRequest{Names: d.Write[:k]})
 		if err != nil {
 			return err
 		}
-		var tickets []interface{ Wait() error }
+		var tickets []store.Ticket
 		for _, f := range r.Files {
 			tickets = append(tickets, n.st.Write(f.Name, f.Data))
 		}
-		for _, t := range tickets {
-			if err := t.Wait(); err != nil {
-				return err
-			}
+		if err := waitAll(tickets); err != nil {
+			return err
 		}
 		d.Write = d.Write[k:]
 	}
+	var tickets []store.Ticket
 	for _, name := range d.Remove {
-		if err := n.st.Remove(name).Wait(); err != nil {
-			return err
+		tickets = append(tickets, n.st.Remove(name))
+	}
+	return waitAll(tickets)
+}
+
+// waitAll waits for every ticket and returns the first error.
+func waitAll(tickets []store.Ticket) error {
+	var first error
+	for _, t := range tickets {
+		if err := t.Wait(); err != nil && first == nil {
+			first = err
 		}
 	}
-	return nil
+	return first
 }

@@ -289,8 +289,6 @@ func (n *nodeRT) promote(ctx context.Context) error {
 		rep.Stop()
 		n.mu.Lock()
 		n.rep = nil
-		n.mu.Unlock()
-		n.mu.Lock()
 		n.promoErr = err.Error()
 		n.mu.Unlock()
 		return err
@@ -527,10 +525,8 @@ func (h rpcHandler) Purge(ctx context.Context, req *noderpc.PurgeRequest) error 
 		}
 		tickets = append(tickets, n.st.Remove(f.Name))
 	}
-	for _, t := range tickets {
-		if err := t.Wait(); err != nil {
-			return err
-		}
+	if err := waitAll(tickets); err != nil {
+		return err
 	}
 	// No longer a replica: it claims nothing.
 	if err := n.app.SetPosition(cluster.Position{}); err != nil {

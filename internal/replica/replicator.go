@@ -541,10 +541,7 @@ func (r *Replicator) resync(p *peer) (err error) {
 	if err != nil {
 		return fmt.Errorf("cannot scan the local queue: %w", err)
 	}
-	d := Compare(live, remote.Files)
-	da := Compare(arch, remote.Archive)
-	d.Write = append(d.Write, da.Write...)
-	d.Remove = append(d.Remove, da.Remove...)
+	d := CompareQueues(live, arch, remote.Files, remote.Archive)
 	for _, n := range force {
 		if !slices.Contains(d.Write, n) {
 			d.Write = append(d.Write, n)

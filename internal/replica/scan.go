@@ -140,6 +140,16 @@ func Compare(ref, rep []noderpc.FileInfo) Diff {
 	return d
 }
 
+// CompareQueues compares a replica's live files and archive with the
+// reference's: what to write (live files first) and what to remove.
+func CompareQueues(refLive, refArch, live, arch []noderpc.FileInfo) Diff {
+	d := Compare(refLive, live)
+	da := Compare(refArch, arch)
+	d.Write = append(d.Write, da.Write...)
+	d.Remove = append(d.Remove, da.Remove...)
+	return d
+}
+
 // ReadFiles reads queue files by name for a fetch; missing files are left
 // out.
 func ReadFiles(dir string, names []string) ([]noderpc.Change, error) {
