@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/client"
+	"github.com/jobq-dev/jobq/internal/daemon"
+	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/testbin"
 )
 
@@ -668,4 +671,65 @@ func TestMasterRestartWithoutMajority(t *testing.T) {
 		}
 	}
 	submitAndFinish(t, c1, 2)
+}
+
+// TestRefusals: the cluster commands' refusals, each with its sentence,
+// and the node RPC purge refused from a stale epoch, on a candidate and
+// on the master.
+func TestRefusals(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	refused := func(n *cnode, want string, args ...string) {
+		t.Helper()
+		r := n.jobq(t, args...)
+		if r.Code == 0 || !strings.Contains(r.Stderr, want) {
+			t.Errorf("jobq %v on %s: %+v, want a refusal saying %q", args, n.name, r, want)
+		}
+	}
+	refused(n2, "node node1 is the master and is running", "cluster", "master-failover")
+	refused(n1, "is already the master", "cluster", "master-failover")
+	refused(n1, "node node9 is not in the cluster", "node", "modify", "node9", "--offline", "yes")
+	refused(n1, "node node9 is not in the cluster", "node", "remove", "node9")
+	refused(n2, "This is not the master node, please connect to node node1", "node", "modify", "node3", "--offline", "yes")
+	refused(n2, "This is not the master node, please connect to node node1", "cluster", "join-token")
+	victim := filepath.Join(n3.dir, "queue", "serial")
+	if err := os.WriteFile(victim, []byte("garbage\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	refused(n2, "only the master can repair the queue; run this on node1", "cluster", "verify-queue", "--repair")
+	if r := n1.jobq(t, "cluster", "verify-queue", "--repair"); r.Code != 0 {
+		t.Fatalf("repair on the master: %+v", r)
+	}
+
+	// Purge is only for regular nodes, and only from the current master.
+	cert, err := daemon.LoadOrCreateClusterCert(n1.dir, n1.name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := noderpc.NewClient(cert)
+	defer c.Close()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		node  *cnode
+		epoch int64
+		code  string
+		want  string
+	}{
+		{n2, 0, noderpc.CodeStaleEpoch, "this node has seen epoch 1"},
+		{n2, 1, noderpc.CodeRefused, "this node is a master candidate"},
+		{n1, 1, noderpc.CodeRefused, "this node is the master"},
+	} {
+		err := c.Purge(ctx, tc.node.addr, &noderpc.PurgeRequest{Master: "node1", Epoch: tc.epoch})
+		var e *noderpc.Error
+		if !errors.As(err, &e) || e.Code != tc.code || !strings.Contains(e.Message, tc.want) {
+			t.Errorf("purge on %s from epoch %d: %v, want %s %q", tc.node.name, tc.epoch, err, tc.code, tc.want)
+		}
+	}
+	sameFiles(t, n1, n2, n3)
+
+	// A regular node cannot become master.
+	if r := n1.jobq(t, "node", "modify", "node3", "--master-candidate", "no"); r.Code != 0 {
+		t.Fatalf("demote node3: %+v", r)
+	}
+	refused(n3, "node node3 is not an online master candidate", "cluster", "master-failover")
 }
