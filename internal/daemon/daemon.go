@@ -63,12 +63,6 @@ func SocketPath(dataDir string) string { return paths.SocketPath(dataDir) }
 // (~/.local/state/jobq when XDG_STATE_HOME is unset).
 func DefaultDataDir() string { return paths.DefaultDataDir() }
 
-// ClusterConfig is the node's view of its cluster (package cluster).
-type ClusterConfig = cluster.Config
-
-// Node is one cluster member.
-type Node = cluster.Node
-
 func writeDurable(path string, data []byte) error {
 	return writeDurableMode(path, data, 0o640)
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/jobq-dev/jobq/internal/cluster"
 	"io"
 	"log/slog"
 	"net"
@@ -983,8 +984,8 @@ func mergeMaps(ms ...map[string]string) map[string]string {
 // captured cluster (name cluster1.ganeti.test, master node1.ganeti.test).
 func clusterConfig(t *testing.T) func(dir string) {
 	return func(dir string) {
-		b, err := json.Marshal(ClusterConfig{Name: "cluster1.ganeti.test", Master: "node1.ganeti.test", Epoch: 1,
-			Nodes: []Node{{Name: "node1.ganeti.test", Candidate: true, Online: true}}})
+		b, err := json.Marshal(cluster.Config{Name: "cluster1.ganeti.test", Master: "node1.ganeti.test", Epoch: 1,
+			Nodes: []cluster.Node{{Name: "node1.ganeti.test", Candidate: true, Online: true}}})
 		if err != nil {
 			t.Fatal(err)
 		}
