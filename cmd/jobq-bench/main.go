@@ -58,7 +58,15 @@ func main() {
 	populateDir := flag.String("populate", "", "instead of driving a node: write a data directory DIR with --live finished jobs and --archived archived ones (no daemon may use it)")
 	live := flag.Int("live", 100000, "with --populate: live jobs to write")
 	archived := flag.Int("archived", 0, "with --populate: archived jobs to write")
+	fanout := flag.String("fanout-server", "", "internal: run the bare server that the watchers workload measures as its floor, on this socket")
 	flag.Parse()
+	if *fanout != "" {
+		if err := fanoutServer(*fanout, o.watchers); err != nil {
+			fmt.Fprintln(os.Stderr, "jobq-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *populateDir != "" {
 		if err := populate(*populateDir, *live, *archived); err != nil {
 			fmt.Fprintln(os.Stderr, "jobq-bench:", err)
@@ -178,6 +186,14 @@ func run(o options) error {
 		out["watchers"], out["watch_p50_ms"], out["watch_p99_ms"], out["watch_max_ms"] = len(lat), ms(p50), ms(p99), ms(worst)
 		human = append(human, fmt.Sprintf("watchers: %d concurrent WaitForJobChange on one job, notified after its end: p50 %.2f ms, p99 %.2f ms, max %.2f ms",
 			len(lat), ms(p50), ms(p99), ms(worst)))
+		floor, err := watchFloor(o.watchers)
+		if err != nil {
+			return err
+		}
+		fp50, fp99 := percentile(floor, 0.5), percentile(floor, 0.99)
+		out["watch_floor_p50_ms"], out["watch_floor_p99_ms"] = ms(fp50), ms(fp99)
+		human = append(human, fmt.Sprintf("watchers' floor: the same %d connections answered at once by a bare server with no queue (this machine's cost of the fan-out alone): p50 %.2f ms, p99 %.2f ms",
+			len(floor), ms(fp50), ms(fp99)))
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
@@ -312,28 +328,65 @@ func watchers(ctx context.Context, c *luxi.Client, o options) ([]time.Duration, 
 		return nil, err
 	}
 	req = append(req, 0x03)
-	recv := make([]time.Time, o.watchers)
-	replies := make([][]byte, o.watchers)
-	errs := make(chan error, o.watchers)
-	sent := make(chan struct{}, o.watchers)
+	var allSent time.Time
+	recv, replies, err := watchAll(o.socket, req, o.watchers, func() { allSent = time.Now() })
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range replies {
+		if !bytes.Contains(r, []byte(`"success"]`)) {
+			return nil, fmt.Errorf("watcher %d was answered %q, not the job's success", i, r)
+		}
+	}
+	raw, err = c.Call(ctx, "QueryJobs", []int64{id}, []string{"end_ts"})
+	if err != nil {
+		return nil, err
+	}
+	var rows [][]job.Timestamp
+	if err := json.Unmarshal(raw, &rows); err != nil || len(rows) != 1 {
+		return nil, fmt.Errorf("QueryJobs answered %s", raw)
+	}
+	end := rows[0][0].Time()
+	if end.Before(allSent) {
+		return nil, fmt.Errorf("the watched job (1 s) ended before all %d watchers were waiting; use fewer --watchers", o.watchers)
+	}
+	lat := make([]time.Duration, len(recv))
+	for i, t := range recv {
+		lat[i] = t.Sub(end)
+	}
+	return lat, nil
+}
+
+// watchAll opens n connections to socket at once, sends req on each and
+// returns when each has its answer: the time the first bytes of each
+// answer arrived, and the answers. allSent, if not nil, is called once
+// every request is sent. The connections are closed only once every
+// answer is in, so that the server's work for closed connections does not
+// delay the answers still on their way.
+func watchAll(socket string, req []byte, n int, allSent func()) ([]time.Time, [][]byte, error) {
+	recv := make([]time.Time, n)
+	conns := make([]net.Conn, n)
+	replies := make([][]byte, n)
+	errs := make(chan error, n)
+	sent := make(chan struct{}, n)
 	var wg sync.WaitGroup
-	for i := range o.watchers {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// Ten thousand connections at once overflow the listen
 			// backlog: retry those the kernel turns away.
-			conn, err := net.Dial("unix", o.socket)
+			conn, err := net.Dial("unix", socket)
 			for try := 0; err != nil && errors.Is(err, syscall.EAGAIN) && try < 1000; try++ {
 				time.Sleep(time.Millisecond)
-				conn, err = net.Dial("unix", o.socket)
+				conn, err = net.Dial("unix", socket)
 			}
 			if err != nil {
 				errs <- err
 				sent <- struct{}{}
 				return
 			}
-			defer conn.Close()
+			conns[i] = conn
 			_, err = conn.Write(req)
 			sent <- struct{}{}
 			if err != nil {
@@ -359,31 +412,21 @@ func watchers(ctx context.Context, c *luxi.Client, o options) ([]time.Duration, 
 			}
 		}()
 	}
-	for range o.watchers {
+	for range n {
 		<-sent
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		return nil, fmt.Errorf("watcher: %w", err)
+	if allSent != nil {
+		allSent()
 	}
-	for i, r := range replies {
-		if !bytes.Contains(r, []byte(`"success"]`)) {
-			return nil, fmt.Errorf("watcher %d was answered %q, not the job's success", i, r)
+	wg.Wait()
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
 		}
 	}
-	raw, err = c.Call(ctx, "QueryJobs", []int64{id}, []string{"end_ts"})
-	if err != nil {
-		return nil, err
+	close(errs)
+	for err := range errs {
+		return nil, nil, fmt.Errorf("watcher: %w", err)
 	}
-	var rows [][]job.Timestamp
-	if err := json.Unmarshal(raw, &rows); err != nil || len(rows) != 1 {
-		return nil, fmt.Errorf("QueryJobs answered %s", raw)
-	}
-	end := rows[0][0].Time()
-	lat := make([]time.Duration, len(recv))
-	for i, t := range recv {
-		lat[i] = t.Sub(end)
-	}
-	return lat, nil
+	return recv, replies, nil
 }

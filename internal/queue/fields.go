@@ -375,25 +375,28 @@ func unmarshalNumber(b []byte, v any) error {
 }
 
 // waitRow is the values of some fields of one shown state, encoded and
-// decoded, shared by every watcher woken by the same change.
+// decoded, and the whole answer when there are no new log entries: shared
+// by every watcher woken by the same change.
 type waitRow struct {
-	shown   *job.Job
 	key     string
 	vals    json.RawMessage
 	decoded any
+	answer  json.RawMessage // [vals, []]
 }
 
-// waitRowLocked returns the values of fields for e's shown state, computed
-// once per state and field list however many watchers ask.
-func (q *Queue) waitRowLocked(e *entry, fields []string) (json.RawMessage, any) {
+// rowFor returns the values of fields for w's shown state, computed once
+// per state and field list however many watchers ask (a second field list
+// replaces the first in the cache). It needs no lock.
+func (q *Queue) rowFor(id int64, w *watchView, fields []string) *waitRow {
 	key := strings.Join(fields, "\x00")
-	if c := e.waitCache; c != nil && c.shown == e.shown && c.key == key {
-		return c.vals, c.decoded
+	if c := w.row.Load(); c != nil && c.key == key {
+		return c
 	}
-	c := &waitRow{shown: e.shown, key: key, vals: q.row(view{id: e.id, j: e.shown, summary: e.summary}, fields)}
+	c := &waitRow{key: key, vals: q.row(view{id: id, j: w.shown, summary: w.summary}, fields)}
 	_ = json.Unmarshal(c.vals, &c.decoded)
-	e.waitCache = c
-	return c.vals, c.decoded
+	c.answer = append(append([]byte("["), c.vals...), ",[]]"...)
+	w.row.Store(c)
+	return c
 }
 
 // WaitResult is WaitForJobChange's answer: the field values and the log
@@ -401,10 +404,15 @@ func (q *Queue) waitRowLocked(e *entry, fields []string) (json.RawMessage, any) 
 type WaitResult struct {
 	Values json.RawMessage
 	Logs   []job.LogEntry
+	// answer is the encoding, shared by many watchers (never modified).
+	answer json.RawMessage
 }
 
 // MarshalJSON encodes [values, log_entries].
 func (r *WaitResult) MarshalJSON() ([]byte, error) {
+	if r.answer != nil && r.Logs == nil {
+		return r.answer, nil
+	}
 	logs := r.Logs
 	if logs == nil {
 		logs = []job.LogEntry{}
@@ -433,39 +441,35 @@ func (q *Queue) WaitForJobChange(ctx context.Context, id int64, fields []string,
 	defer q.cfg.Metrics.Waiter(-1)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	q.mu.Lock()
+	e, live := q.jobs[id]
+	q.mu.Unlock()
 	for {
-		q.mu.Lock()
-		e, live := q.jobs[id]
-		var v view
-		var vals json.RawMessage
-		var cur any
-		var changed <-chan struct{}
-		if live && e.idx == nil {
-			v = view{id: id, j: e.shown, summary: e.summary}
-			vals, cur = q.waitRowLocked(e, fields)
-			changed = e.changed
-		} else {
+		var w *watchView
+		if live {
+			w = e.watch.Load()
+		}
+		if w == nil || w.shown == nil {
 			// Archived, or final and evicted: read once, answered at once.
-			var ok bool
-			var err error
-			if v, ok, err = q.lookupLocked(id, true); !ok || err != nil {
-				q.mu.Unlock()
+			q.mu.Lock()
+			v, ok, err := q.lookupLocked(id, true)
+			q.mu.Unlock()
+			if !ok || err != nil {
 				return nil, err
 			}
-			vals = q.row(v, fields)
-			_ = json.Unmarshal(vals, &cur)
+			return &WaitResult{Values: q.row(v, fields), Logs: v.j.LogsAfter(prevLogSerial)}, nil
 		}
-		logs := v.j.LogsAfter(prevLogSerial)
-		final := v.j.Final()
-		q.mu.Unlock()
-
-		if final || len(logs) > 0 || !hasPrev || !reflect.DeepEqual(cur, prev) {
-			return &WaitResult{Values: vals, Logs: logs}, nil
+		r := q.rowFor(id, w, fields)
+		logs := w.shown.LogsAfter(prevLogSerial)
+		res := &WaitResult{Values: r.vals, Logs: logs, answer: r.answer}
+		if w.shown.Final() || len(logs) > 0 || !hasPrev || !reflect.DeepEqual(r.decoded, prev) {
+			return res, nil
 		}
 		select {
-		case <-changed:
+		case <-w.changed:
 		case <-timer.C:
-			return &WaitResult{Values: vals}, nil
+			res.Logs = nil
+			return res, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

@@ -96,9 +96,10 @@ type entry struct {
 	version, shownVersion uint64
 	// summary caches the opcode summaries (inputs never change).
 	summary []string
-	// waitCache is the last field values computed for watchers.
-	waitCache *waitRow
-	changed   chan struct{} // closed and replaced whenever the job changes
+	// watch is what WaitForJobChange reads without q.mu: replaced (and the
+	// old one's changed channel closed) whenever the job changes, so that
+	// ten thousand woken watchers do not queue on q.mu one by one.
+	watch atomic.Pointer[watchView]
 	// heapIdx is the position in the ready heap, -1 when not in it.
 	heapIdx int
 	// owned is true while a worker executes the job.
@@ -122,12 +123,26 @@ func (q *Queue) newEntry(j *job.Job, summary []string) *entry {
 	if !j.Final() {
 		shown = j.Clone()
 	}
-	return &entry{id: j.ID, job: j, shown: shown, changed: make(chan struct{}), heapIdx: -1, summary: summary}
+	e := &entry{id: j.ID, job: j, shown: shown, heapIdx: -1, summary: summary}
+	e.watch.Store(&watchView{shown: shown, summary: summary, changed: make(chan struct{})})
+	return e
 }
 
+// watchView is one shown state of a live job as its watchers see it.
+// Everything in it is immutable except the cache of encoded rows.
+type watchView struct {
+	shown   *job.Job // nil once the job is evicted: read it from its file
+	summary []string
+	changed chan struct{} // closed when a newer view replaces this one
+	row     atomic.Pointer[waitRow]
+}
+
+// notify publishes e's shown state to watchers and wakes those waiting on
+// the previous one. Called with q.mu held.
 func (e *entry) notify() {
-	close(e.changed)
-	e.changed = make(chan struct{})
+	old := e.watch.Load()
+	e.watch.Store(&watchView{shown: e.shown, summary: e.summary, changed: make(chan struct{})})
+	close(old.changed)
 }
 
 // finalIndex is what a final job evicted from memory keeps: the fields of
@@ -155,7 +170,9 @@ func (e *entry) evict() {
 	j := e.shown
 	e.idx = &finalIndex{status: j.CalcStatus(), received: tsCopy(j.ReceivedTimestamp),
 		started: tsCopy(j.StartTimestamp), ended: tsCopy(j.EndTimestamp)}
-	e.job, e.shown, e.waitCache = nil, nil, nil
+	e.job, e.shown = nil, nil
+	// Its watchers' view must not keep the whole job in memory.
+	e.notify()
 }
 
 // status is the shown status.
@@ -475,6 +492,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			continue
 		}
 		e.shown = j.Clone()
+		e.notify() // nobody watches it yet: only its view is new
 		q.serial++
 		any = true
 		res[i].ID = j.ID

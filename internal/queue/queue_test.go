@@ -536,3 +536,43 @@ func TestCorruptJobFileIsQuarantined(t *testing.T) {
 		t.Fatalf("next id %d, want 78", next)
 	}
 }
+
+// Many watchers of one job, with two field lists (so that the shared
+// answer cache is replaced under them), all get the job's end, each in the
+// encoding of its own field list.
+func TestManyWatchersShareAnswers(t *testing.T) {
+	h := newHarness(t, t.TempDir(), 0)
+	id := h.submit(gate("m"))
+	started, release := h.g.get("m")
+	<-started
+	const n = 200
+	answers := make([][]byte, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fields, prev := []string{"status"}, `["running"]`
+			if i%2 == 1 {
+				fields, prev = []string{"id", "status"}, fmt.Sprintf(`[%d,"running"]`, id)
+			}
+			r, err := h.q.WaitForJobChange(context.Background(), id, fields, op(prev), 1, time.Hour)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			answers[i], _ = json.Marshal(r)
+		}()
+	}
+	close(release)
+	wg.Wait()
+	for i, a := range answers {
+		want := `[["success"],[]]`
+		if i%2 == 1 {
+			want = fmt.Sprintf(`[[%d,"success"],[]]`, id)
+		}
+		if string(a) != want {
+			t.Fatalf("watcher %d answered %s, want %s", i, a, want)
+		}
+	}
+}

@@ -25,7 +25,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// build is one way of building jobqd and jobq, done once per test
+// build is one way of building jobqd, jobq and jobq-bench, done once per test
 // binary.
 type build struct {
 	flags []string
@@ -47,7 +47,8 @@ func (b *build) get(t testing.TB) string {
 			return
 		}
 		args := append(append([]string{"build"}, b.flags...), "-o", b.dir+"/",
-			"github.com/jobq-dev/jobq/cmd/jobqd", "github.com/jobq-dev/jobq/cmd/jobq")
+			"github.com/jobq-dev/jobq/cmd/jobqd", "github.com/jobq-dev/jobq/cmd/jobq",
+			"github.com/jobq-dev/jobq/cmd/jobq-bench")
 		out, err := exec.Command("go", args...).CombinedOutput()
 		if err != nil {
 			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -59,7 +60,7 @@ func (b *build) get(t testing.TB) string {
 	return b.dir
 }
 
-// Build builds jobqd and jobq (with the race detector) once per test
+// Build builds jobqd, jobq and jobq-bench (with the race detector) once per test
 // binary and returns their directory. Call Cleanup from TestMain.
 func Build(t testing.TB) string {
 	t.Helper()
@@ -335,7 +336,13 @@ func Jobq(t testing.TB, args ...string) Result {
 // Jobq is the package's Jobq, run as o says.
 func (o Options) Jobq(t testing.TB, args ...string) Result {
 	t.Helper()
-	cmd := o.command(t, "jobq", args...)
+	return o.Run(t, "jobq", args...)
+}
+
+// Run runs one of the built programs (jobq, jobq-bench) to its end.
+func (o Options) Run(t testing.TB, prog string, args ...string) Result {
+	t.Helper()
+	cmd := o.command(t, prog, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -345,7 +352,7 @@ func (o Options) Jobq(t testing.TB, args ...string) Result {
 	case errors.As(err, &ee):
 		r.Code = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("jobq %v: %v", args, err)
+		t.Fatalf("%s %v: %v", prog, args, err)
 	}
 	return r
 }
