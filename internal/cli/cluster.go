@@ -114,7 +114,9 @@ configuration, the number of master candidates wanted, on the master the
 drain flag and the live jobs by status, and a table of the
 nodes with their address, role, whether they are online and their
 replication state: "in sync", "behind by N updates", "unreachable since
-TIME (error)", "resyncing", or "-" for the answering node itself.
+TIME (error)", "resyncing", "catching up" (a new or returning master
+candidate receiving the queue: it counts in majorities once the master
+has it in sync), or "-" for the answering node itself.
 
 With --json, print jobqd's answer as a JSON object (name, master, epoch,
 serial, node, candidate_pool_size and nodes, each as "jobq node list --json"
@@ -212,12 +214,13 @@ type verifyQueueResult struct {
 	Reference string `json:"reference"`
 	Repaired  bool   `json:"repaired"`
 	Nodes     []struct {
-		Name    string   `json:"name"`
-		OK      bool     `json:"ok"`
-		Error   string   `json:"error"`
-		Missing []string `json:"missing"`
-		Extra   []string `json:"extra"`
-		Differ  []string `json:"differ"`
+		Name       string   `json:"name"`
+		OK         bool     `json:"ok"`
+		Error      string   `json:"error"`
+		CatchingUp bool     `json:"catching_up"`
+		Missing    []string `json:"missing"`
+		Extra      []string `json:"extra"`
+		Differ     []string `json:"differ"`
 	} `json:"nodes"`
 }
 
@@ -308,7 +311,7 @@ error, missing, extra and differ); the exit code is the same.`,
 func (a *app) printVerifyQueue(res verifyQueueResult, repair bool) error {
 	w := a.env.Stdout
 	ref := format.SafeEncode(res.Reference)
-	var differ, unreachable int
+	var differ, unreachable, catching int
 	for _, n := range res.Nodes {
 		name := format.SafeEncode(n.Name)
 		switch {
@@ -317,6 +320,12 @@ func (a *app) printVerifyQueue(res verifyQueueResult, repair bool) error {
 			fmt.Fprintf(w, "%s: unreachable: %s\n", name, format.SafeEncode(n.Error))
 		case n.OK:
 			fmt.Fprintf(w, "%s: ok\n", name)
+		case n.CatchingUp && len(n.Missing)+len(n.Differ)+len(n.Extra) == 0:
+			catching++
+			fmt.Fprintf(w, "%s: catching up (its files are the master's; it counts in majorities once the master marks it in sync)\n", name)
+		case n.CatchingUp:
+			catching++
+			fmt.Fprintf(w, "%s: catching up: %s, %s, %s\n", name, fileList("missing", n.Missing), fileList("differ", n.Differ), fileList("extra", n.Extra))
 		default:
 			differ++
 			fmt.Fprintf(w, "%s: %s, %s, %s\n", name, fileList("missing", n.Missing), fileList("differ", n.Differ), fileList("extra", n.Extra))
@@ -341,6 +350,10 @@ func (a *app) printVerifyQueue(res verifyQueueResult, repair bool) error {
 			what = strings.Replace(what, " diff", " still diff", 1)
 		}
 		problems = append(problems, fmt.Sprintf("%s from the master's (%s)", what, ref))
+	}
+	if catching > 0 {
+		problems = append(problems, fmt.Sprintf("%d node%s still catching up with the master's queue (give --wait to wait for %s)",
+			catching, plural(catching), map[bool]string{true: "it", false: "them"}[catching == 1]))
 	}
 	if unreachable > 0 {
 		problems = append(problems, fmt.Sprintf("%d node%s could not be checked", unreachable, plural(unreachable)))

@@ -197,6 +197,9 @@ func TestVerifyQueue(t *testing.T) {
 			`{"name":"node4","ok":false,"error":"connection refused"}]}`,
 		// Only one node differs.
 		`{"ok":false,"reference":"node1","repaired":false,"nodes":[{"name":"node2","ok":false,"missing":[],"extra":["job-9"],"differ":[]}]}`,
+		// Two nodes catching up, one with the master's files already.
+		`{"ok":false,"reference":"node1","repaired":false,"nodes":[{"name":"node2","ok":false,"catching_up":true,"missing":[],"extra":[],"differ":[]},`+
+			`{"name":"node3","ok":false,"catching_up":true,"missing":["job-4"],"extra":[],"differ":[]}]}`,
 	)
 	checkResult(t, run(t, f.path, "cluster", "verify-queue"), result{
 		stdout: "node1: ok\nnode2: ok\nEvery node's queue is identical to the master's (node1).\n",
@@ -224,11 +227,18 @@ func TestVerifyQueue(t *testing.T) {
 			"run \"jobq cluster verify-queue --repair\" to repair the differences.\n",
 		code: 1,
 	})
+	checkResult(t, run(t, f.path, "cluster", "verify-queue"), result{
+		stdout: "node2: catching up (its files are the master's; it counts in majorities once the master marks it in sync)\n" +
+			"node3: catching up: 1 missing (job-4), 0 differ, 0 extra\n",
+		stderr: "Queue verification failed: 2 nodes still catching up with the master's queue (give --wait to wait for them).\n",
+		code:   1,
+	})
 	f.checkCalls(t,
 		`JobqVerifyQueue [{"repair":false,"wait":0}]`,
 		`JobqVerifyQueue [{"repair":false,"wait":30}]`,
 		`JobqVerifyQueue [{"repair":true,"wait":0}]`,
 		`JobqVerifyQueue [{"repair":true,"wait":1.5}]`,
+		`JobqVerifyQueue [{"repair":false,"wait":0}]`,
 		`JobqVerifyQueue [{"repair":false,"wait":0}]`)
 }
 

@@ -35,6 +35,13 @@ type Node struct {
 	Address   string `json:"address"` // node RPC HOST:PORT
 	Candidate bool   `json:"master_candidate"`
 	Online    bool   `json:"online"`
+	// Syncing marks a master candidate that is catching up with the
+	// queue: it joined, became a candidate or came back online. It gets
+	// every change, as a voter does, but counts in no majority and
+	// cannot become master until the master has seen it in sync and
+	// cleared the mark (Synced), so that a node that holds nothing yet
+	// never makes the cluster wait for it.
+	Syncing bool `json:"syncing,omitempty"`
 }
 
 // Role names as `jobq node list` prints them.
@@ -93,9 +100,9 @@ func (c *Config) Role(name string) string {
 	return RoleRegular
 }
 
-// Voters are the online master candidates, the master included: the
-// nodes that hold a replica of the queue and vote in elections.
-func (c *Config) Voters() []Node {
+// Replicas are the online master candidates, the master included: the
+// nodes that hold a replica of the queue, those catching up included.
+func (c *Config) Replicas() []Node {
 	var out []Node
 	for _, n := range c.Nodes {
 		if n.Online && (n.Candidate || n.Name == c.Master) {
@@ -105,15 +112,38 @@ func (c *Config) Voters() []Node {
 	return out
 }
 
-// Peers are the voters other than self.
+// Voters are the replicas that are not catching up: the nodes that count
+// in majorities and vote in elections.
+func (c *Config) Voters() []Node {
+	var out []Node
+	for _, n := range c.Replicas() {
+		if !n.Syncing || n.Name == c.Master {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Peers are the replicas other than self: the nodes the master sends
+// the queue's changes to.
 func (c *Config) Peers(self string) []Node {
 	var out []Node
-	for _, n := range c.Voters() {
+	for _, n := range c.Replicas() {
 		if n.Name != self {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// Votes reports whether the named node counts in majorities.
+func (c *Config) Votes(name string) bool {
+	for _, n := range c.Voters() {
+		if n.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Quorum is the number of voters (self included) that make a majority.
@@ -144,7 +174,8 @@ func ValidNodeName(name string) error {
 }
 
 // AddNode returns a new configuration with node added: a master
-// candidate while the pool is not full, online, serial raised.
+// candidate while the pool is not full (catching up until Synced),
+// online, serial raised.
 func (c *Config) AddNode(name, address string) (*Config, error) {
 	if err := ValidNodeName(name); err != nil {
 		return nil, err
@@ -169,7 +200,7 @@ func (c *Config) AddNode(name, address string) (*Config, error) {
 	}
 	nc := c.Clone()
 	nc.Serial++
-	nc.Nodes = append(nc.Nodes, Node{Name: name, Address: address, Candidate: cands < pool, Online: true})
+	nc.Nodes = append(nc.Nodes, Node{Name: name, Address: address, Candidate: cands < pool, Online: true, Syncing: cands < pool})
 	return nc, nil
 }
 
@@ -191,6 +222,8 @@ func (c *Config) RemoveNode(name string) (*Config, error) {
 
 // Modify returns a new configuration with the node's candidate or online
 // flag changed (nil: unchanged). The master stays a candidate and online.
+// A node that becomes a replica (an online candidate) catches up first
+// (Syncing); one that stops being one is no longer catching up.
 func (c *Config) Modify(name string, candidate, online *bool) (*Config, error) {
 	i := slices.IndexFunc(c.Nodes, func(n Node) bool { return n.Name == name })
 	if i < 0 {
@@ -206,12 +239,37 @@ func (c *Config) Modify(name string, candidate, online *bool) (*Config, error) {
 	}
 	nc := c.Clone()
 	nc.Serial++
+	nd := &nc.Nodes[i]
+	was := nd.Candidate && nd.Online
 	if candidate != nil {
-		nc.Nodes[i].Candidate = *candidate
+		nd.Candidate = *candidate
 	}
 	if online != nil {
-		nc.Nodes[i].Online = *online
+		nd.Online = *online
 	}
+	switch is := nd.Candidate && nd.Online; {
+	case name == c.Master:
+	case is && !was:
+		nd.Syncing = true
+	case !is:
+		nd.Syncing = false
+	}
+	return nc, nil
+}
+
+// Synced returns a new configuration in which the named node, caught up
+// with the queue, counts in majorities.
+func (c *Config) Synced(name string) (*Config, error) {
+	i := slices.IndexFunc(c.Nodes, func(n Node) bool { return n.Name == name })
+	if i < 0 {
+		return nil, fmt.Errorf("node %s is not in the cluster", name)
+	}
+	if !c.Nodes[i].Syncing {
+		return nil, fmt.Errorf("node %s is not catching up", name)
+	}
+	nc := c.Clone()
+	nc.Serial++
+	nc.Nodes[i].Syncing = false
 	return nc, nil
 }
 
@@ -232,6 +290,9 @@ func (c *Config) Validate() error {
 	}
 	if !names[c.Master] {
 		return fmt.Errorf("the master %q is not a node of the cluster configuration", c.Master)
+	}
+	if m, _ := c.Node(c.Master); m.Syncing {
+		return fmt.Errorf("the master %s is marked as catching up with the queue", c.Master)
 	}
 	return nil
 }

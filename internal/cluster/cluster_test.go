@@ -20,6 +20,9 @@ func threeNodes(t testing.TB) *Config {
 		if c, err = c.AddNode(n, "10.0.0."+map[string]string{"b": "2", "c": "3"}[n]+":1811"); err != nil {
 			t.Fatal(err)
 		}
+		if c, err = c.Synced(n); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return c
 }
@@ -372,4 +375,41 @@ func TestConfigProperties(t *testing.T) {
 			c = next
 		}
 	})
+}
+
+func TestCatchingUpNodeIsReplicaNotVoter(t *testing.T) {
+	c := threeNodes(t)
+	c, err := c.AddNode("d", "10.0.0.4:1811")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.Node("d"); !n.Syncing || !n.Candidate {
+		t.Fatalf("new node: %+v", n)
+	}
+	if got := names(c.Peers("a")); !slices.Equal(got, []string{"b", "c", "d"}) {
+		t.Errorf("Peers(a) = %v: d must get the changes", got)
+	}
+	if got := names(c.Voters()); !slices.Equal(got, []string{"a", "b", "c"}) || c.Quorum() != 2 || c.Votes("d") || !c.Votes("b") {
+		t.Errorf("Voters = %v, quorum %d, d votes %v", got, c.Quorum(), c.Votes("d"))
+	}
+	c2, err := c.Synced("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c2.Votes("d") || c2.Quorum() != 3 || c2.Serial != c.Serial+1 {
+		t.Errorf("after Synced: votes %v, quorum %d, serial %d", c2.Votes("d"), c2.Quorum(), c2.Serial)
+	}
+	if n, _ := c.Node("d"); !n.Syncing {
+		t.Error("Synced changed its receiver")
+	}
+	// Demoted, then a candidate again: catching up again.
+	no, yes := false, true
+	c3, _ := c2.Modify("d", &no, nil)
+	if n, _ := c3.Node("d"); n.Syncing {
+		t.Errorf("demoted node still catching up: %+v", n)
+	}
+	c4, _ := c3.Modify("d", &yes, nil)
+	if n, _ := c4.Node("d"); !n.Syncing || c4.Votes("d") {
+		t.Errorf("promoted node: %+v", n)
+	}
 }

@@ -309,7 +309,7 @@ func (s *sim) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return describeConfig(s.cfg)
 
-	case "add-node", "remove-node", "modify-node":
+	case "add-node", "remove-node", "modify-node", "synced":
 		var name string
 		d.ScanArgs(t, "name", &name)
 		var next *Config
@@ -321,6 +321,8 @@ func (s *sim) run(t *testing.T, d *datadriven.TestData) string {
 			next, err = s.cfg.AddNode(name, addr)
 		case "remove-node":
 			next, err = s.cfg.RemoveNode(name)
+		case "synced":
+			next, err = s.cfg.Synced(name)
 		default:
 			flag := func(key string) *bool {
 				if !d.HasArg(key) {
@@ -448,8 +450,13 @@ func describeConfig(c *Config) string {
 		if !n.Online {
 			online = "offline"
 		}
-		fmt.Fprintf(&b, "  %s %s %s %s\n", n.Name, n.Address, c.Role(n.Name), online)
+		syncing := ""
+		if n.Syncing {
+			syncing = " catching-up"
+		}
+		fmt.Fprintf(&b, "  %s %s %s %s%s\n", n.Name, n.Address, c.Role(n.Name), online, syncing)
 	}
-	fmt.Fprintf(&b, "voters [%s], majority %d\n", strings.Join(names(c.Voters()), " "), c.Quorum())
+	fmt.Fprintf(&b, "voters [%s], majority %d; replicas [%s]\n", strings.Join(names(c.Voters()), " "), c.Quorum(),
+		strings.Join(names(c.Replicas()), " "))
 	return b.String()
 }

@@ -105,8 +105,9 @@ type nodeInfo struct {
 }
 
 // replicationInfo is a node's replication state as this node knows it:
-// "self", "in sync", "behind", "unreachable", "resyncing", "not a
-// replica" or "unknown".
+// "self", "in sync", "behind", "unreachable", "resyncing", "catching up"
+// (a new or returning master candidate that does not count in majorities
+// yet), "not a replica" or "unknown".
 type replicationInfo struct {
 	Behind           int64             `json:"behind"`
 	LastError        string            `json:"last_error,omitempty"`
@@ -133,6 +134,8 @@ func (r replicationInfo) text() string {
 		return t
 	case "not a replica":
 		return "not a master candidate: holds no copy"
+	case "catching up":
+		return "catching up: receiving the queue, counts in majorities once in sync"
 	}
 	return r.State
 }
@@ -150,9 +153,9 @@ func (n *nodeRT) nodeList() []nodeInfo {
 			peers[p.Name] = p
 		}
 	}
-	voters := map[string]bool{}
-	for _, v := range c.Voters() {
-		voters[v.Name] = true
+	replicas := map[string]bool{}
+	for _, v := range c.Replicas() {
+		replicas[v.Name] = true
 	}
 	var out []nodeInfo
 	for _, nd := range sortedNodes(c) {
@@ -161,7 +164,7 @@ func (n *nodeRT) nodeList() []nodeInfo {
 		case nd.Name == n.self:
 			pos := n.app.Position()
 			repl.State, repl.Position = "self", &pos
-		case !voters[nd.Name]:
+		case !replicas[nd.Name]:
 			repl.State = "not a replica"
 		case ok:
 			repl.Position, repl.Behind, repl.LastError = &p.Position, p.Behind, p.LastError
@@ -169,6 +172,8 @@ func (n *nodeRT) nodeList() []nodeInfo {
 			case !p.UnreachableSince.IsZero():
 				since := float64(p.UnreachableSince.UnixNano()) / 1e9
 				repl.State, repl.UnreachableSince = "unreachable", &since
+			case nd.Syncing:
+				repl.State = "catching up"
 			case !p.InSync:
 				repl.State = "resyncing"
 			case p.Behind > 0:
@@ -203,6 +208,10 @@ func (n *nodeRT) nodeEntry(name string) *nodeInfo {
 
 // changeConfig applies a change on the master: store, adopt, send.
 func (n *nodeRT) changeConfig(ctx context.Context, change func(*cluster.Config) (*cluster.Config, error)) (*cluster.Config, error) {
+	// One change at a time: two made from the same configuration would
+	// get the same serial, and the second would be lost.
+	n.changeMu.Lock()
+	defer n.changeMu.Unlock()
 	n.mu.Lock()
 	master := n.rep != nil && n.cfg.Master == n.self
 	n.mu.Unlock()
@@ -285,12 +294,15 @@ func nonNil(s []string) []string {
 }
 
 type verifyNode struct {
-	Name    string   `json:"name"`
-	OK      bool     `json:"ok"`
-	Error   string   `json:"error,omitempty"`
-	Missing []string `json:"missing"`
-	Extra   []string `json:"extra"`
-	Differ  []string `json:"differ"`
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// CatchingUp: the node does not count in majorities yet (OK is
+	// false even when its files are the master's).
+	CatchingUp bool     `json:"catching_up,omitempty"`
+	Missing    []string `json:"missing"`
+	Extra      []string `json:"extra"`
+	Differ     []string `json:"differ"`
 }
 
 // verifyOnce compares every replica's files, archive included and
@@ -317,7 +329,7 @@ func (n *nodeRT) verifyOnce(ctx context.Context) (ref string, nodes []verifyNode
 	ref_ := append(append([]noderpc.FileInfo{}, refLive...), refArch...)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, nd := range c.Voters() {
+	for _, nd := range c.Replicas() {
 		if nd.Name == c.Master {
 			continue
 		}
@@ -352,7 +364,8 @@ func (n *nodeRT) verifyOnce(ctx context.Context) (ref string, nodes []verifyNode
 					}
 				}
 				v.Extra = append(v.Extra, d.Remove...)
-				v.OK = d.Empty()
+				v.CatchingUp = nd.Syncing
+				v.OK = d.Empty() && !nd.Syncing
 			}
 			mu.Lock()
 			nodes = append(nodes, v)
@@ -397,7 +410,7 @@ func (n *nodeRT) verifyQueue(ctx context.Context, repair bool, wait time.Duratio
 				return nil, prereq("only the master can repair the queue; run this on %s", ref)
 			}
 			for _, v := range nodes {
-				if !v.OK && v.Error == "" {
+				if !v.OK && v.Error == "" && !(v.CatchingUp && len(v.Missing)+len(v.Differ)+len(v.Extra) == 0) {
 					m.rep.Resync(v.Name, append(append([]string{}, v.Differ...), v.Missing...))
 				}
 			}
@@ -433,6 +446,9 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 	me, ok := c.Node(n.self)
 	if !ok || !me.Candidate || !me.Online {
 		return nil, prereq("node %s is not an online master candidate; only those can become master", n.self)
+	}
+	if me.Syncing {
+		return nil, prereq("node %s is still catching up with the queue (it joined or came back recently) and may not hold every job; fail over to a node that 'jobq node list' shows in sync", n.self)
 	}
 	if n.client == nil {
 		return nil, prereq("this node serves no node RPC (--rpc-addr) and cannot take part in a cluster")

@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jobq-dev/jobq/internal/metrics"
-	"github.com/jobq-dev/jobq/internal/paths"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -17,10 +15,13 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/noderpc"
+	"github.com/jobq-dev/jobq/internal/paths"
 	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
@@ -145,7 +146,7 @@ func Run(ctx context.Context, o Options) error {
 		closeListener()
 		return fmt.Errorf("this node is %q but the cluster's nodes are %v; run jobqd with the --node-name it joined with", o.NodeName, cfg.NodeNames())
 	}
-	if cfg != nil && cfg.Master == o.NodeName && len(cfg.Voters()) > 1 && rpcListener == nil {
+	if cfg != nil && cfg.Master == o.NodeName && len(cfg.Replicas()) > 1 && rpcListener == nil {
 		return errors.New("this node is the master of a cluster but serves no node RPC; give --rpc-addr HOST:PORT")
 	}
 	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
@@ -236,7 +237,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	roleCtx, roleCancel := context.WithCancel(context.Background())
 	roleDone := make(chan struct{})
-	go func() { defer close(roleDone); n.roleLoop(roleCtx) }()
+	go func() {
+		defer close(roleDone)
+		var wg sync.WaitGroup
+		wg.Go(func() { n.catchUpLoop(roleCtx) })
+		n.roleLoop(roleCtx)
+		wg.Wait()
+	}()
 	if cfg.Master != o.NodeName && n.client != nil {
 		// A node that was down may have missed configuration changes
 		// (regular nodes get no resync that would bring them).

@@ -43,6 +43,8 @@ type nodeRT struct {
 	client  *noderpc.Client
 	metrics *metrics.Set
 
+	changeMu sync.Mutex // held while the master changes the configuration
+
 	mu       sync.Mutex
 	cfg      *cluster.Config
 	master   *masterState        // nil: not (yet) running as master
@@ -170,6 +172,10 @@ func (n *nodeRT) setConfig(c *cluster.Config) error {
 	if n.master != nil {
 		_ = n.master.q.DeclareNodes(c.NodeNames()...)
 	}
+	// Whoever waits for the replicas (verify-queue --wait, the catch-up
+	// loop) looks again: a node may count now.
+	close(n.syncCh)
+	n.syncCh = make(chan struct{})
 	if old == nil || old.Master != c.Master || old.Epoch != c.Epoch {
 		n.log.Info("cluster configuration changed", "master", c.Master, "epoch", c.Epoch, "serial", c.Serial)
 	}
@@ -333,6 +339,43 @@ func (n *nodeRT) promote(ctx context.Context) error {
 	n.log.Info("running as master", "epoch", cfg.Epoch, "nodes", len(cfg.Nodes), "quorum", cfg.Quorum())
 	n.notifySync()
 	return nil
+}
+
+// catchUpLoop runs while the node runs: whenever this node is the master
+// (or waits for a majority to become it), it clears the catching-up mark
+// of each replica the replicator has brought in sync, so that the node
+// counts in majorities from then on. A node that holds nothing yet thus
+// never makes the cluster wait for it.
+func (n *nodeRT) catchUpLoop(ctx context.Context) {
+	for {
+		ch := n.syncChanged()
+		n.markCaughtUp(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+func (n *nodeRT) markCaughtUp(ctx context.Context) {
+	n.mu.Lock()
+	rep, cfg := n.rep, n.cfg
+	n.mu.Unlock()
+	if rep == nil || cfg.Master != n.self {
+		return
+	}
+	for _, p := range rep.Peers() {
+		if nd, ok := cfg.Node(p.Name); !ok || !nd.Syncing || !p.InSync {
+			continue
+		}
+		_, err := n.changeConfig(ctx, func(c *cluster.Config) (*cluster.Config, error) { return c.Synced(p.Name) })
+		if err != nil {
+			n.log.Debug("cannot mark a node caught up", "node", p.Name, "err", err)
+			continue
+		}
+		n.log.Info("a node caught up with the queue and counts in majorities now", "node", p.Name)
+	}
 }
 
 // demote stops the master's services: RAPI, the queue (running opcodes
@@ -509,7 +552,7 @@ func (h rpcHandler) Purge(ctx context.Context, req *noderpc.PurgeRequest) error 
 	if cfg.Master == n.self || n.queue() != nil {
 		return &noderpc.Error{Code: noderpc.CodeRefused, Message: "refused to purge the queue: this node is the master"}
 	}
-	for _, nd := range cfg.Voters() {
+	for _, nd := range cfg.Replicas() {
 		if nd.Name == n.self {
 			return &noderpc.Error{Code: noderpc.CodeRefused, Message: "refused to purge the queue: this node is a master candidate, its queue is a replica"}
 		}
@@ -652,6 +695,8 @@ func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.J
 	if _, port, err := net.SplitHostPort(req.Address); err != nil || port == "0" {
 		return nil, refuse("the new node's address %q is not HOST:PORT", req.Address)
 	}
+	n.changeMu.Lock()
+	defer n.changeMu.Unlock()
 	cfg := n.config()
 	nc, err := cfg.AddNode(req.Node, req.Address)
 	if err != nil {

@@ -517,6 +517,9 @@ func newCluster(t *testing.T, master *testNode, peers []*testNode, o clusterOpts
 		if cfg, err = cfg.AddNode(p.name, p.addr); err != nil {
 			t.Fatal(err)
 		}
+		if cfg, err = cfg.Synced(p.name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.cfg = cfg
 	for name, h := range o.apply {

@@ -91,6 +91,7 @@ type peer struct {
 	cancel     context.CancelFunc
 
 	// under Replicator.mu
+	voter      bool // counts in the majority (not catching up)
 	inSync     bool
 	collecting bool
 	force      []string // files to send at the next resync whatever they compare
@@ -133,7 +134,9 @@ func New(o Options, cfg *cluster.Config) *Replicator {
 }
 
 // SetConfig follows a configuration change: peers that left stop, new
-// ones start with a resync, the quorum is recomputed.
+// ones start with a resync, the quorum is recomputed. Replicas catching
+// up get every batch but their acknowledgements count only once the
+// configuration makes them voters.
 func (r *Replicator) SetConfig(cfg *cluster.Config) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -153,12 +156,13 @@ func (r *Replicator) SetConfig(cfg *cluster.Config) {
 	}
 	r.cond.Broadcast()
 	for name, n := range want {
-		if _, ok := r.peers[name]; ok {
+		if p, ok := r.peers[name]; ok {
+			p.voter = cfg.Votes(name)
 			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		p := &peer{name: name, addr: n.Address, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
-			state: PeerState{Name: name, Address: n.Address}}
+			voter: cfg.Votes(name), state: PeerState{Name: name, Address: n.Address}}
 		r.peers[name] = p
 		r.wg.Add(1)
 		go r.run(p)
@@ -205,7 +209,7 @@ func (r *Replicator) InSync() (inSync, quorum int) {
 	defer r.mu.Unlock()
 	n := 1
 	for _, p := range r.peers {
-		if p.inSync {
+		if p.inSync && p.voter {
 			n++
 		}
 	}
@@ -279,9 +283,13 @@ func (r *Replicator) Begin(changes []store.Change) ([]store.Change, func(error) 
 	for _, p := range r.peers {
 		switch {
 		case r.stopped || r.stale:
-		case p.inSync:
+		case p.inSync && p.voter:
 			p.pending = append(p.pending, record{seq: seq, changes: cs, acks: a})
 			a.possible++
+			p.poke()
+		case p.inSync:
+			// Catching up: it gets the batch, its answer does not count.
+			p.pending = append(p.pending, record{seq: seq, changes: cs})
 			p.poke()
 		case p.collecting:
 			p.pending = append(p.pending, record{seq: seq, changes: cs})

@@ -523,7 +523,8 @@ func TestReplicatorSetConfig(t *testing.T) {
 		t.Fatalf("InSync = %d, %d; want 2, 2", in, q)
 	}
 
-	// c joins: it is resynchronised and counts.
+	// c joins: it is resynchronised and gets every batch, but while it
+	// is catching up its answers do not count: b is still needed.
 	cfg, err := cl.cfg.AddNode("c", c.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -531,6 +532,21 @@ func TestReplicatorSetConfig(t *testing.T) {
 	cl.r.SetConfig(cfg)
 	cl.waitCaughtUp("b", "c")
 	sameFiles(t, m, c)
+	if in, q := cl.r.InSync(); in != 2 || q != 2 {
+		t.Fatalf("InSync = %d, %d with c catching up; want 2, 2", in, q)
+	}
+	cl.net.setApply(b, failWith(errUnreachable))
+	if err := m.write("job-9", "c alone"); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("write held by c catching up only: %v, want ErrNoQuorum", err)
+	}
+	cl.net.setApply(b, nil)
+	cl.waitCaughtUp("b", "c")
+
+	// Caught up, c counts.
+	if cfg, err = cfg.Synced("c"); err != nil {
+		t.Fatal(err)
+	}
+	cl.r.SetConfig(cfg)
 	if in, q := cl.r.InSync(); in != 3 || q != 2 {
 		t.Fatalf("InSync = %d, %d; want 3, 2", in, q)
 	}

@@ -733,3 +733,47 @@ func TestRefusals(t *testing.T) {
 	}
 	refused(n3, "node node3 is not an online master candidate", "cluster", "master-failover")
 }
+
+// TestCatchingUpNodeDoesNotBlock: a master candidate that comes back
+// online (as one that joins) catches up before it counts in majorities,
+// so that the cluster never waits for a node that holds nothing yet: with
+// it down, a two-node cluster still takes jobs; once it has caught up it
+// counts, and with it down again nothing is acknowledged.
+func TestCatchingUpNodeDoesNotBlock(t *testing.T) {
+	nodes := startCluster(t, 2)
+	n1, n2 := nodes[0], nodes[1]
+	c1 := n1.client(t)
+	submitAndFinish(t, c1, 3)
+	if r := n1.jobq(t, "node", "modify", "node2", "--offline", "yes"); r.Code != 0 {
+		t.Fatalf("offline: %+v", r)
+	}
+	n2.d.Kill()
+	if r := n1.jobq(t, "node", "modify", "node2", "--offline", "no"); r.Code != 0 {
+		t.Fatalf("online again: %+v", r)
+	}
+	// node2 is down and catching up: it does not count.
+	ids := submitAndFinish(t, c1, 3)
+	r := n1.jobq(t, "cluster", "verify-queue")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "node2: unreachable") {
+		t.Fatalf("verify-queue with node2 down: %+v", r)
+	}
+
+	n2.start(t)
+	waitInSync(t, n1) // returns once node2 counts again
+	if !n1.d.WaitLog("a node caught up with the queue and counts in majorities now") {
+		t.Fatalf("no catch-up in the master's log:\n%s", n1.d.Logs())
+	}
+	if r := n1.jobq(t, "node", "list", "--no-headers", "-o", "name,replication"); !strings.Contains(r.Stdout, "node2 in sync") {
+		t.Errorf("node list: %+v", r)
+	}
+	files := sameFiles(t, n1, n2)
+	for _, id := range ids {
+		if _, ok := files["job-"+itoa(id)]; !ok {
+			t.Errorf("job %d, taken while node2 was down, is not on node2", id)
+		}
+	}
+	n2.d.Kill()
+	if _, err := c1.SubmitJob(context.Background(), delay(time.Millisecond)); err == nil || !strings.Contains(err.Error(), "majority") {
+		t.Fatalf("with node2 counted and down, a job was acknowledged or refused for another reason: %v", err)
+	}
+}
