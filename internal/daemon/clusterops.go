@@ -470,8 +470,16 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		st, err := n.client.State(cctx, nd.Address, &noderpc.StateRequest{})
 		cancel()
-		if err == nil && st.Master {
+		switch {
+		case err != nil:
+		case st.Master:
 			return nil, prereq("node %s is the master and is running; master-failover is for a master that is down: stop jobqd on %s first", c.Master, c.Master)
+		case st.Config != nil && st.Config.Master == c.Master && st.Voter.Epoch <= st.Config.Epoch:
+			// Elected (perhaps a moment ago, by a failover that ran
+			// at the same time as this one) and starting: waiting for a
+			// majority of the candidates to hold the queue.
+			return nil, prereq("node %s is the master (epoch %d) and is starting: it answers but does not run the queue yet; see 'jobq cluster info' there, or stop jobqd on %s first if it must be replaced",
+				c.Master, st.Config.Epoch, c.Master)
 		}
 	}
 	voters := c.Voters()
