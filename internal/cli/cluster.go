@@ -376,16 +376,17 @@ func (a *app) newMasterFailoverCmd() *cobra.Command {
 		Use:   "master-failover [--no-voting --yes-do-it]",
 		Short: "Make this node the master",
 		Long: `Make the node jobq talks to the master of the cluster, like "gnt-cluster
-master-failover". Run it on a master candidate. The node asks the other
+master-failover". Run it on a master candidate that is not catching up
+(see "jobq node list -o +replication"). The node asks the other
 nodes for their votes for a new epoch; with votes from a majority it takes
 the newest queue among the voters, raises the epoch and becomes master.
 Nodes then refuse writes from the old master, so that it cannot corrupt the
 queue if it comes back. Jobs that were running become errors.
 
 --no-voting skips the vote, for when most nodes are down: this node becomes
-master even if the old master still runs or another node has a newer queue.
-Two masters may then exist and accepted jobs may be lost, so it also needs
---yes-do-it.
+master even if the old master still runs or another node has a newer queue
+(it may also be a node still catching up). Two masters may then exist and
+accepted jobs may be lost, so it also needs --yes-do-it.
 
 The message of jobqd is printed; the exit code is 0 on success, 1
 otherwise.`,

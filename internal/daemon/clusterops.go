@@ -447,8 +447,8 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 	if !ok || !me.Candidate || !me.Online {
 		return nil, prereq("node %s is not an online master candidate; only those can become master", n.self)
 	}
-	if me.Syncing {
-		return nil, prereq("node %s is still catching up with the queue (it joined or came back recently) and may not hold every job; fail over to a node that 'jobq node list' shows in sync", n.self)
+	if me.Syncing && !noVoting {
+		return nil, prereq("node %s is still catching up with the queue (it joined or came back recently) and may not hold every job; fail over to a node that 'jobq node list' shows in sync (or, if every node that holds the queue is lost, use --no-voting --yes-do-it here and accept that the jobs it lacks are lost)", n.self)
 	}
 	if n.client == nil {
 		return nil, prereq("this node serves no node RPC (--rpc-addr) and cannot take part in a cluster")
@@ -575,6 +575,11 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 	nc.Master = n.self
 	nc.Epoch = epoch
 	nc.Serial++
+	for i := range nc.Nodes {
+		if nc.Nodes[i].Name == n.self {
+			nc.Nodes[i].Syncing = false // forced with --no-voting: its queue is the queue now
+		}
+	}
 	if err := n.setConfig(nc); err != nil {
 		return nil, err
 	}
