@@ -449,7 +449,7 @@ func (q *Queue) WaitForJobChange(ctx context.Context, id int64, fields []string,
 		if live {
 			w = e.watch.Load()
 		}
-		if w == nil || w.shown == nil {
+		if w == nil {
 			// Archived, or final and evicted: read once, answered at once.
 			q.mu.Lock()
 			v, ok, err := q.lookupLocked(id, true)

@@ -98,7 +98,8 @@ type entry struct {
 	summary []string
 	// watch is what WaitForJobChange reads without q.mu: replaced (and the
 	// old one's changed channel closed) whenever the job changes, so that
-	// ten thousand woken watchers do not queue on q.mu one by one.
+	// ten thousand woken watchers do not queue on q.mu one by one; nil
+	// once the job is evicted.
 	watch atomic.Pointer[watchView]
 	// heapIdx is the position in the ready heap, -1 when not in it.
 	heapIdx int
@@ -131,18 +132,24 @@ func (q *Queue) newEntry(j *job.Job, summary []string) *entry {
 // watchView is one shown state of a live job as its watchers see it.
 // Everything in it is immutable except the cache of encoded rows.
 type watchView struct {
-	shown   *job.Job // nil once the job is evicted: read it from its file
+	shown   *job.Job // never nil
 	summary []string
 	changed chan struct{} // closed when a newer view replaces this one
 	row     atomic.Pointer[waitRow]
 }
 
 // notify publishes e's shown state to watchers and wakes those waiting on
-// the previous one. Called with q.mu held.
+// the previous one. An evicted job gets no view (its watchers read its
+// file), so that a hundred thousand finished jobs hold none. Called with
+// q.mu held.
 func (e *entry) notify() {
-	old := e.watch.Load()
-	e.watch.Store(&watchView{shown: e.shown, summary: e.summary, changed: make(chan struct{})})
-	close(old.changed)
+	var next *watchView
+	if e.shown != nil {
+		next = &watchView{shown: e.shown, summary: e.summary, changed: make(chan struct{})}
+	}
+	if old := e.watch.Swap(next); old != nil {
+		close(old.changed)
+	}
 }
 
 // finalIndex is what a final job evicted from memory keeps: the fields of
