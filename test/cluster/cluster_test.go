@@ -777,3 +777,46 @@ func TestCatchingUpNodeDoesNotBlock(t *testing.T) {
 		t.Fatalf("with node2 counted and down, a job was acknowledged or refused for another reason: %v", err)
 	}
 }
+
+// TestFailoverRefusedWhileMasterStarts: a master that answers but does not
+// run its queue yet (restarted, it waits for a majority) is not deposed by
+// a master-failover elsewhere: the refusal says it is starting. Made
+// deterministic with iptables (root): the master cannot open connections
+// to node2 (so it waits), node2 can open connections to it (so it sees it
+// answer).
+func TestFailoverRefusedWhileMasterStarts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (iptables)")
+	}
+	ipt, err := exec.LookPath("iptables")
+	if err != nil {
+		t.Skip("needs iptables (.ci/run installs it)")
+	}
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	submitAndFinish(t, n1.client(t), 3)
+	waitInSync(t, n1)
+	n3.d.Kill()
+	n1.d.Kill()
+	host := func(n *cnode) string { h, _, _ := strings.Cut(n.addr, ":"); return h }
+	rule := []string{"INPUT", "-p", "tcp", "--syn", "-s", host(n1), "-d", host(n2), "-j", "DROP"}
+	if out, err := exec.Command(ipt, append([]string{"-I"}, rule...)...).CombinedOutput(); err != nil {
+		t.Skipf("iptables does not work here: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(ipt, append([]string{"-D"}, rule...)...).CombinedOutput(); err != nil {
+			t.Errorf("iptables -D: %v %s", err, out)
+		}
+	})
+	n1.start(t)
+	if !n1.d.WaitLog("waiting for a majority of the master candidates") {
+		t.Fatalf("the master did not wait:\n%s", n1.d.Logs())
+	}
+	r := n2.jobq(t, "cluster", "master-failover")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "node node1 is the master (epoch 1) and is starting") {
+		t.Fatalf("master-failover while the master starts: %+v", r)
+	}
+	if r := n2.jobq(t, "list"); r.Code == 0 || !strings.Contains(r.Stderr, "please connect to node node1") {
+		t.Fatalf("node2 took the mastership: %+v", r)
+	}
+}
