@@ -186,14 +186,16 @@ func run(o options) error {
 		out["watchers"], out["watch_p50_ms"], out["watch_p99_ms"], out["watch_max_ms"] = len(lat), ms(p50), ms(p99), ms(worst)
 		human = append(human, fmt.Sprintf("watchers: %d concurrent WaitForJobChange on one job, notified after its end: p50 %.2f ms, p99 %.2f ms, max %.2f ms",
 			len(lat), ms(p50), ms(p99), ms(worst)))
-		floor, err := watchFloor(o.watchers)
-		if err != nil {
-			return err
+		if floor, err := watchFloor(o.watchers); err != nil {
+			// jobq's own numbers stand without it.
+			out["watch_floor_error"] = err.Error()
+			human = append(human, "watchers' floor: not measured: "+err.Error())
+		} else {
+			fp50, fp99 := percentile(floor, 0.5), percentile(floor, 0.99)
+			out["watch_floor_p50_ms"], out["watch_floor_p99_ms"] = ms(fp50), ms(fp99)
+			human = append(human, fmt.Sprintf("watchers' floor: the same %d connections answered at once by a bare server with no queue (this machine's cost of the fan-out alone): p50 %.2f ms, p99 %.2f ms",
+				len(floor), ms(fp50), ms(fp99)))
 		}
-		fp50, fp99 := percentile(floor, 0.5), percentile(floor, 0.99)
-		out["watch_floor_p50_ms"], out["watch_floor_p99_ms"] = ms(fp50), ms(fp99)
-		human = append(human, fmt.Sprintf("watchers' floor: the same %d connections answered at once by a bare server with no queue (this machine's cost of the fan-out alone): p50 %.2f ms, p99 %.2f ms",
-			len(floor), ms(fp50), ms(fp99)))
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
