@@ -99,7 +99,7 @@ the queues of all nodes, and make this node the master.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
-	cmd.AddCommand(a.newClusterInfoCmd(), a.newJoinTokenCmd(), a.newVerifyQueueCmd(), a.newMasterFailoverCmd())
+	cmd.AddCommand(a.newClusterInfoCmd(), a.newJoinTokenCmd(), a.newVerifyQueueCmd(), a.newMasterFailoverCmd(), a.newRenewCryptoCmd())
 	return cmd
 }
 
@@ -418,5 +418,53 @@ otherwise.`,
 	f := cmd.Flags()
 	f.BoolVar(&noVoting, "no-voting", false, "become master without a majority's vote (dangerous; needs --yes-do-it)")
 	f.BoolVar(&yesDoIt, "yes-do-it", false, "confirm --no-voting")
+	return cmd
+}
+
+func (a *app) newRenewCryptoCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "renew-crypto [flags]",
+		Short: "Replace the cluster certificate on every node",
+		Long: `Replace the cluster certificate, with which the nodes authenticate each
+other and RAPI serves HTTPS, by a new one on every online node, like
+"gnt-cluster renew-crypto --new-cluster-certificate". Run it against the
+master; jobs keep running meanwhile.
+
+The master makes a new certificate and key and sends them to every online
+node; once all have stored them, every node presents the new certificate
+and still accepts the old one; then only the new one is accepted. If a node
+cannot store the new certificate, nothing changes. Offline nodes keep the
+old certificate and can no longer talk to the others: copy cluster/cert.pem
+and cluster/key.pem from the master's data directory to them before marking
+them online, or remove them and join them again. RAPI clients that pin
+cluster/cert.pem need the new file; join tokens made before are void.
+
+With --json, print jobqd's answer (fingerprint, nodes, warnings, message).`,
+		Example: `  jobq cluster renew-crypto`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res struct {
+				Fingerprint string   `json:"fingerprint"`
+				Nodes       int      `json:"nodes"`
+				Warnings    []string `json:"warnings"`
+				Message     string   `json:"message"`
+			}
+			if asJSON {
+				var raw json.RawMessage
+				if err := a.call(cmd.Context(), &raw, "JobqRenewCrypto"); err != nil {
+					return err
+				}
+				return writeJSON(a.env.Stdout, raw)
+			}
+			if err := a.call(cmd.Context(), &res, "JobqRenewCrypto"); err != nil {
+				return err
+			}
+			a.printWarnings(res.Warnings)
+			fmt.Fprintln(a.env.Stdout, format.SafeEncode(res.Message))
+			return nil
+		},
+	}
+	addJSONFlag(cmd.Flags(), &asJSON)
 	return cmd
 }

@@ -304,3 +304,22 @@ func TestMasterFailover(t *testing.T) {
 		code: 1,
 	})
 }
+
+func TestRenewCrypto(t *testing.T) {
+	f := startFake(t)
+	f.script("JobqRenewCrypto",
+		`{"fingerprint":"ab12","nodes":3,"warnings":["node node4 is offline and keeps the old certificate"],"message":"The cluster certificate was renewed on 3 nodes; its fingerprint is ab12."}`,
+		`{"fingerprint":"ab12","nodes":1,"warnings":[],"message":"The cluster certificate was renewed on 1 node; its fingerprint is ab12."}`)
+	checkResult(t, run(t, f.path, "cluster", "renew-crypto"), result{
+		stdout: "The cluster certificate was renewed on 3 nodes; its fingerprint is ab12.\n",
+		stderr: "Warning: node node4 is offline and keeps the old certificate\n",
+	})
+	checkResult(t, run(t, f.path, "cluster", "renew-crypto", "--json"), result{
+		stdout: "{\n  \"fingerprint\": \"ab12\",\n  \"nodes\": 1,\n  \"warnings\": [],\n  \"message\": \"The cluster certificate was renewed on 1 node; its fingerprint is ab12.\"\n}\n",
+	})
+	f.fail("JobqRenewCrypto", luxiError("OpPrereqError", "the cluster certificate was not renewed, nothing changed: not every online node could store the new one (node2: connection refused); mark nodes that are gone offline, or try again", "wrong_state"))
+	checkResult(t, run(t, f.path, "cluster", "renew-crypto"), result{
+		stderr: "Failure: prerequisites not met for this operation:\nerror type: wrong_state, error details:\nthe cluster certificate was not renewed, nothing changed: not every online node could store the new one (node2: connection refused); mark nodes that are gone offline, or try again\n",
+		code:   1,
+	})
+}

@@ -76,13 +76,26 @@ func createClusterCert(certFile, keyFile, nodeName string, now time.Time) error 
 	if err := os.MkdirAll(filepath.Dir(certFile), 0o750); err != nil {
 		return err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := newClusterCertPEM(nodeName, now)
 	if err != nil {
 		return err
 	}
+	if err := writeDurableMode(keyFile, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return writeDurableMode(certFile, certPEM, 0o644)
+}
+
+// newClusterCertPEM makes a new self-signed cluster certificate and its
+// key, in PEM.
+func newClusterCertPEM(nodeName string, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -103,16 +116,14 @@ func createClusterCert(certFile, keyFile, nodeName string, now time.Time) error 
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := writeDurableMode(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return err
-	}
-	return writeDurableMode(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 // writeDurableMode writes a file atomically and durably with the given

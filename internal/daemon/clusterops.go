@@ -89,6 +89,8 @@ func (n *nodeRT) serveCluster(ctx context.Context, req *luxi.Request) (any, erro
 			return nil, badArgs(req.Method, "expected [{no_voting}]")
 		}
 		return n.masterFailover(ctx, a.NoVoting)
+	case "JobqRenewCrypto":
+		return n.renewCrypto(ctx)
 	}
 	return nil, luxi.UnknownMethod(req.Method)
 }

@@ -149,7 +149,16 @@ func Run(ctx context.Context, o Options) error {
 	if cfg != nil && cfg.Master == o.NodeName && len(cfg.Replicas()) > 1 && rpcListener == nil {
 		return errors.New("this node is the master of a cluster but serves no node RPC; give --rpc-addr HOST:PORT")
 	}
+	if err := finishInterruptedSwitch(o.DataDir); err != nil {
+		closeListener()
+		return fmt.Errorf("cannot finish the cluster certificate renewal cut short: %w", err)
+	}
 	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
+	if err != nil {
+		closeListener()
+		return err
+	}
+	keys, err := loadKeyring(o.DataDir, cert)
 	if err != nil {
 		closeListener()
 		return err
@@ -172,7 +181,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		log.Info("created a one-node cluster", "cluster", cfg.Name, "master", o.NodeName, "config", configPath(o.DataDir))
 	}
-	n := &nodeRT{o: o, log: log, self: o.NodeName, cert: cert, st: st, cfg: cfg,
+	n := &nodeRT{o: o, log: log, self: o.NodeName, keys: keys, st: st, cfg: cfg,
 		syncCh: make(chan struct{}), kickCh: make(chan struct{}, 1), tokens: map[string]time.Time{}}
 	n.app, err = replica.NewApplier(o.DataDir, st, writeDurable, func(int64, string) { n.kick() })
 	if err != nil {
@@ -203,8 +212,8 @@ func Run(ctx context.Context, o Options) error {
 		if host, _, err := net.SplitHostPort(o.RPCAddr); err == nil {
 			source = net.ParseIP(host)
 		}
-		n.client = noderpc.NewClientFrom(cert, source)
-		rpcSrv = noderpc.NewServer(cert, rpcHandler{n}, log)
+		n.client = noderpc.NewClientKeyring(keys, source)
+		rpcSrv = noderpc.NewServerKeyring(keys, rpcHandler{n}, log)
 		go func() {
 			if err := rpcSrv.Serve(rpcListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				rpcErr <- err

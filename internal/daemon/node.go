@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -37,13 +36,14 @@ type nodeRT struct {
 	o       Options
 	log     *slog.Logger
 	self    string
-	cert    tls.Certificate
+	keys    *noderpc.Keyring // the cluster certificate presented and those accepted
 	st      *store.Store
 	app     *replica.Applier
 	client  *noderpc.Client
 	metrics *metrics.Set
 
 	changeMu sync.Mutex // held while the master changes the configuration
+	cryptoMu sync.Mutex // held during a phase of a certificate renewal
 
 	mu       sync.Mutex
 	cfg      *cluster.Config
@@ -327,7 +327,7 @@ func (n *nodeRT) promote(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	rs, err := startRAPI(n.o, q, n.config, n.replicationText, n.metrics, n.log)
+	rs, err := startRAPI(n.o, n.keys, q, n.config, n.replicationText, n.metrics, n.log)
 	if err != nil {
 		_ = q.Shutdown(context.Background())
 		return fail(err)
@@ -653,7 +653,7 @@ func (n *nodeRT) newJoinToken(ttl time.Duration) (string, time.Time, error) {
 	}
 	n.tokens[hex.EncodeToString(sum[:])] = exp
 	n.mu.Unlock()
-	return tokenPrefix + "." + s + "." + noderpc.Fingerprint(n.cert.Certificate[0]), exp, nil
+	return tokenPrefix + "." + s + "." + noderpc.Fingerprint(n.keys.Leaf()), exp, nil
 }
 
 func parseToken(tok string) (secret, fp string, err error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/jobq-dev/jobq/internal/metrics"
+	"github.com/jobq-dev/jobq/internal/noderpc"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,14 +36,11 @@ type rapiService struct {
 	exited chan struct{} // closed when Serve has returned
 }
 
-// startRAPI makes sure the cluster certificate exists (it is created on
-// the first start, RAPI or not), then serves RAPI over HTTPS on
-// o.RAPIAddr unless that is "" or "off".
-func startRAPI(o Options, q *queue.Queue, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
-	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
-	if err != nil {
-		return nil, err
-	}
+// startRAPI serves RAPI over HTTPS on o.RAPIAddr unless that is "" or
+// "off", presenting the keyring's cluster certificate (a renewed one from
+// the next connection on).
+func startRAPI(o Options, keys *noderpc.Keyring, q *queue.Queue, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
+	var err error
 	if o.RAPIAddr == "" || o.RAPIAddr == RAPIOff {
 		log.Info("RAPI is off")
 		return nil, nil
@@ -83,7 +81,9 @@ func startRAPI(o Options, q *queue.Queue, clusterCfg func() *cluster.Config, rep
 	rs := &rapiService{srv: srv, failed: make(chan error, 1), exited: make(chan struct{})}
 	go func() {
 		defer close(rs.exited)
-		err := srv.Serve(l, &tls.Config{Certificates: []tls.Certificate{cert}})
+		err := srv.Serve(l, &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return keys.Certificate(), nil
+		}})
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			rs.failed <- err
 		}

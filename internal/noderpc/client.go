@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"time"
@@ -30,14 +31,10 @@ var (
 	errNoServerCert     = errors.New("the node presented no certificate")
 )
 
-func newClusterClient(cert tls.Certificate) *Client {
-	var leaf []byte
-	if len(cert.Certificate) > 0 {
-		leaf = cert.Certificate[0]
-	}
+func newClusterClient(keys *Keyring) *Client {
 	return newClient(&tls.Config{
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return &cert, nil
+			return keys.Certificate(), nil
 		},
 		InsecureSkipVerify: true, // names are irrelevant: the certificate is pinned
 		VerifyConnection: func(cs tls.ConnectionState) error {
@@ -45,7 +42,7 @@ func newClusterClient(cert tls.Certificate) *Client {
 			if err != nil {
 				return err
 			}
-			if !bytes.Equal(server.Raw, leaf) {
+			if !keys.Accepts(server.Raw) {
 				return errForeignServer
 			}
 			return nil
@@ -69,6 +66,56 @@ func newJoinClient(fp string) *Client {
 		},
 		MinVersion: tls.VersionTLS13,
 	}, true)
+}
+
+// post sends one call and returns the body of a 2xx answer. A call
+// refused for its client certificate over a connection kept alive from
+// before a certificate renewal is sent once more, over a new connection
+// (the server closed that one; the refusal came before any handler ran).
+func post(ctx context.Context, c *Client, addr, path, name string, body []byte) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		reused := false
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		hr, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, "https://"+addr+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("cannot reach node at %s: %w", addr, err)
+		}
+		hr.Header.Set("Content-Type", "application/json")
+		resp, err := c.hc.Do(hr)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, abandoned(name, addr, ctxErr)
+			}
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // its text repeats the URL
+			}
+			return nil, fmt.Errorf("cannot reach node at %s: %w", addr, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBatchBytes+1))
+		if err == nil && len(data) > MaxBatchBytes {
+			resp.Body.Close()
+			return nil, fmt.Errorf("the %s reply of node at %s is larger than %d bytes", name, addr, MaxBatchBytes)
+		}
+		drain(resp.Body)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, abandoned(name, addr, ctxErr)
+			}
+			return nil, fmt.Errorf("cannot read the %s reply of node at %s: %w", name, addr, err)
+		}
+		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+			return data, nil
+		}
+		var e Error
+		if json.Unmarshal(data, &e) == nil && e.Code != "" {
+			if reused && attempt == 0 && e.Code == CodeRefused && e.Message == msgUnknownClientCert {
+				continue
+			}
+			return nil, &e
+		}
+		return nil, fmt.Errorf("node at %s answered the %s call with %s: %s", addr, name, resp.Status, snippet(data))
+	}
 }
 
 func serverLeaf(cs tls.ConnectionState) (*x509.Certificate, error) {
@@ -113,40 +160,9 @@ func call[Rep any](ctx context.Context, c *Client, addr, path string, req any) (
 	if err != nil {
 		return nil, fmt.Errorf("cannot encode the %s request for node at %s: %w", name, addr, err)
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+path, bytes.NewReader(body))
+	data, err := post(ctx, c, addr, path, name, body)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach node at %s: %w", addr, err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(hr)
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, abandoned(name, addr, ctxErr)
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // its text repeats the URL
-		}
-		return nil, fmt.Errorf("cannot reach node at %s: %w", addr, err)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBatchBytes+1))
-	if err == nil && len(data) > MaxBatchBytes {
-		resp.Body.Close()
-		return nil, fmt.Errorf("the %s reply of node at %s is larger than %d bytes", name, addr, MaxBatchBytes)
-	}
-	drain(resp.Body)
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, abandoned(name, addr, ctxErr)
-		}
-		return nil, fmt.Errorf("cannot read the %s reply of node at %s: %w", name, addr, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e Error
-		if json.Unmarshal(data, &e) == nil && e.Code != "" {
-			return nil, &e
-		}
-		return nil, fmt.Errorf("node at %s answered the %s call with %s: %s", addr, name, resp.Status, snippet(data))
+		return nil, err
 	}
 	rep := new(Rep)
 	if err := json.Unmarshal(data, rep); err != nil {

@@ -45,7 +45,7 @@ func FuzzServeRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		h := newFakeHandler()
-		s := newServer(cert, h, slog.New(slog.DiscardHandler))
+		s := newServer(NewKeyring(cert), h, slog.New(slog.DiscardHandler))
 		path := paths[int(which)%len(paths)]
 		if path == "/v1/delay" {
 			return // a fuzzed delay would sleep

@@ -180,6 +180,11 @@ func (h *fakeHandler) Purge(ctx context.Context, req *PurgeRequest) error {
 	return h.err
 }
 
+func (h *fakeHandler) Crypto(ctx context.Context, req *CryptoRequest) error {
+	h.record("crypto", req)
+	return h.err
+}
+
 func (h *fakeHandler) Delay(ctx context.Context, req *DelayRequest) error {
 	h.record("delay", req)
 	if h.delayStarted != nil {

@@ -146,3 +146,24 @@ type PurgeRequest struct {
 	Master string `json:"master"`
 	Epoch  int64  `json:"epoch"`
 }
+
+// Crypto phases: a cluster certificate renewal, run by the master on
+// every node in turn (each phase is idempotent).
+const (
+	CryptoStage  = "stage"  // store the new certificate and key, accept it too
+	CryptoSwitch = "switch" // present the new one, still accept the old
+	CryptoFinish = "finish" // accept the new one only
+	CryptoAbort  = "abort"  // forget a staged certificate
+)
+
+// CryptoRequest is one phase of a cluster certificate renewal
+// (POST /v1/crypto). Stage carries the new certificate and key (PEM); the
+// other phases name it by Fingerprint.
+type CryptoRequest struct {
+	Master      string `json:"master"`
+	Epoch       int64  `json:"epoch"`
+	Phase       string `json:"phase"`
+	Fingerprint string `json:"fingerprint"`
+	CertPEM     []byte `json:"cert_pem,omitempty"`
+	KeyPEM      []byte `json:"key_pem,omitempty"`
+}

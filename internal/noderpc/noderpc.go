@@ -23,6 +23,8 @@
 //	POST /v1/join     JoinRequest    → JoinReply (no client certificate needed)
 //	POST /v1/command  CommandRequest → CommandReply
 //	POST /v1/delay    DelayRequest   → {}
+//	POST /v1/purge    PurgeRequest   → {}
+//	POST /v1/crypto   CryptoRequest  → {}
 //
 // An error is a non-2xx status with an [Error] as body: 400 bad_request,
 // 403 refused, 409 stale_epoch and out_of_sync, 500 internal (404, 405 and
@@ -64,6 +66,7 @@ type Handler interface {
 	Command(ctx context.Context, req *CommandRequest) (*CommandReply, error)
 	Delay(ctx context.Context, req *DelayRequest) error
 	Purge(ctx context.Context, req *PurgeRequest) error
+	Crypto(ctx context.Context, req *CryptoRequest) error
 }
 
 // Error codes.
@@ -94,7 +97,7 @@ const MaxBatchBytes = 256 << 20
 type Server struct {
 	h      Handler
 	log    *slog.Logger
-	leaf   []byte // the cluster certificate's DER, the only client certificate accepted
+	keys   *Keyring // the certificate presented and the client certificates accepted
 	srv    *http.Server
 	base   context.Context // parent of every call's context
 	cancel context.CancelFunc
@@ -103,7 +106,14 @@ type Server struct {
 // NewServer returns a server presenting cert and accepting only cert.
 // A nil log discards the server's messages.
 func NewServer(cert tls.Certificate, h Handler, log *slog.Logger) *Server {
-	return newServer(cert, h, log)
+	return newServer(NewKeyring(cert), h, log)
+}
+
+// NewServerKeyring returns a server presenting the keyring's certificate
+// and accepting the keyring's certificates, as they are at each handshake
+// and request.
+func NewServerKeyring(keys *Keyring, h Handler, log *slog.Logger) *Server {
+	return newServer(keys, h, log)
 }
 
 // Serve accepts connections on l (a plain TCP listener; TLS is added
@@ -128,14 +138,21 @@ type Client struct {
 
 // NewClient returns a client presenting cert and accepting only cert
 // from the server.
-func NewClient(cert tls.Certificate) *Client { return newClusterClient(cert) }
+func NewClient(cert tls.Certificate) *Client { return newClusterClient(NewKeyring(cert)) }
 
 // NewClientFrom is NewClient whose connections leave from the local
 // address source (this node's node RPC address; nil or unspecified: the
 // system's choice), so that firewalls and logs see node-to-node traffic
 // come from the node's own address.
 func NewClientFrom(cert tls.Certificate, source net.IP) *Client {
-	c := newClusterClient(cert)
+	return NewClientKeyring(NewKeyring(cert), source)
+}
+
+// NewClientKeyring is NewClientFrom following a keyring: it presents the
+// keyring's certificate and accepts the keyring's certificates from
+// servers, as they are at each handshake.
+func NewClientKeyring(keys *Keyring, source net.IP) *Client {
+	c := newClusterClient(keys)
 	if source != nil && !source.IsUnspecified() {
 		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: source}}
 		c.tr.DialContext = d.DialContext
@@ -207,6 +224,13 @@ func (c *Client) Command(ctx context.Context, addr string, req *CommandRequest) 
 // too.
 func (c *Client) Delay(ctx context.Context, addr string, req *DelayRequest) error {
 	_, err := call[struct{}](ctx, c, addr, pathDelay, req)
+	return err
+}
+
+// Crypto asks the node at addr to carry out one phase of a cluster
+// certificate renewal.
+func (c *Client) Crypto(ctx context.Context, addr string, req *CryptoRequest) error {
+	_, err := call[struct{}](ctx, c, addr, pathCrypto, req)
 	return err
 }
 

@@ -115,6 +115,23 @@ func TestRoundTrip(t *testing.T) {
 		}
 		check(t, "purge", req, nil, nil)
 	})
+	t.Run("Crypto", func(t *testing.T) {
+		req := &CryptoRequest{Master: "node1", Epoch: 4, Phase: CryptoFinish, Fingerprint: strings.Repeat("ab", 32)}
+		if err := c.Crypto(ctx, addr, req); err != nil {
+			t.Fatal(err)
+		}
+		check(t, "crypto", req, nil, nil)
+		for _, bad := range []*CryptoRequest{
+			{Phase: "rotate", Fingerprint: strings.Repeat("ab", 32)},
+			{Phase: CryptoStage, Fingerprint: strings.Repeat("ab", 32)},
+			{Phase: CryptoSwitch, Fingerprint: "ab"},
+		} {
+			var e *Error
+			if err := c.Crypto(ctx, addr, bad); !errors.As(err, &e) || e.Code != CodeBadRequest {
+				t.Errorf("%+v: %v, want bad_request", bad, err)
+			}
+		}
+	})
 }
 
 // TestServerRefusesNoClientCertificate: a TLS client that presents no
@@ -267,6 +284,7 @@ func TestJoin(t *testing.T) {
 		_, calls["command"] = c.Command(ctx, nowhere, &CommandRequest{})
 		calls["delay"] = c.Delay(ctx, nowhere, &DelayRequest{})
 		calls["purge"] = c.Purge(ctx, nowhere, &PurgeRequest{})
+		calls["crypto"] = c.Crypto(ctx, nowhere, &CryptoRequest{})
 		for call, err := range calls {
 			want := "a join client cannot make the " + call + " call to node at " + nowhere + ": it may only join"
 			if err == nil || err.Error() != want {

@@ -27,6 +27,7 @@ const (
 	pathCommand = "/v1/command"
 	pathDelay   = "/v1/delay"
 	pathPurge   = "/v1/purge"
+	pathCrypto  = "/v1/crypto"
 )
 
 const (
@@ -61,6 +62,25 @@ var endpoints = map[string]endpoint{
 	pathPurge: route(maxSmallBody, smallBodyTimeout, nil, func(h Handler, ctx context.Context, req *PurgeRequest) (struct{}, error) {
 		return struct{}{}, h.Purge(ctx, req)
 	}),
+	pathCrypto: route(maxSmallBody, smallBodyTimeout, checkCrypto, func(h Handler, ctx context.Context, req *CryptoRequest) (struct{}, error) {
+		return struct{}{}, h.Crypto(ctx, req)
+	}),
+}
+
+func checkCrypto(req *CryptoRequest) error {
+	switch req.Phase {
+	case CryptoStage:
+		if len(req.CertPEM) == 0 || len(req.KeyPEM) == 0 {
+			return &Error{Code: CodeBadRequest, Message: "stage needs the certificate and the key"}
+		}
+	case CryptoSwitch, CryptoFinish, CryptoAbort:
+	default:
+		return &Error{Code: CodeBadRequest, Message: fmt.Sprintf("unknown certificate renewal phase %q", req.Phase)}
+	}
+	if len(req.Fingerprint) != 64 {
+		return &Error{Code: CodeBadRequest, Message: "the certificate's fingerprint must be 64 hex digits"}
+	}
+	return nil
 }
 
 // route makes the endpoint that decodes a Req, checks it with check (if
@@ -92,21 +112,20 @@ func withoutCert(e endpoint) endpoint {
 	return e
 }
 
-func newServer(cert tls.Certificate, h Handler, logger *slog.Logger) *Server {
+func newServer(keys *Keyring, h Handler, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{h: h, log: logger}
-	if len(cert.Certificate) > 0 {
-		s.leaf = cert.Certificate[0]
-	}
+	s := &Server{h: h, log: logger, keys: keys}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	s.srv = &http.Server{
 		Handler: http.HandlerFunc(s.serveHTTP),
 		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{cert},
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return keys.Certificate(), nil
+			},
 			// Any certificate is asked for and its key checked by the
 			// handshake; serveHTTP then accepts only the cluster's, except
 			// for join.
@@ -138,7 +157,7 @@ func (w *errorLogWriter) Write(p []byte) (int, error) {
 }
 
 func (s *Server) serve(l net.Listener) error {
-	if len(s.leaf) == 0 {
+	if len(s.keys.Leaf()) == 0 {
 		l.Close()
 		return errors.New("the node RPC server has no certificate")
 	}
@@ -160,17 +179,24 @@ func (s *Server) peerProblem(r *http.Request) string {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return "client certificate required"
 	}
-	if !bytes.Equal(r.TLS.PeerCertificates[0].Raw, s.leaf) {
-		return "unknown client certificate"
+	if !s.keys.Accepts(r.TLS.PeerCertificates[0].Raw) {
+		return msgUnknownClientCert
 	}
 	return ""
 }
+
+// msgUnknownClientCert refuses a client certificate that is not a
+// cluster certificate.
+const msgUnknownClientCert = "unknown client certificate"
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ep, known := endpoints[r.URL.Path]
 	if !ep.open { // unknown paths too: strangers learn nothing
 		if problem := s.peerProblem(r); problem != "" {
 			s.log.Warn("refused a node RPC call", "reason", problem, "remote", r.RemoteAddr, "call", r.URL.Path)
+			// The connection is not reused: after a certificate renewal a
+			// node's next call shakes hands again with the new one.
+			w.Header().Set("Connection", "close")
 			writeJSON(w, http.StatusForbidden, &Error{Code: CodeRefused, Message: problem})
 			return
 		}
