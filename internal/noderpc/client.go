@@ -107,6 +107,11 @@ func post(ctx context.Context, c *Client, addr, path, name string, body []byte) 
 		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 			return data, nil
 		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// Given up: what the node says of it (perhaps that it saw
+			// the call cancelled) comes second.
+			return nil, abandoned(name, addr, ctxErr)
+		}
 		var e Error
 		if json.Unmarshal(data, &e) == nil && e.Code != "" {
 			if reused && attempt == 0 && e.Code == CodeRefused && e.Message == msgUnknownClientCert {
