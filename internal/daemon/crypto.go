@@ -208,10 +208,8 @@ func (n *nodeRT) dropConnections() {
 
 func (h rpcHandler) Crypto(ctx context.Context, req *noderpc.CryptoRequest) error {
 	n := h.n
-	v := n.app.Voter()
-	if !v.AcceptWrite(req.Epoch, req.Master) {
-		return &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: v.Epoch,
-			Message: fmt.Sprintf("refused a certificate renewal from %s of epoch %d: this node has seen epoch %d", req.Master, req.Epoch, v.Epoch)}
+	if err := n.staleOrder(req.Master, req.Epoch, "a certificate renewal from "+req.Master); err != nil {
+		return err
 	}
 	if c := n.config(); c.Master != req.Master && req.Epoch <= c.Epoch {
 		return &noderpc.Error{Code: noderpc.CodeRefused, Message: fmt.Sprintf("refused a certificate renewal from %s: the master is %s", req.Master, c.Master)}

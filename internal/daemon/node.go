@@ -541,12 +541,22 @@ func (h rpcHandler) Delay(ctx context.Context, req *noderpc.DelayRequest) error 
 	return opcodes.Sleep(ctx, time.Duration(req.Seconds*float64(time.Second)))
 }
 
+// staleOrder refuses an order (what, e.g. "to purge the queue for X")
+// from a master of an epoch older than this node has seen; nil if the
+// order may be carried out.
+func (n *nodeRT) staleOrder(master string, epoch int64, what string) error {
+	v := n.app.Voter()
+	if v.AcceptWrite(epoch, master) {
+		return nil
+	}
+	return &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: v.Epoch,
+		Message: fmt.Sprintf("refused %s of epoch %d: this node has seen epoch %d", what, epoch, v.Epoch)}
+}
+
 func (h rpcHandler) Purge(ctx context.Context, req *noderpc.PurgeRequest) error {
 	n := h.n
-	v := n.app.Voter()
-	if !v.AcceptWrite(req.Epoch, req.Master) {
-		return &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: v.Epoch,
-			Message: fmt.Sprintf("refused to purge the queue for %s of epoch %d: this node has seen epoch %d", req.Master, req.Epoch, v.Epoch)}
+	if err := n.staleOrder(req.Master, req.Epoch, "to purge the queue for "+req.Master); err != nil {
+		return err
 	}
 	cfg := n.config()
 	if cfg.Master == n.self || n.queue() != nil {
