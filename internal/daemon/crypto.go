@@ -276,7 +276,7 @@ func (n *nodeRT) renewCrypto(ctx context.Context) (any, error) {
 	}
 	describe := func(fails map[string]error) string {
 		var parts []string
-		for _, name := range targets {
+		for _, name := range append([]string{n.self}, targets...) {
 			if err := fails[name]; err != nil {
 				parts = append(parts, name+": "+err.Error())
 			}
@@ -306,9 +306,14 @@ func (n *nodeRT) renewCrypto(ctx context.Context) (any, error) {
 		fails[n.self] = err
 	}
 	if len(fails) > 0 {
-		warnings = append(warnings, fmt.Sprintf("some nodes still accept the old certificate too (%s%s); run 'jobq cluster renew-crypto' again", describe(fails), map[bool]string{true: "; " + n.self + ": " + fmt.Sprint(fails[n.self]), false: ""}[fails[n.self] != nil]))
+		warnings = append(warnings, fmt.Sprintf("some nodes still accept the old certificate too (%s); run 'jobq cluster renew-crypto' again", describe(fails)))
 	}
-	n.log.Info("renewed the cluster certificate", "fingerprint", fp, "nodes", len(targets)+1)
-	return map[string]any{"fingerprint": fp, "nodes": len(targets) + 1, "warnings": nonNil(warnings),
-		"message": fmt.Sprintf("The cluster certificate was renewed on %d node%s; its fingerprint is %s.", len(targets)+1, map[bool]string{true: "", false: "s"}[len(targets) == 0], fp)}, nil
+	count := len(targets) + 1
+	n.log.Info("renewed the cluster certificate", "fingerprint", fp, "nodes", count)
+	nodes := "nodes"
+	if count == 1 {
+		nodes = "node"
+	}
+	return map[string]any{"fingerprint": fp, "nodes": count, "warnings": nonNil(warnings),
+		"message": fmt.Sprintf("The cluster certificate was renewed on %d %s; its fingerprint is %s.", count, nodes, fp)}, nil
 }
