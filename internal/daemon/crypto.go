@@ -220,7 +220,7 @@ func (h rpcHandler) Crypto(ctx context.Context, req *noderpc.CryptoRequest) erro
 // renewCrypto is "jobq cluster renew-crypto" on the master: a new cluster
 // certificate on every online node, through the three phases.
 func (n *nodeRT) renewCrypto(ctx context.Context) (any, error) {
-	if n.queue() == nil || n.client == nil {
+	if n.queue() == nil {
 		return nil, n.notMaster()
 	}
 	n.changeMu.Lock() // no node joins meanwhile
@@ -244,6 +244,9 @@ func (n *nodeRT) renewCrypto(ctx context.Context) (any, error) {
 			targets = append(targets, nd.Name)
 			addrs[nd.Name] = nd.Address
 		}
+	}
+	if len(targets) > 0 && n.client == nil {
+		return nil, prereq("this node serves no node RPC (--rpc-addr) and cannot reach the other nodes")
 	}
 	phase := func(p string) map[string]error {
 		req := &noderpc.CryptoRequest{Master: n.self, Epoch: c.Epoch, Phase: p, Fingerprint: fp}
