@@ -4,8 +4,9 @@
 // opcodes run restricted commands through it.
 //
 // Both ends present the cluster certificate and accept exactly that
-// certificate from the other end (pinned by its bytes): no client
-// certificate, a foreign certificate or plain HTTP are refused. The one
+// certificate from the other end (pinned by its bytes; during a
+// certificate renewal a [Keyring] accepts the old and the new one): no
+// client certificate, a foreign certificate or plain HTTP are refused. The one
 // exception is /v1/join, which a new node calls before it has the
 // certificate: it is authenticated by its token, and the new node pins the
 // server's certificate by the fingerprint the token carries.
