@@ -248,11 +248,17 @@ func (n *nodeRT) renewCrypto(ctx context.Context) (any, error) {
 	if len(targets) > 0 && n.client == nil {
 		return nil, prereq("this node serves no node RPC (--rpc-addr) and cannot reach the other nodes")
 	}
-	phase := func(p string) map[string]error {
+	// request is one phase's order (Master and Epoch matter to the others;
+	// this node carries out its own phases directly).
+	request := func(p string) *noderpc.CryptoRequest {
 		req := &noderpc.CryptoRequest{Master: n.self, Epoch: c.Epoch, Phase: p, Fingerprint: fp}
 		if p == noderpc.CryptoStage {
 			req.CertPEM, req.KeyPEM = certPEM, keyPEM
 		}
+		return req
+	}
+	phase := func(p string) map[string]error {
+		req := request(p)
 		fails := map[string]error{}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -270,13 +276,7 @@ func (n *nodeRT) renewCrypto(ctx context.Context) (any, error) {
 		wg.Wait()
 		return fails
 	}
-	local := func(p string) error {
-		req := &noderpc.CryptoRequest{Phase: p, Fingerprint: fp}
-		if p == noderpc.CryptoStage {
-			req.CertPEM, req.KeyPEM = certPEM, keyPEM
-		}
-		return n.cryptoPhase(req)
-	}
+	local := func(p string) error { return n.cryptoPhase(request(p)) }
 	describe := func(fails map[string]error) string {
 		var parts []string
 		for _, name := range append([]string{n.self}, targets...) {

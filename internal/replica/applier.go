@@ -34,24 +34,19 @@ func PositionData(p cluster.Position) []byte {
 
 // LoadPosition reads a data directory's position ({0,0} when none).
 func LoadPosition(dataDir string) (cluster.Position, error) {
-	var p cluster.Position
-	b, err := os.ReadFile(PositionFile(dataDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return p, nil
-	}
-	if err != nil {
-		return p, err
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("replication position %s is corrupt: %v", PositionFile(dataDir), err)
-	}
-	return p, nil
+	return loadJSON[cluster.Position](PositionFile(dataDir), "replication position")
 }
 
 // LoadVoter reads a data directory's voter record (zero when none).
 func LoadVoter(dataDir string) (cluster.Voter, error) {
-	var v cluster.Voter
-	b, err := os.ReadFile(VoterFile(dataDir))
+	return loadJSON[cluster.Voter](VoterFile(dataDir), "voter record")
+}
+
+// loadJSON reads a small JSON file (the zero value when it does not
+// exist); what names it in the error when it is corrupt.
+func loadJSON[T any](path, what string) (T, error) {
+	var v T
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return v, nil
 	}
@@ -59,7 +54,7 @@ func LoadVoter(dataDir string) (cluster.Voter, error) {
 		return v, err
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
-		return v, fmt.Errorf("voter record %s is corrupt: %v", VoterFile(dataDir), err)
+		return v, fmt.Errorf("%s %s is corrupt: %v", what, path, err)
 	}
 	return v, nil
 }
