@@ -27,6 +27,11 @@
 //	POST /v1/purge    PurgeRequest   → {}
 //	POST /v1/crypto   CryptoRequest  → {}
 //
+// Besides the calls, GET /v1/stream/NAME with "Upgrade: jobq-stream"
+// turns the connection into a long-lived byte stream for whoever listens
+// on Server.StreamListener(NAME) (the consensus engine's messages), opened
+// with Client.DialStream: same port, same mutual TLS, no handler involved.
+//
 // An error is a non-2xx status with an [Error] as body: 400 bad_request,
 // 403 refused, 409 stale_epoch and out_of_sync, 500 internal (404, 405 and
 // 413 for an unknown call, a method other than POST and a body over its
@@ -49,6 +54,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
@@ -102,6 +108,9 @@ type Server struct {
 	srv    *http.Server
 	base   context.Context // parent of every call's context
 	cancel context.CancelFunc
+
+	streamMu sync.Mutex
+	streams  map[string]*streamListener // by stream name
 }
 
 // NewServer returns a server presenting cert and accepting only cert.

@@ -166,6 +166,11 @@ func (s *Server) serve(l net.Listener) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.cancel()
+	s.streamMu.Lock()
+	for _, l := range s.streams {
+		l.Close()
+	}
+	s.streamMu.Unlock()
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		s.srv.Close()
@@ -200,6 +205,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusForbidden, &Error{Code: CodeRefused, Message: problem})
 			return
 		}
+	}
+	if strings.HasPrefix(r.URL.Path, pathStreamPrefix) {
+		s.serveStream(w, r)
+		return
 	}
 	if !known {
 		writeJSON(w, http.StatusNotFound, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("there is no node RPC call %q", r.URL.Path)})
