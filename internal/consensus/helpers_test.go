@@ -122,7 +122,7 @@ func (q *idQueue) job(id int) (string, bool) {
 
 // testCluster is a set of nodes sharing a certificate and a network.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	cert   tls.Certificate
 	timing Timing
 
@@ -144,7 +144,7 @@ type testNode struct {
 	logs *strings.Builder
 }
 
-func newTestCluster(t *testing.T) *testCluster {
+func newTestCluster(t testing.TB) *testCluster {
 	c := &testCluster{
 		t: t, cert: newTestCert(t), timing: testTiming,
 		nodes: map[string]*testNode{}, cut: map[[2]string]bool{},
