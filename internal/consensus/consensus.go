@@ -133,7 +133,14 @@ type Config struct {
 	Listener net.Listener
 	Dial     func(ctx context.Context, addr string) (net.Conn, error)
 	FSM      StateMachine
-	Log      *slog.Logger
+	// DurableState: the state machine keeps its state on disk, always at
+	// least as new as the last snapshot (it makes its state durable before
+	// returning from Snapshot). At start the engine then does not restore
+	// that snapshot into it but only applies the entries after it again,
+	// unless a restore of a snapshot received from the leader was cut
+	// short, which is done again.
+	DurableState bool
+	Log          *slog.Logger
 }
 
 // Errors of Apply and of the membership calls.
@@ -242,7 +249,8 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.st = st
 	if snap != nil && !raft.IsEmptySnap(snap) {
-		if err := n.restoreSnapshot(snap); err != nil {
+		restore := !cfg.DurableState || restoreMarked(cfg.Dir)
+		if err := n.restoreSnapshot(snap, restore); err != nil {
 			st.close()
 			return nil, err
 		}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -64,7 +66,7 @@ func (n *Node) handle(rd raft.Ready) error {
 		}
 	}
 	if sn := rd.Snapshot; sn != nil && !raft.IsEmptySnap(sn) {
-		if err := n.restoreSnapshot(sn); err != nil {
+		if err := n.restoreSnapshot(sn, true); err != nil {
 			return err
 		}
 	}
@@ -280,13 +282,24 @@ func (n *Node) Snapshot(ctx context.Context) error {
 	}
 }
 
-func (n *Node) restoreSnapshot(sn *pb.Snapshot) error {
+// restoreSnapshot adopts a snapshot's members and index, and its state
+// when restore is set. A restore in progress is marked in Dir so that a
+// crash in the middle of it is followed by another at start.
+func (n *Node) restoreSnapshot(sn *pb.Snapshot, restore bool) error {
 	var sd snapshotData
 	if err := json.Unmarshal(sn.GetData(), &sd); err != nil {
 		return fmt.Errorf("the consensus snapshot at index %d is malformed: %w", sn.GetMetadata().GetIndex(), err)
 	}
-	if err := n.cfg.FSM.Restore(sd.State); err != nil {
-		return fmt.Errorf("cannot restore the snapshot at index %d: %w", sn.GetMetadata().GetIndex(), err)
+	if restore {
+		if err := markRestore(n.cfg.Dir, true); err != nil {
+			return err
+		}
+		if err := n.cfg.FSM.Restore(sd.State); err != nil {
+			return fmt.Errorf("cannot restore the snapshot at index %d: %w", sn.GetMetadata().GetIndex(), err)
+		}
+		if err := markRestore(n.cfg.Dir, false); err != nil {
+			return err
+		}
 	}
 	n.mu.Lock()
 	n.members = sd.Members
@@ -298,6 +311,37 @@ func (n *Node) restoreSnapshot(sn *pb.Snapshot) error {
 	n.snapIndex = n.applied
 	n.mu.Unlock()
 	return nil
+}
+
+func restorePath(dir string) string { return filepath.Join(dir, "restoring") }
+
+func restoreMarked(dir string) bool {
+	_, err := os.Stat(restorePath(dir))
+	return err == nil
+}
+
+// markRestore creates or removes the restore mark, durably.
+func markRestore(dir string, on bool) error {
+	p := restorePath(dir)
+	var err error
+	if on {
+		var f *os.File
+		if f, err = os.Create(p); err == nil {
+			err = f.Sync()
+			f.Close()
+		}
+	} else if err = os.Remove(p); errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot mark the restore of a snapshot: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Membership. Every change is an entry of the log, proposed by the

@@ -173,6 +173,8 @@ type Store struct {
 	wg       sync.WaitGroup
 	onCommit atomic.Pointer[func(changes int, d time.Duration)]
 	repl     atomic.Pointer[Replicator]
+	agreed   atomic.Pointer[Log]
+	applyMu  sync.Mutex // one commit at a time: they share temporary names
 }
 
 // Change is one file change of a batch as a Replicator sees it: Kind is
@@ -202,6 +204,47 @@ func (s *Store) SetReplicator(r Replicator) {
 		return
 	}
 	s.repl.Store(&r)
+}
+
+// Log is an agreed log that the store's batches go through (the
+// cluster's consensus). With a Log set, the committer does not write a
+// batch itself: it hands the batch to Commit, which returns once the
+// batch is agreed and written — by ApplyBatch, which the log calls on
+// every node, this one included, in the log's order — or says why not;
+// the batch's tickets complete with that. Batches are handed over one at
+// a time, in order.
+type Log interface {
+	Commit(changes []Change) error
+}
+
+// SetLog makes every following batch go through l (nil: the store writes
+// its batches itself).
+func (s *Store) SetLog(l Log) {
+	if l == nil {
+		s.agreed.Store(nil)
+		return
+	}
+	s.agreed.Store(&l)
+}
+
+// ApplyBatch writes changes now as one group commit (temporary files,
+// one sync, renames, one sync) and returns the first failure. Applying a
+// batch again, or a sequence of batches again in order, leaves the same
+// files: writes replace whole files, a rename whose source is gone and
+// whose target exists is done, removing a missing file is no error.
+func (s *Store) ApplyBatch(changes []Change) error {
+	b := newBatch()
+	b.addChanges(changes)
+	for i := range b.ops {
+		b.ops[i].afterAll = false // each change stands alone
+	}
+	s.commit(b)
+	for _, err := range b.errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *batch) changes() []Change {
@@ -425,6 +468,15 @@ func (s *Store) run() {
 		s.mu.Unlock()
 
 		start := time.Now()
+		if l := s.agreed.Load(); l != nil {
+			err := (*l).Commit(b.changes())
+			b.errs = make([]error, len(b.ops))
+			for i := range b.errs {
+				b.errs[i] = err
+			}
+			s.finish(b, start)
+			continue
+		}
 		var wait func(error) error
 		if r := s.repl.Load(); r != nil {
 			var extra []Change
@@ -448,19 +500,26 @@ func (s *Store) run() {
 				}
 			}
 		}
-		if fn := s.onCommit.Load(); fn != nil {
-			(*fn)(len(b.ops), time.Since(start))
-		}
-		s.mu.Lock()
-		s.stats.Batches++
-		s.stats.Ops += int64(len(b.ops))
-		s.mu.Unlock()
-		close(b.done)
+		s.finish(b, start)
 	}
+}
+
+// finish counts a batch and completes its tickets.
+func (s *Store) finish(b *batch, start time.Time) {
+	if fn := s.onCommit.Load(); fn != nil {
+		(*fn)(len(b.ops), time.Since(start))
+	}
+	s.mu.Lock()
+	s.stats.Batches++
+	s.stats.Ops += int64(len(b.ops))
+	s.mu.Unlock()
+	close(b.done)
 }
 
 // commit applies one batch: temporary files, one sync, renames, one sync.
 func (s *Store) commit(b *batch) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	b.errs = make([]error, len(b.ops))
 	temps := make([]string, len(b.ops))
 	failAll := func(err error) {

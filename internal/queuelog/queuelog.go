@@ -1,0 +1,308 @@
+// Package queuelog makes the queue directory a state machine of the
+// cluster's log: the master's store hands each group-commit batch to the
+// log ([Log], a store.Log) instead of writing it, and every node, the
+// master included, writes the batch when the log applies it ([FSM], a
+// consensus.StateMachine). The log is thus the commit point: a batch is
+// on no node's disk before a majority holds it in its log, and every node
+// writes the same batches in the same order, so the queue directories are
+// identical.
+//
+// # Entries
+//
+// An entry is versioned: a version byte (1), a type byte (1: a batch of
+// file changes), then the changes: a count, and for each a kind byte
+// (w: write, r: rename, d: remove) and its name, target and contents, each
+// as a uvarint length and bytes. Names are checked as queue file names
+// (noderpc.ValidQueueName) when applied. A node that meets a version or
+// type it does not know stops with a message saying to upgrade it, rather
+// than skip an entry and differ from the others.
+//
+// # Replays and snapshots
+//
+// After a restart the log applies again the entries since its last
+// snapshot; writing a batch again leaves the same files (see
+// store.ApplyBatch), so a replay converges on the same directory. Every
+// batch is synced when applied, so at a snapshot the directory is durable
+// up to the index. A snapshot holds a manifest, not the files: the live
+// files with their SHA-256 and the names of the archived jobs (the
+// archive grows without bound and never changes once written). A node
+// restoring a snapshot fetches from the master what it lacks or holds
+// differently, removes what the manifest does not name, and then the log
+// applies the entries after the snapshot: files fetched newer than the
+// snapshot are rewritten by those entries into the same final state.
+package queuelog
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/noderpc"
+	"github.com/jobq-dev/jobq/internal/replica"
+	"github.com/jobq-dev/jobq/internal/store"
+)
+
+const (
+	entryVersion byte = 1
+	typeBatch    byte = 1
+)
+
+// Proposer is the log a batch is proposed to (consensus.Node).
+type Proposer interface {
+	Apply(ctx context.Context, data []byte) (any, error)
+}
+
+// Log is store.Log over the cluster's log.
+type Log struct {
+	P       Proposer
+	Timeout time.Duration // how long a batch may take to be agreed; 0: 30s
+}
+
+// Commit proposes the batch and waits until it is agreed and written here.
+func (l *Log) Commit(changes []store.Change) error {
+	data, err := EncodeBatch(changes)
+	if err != nil {
+		return err
+	}
+	timeout := l.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	res, err := l.P.Apply(ctx, data)
+	if err != nil {
+		return err
+	}
+	if err, ok := res.(error); ok && err != nil {
+		return err
+	}
+	return nil
+}
+
+// EncodeBatch is the entry of a batch of changes.
+func EncodeBatch(changes []store.Change) ([]byte, error) {
+	size := 2 + binary.MaxVarintLen64
+	for _, c := range changes {
+		size += 1 + 3*binary.MaxVarintLen64 + len(c.Name) + len(c.Dst) + len(c.Data)
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, entryVersion, typeBatch)
+	buf = binary.AppendUvarint(buf, uint64(len(changes)))
+	for _, c := range changes {
+		var k byte
+		switch c.Kind {
+		case "write":
+			k = 'w'
+		case "rename":
+			k = 'r'
+		case "remove":
+			k = 'd'
+		default:
+			return nil, fmt.Errorf("unknown change kind %q", c.Kind)
+		}
+		buf = append(buf, k)
+		for _, field := range [][]byte{[]byte(c.Name), []byte(c.Dst), c.Data} {
+			buf = binary.AppendUvarint(buf, uint64(len(field)))
+			buf = append(buf, field...)
+		}
+	}
+	return buf, nil
+}
+
+// ErrUnknownEntry: the entry was written by a newer jobqd.
+var ErrUnknownEntry = errors.New("unknown log entry")
+
+// DecodeBatch reads a batch entry, checking every name.
+func DecodeBatch(data []byte) ([]store.Change, error) {
+	if len(data) < 2 {
+		return nil, errors.New("the log entry is too short")
+	}
+	if data[0] != entryVersion || data[1] != typeBatch {
+		return nil, fmt.Errorf("%w: version %d, type %d (this jobqd knows version %d, type %d): upgrade jobqd on this node", ErrUnknownEntry, data[0], data[1], entryVersion, typeBatch)
+	}
+	rest := data[2:]
+	next := func() ([]byte, error) {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return nil, errors.New("the log entry is truncated")
+		}
+		field := rest[k : k+int(n)]
+		rest = rest[k+int(n):]
+		return field, nil
+	}
+	count, k := binary.Uvarint(rest)
+	if k <= 0 || count > uint64(len(rest)) {
+		return nil, errors.New("the log entry is truncated")
+	}
+	rest = rest[k:]
+	out := make([]store.Change, 0, count)
+	for range count {
+		if len(rest) == 0 {
+			return nil, errors.New("the log entry is truncated")
+		}
+		var c store.Change
+		switch rest[0] {
+		case 'w':
+			c.Kind = "write"
+		case 'r':
+			c.Kind = "rename"
+		case 'd':
+			c.Kind = "remove"
+		default:
+			return nil, fmt.Errorf("unknown change kind %q in the log entry", rest[0])
+		}
+		rest = rest[1:]
+		var fields [3][]byte
+		for i := range fields {
+			f, err := next()
+			if err != nil {
+				return nil, err
+			}
+			fields[i] = f
+		}
+		c.Name, c.Dst = string(fields[0]), string(fields[1])
+		if len(fields[2]) > 0 {
+			c.Data = fields[2]
+		}
+		if err := noderpc.ValidQueueName(c.Name); err != nil {
+			return nil, err
+		}
+		if c.Kind == "rename" {
+			if err := noderpc.ValidQueueName(c.Dst); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, c)
+	}
+	if len(rest) != 0 {
+		return nil, errors.New("the log entry has trailing bytes")
+	}
+	return out, nil
+}
+
+// Fetch returns the current contents of queue files from the master,
+// leaving out those it does not have.
+type Fetch func(ctx context.Context, names []string) ([]noderpc.Change, error)
+
+// FSM is consensus.StateMachine over a queue directory's store.
+type FSM struct {
+	st    *store.Store
+	fetch Fetch
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	applied uint64
+	broken  error
+}
+
+// NewFSM returns the state machine writing into st; fetch reaches the
+// master when a snapshot must be restored.
+func NewFSM(st *store.Store, fetch Fetch, log *slog.Logger) *FSM {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &FSM{st: st, fetch: fetch, log: log}
+}
+
+// Apply writes a batch. A batch that cannot be written (a full disk)
+// leaves this node's directory behind the log: the error goes to the
+// proposer, Broken reports it, and the node must stop serving the queue
+// until a restart replays the log.
+func (f *FSM) Apply(e consensus.Entry) any {
+	changes, err := DecodeBatch(e.Data)
+	if errors.Is(err, ErrUnknownEntry) {
+		panic(fmt.Sprintf("jobqd: log entry %d: %v", e.Index, err))
+	}
+	if err != nil {
+		panic(fmt.Sprintf("jobqd: log entry %d is malformed: %v", e.Index, err))
+	}
+	if err := f.st.ApplyBatch(changes); err != nil {
+		f.mu.Lock()
+		f.broken = fmt.Errorf("cannot write log entry %d to the queue directory: %w", e.Index, err)
+		f.mu.Unlock()
+		f.log.Error("the queue directory is behind the log", "index", e.Index, "err", err)
+		return err
+	}
+	f.mu.Lock()
+	f.applied = e.Index
+	f.mu.Unlock()
+	return nil
+}
+
+// Broken says why the queue directory is behind the log, or nil.
+func (f *FSM) Broken() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.broken
+}
+
+// manifest is a snapshot's data.
+type manifest struct {
+	Live    []noderpc.FileInfo `json:"live"`
+	Archive []noderpc.FileInfo `json:"archive"`
+}
+
+// Snapshot lists the directory (it is durable: every batch is synced).
+func (f *FSM) Snapshot() ([]byte, error) {
+	live, arch, err := replica.Scan(f.st.Dir(), true, false)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the queue for a snapshot: %w", err)
+	}
+	return json.Marshal(manifest{Live: live, Archive: arch})
+}
+
+// Restore makes the directory hold what the snapshot names, fetching
+// from the master what this node lacks or holds differently.
+func (f *FSM) Restore(data []byte) error {
+	var m manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("the snapshot's manifest is malformed: %w", err)
+	}
+	live, arch, err := replica.Scan(f.st.Dir(), true, false)
+	if err != nil {
+		return err
+	}
+	diff := replica.CompareQueues(m.Live, m.Archive, live, arch)
+	var changes []store.Change
+	if len(diff.Write) > 0 {
+		if f.fetch == nil {
+			return errors.New("a snapshot must be restored but no master can be asked for its files")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		got, err := f.fetch(ctx, diff.Write)
+		if err != nil {
+			return fmt.Errorf("cannot fetch the queue files of a snapshot: %w", err)
+		}
+		have := map[string]bool{}
+		for _, c := range got {
+			if err := noderpc.ValidQueueName(c.Name); err != nil {
+				return err
+			}
+			have[c.Name] = true
+			changes = append(changes, store.Change{Kind: "write", Name: c.Name, Data: c.Data})
+		}
+		// Gone on the master since the snapshot: the entries after it
+		// recreate and move them.
+		for _, n := range diff.Write {
+			if !have[n] {
+				changes = append(changes, store.Change{Kind: "remove", Name: n})
+			}
+		}
+	}
+	for _, n := range diff.Remove {
+		changes = append(changes, store.Change{Kind: "remove", Name: n})
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	f.log.Info("restoring the queue from a snapshot", "fetched", len(diff.Write), "removed", len(diff.Remove))
+	return f.st.ApplyBatch(changes)
+}

@@ -1,0 +1,448 @@
+package queuelog
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/noderpc"
+	"github.com/jobq-dev/jobq/internal/queue"
+	"github.com/jobq-dev/jobq/internal/replica"
+	"github.com/jobq-dev/jobq/internal/store"
+	"go.uber.org/goleak"
+	"pgregory.net/rapid"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		name := rapid.SampledFrom([]string{"serial", "drain", "job-1", "job-42", "archive/0/job-7"})
+		var changes []store.Change
+		for range rapid.IntRange(0, 5).Draw(t, "n") {
+			c := store.Change{Kind: rapid.SampledFrom([]string{"write", "rename", "remove"}).Draw(t, "kind"), Name: name.Draw(t, "name")}
+			switch c.Kind {
+			case "write":
+				c.Data = rapid.SliceOfN(rapid.Byte(), 1, 100).Draw(t, "data")
+			case "rename":
+				c.Dst = name.Draw(t, "dst")
+			}
+			changes = append(changes, c)
+		}
+		data, err := EncodeBatch(changes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeBatch(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(changes) {
+			t.Fatalf("%d changes back, want %d", len(got), len(changes))
+		}
+		for i := range got {
+			if got[i].Kind != changes[i].Kind || got[i].Name != changes[i].Name || got[i].Dst != changes[i].Dst || !bytes.Equal(got[i].Data, changes[i].Data) {
+				t.Fatalf("change %d: %+v, want %+v", i, got[i], changes[i])
+			}
+		}
+		// Every truncation is refused, never misread.
+		for cut := range len(data) {
+			if _, err := DecodeBatch(data[:cut]); err == nil && cut < len(data) {
+				if len(changes) > 0 || cut < 3 {
+					t.Fatalf("a batch cut at %d of %d bytes was accepted", cut, len(data))
+				}
+			}
+		}
+	})
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	good, _ := EncodeBatch([]store.Change{{Kind: "write", Name: "job-1", Data: []byte("x")}})
+	bad, _ := EncodeBatch([]store.Change{{Kind: "write", Name: "../etc/passwd", Data: []byte("x")}})
+	badDst, _ := EncodeBatch([]store.Change{{Kind: "rename", Name: "job-1", Dst: "/tmp/x"}})
+	for name, tc := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"newer version":  {append([]byte{2}, good[1:]...), "upgrade jobqd"},
+		"unknown type":   {append([]byte{1, 9}, good[2:]...), "upgrade jobqd"},
+		"path":           {bad, "etc/passwd"},
+		"rename target":  {badDst, "/tmp/x"},
+		"trailing bytes": {append(append([]byte(nil), good...), 0), "trailing"},
+		"empty":          {nil, "too short"},
+	} {
+		if _, err := DecodeBatch(tc.data); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
+		}
+	}
+	if _, err := DecodeBatch(append([]byte{2}, good[1:]...)); !errors.Is(err, ErrUnknownEntry) {
+		t.Errorf("a newer version is not ErrUnknownEntry: %v", err)
+	}
+}
+
+// A three-node cluster whose master runs the real queue with its store
+// going through the log: the queue directories are identical on every
+// node; when the master dies, the next one opens the same queue, ends the
+// running job in error, and hands out the next id; the old master comes
+// back as a follower and catches up.
+func TestQueueThroughTheLog(t *testing.T) {
+	cert := newCert(t)
+	nodes := map[string]*tnode{}
+	names := []string{"a", "b", "c"}
+	for _, name := range names {
+		nodes[name] = &tnode{name: name, dir: t.TempDir(), timing: consensus.Timing{Tick: 40 * time.Millisecond}}
+	}
+	leaderOf := func(among ...string) *tnode {
+		for _, n := range among {
+			if nd := nodes[n]; nd.node != nil && nd.node.IsLeader() {
+				return nd
+			}
+		}
+		return nil
+	}
+	fetchFrom := func(self string) Fetch {
+		return func(ctx context.Context, want []string) ([]noderpc.Change, error) {
+			for _, nd := range nodes {
+				if nd.name != self && nd.node != nil && nd.node.IsLeader() {
+					return replica.ReadFiles(filepath.Join(nd.dir, "queue"), want)
+				}
+			}
+			return nil, errors.New("no master")
+		}
+	}
+	for _, nd := range nodes {
+		t.Cleanup(nd.stop)
+	}
+	nodes["a"].start(t, cert, true, fetchFrom("a"))
+	waitFor(t, "a leads", func() bool { return leaderOf("a") != nil })
+	for _, name := range []string{"b", "c"} {
+		nodes[name].start(t, cert, false, fetchFrom(name))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := nodes["a"].node.AddLearner(ctx, name, nodes[name].addr); err != nil {
+			t.Fatal(err)
+		}
+		target := nodes["a"].node.CommitIndex()
+		waitFor(t, name+" caught up", func() bool { return nodes["a"].node.Match(name) >= target })
+		if err := nodes["a"].node.Promote(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	a := nodes["a"]
+	a.becomeMaster(t)
+	for i := range 20 {
+		id := a.submit(t, fmt.Sprintf(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"comment":"job %d"}`, i))
+		if id != int64(i+1) {
+			t.Fatalf("job %d got id %d", i, id)
+		}
+	}
+	long := a.submit(t, `{"OP_ID":"OP_TEST_DELAY","duration":3600}`)
+	for id := int64(1); id <= 20; id++ {
+		a.waitStatus(t, id, "success")
+	}
+	a.waitStatus(t, long, "running")
+	waitFor(t, "the three queues are identical", func() bool { return sameQueues(t, nodes, names...) == "" })
+
+	// The master dies: its log goes first (as in a crash), then its queue
+	// stops; nothing it writes now is agreed.
+	a.crash()
+	var next *tnode
+	waitFor(t, "b or c leads", func() bool { next = leaderOf("b", "c"); return next != nil })
+	next.becomeMaster(t)
+	next.waitStatus(t, long, "error")
+	res, _ := next.q.QueryJobs([]int64{long}, []string{"opresult"})
+	if !strings.Contains(string(res[0]), "Unclean master shutdown") {
+		t.Fatalf("the running job's result after the failover: %s", res[0])
+	}
+	if id := next.submit(t, `{"OP_ID":"OP_TEST_DELAY","duration":0.001}`); id != long+1 {
+		t.Fatalf("the next job got id %d, want %d", id, long+1)
+	}
+	// The old master comes back as a follower and catches up.
+	a.start(t, cert, false, fetchFrom("a"))
+	waitFor(t, "the three queues are identical again", func() bool {
+		return sameQueues(t, nodes, names...) == "" && a.node.AppliedIndex() >= next.node.CommitIndex()
+	})
+	if d := sameQueues(t, nodes, names...); d != "" {
+		t.Fatal(d)
+	}
+}
+
+// A node that was down while the others took snapshots and compacted
+// their logs restores the queue from a snapshot's manifest, fetching the
+// files from the master, and then applies the entries after it; a restart
+// of a node with a snapshot (its queue directory newer than it) replays
+// the entries after it without fetching anything.
+func TestLaggingNodeRestoresFromManifest(t *testing.T) {
+	cert := newCert(t)
+	timing := consensus.Timing{Tick: 40 * time.Millisecond, SnapshotEntries: 8, TrailingEntries: 2}
+	nodes := map[string]*tnode{}
+	for _, name := range []string{"a", "b"} {
+		nodes[name] = &tnode{name: name, dir: t.TempDir(), timing: timing}
+		t.Cleanup(nodes[name].stop)
+	}
+	a, b := nodes["a"], nodes["b"]
+	var fetches atomic.Int64
+	fetchFromA := func(ctx context.Context, want []string) ([]noderpc.Change, error) {
+		fetches.Add(1)
+		return replica.ReadFiles(filepath.Join(a.dir, "queue"), want)
+	}
+	a.start(t, cert, true, nil)
+	waitFor(t, "a leads", func() bool { return a.node.IsLeader() })
+	b.start(t, cert, false, fetchFromA)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.node.AddLearner(ctx, "b", b.addr); err != nil {
+		t.Fatal(err)
+	}
+	a.becomeMaster(t)
+	first := a.submit(t, `{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	a.waitStatus(t, first, "success")
+	waitFor(t, "b has job 1", func() bool { return sameQueues(t, nodes, "a", "b") == "" })
+	b.stop()
+	var last int64
+	for range 30 {
+		last = a.submit(t, `{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	}
+	a.waitStatus(t, last, "success")
+	if ok, err := a.q.ArchiveJob(first); !ok || err != nil {
+		t.Fatalf("archive job %d: %v %v", first, ok, err)
+	}
+	// Snapshot now so that the entries b lacks are compacted away.
+	if err := a.node.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.start(t, cert, false, fetchFromA)
+	waitFor(t, "b restored from a snapshot and caught up", func() bool {
+		return sameQueues(t, nodes, "a", "b") == "" && b.node.AppliedIndex() >= a.node.CommitIndex()
+	})
+	if fetches.Load() == 0 {
+		t.Fatal("b caught up without fetching: no snapshot was restored (the test did not test it)")
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, "queue", store.ArchiveName(first))); err != nil {
+		t.Fatalf("the archived job is not on b: %v", err)
+	}
+	// A restart of b: its snapshot is older than its queue directory; it
+	// is not restored again (nothing fetched), the log's entries after it
+	// are applied again and leave the same files.
+	b.stop()
+	before := fetches.Load()
+	b.start(t, cert, false, fetchFromA)
+	more := a.submit(t, `{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	a.waitStatus(t, more, "success")
+	waitFor(t, "b caught up after its restart", func() bool {
+		return sameQueues(t, nodes, "a", "b") == "" && b.node.AppliedIndex() >= a.node.CommitIndex()
+	})
+	if n := fetches.Load() - before; n != 0 {
+		t.Fatalf("b fetched %d times at a restart", n)
+	}
+}
+
+type tnode struct {
+	name, dir, addr string
+	timing          consensus.Timing
+	srv             *noderpc.Server
+	cli             *noderpc.Client
+	node            *consensus.Node
+	st              *store.Store
+	fsm             *FSM
+	q               *queue.Queue
+}
+
+func (n *tnode) start(t *testing.T, cert tls.Certificate, bootstrap bool, fetch Fetch) {
+	t.Helper()
+	addr := n.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var l net.Listener
+	var err error
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if l, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the port of a node just stopped
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.addr = l.Addr().String()
+	logger := slog.New(slog.DiscardHandler)
+	n.srv = noderpc.NewServer(cert, nil, logger)
+	stream := n.srv.StreamListener(consensus.StreamName)
+	go n.srv.Serve(l)
+	n.cli = noderpc.NewClient(cert)
+	if n.st, err = store.Open(filepath.Join(n.dir, "queue"), logger); err != nil {
+		t.Fatal(err)
+	}
+	n.fsm = NewFSM(n.st, fetch, logger)
+	cli := n.cli
+	n.node, err = consensus.Open(consensus.Config{
+		Dir: filepath.Join(n.dir, "raft"), Name: n.name, Addr: n.addr, Bootstrap: bootstrap,
+		Timing:   n.timing,
+		Listener: stream,
+		Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+			return cli.DialStream(ctx, addr, consensus.StreamName)
+		},
+		FSM: n.fsm, DurableState: true, Log: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// becomeMaster is what the daemon does when its node leads: apply every
+// earlier entry, send the store's batches through the log, open the queue
+// (whose recovery ends the jobs of the previous master).
+func (n *tnode) becomeMaster(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.node.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n.st.SetLog(&Log{P: n.node})
+	q, err := queue.Open(queue.Config{Store: n.st, KeepStore: true, NodeName: n.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.q = q
+}
+
+func (n *tnode) submit(t *testing.T, op string) int64 {
+	t.Helper()
+	res, err := n.q.Submit([][]json.RawMessage{{json.RawMessage(op)}}, false)
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("submit on %s: %v %v", n.name, err, res[0].Err)
+	}
+	return res[0].ID
+}
+
+func (n *tnode) waitStatus(t *testing.T, id int64, want string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("job %d %s on %s", id, want, n.name), func() bool {
+		rows, err := n.q.QueryJobs([]int64{id}, []string{"status"})
+		return err == nil && string(rows[0]) == `["`+want+`"]`
+	})
+}
+
+// crash stops the node's log first, then the rest.
+func (n *tnode) crash() {
+	if n.node != nil {
+		n.node.Close()
+		n.node = nil
+	}
+	n.stop()
+}
+
+func (n *tnode) stop() {
+	if n.node != nil {
+		n.node.Close()
+		n.node = nil
+	}
+	if n.q != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		n.q.Shutdown(ctx)
+		cancel()
+		n.q = nil
+	}
+	if n.srv != nil {
+		n.srv.Shutdown(context.Background())
+		n.srv = nil
+	}
+	if n.cli != nil {
+		n.cli.Close()
+		n.cli = nil
+	}
+	if n.st != nil {
+		n.st.Close()
+		n.st = nil
+	}
+}
+
+// sameQueues compares the queue directories of the running nodes byte for
+// byte and says how they differ ("" when identical).
+func sameQueues(t *testing.T, nodes map[string]*tnode, names ...string) string {
+	t.Helper()
+	read := func(dir string) map[string]string {
+		files := map[string]string{}
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			rel, _ := filepath.Rel(dir, p)
+			if rel == "lock" || strings.HasPrefix(d.Name(), ".") {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			files[rel] = string(b)
+			return nil
+		})
+		return files
+	}
+	ref := read(filepath.Join(nodes[names[0]].dir, "queue"))
+	for _, name := range names[1:] {
+		got := read(filepath.Join(nodes[name].dir, "queue"))
+		for f, data := range ref {
+			if got[f] != data {
+				return fmt.Sprintf("%s differs between %s and %s", f, names[0], name)
+			}
+		}
+		for f := range got {
+			if _, ok := ref[f]; !ok {
+				return fmt.Sprintf("%s is on %s only", f, name)
+			}
+		}
+	}
+	return ""
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30s for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func newCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "jobq cluster"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
