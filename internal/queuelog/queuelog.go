@@ -19,11 +19,16 @@
 //
 // # Replays and snapshots
 //
-// After a restart the log applies again the entries since its last
-// snapshot; writing a batch again leaves the same files (see
-// store.ApplyBatch), so a replay converges on the same directory. Every
-// batch is synced when applied, so at a snapshot the directory is durable
-// up to the index. A snapshot holds a manifest, not the files: the live
+// Batches are written without syncs: the log holds them durably (the
+// master acknowledges a batch once a majority has it in its fsynced log),
+// and a snapshot, which the log takes every few thousand entries, first
+// syncs the directory. After a crash, even a power loss that drops
+// unsynced writes and renames, the log applies again every entry since
+// its last snapshot; writing a batch again leaves the same files (see
+// store.ApplyBatch), and every file changed after the snapshot, torn or
+// lost, is written again by those entries, so a replay converges on the
+// same directory. A node must not read its queue before the replay: the
+// master waits for consensus.Node.Barrier before it opens the queue. A snapshot holds a manifest, not the files: the live
 // files with their SHA-256 and the names of the archived jobs (the
 // archive grows without bound and never changes once written). A node
 // restoring a snapshot fetches from the master what it lacks or holds
@@ -223,7 +228,7 @@ func (f *FSM) Apply(e consensus.Entry) any {
 	if err != nil {
 		panic(fmt.Sprintf("jobqd: log entry %d is malformed: %v", e.Index, err))
 	}
-	if err := f.st.ApplyBatch(changes); err != nil {
+	if err := f.st.ApplyBatch(changes, false); err != nil {
 		f.mu.Lock()
 		f.broken = fmt.Errorf("cannot write log entry %d to the queue directory: %w", e.Index, err)
 		f.mu.Unlock()
@@ -249,8 +254,12 @@ type manifest struct {
 	Archive []noderpc.FileInfo `json:"archive"`
 }
 
-// Snapshot lists the directory (it is durable: every batch is synced).
+// Snapshot makes the directory durable (one sync for every batch applied
+// since the last snapshot) and lists it.
 func (f *FSM) Snapshot() ([]byte, error) {
+	if err := f.st.Sync(); err != nil {
+		return nil, err
+	}
 	live, arch, err := replica.Scan(f.st.Dir(), true, false)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list the queue for a snapshot: %w", err)
@@ -304,5 +313,5 @@ func (f *FSM) Restore(data []byte) error {
 		return nil
 	}
 	f.log.Info("restoring the queue from a snapshot", "fetched", len(diff.Write), "removed", len(diff.Remove))
-	return f.st.ApplyBatch(changes)
+	return f.st.ApplyBatch(changes, true)
 }

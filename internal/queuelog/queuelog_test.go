@@ -267,7 +267,7 @@ type tnode struct {
 	q               *queue.Queue
 }
 
-func (n *tnode) start(t *testing.T, cert tls.Certificate, bootstrap bool, fetch Fetch) {
+func (n *tnode) start(t testing.TB, cert tls.Certificate, bootstrap bool, fetch Fetch) {
 	t.Helper()
 	addr := n.addr
 	if addr == "" {
@@ -313,7 +313,7 @@ func (n *tnode) start(t *testing.T, cert tls.Certificate, bootstrap bool, fetch 
 // becomeMaster is what the daemon does when its node leads: apply every
 // earlier entry, send the store's batches through the log, open the queue
 // (whose recovery ends the jobs of the previous master).
-func (n *tnode) becomeMaster(t *testing.T) {
+func (n *tnode) becomeMaster(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -416,7 +416,7 @@ func sameQueues(t *testing.T, nodes map[string]*tnode, names ...string) string {
 	return ""
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -427,7 +427,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func newCert(t *testing.T) tls.Certificate {
+func newCert(t testing.TB) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -25,7 +25,7 @@ func (l *fakeLog) Commit(changes []Change) error {
 	}
 	l.batches = append(l.batches, changes)
 	for _, st := range l.nodes {
-		if err := st.ApplyBatch(changes); err != nil {
+		if err := st.ApplyBatch(changes, true); err != nil {
 			return err
 		}
 	}
@@ -55,7 +55,7 @@ func TestLogModeWritesOnlyThroughTheLog(t *testing.T) {
 	}
 	// Replaying every batch again, in order, leaves the same files.
 	for _, b := range l.batches {
-		if err := follower.ApplyBatch(b); err != nil {
+		if err := follower.ApplyBatch(b, false); err != nil {
 			t.Fatalf("replay: %v", err)
 		}
 	}

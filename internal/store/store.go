@@ -71,6 +71,8 @@ type batch struct {
 	last map[string]int // name -> index of the last op touching it
 	errs []error
 	done chan struct{}
+	// noSync: written without syncs (ApplyBatch of a batch the log keeps).
+	noSync bool
 }
 
 func newBatch() *batch {
@@ -228,16 +230,19 @@ func (s *Store) SetLog(l Log) {
 }
 
 // ApplyBatch writes changes now as one group commit (temporary files,
-// one sync, renames, one sync) and returns the first failure. Applying a
-// batch again, or a sequence of batches again in order, leaves the same
-// files: writes replace whole files, a rename whose source is gone and
-// whose target exists is done, removing a missing file is no error.
-func (s *Store) ApplyBatch(changes []Change) error {
+// renames) and returns the first failure; durable: with a sync after the
+// temporary files and one after the renames, else without (the log keeps
+// the batch until Sync: see package queuelog). Applying a batch again, or
+// a sequence of batches again in order, leaves the same files: writes
+// replace whole files, a rename whose source is gone and whose target
+// exists is done, removing a missing file is no error.
+func (s *Store) ApplyBatch(changes []Change, durable bool) error {
 	b := newBatch()
 	b.addChanges(changes)
 	for i := range b.ops {
 		b.ops[i].afterAll = false // each change stands alone
 	}
+	b.noSync = !durable
 	s.commit(b)
 	for _, err := range b.errs {
 		if err != nil {
@@ -517,6 +522,17 @@ func (s *Store) finish(b *batch, start time.Time) {
 }
 
 // commit applies one batch: temporary files, one sync, renames, one sync.
+// Sync makes every change applied so far durable (one syncfs of the
+// queue's file system).
+func (s *Store) Sync() error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if err := s.syncfs(); err != nil {
+		return fmt.Errorf("cannot sync queue: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) commit(b *batch) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -554,7 +570,7 @@ func (s *Store) commit(b *batch) {
 		temps[i] = tmp
 		wrote = true
 	}
-	if wrote {
+	if wrote && !b.noSync {
 		if err := s.syncfs(); err != nil {
 			for i := range temps {
 				if temps[i] != "" {
@@ -602,6 +618,9 @@ func (s *Store) commit(b *batch) {
 		if err != nil {
 			b.errs[i] = fmt.Errorf("cannot update %s: %w", o.name, err)
 		}
+	}
+	if b.noSync {
+		return
 	}
 	if err := s.syncfs(); err != nil {
 		failAll(fmt.Errorf("cannot sync queue: %w", err))
