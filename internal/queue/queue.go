@@ -507,8 +507,9 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 		tickets[i] = q.store.Write(store.JobFileName(j.ID), b)
 	}
 	var serialTicket store.Ticket
+	serial := q.serial
 	if any {
-		serialTicket = q.store.Write("serial", store.SerialData(q.serial))
+		serialTicket = q.store.Write("serial", store.SerialData(serial))
 	}
 	q.mu.Unlock()
 
@@ -516,7 +517,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 		// The serial file is a hint: loading raises it to the highest job
 		// id on disk. A job whose own file is durable is submitted;
 		// failing it would leave a file that runs at the next start.
-		q.log.Warn("cannot store the queue serial", "serial", q.serial, "err", err)
+		q.log.Warn("cannot store the queue serial", "serial", serial, "err", err)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -259,6 +259,7 @@ func TestLaggingNodeRestoresFromManifest(t *testing.T) {
 type tnode struct {
 	name, dir, addr string
 	timing          consensus.Timing
+	fs              store.FS // nil: the real one
 	srv             *noderpc.Server
 	cli             *noderpc.Client
 	node            *consensus.Node
@@ -291,7 +292,11 @@ func (n *tnode) start(t testing.TB, cert tls.Certificate, bootstrap bool, fetch 
 	stream := n.srv.StreamListener(consensus.StreamName)
 	go n.srv.Serve(l)
 	n.cli = noderpc.NewClient(cert)
-	if n.st, err = store.Open(filepath.Join(n.dir, "queue"), logger); err != nil {
+	var opts []store.Option
+	if n.fs != nil {
+		opts = append(opts, store.WithFS(n.fs))
+	}
+	if n.st, err = store.Open(filepath.Join(n.dir, "queue"), logger, opts...); err != nil {
 		t.Fatal(err)
 	}
 	n.fsm = NewFSM(n.st, fetch, logger)
