@@ -667,7 +667,8 @@ func (q *Queue) acquireLocked(e *entry, i int, params opcodes.Params) bool {
 	return true
 }
 
-// prepare decodes and checks opcode i's parameters.
+// prepare decodes and checks opcode i's parameters. An opcode that asks
+// for a dry run is checked the same way and then replaced by dryRun.
 func (q *Queue) prepare(e *entry, i int) (opcodes.Params, error) {
 	params, err := q.reg.Prepare(e.job.Ops[i].Input)
 	if err == nil {
@@ -675,7 +676,21 @@ func (q *Queue) prepare(e *entry, i int) (opcodes.Params, error) {
 			err = p.Prepare(&jobEnv{q: q, e: e, op: i})
 		}
 	}
+	if err == nil && opcodes.DryRun(e.job.Ops[i].Input) {
+		return dryRun{}, nil
+	}
 	return params, err
+}
+
+// dryRun stands for a checked opcode that asked for a dry run: it takes no
+// locks and executes nothing, it logs that it does not (opcodes.DryRun).
+type dryRun struct{}
+
+func (dryRun) Validate() error { return nil }
+
+func (dryRun) Exec(_ context.Context, env opcodes.Env) (any, error) {
+	opcodes.LogInfo(env, "%s", opcodes.DryRunMessage)
+	return nil, nil
 }
 
 // execLocked marks opcode i running and gives it a context that kill
