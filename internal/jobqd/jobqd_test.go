@@ -52,6 +52,16 @@ func jobqd(t *testing.T, defaultConf string, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
+// hostname is the node name jobqd uses by default.
+func hostname(t *testing.T) string {
+	t.Helper()
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func writeConf(t *testing.T, text string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "jobqd.conf")
@@ -87,8 +97,8 @@ log-level = debug   # chatty
 # configuration file ` + conf + `: valid
 # effective settings (and where each comes from):
 data-dir         = /srv/jobq   # ` + conf + `:2
-node-name        =    # default
-rpc-addr         = :1811   # default
+node-name        = ` + hostname(t) + `   # default
+rpc-addr         = :1821   # default
 rapi-addr        = off   # command line
 metrics-addr     = off   # default
 luxi-socket      = /run/a.sock   # ` + conf + `:4
@@ -99,6 +109,7 @@ shutdown-timeout = 30s   # default
 log-level        = debug   # ` + conf + `:7
 join             =    # default
 token            =    # default
+token-file       =    # default
 `
 	if r.stdout != want {
 		t.Errorf("--check-config printed:\n%s\nwant:\n%s", r.stdout, want)
@@ -142,14 +153,14 @@ func TestConfigFiles(t *testing.T) {
 
 func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	for text, want := range map[string]string{
-		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, metrics-addr, luxi-socket, socket-group, max-running-jobs, shutdown-timeout, log-level, join, token)`,
+		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, metrics-addr, luxi-socket, socket-group, max-running-jobs, shutdown-timeout, log-level, join, token, token-file)`,
 		"cpu-profile = /tmp/p\n":                `:1: cpu-profile: unknown key`,
 		"max-running-jobs = many\n":             `:1: max-running-jobs: "many" is not a whole number`,
 		"# x\nmax-running-jobs = 0\n":           `:2: max-running-jobs: 0: at least one job must be able to run`,
-		"shutdown-timeout = 5\n":                `:1: shutdown-timeout: "5" is not a duration such as 30s, 2m or 1h30m`,
+		"shutdown-timeout = abc\n":              `:1: shutdown-timeout: invalid duration "abc": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d)`,
 		"log-level = loud\n":                    `:1: log-level: "loud" is not one of debug, info, warn, error`,
 		"rapi-addr = 5080\n":                    `:1: rapi-addr: "5080" is not HOST:PORT or "off"`,
-		"\n\nrpc-addr = off\n":                  `:3: rpc-addr: "off" is not HOST:PORT`,
+		"\n\nrpc-addr = 1821\n":                 `:3: rpc-addr: "1821" is not HOST:PORT or "off"`,
 		"metrics-addr = :99999\n":               `:1: metrics-addr: ":99999" is not HOST:PORT or "off"`,
 		"node-name = a\nnode-name = b\n":        `:2: node-name: given twice (first on line 1)`,
 		"data-dir /srv\n":                       `:1: "data-dir /srv" is not a "key = value" setting`,
@@ -162,8 +173,9 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			t.Errorf("%q: %+v\nwant jobqd: %s%s", text, r, conf, want)
 		}
 	}
-	// A bad value on the command line names the flag.
-	if r := jobqd(t, "", "--log-level", "loud", "--check-config"); r.code != 1 || r.stderr != "jobqd: --log-level: \"loud\" is not one of debug, info, warn, error\n" {
+	// A bad value on the command line names the flag, and is a usage
+	// error (exit 2).
+	if r := jobqd(t, "", "--log-level", "loud", "--check-config"); r.code != 2 || r.stderr != "jobqd: --log-level: \"loud\" is not one of debug, info, warn, error (see \"jobqd --help\")\n" {
 		t.Errorf("bad flag: %+v", r)
 	}
 	// A flag given on the command line wins: the file's value for that key
@@ -196,7 +208,7 @@ func TestUpgradeQueue(t *testing.T) {
 	if r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue"); r.code != 1 || !strings.Contains(r.stderr, "a jobqd cannot downgrade a queue") {
 		t.Errorf("--upgrade-queue on version 2: %+v", r)
 	}
-	if r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue", "--check-config"); r.code != 1 || !strings.Contains(r.stderr, "at most one of") {
+	if r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue", "--check-config"); r.code != 2 || !strings.Contains(r.stderr, "at most one of") {
 		t.Errorf("both: %+v", r)
 	}
 }

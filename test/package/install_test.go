@@ -224,7 +224,7 @@ func TestPackageInstallUseRemove(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(base) })
 	os.Chmod(base, 0o755)
 	dir := filepath.Join(base, "data")
-	d := startDaemon(t, "/usr/sbin/jobqd", "--config", confFile, "--data-dir", dir, "--rapi-addr", "off", "--node-name", "pkgtest")
+	d := startDaemon(t, "/usr/sbin/jobqd", "--config", confFile, "--data-dir", dir, "--rpc-addr", "127.0.0.1:0", "--rapi-addr", "off", "--node-name", "pkgtest")
 	sock := filepath.Join(dir, "socket", "jobq-query")
 	fi, err := os.Stat(sock)
 	if err != nil {

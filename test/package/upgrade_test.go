@@ -26,7 +26,7 @@ func TestUpgradeKeepsQueue(t *testing.T) {
 	buildPrograms(t, newBin, "1.0.1")
 	dir := t.TempDir()
 	// No configuration file: the test must not depend on the machine's.
-	common := []string{"--config", "", "--data-dir", dir, "--node-name", "upgrade-test", "--rapi-addr", "off"}
+	common := []string{"--config", "", "--data-dir", dir, "--node-name", "upgrade-test", "--rpc-addr", "127.0.0.1:0", "--rapi-addr", "off"}
 	jobq := func(bin string, args ...string) output {
 		t.Helper()
 		return run(t, nil, filepath.Join(bin, "jobq"), append([]string{"--data-dir", dir}, args...)...)
