@@ -755,7 +755,7 @@ func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.J
 // store the certificate and the configuration it gives.
 func joinCluster(ctx context.Context, o Options, addr, token string, log *slog.Logger) (*cluster.Config, error) {
 	if token == "" {
-		return nil, errors.New("--join needs --token; get one with 'jobq cluster join-token' on the master")
+		return nil, errors.New("--join needs --token (or --token-file FILE, or $JOBQ_JOIN_TOKEN); get one with 'jobq cluster join-token' on the master")
 	}
 	_, fp, err := parseToken(token)
 	if err != nil {

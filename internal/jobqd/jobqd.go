@@ -189,12 +189,13 @@ line is wrong, 1 on any other error.`,
 			if upgradeQueue {
 				return upgrade(env, queueDir, level)
 			}
-			token, err := joinToken(token, tokenFile, src, env)
-			if err != nil {
-				return err
-			}
-			if token != "" && join == "" && (src["token"].Flag || src["token-file"].Flag) {
+			if join == "" && (src["token"].Flag || src["token-file"].Flag) {
 				return usagef("--token and --token-file are only for --join HOST:PORT")
+			}
+			if join != "" {
+				if token, err = joinToken(token, tokenFile, src, env); err != nil {
+					return err
+				}
 			}
 			o.Join, o.Token = join, token
 			if err := daemon.MakeDataDir(o.DataDir); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/jobq-dev/jobq/internal/buildinfo"
+	"github.com/jobq-dev/jobq/internal/config"
 	"github.com/jobq-dev/jobq/internal/daemon"
 	"github.com/jobq-dev/jobq/luxi"
 )
@@ -43,12 +44,18 @@ func (s *syncBuffer) String() string {
 // defaultConf (never the machine's /etc/jobq/jobqd.conf).
 func jobqd(t *testing.T, defaultConf string, args ...string) result {
 	t.Helper()
+	return jobqdEnv(t, defaultConf, nil, args...)
+}
+
+// jobqdEnv is jobqd with env as its whole environment.
+func jobqdEnv(t *testing.T, defaultConf string, env map[string]string, args ...string) result {
+	t.Helper()
 	if defaultConf == "" {
 		defaultConf = filepath.Join(t.TempDir(), "absent.conf")
 	}
 	var out, errb syncBuffer
 	code := Main(context.Background(), args, Env{Stdout: &out, Stderr: &errb, ConfigPath: defaultConf,
-		Notify: func(string) (bool, error) { return false, nil }})
+		Notify: func(string) (bool, error) { return false, nil }, Getenv: func(k string) string { return env[k] }})
 	return result{code, out.String(), errb.String()}
 }
 
@@ -253,7 +260,7 @@ func TestRefusalNamesTheUpgradeCommand(t *testing.T) {
 // before the daemon stops; the socket group comes from the file.
 func TestNotifications(t *testing.T) {
 	dir := t.TempDir()
-	conf := writeConf(t, "data-dir = "+dir+"\nnode-name = n1\nrapi-addr = off\nshutdown-timeout = 1s\n")
+	conf := writeConf(t, "data-dir = "+dir+"\nnode-name = n1\nrpc-addr = 127.0.0.1:0\nrapi-addr = off\nshutdown-timeout = 1s\n")
 	states := make(chan string, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -332,5 +339,82 @@ func TestCheckConfigHidesToken(t *testing.T) {
 	if r.code != 0 || strings.Contains(r.stdout, "SECRETVALUE") || !strings.Contains(r.stdout, "token            = (secret, not shown)   # command line\n") ||
 		!strings.Contains(r.stdout, "join             = 192.0.2.1:1811   # command line\n") {
 		t.Fatalf("--check-config with a token: %+v", r)
+	}
+}
+
+// TestUsageErrorsExit2: a wrong command line exits 2, as jobq's do, with
+// one line saying what is wrong; other errors exit 1.
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bogus"}, `jobqd: unknown flag: --bogus (see "jobqd --help")`},
+		{[]string{"extra"}, `jobqd: jobqd takes no arguments, got "extra" (see "jobqd --help")`},
+		{[]string{"--shutdown-timeout", "abc"}, `jobqd: --shutdown-timeout: invalid duration "abc": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobqd --help")`},
+		{[]string{"--max-running-jobs", "0"}, `jobqd: --max-running-jobs: 0: at least one job must be able to run (see "jobqd --help")`},
+		{[]string{"--rpc-addr", "1821"}, `jobqd: --rpc-addr: "1821" is not HOST:PORT or "off" (see "jobqd --help")`},
+		{[]string{"--token-file", "/x"}, `jobqd: --token and --token-file are only for --join HOST:PORT (see "jobqd --help")`},
+		{[]string{"--join", "127.0.0.1:1", "--token", "a", "--token-file", "/x"}, `jobqd: give the join token once: --token or --token-file, not both (see "jobqd --help")`},
+	} {
+		r := jobqd(t, "", append([]string{"--config", "", "--data-dir", t.TempDir()}, tc.args...)...)
+		if r.code != 2 || r.stdout != "" || r.stderr != tc.want+"\n" {
+			t.Errorf("%q: %+v\nwant %s", tc.args, r, tc.want)
+		}
+	}
+	// Durations take the forms jobq's take: plain seconds too.
+	if r := jobqd(t, "", "--config", "", "--shutdown-timeout", "90", "--check-config"); r.code != 0 || !strings.Contains(r.stdout, "shutdown-timeout = 1m30s   # command line") {
+		t.Errorf("--shutdown-timeout 90: %+v", r)
+	}
+	// A data directory that cannot be created says so (not "cannot read
+	// queue version"), with exit 1.
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	r := jobqd(t, "", "--config", "", "--data-dir", filepath.Join(file, "d"), "--rapi-addr", "off", "--rpc-addr", "off")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "jobqd: cannot create the data directory "+filepath.Join(file, "d")+": "+file+": not a directory; ") {
+		t.Errorf("an uncreatable data directory: %+v", r)
+	}
+}
+
+// TestJoinToken: the token comes from --token, else --token-file, else
+// $JOBQ_JOIN_TOKEN, so that it need not show in ps.
+func TestJoinToken(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	os.WriteFile(tokFile, []byte("jq1.FROMFILE\n"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	src := config.Sources{"token": {Flag: true}, "token-file": {Flag: true}}
+	env := func(v string) Env { return Env{Getenv: func(string) string { return v }} }
+	for _, tc := range []struct {
+		token, file, env, want, err string
+	}{
+		{token: "jq1.FLAG", env: "jq1.ENV", want: "jq1.FLAG"},
+		{file: tokFile, env: "jq1.ENV", want: "jq1.FROMFILE"},
+		{env: " jq1.ENV\n", want: "jq1.ENV"},
+		{want: ""},
+		{file: filepath.Join(dir, "absent"), err: "cannot read the join token: open " + filepath.Join(dir, "absent") + ": no such file or directory"},
+		{file: empty, err: "must hold one token"},
+	} {
+		got, err := joinToken(tc.token, tc.file, src, env(tc.env))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%+v: %q, %v", tc, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%+v: %q, %v; want %q", tc, got, err, tc.want)
+		}
+	}
+	// End to end: the token from the environment reaches the join (its
+	// refusal names the token), and without any the join asks for one.
+	args := []string{"--config", "", "--data-dir", t.TempDir(), "--node-name", "n2", "--rpc-addr", "127.0.0.1:0", "--rapi-addr", "off", "--join", "127.0.0.1:1"}
+	if r := jobqdEnv(t, "", map[string]string{TokenEnv: "nonsense"}, args...); r.code != 1 || !strings.Contains(r.stderr, "malformed") {
+		t.Errorf("a token from $%s: %+v", TokenEnv, r)
+	}
+	args[3] = t.TempDir()
+	if r := jobqdEnv(t, "", nil, args...); r.code != 1 || !strings.Contains(r.stderr, "--join needs --token") {
+		t.Errorf("no token: %+v", r)
 	}
 }
