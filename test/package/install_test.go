@@ -26,6 +26,9 @@ func requireInstallable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the install test needs root (dpkg -i, users, groups); run as root to include it")
 	}
+	if noSandbox != "" || os.Getenv(sandboxEnv) != "inside" {
+		t.Skipf("the install test runs only in a throw-away root, so that it never changes this machine (%s)", noSandbox)
+	}
 	for _, tool := range []string{"dpkg", "dpkg-deb", "dpkg-query", "setpriv", "useradd", "userdel", "groupdel", "go", "git", "bash"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("the install test needs %s, not found here", tool)
@@ -248,7 +251,29 @@ func TestPackageInstallUseRemove(t *testing.T) {
 	}
 	d.stop()
 
-	// Remove: programs gone; configuration and data kept.
+	// Remove: programs gone; configuration and data kept; the service's
+	// enablement kept too, masked (as debhelper does), and a reinstall
+	// unmasks it.
+	const wants, mask = "/etc/systemd/system/multi-user.target.wants/jobqd.service", "/etc/systemd/system/jobqd.service"
+	linkTo := func(p string) string {
+		dst, err := os.Readlink(p)
+		if err != nil {
+			return ""
+		}
+		return dst
+	}
+	haveHelper := exists("/usr/bin/deb-systemd-helper")
+	if haveHelper && linkTo(wants) != "/lib/systemd/system/jobqd.service" {
+		t.Errorf("installed: %s -> %q, want the enabled unit", wants, linkTo(wants))
+	}
+	must(t, nil, "dpkg", "-r", "jobq")
+	if haveHelper && linkTo(mask) != "/dev/null" {
+		t.Errorf("removed: the unit is not masked (%s -> %q)", mask, linkTo(mask))
+	}
+	must(t, nil, "dpkg", "-i", deb)
+	if haveHelper && (exists(mask) || linkTo(wants) != "/lib/systemd/system/jobqd.service") {
+		t.Errorf("reinstalled: mask %v, %s -> %q", exists(mask), wants, linkTo(wants))
+	}
 	must(t, nil, "dpkg", "-r", "jobq")
 	for _, p := range []string{"/usr/sbin/jobqd", "/usr/bin/jobq", "/lib/systemd/system/jobqd.service"} {
 		if exists(p) {
@@ -267,6 +292,11 @@ func TestPackageInstallUseRemove(t *testing.T) {
 	}
 	if exists("/etc/jobq") {
 		t.Error("dpkg -P left /etc/jobq")
+	}
+	for _, p := range []string{wants, mask} {
+		if exists(p) {
+			t.Errorf("dpkg -P left %s -> %q", p, linkTo(p))
+		}
 	}
 	if !exists(dataDir) || !strings.Contains(purge.stderr, "kept the data directory /var/lib/jobq") {
 		t.Errorf("dpkg -P did not keep %s, or did not say so: %s", dataDir, purge)
