@@ -135,12 +135,19 @@ func Run(ctx context.Context, o Options) error {
 	if replace {
 		cfg = nil
 	}
+	// The queue store first: it takes the queue's lock, so that a second
+	// jobqd on this data directory stops here, saying so.
+	st, err := store.Open(filepath.Join(o.DataDir, "queue"), log)
+	if err != nil {
+		return err
+	}
 	// Everything that can fail for want of an address or a path is
 	// checked before anything is written (the certificate, the cluster
 	// configuration): the listeners are opened first, so that a start
 	// that fails leaves neither behind.
 	ls, err := listen(o, cfg, log)
 	if err != nil {
+		st.Close()
 		return err
 	}
 	if replace {
@@ -148,6 +155,7 @@ func Run(ctx context.Context, o Options) error {
 		for _, f := range []string{replica.VoterFile(o.DataDir), replica.PositionFile(o.DataDir)} {
 			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				ls.close()
+				st.Close()
 				return fmt.Errorf("cannot reset %s to join: %w", f, err)
 			}
 		}
@@ -160,27 +168,24 @@ func Run(ctx context.Context, o Options) error {
 	if cfg == nil && o.Join != "" {
 		if cfg, err = joinCluster(ctx, o, o.Join, o.Token, log); err != nil {
 			closeListener()
+			st.Close()
 			return err
 		}
 	}
 	if cfg != nil && !slices.Contains(cfg.NodeNames(), o.NodeName) {
 		closeListener()
+		st.Close()
 		return fmt.Errorf("this node is %q but the cluster's nodes are %v; run jobqd with the --node-name it joined with", o.NodeName, cfg.NodeNames())
 	}
 	if cfg != nil && len(cfg.Nodes) > 1 && rpcListener == nil {
 		closeListener()
+		st.Close()
 		return fmt.Errorf("this node belongs to a cluster of %d nodes, which reach each other over node RPC; give --rpc-addr HOST:PORT instead of %q", len(cfg.Nodes), o.RPCAddr)
 	}
 	if err := finishInterruptedSwitch(o.DataDir); err != nil {
 		closeListener()
+		st.Close()
 		return fmt.Errorf("cannot finish the cluster certificate renewal cut short: %w", err)
-	}
-	// The queue store first: it takes the queue's lock, so that of two
-	// jobqd started on one fresh directory only one goes on to write.
-	st, err := store.Open(filepath.Join(o.DataDir, "queue"), log)
-	if err != nil {
-		closeListener()
-		return err
 	}
 	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
 	if err != nil {
