@@ -42,7 +42,7 @@ func (a *app) newClusterCmd() *cobra.Command {
 is replicated, make a token for a node to join with, compare (and repair)
 the queues of all nodes, and make this node the master.`,
 		Example: `  jobq cluster info
-  jobqd --join master.example.com:1811 --token "$(jobq cluster join-token)"
+  jobqd --join master.example.com:1821 --token-file FILE   # FILE: the token from "jobq cluster join-token"
   jobq cluster verify-queue --repair
   jobq cluster master-failover`,
 		Args: cobra.ArbitraryArgs,
@@ -125,11 +125,12 @@ func (a *app) newJoinTokenCmd() *cobra.Command {
 		Use:   "join-token [flags]",
 		Short: "Print a token for a new node to join the cluster",
 		Long: `Ask the master for a token that lets one new node join the cluster, and print
-it alone on stdout, so that it can be used as
+it alone on stdout. On the new node, give it to jobqd in a file only root
+reads, or in $JOBQ_JOIN_TOKEN (--token TOKEN works too, but shows in ps):
 
-  jobqd --join MASTER:PORT --token "$(jobq cluster join-token)"
-
-on the new node. The token is valid for --ttl (a number of seconds, or a
+  (umask 077; jobq cluster join-token > /root/jobq-token)   # on the master
+  jobqd --join MASTER:1821 --token-file /root/jobq-token     # on the new node
+ The token is valid for --ttl (a number of seconds, or a
 duration such as 30m, 1h or 2d; default: jobqd's default); when it expires
 is said on stderr. Keep it secret: whoever holds it can join a node.`,
 		Example: `  jobq cluster join-token
