@@ -132,7 +132,8 @@ reads, or in $JOBQ_JOIN_TOKEN (--token TOKEN works too, but shows in ps):
   jobqd --join MASTER:1821 --token-file /root/jobq-token     # on the new node
 
 The token is valid for --ttl (a number of seconds, or a duration such as
-30m, 1h or 2d; default: jobqd's default); when it expires is said on stderr. Keep it secret: whoever holds it can join a node.`,
+30m, 1h or 2d; default: jobqd's default); when it expires is said on stderr.
+Keep it secret: whoever holds it can join a node.`,
 		Example: `  jobq cluster join-token
   jobq cluster join-token --ttl 15m`,
 		Args: noArgs,
