@@ -110,7 +110,7 @@ func (a *app) newDelayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delay [flags] DURATION",
 		Short: "Run a job that sleeps (OP_TEST_DELAY)",
-		Long: `Submit a job with one OP_TEST_DELAY opcode that sleeps SECONDS on the master
+		Long: `Submit a job with one OP_TEST_DELAY opcode that sleeps DURATION on the master
 (and on the nodes given with -n), like "gnt-debug delay". DURATION is a
 number of seconds (0.5) or a number with a unit (10s, 5m, 1h). With --repeat N it
 sleeps N times, logging each iteration.
@@ -170,7 +170,7 @@ the bare job ID first.`,
 	f.BoolVar(&noMaster, "no-master", false, "do not sleep on the master")
 	f.BoolVarP(&interruptible, "interruptible", "i", false, "let the opcode be interrupted")
 	f.BoolVarP(&noLocks, "no-locks", "l", false, "do not take locks while sleeping")
-	f.BoolVar(&dryRun, "dry-run", false, "only check the opcode's parameters")
+	f.BoolVar(&dryRun, "dry-run", false, "check the opcode and run nothing (no sleep, no locks), as Ganeti's dry run")
 	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal, low or -20..19")
 	return cmd
 }

@@ -608,8 +608,9 @@ func (a *app) newAutoArchiveCmd() *cobra.Command {
 		Use:   "autoarchive AGE|all",
 		Short: "Archive finished jobs older than an age",
 		Long: `Archive every finished job that ended more than AGE ago, like "gnt-job
-autoarchive". AGE is a whole number of seconds, optionally followed by s, m,
-h, d or w (30m, 1h, 2d, 1w); "all" archives every finished job.`,
+autoarchive". AGE is a duration as everywhere in jobq: seconds (3600) or a
+number with a unit (30m, 1h, 1h30m, 2d, 1w); "all" archives every finished
+job.`,
 		Example: `  jobq autoarchive 1d
   jobq autoarchive all`,
 		Args: exactArgs(1, "one age (such as 1h) or \"all\""),

@@ -92,6 +92,9 @@ func TestPackageInstallUseRemove(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(debOut.stdout), "\n")
 	deb := lines[len(lines)-1]
 	version := strings.TrimSpace(must(t, nil, "dpkg-deb", "-f", deb, "Version"))
+	if rec := must(t, nil, "dpkg-deb", "-f", deb, "Recommends"); !strings.Contains(rec, "bash-completion") {
+		t.Errorf("the package does not recommend bash-completion: %q", rec)
+	}
 	t.Logf("built %s", deb)
 
 	// What the machine had, to leave it so.
@@ -114,7 +117,7 @@ func TestPackageInstallUseRemove(t *testing.T) {
 
 	// Files, group, data directory.
 	for _, p := range []string{"/usr/sbin/jobqd", "/usr/bin/jobq", "/lib/systemd/system/jobqd.service", confFile,
-		"/usr/share/man/man8/jobqd.8.gz", "/usr/share/man/man8/jobq.8.gz", "/usr/share/man/man8/jobq-list.8.gz",
+		"/usr/share/man/man8/jobqd.8.gz", "/usr/share/man/man8/jobq.8.gz",
 		"/usr/share/bash-completion/completions/jobq", "/usr/share/bash-completion/completions/jobqd",
 		"/usr/share/zsh/vendor-completions/_jobq", "/usr/share/zsh/vendor-completions/_jobqd",
 		"/usr/share/doc/jobq/operations.md", "/usr/share/doc/jobq/copyright"} {
@@ -175,9 +178,13 @@ func TestPackageInstallUseRemove(t *testing.T) {
 			if name == "jobqd" && !strings.Contains(o.stdout, "--check-config") {
 				t.Errorf("jobqd(8) does not describe --check-config:\n%s", o.stdout)
 			}
+			// One jobq(8) with every command, as gnt-job(8).
+			if name == "jobq" && (!strings.Contains(o.stdout, "COMMANDS") || !strings.Contains(o.stdout, "QUEUE DRAIN") || !strings.Contains(o.stdout, "DEBUG DELAY")) {
+				t.Errorf("jobq(8) does not describe every command:\n%s", o.stdout)
+			}
 		}
-		if n < 3 {
-			t.Errorf("only %d man pages installed", n)
+		if n != 2 {
+			t.Errorf("%d man pages installed, want jobq(8) and jobqd(8)", n)
 		}
 	} else {
 		t.Log("man is not installed: the man pages are not rendered")
