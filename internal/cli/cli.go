@@ -552,6 +552,7 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 		a.newRestrictedCommandCmd(),
 		a.newVersionCmd(),
 	)
+	a.addCompletion(root)
 	a.root = root
 	return root
 }
