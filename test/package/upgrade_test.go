@@ -65,7 +65,7 @@ func TestUpgradeKeepsQueue(t *testing.T) {
 
 	// Runbook: drain (new jobs refused), stop.
 	mustJobq(oldBin, "queue", "drain")
-	if o := jobq(oldBin, "debug", "delay", "--submit", "1"); o.code == 0 || !strings.Contains(o.stderr, "Queue drained") {
+	if o := jobq(oldBin, "debug", "delay", "--submit", "1"); o.code == 0 || !strings.Contains(o.stderr, "The queue is drained: new jobs are refused") {
 		t.Errorf("submit while drained: %s", o)
 	}
 	old.stop()
