@@ -1,9 +1,12 @@
 package web
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,6 +131,34 @@ func (h *Handler) rows(ids []int64, now time.Time) ([]listRow, error) {
 		row := listRowOf(vals, now)
 		byID[row.ID] = row
 	}
+	// Why the failed ones failed: their opcodes' statuses and results
+	// (this reads their files when they are not in memory, for this
+	// page's failed jobs only).
+	var failed []int64
+	for id, row := range byID {
+		if row.Status == string(job.StatusError) {
+			failed = append(failed, id)
+		}
+	}
+	if len(failed) > 0 {
+		res, err := h.cfg.Queue.Select(queue.Selector{IDs: failed}, []string{"id", "opstatus", "opresult"})
+		if err != nil {
+			return nil, err
+		}
+		for _, vals := range res {
+			id, _ := vals[0].(int64)
+			var status []string
+			var results []json.RawMessage
+			if recode(vals[1], &status) != nil || recode(vals[2], &results) != nil {
+				continue
+			}
+			if i, reason := failure(status, results); i >= 0 {
+				row := byID[id]
+				row.FailedOp, row.Reason = i+1, reason
+				byID[id] = row
+			}
+		}
+	}
 	out := make([]listRow, 0, len(ids))
 	for _, id := range ids {
 		if row, ok := byID[id]; ok {
@@ -135,6 +166,40 @@ func (h *Handler) rows(ids []int64, now time.Time) ([]listRow, error) {
 		}
 	}
 	return out, nil
+}
+
+// searchMatch reports whether a job has an opcode opID (when not empty)
+// and mentions text (when not empty, any case) in an opcode's input,
+// result or log.
+func searchMatch(get func(string) (any, bool), text, opID string) bool {
+	ops, _ := get("ops")
+	if opID != "" {
+		var inputs []map[string]any
+		if recode(ops, &inputs) != nil || !slices.ContainsFunc(inputs, func(in map[string]any) bool { return in["OP_ID"] == opID }) {
+			return false
+		}
+	}
+	if text == "" {
+		return true
+	}
+	res, _ := get("opresult")
+	logs, _ := get("oplog")
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	for _, v := range []any{ops, res, logs} {
+		_ = enc.Encode(v)
+	}
+	return strings.Contains(strings.ToLower(b.String()), strings.ToLower(text))
+}
+
+// recode turns a Select value into dst through its JSON.
+func recode(v any, dst any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, dst)
 }
 
 func (h *Handler) queueError(w http.ResponseWriter, r *http.Request, s *sessionInfo, err error) {
@@ -165,6 +230,7 @@ func validOption(opts []option, v string) bool {
 
 type listData struct {
 	Status, Age       string
+	Query, OpID       string // text searched in opcode input, result and log; OP_ID
 	StatusOptions     []option
 	AgeOptions        []option
 	N                 int
@@ -178,13 +244,22 @@ type listData struct {
 
 // jobList shows the live jobs, newest first, a page at a time. One Select
 // walks the queue's in-memory index with the filters and keeps only the
-// ids that match; the page's rows are then fetched by id.
+// ids that match; the page's rows are then fetched by id. A search (q:
+// text in the opcodes' input, result and log; op: an OP_ID) reads the
+// opcodes of the jobs the other filters keep, so it is slower on a large
+// queue: narrow it with a status and an age.
 func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
 	qv := r.URL.Query()
 	d := listData{Status: qv.Get("status"), Age: qv.Get("age"), StatusOptions: statusOptions,
 		AgeOptions: ageOptions, N: DefaultPageSize}
 	if !validOption(statusOptions, d.Status) || !validOption(ageOptions, d.Age) {
 		h.errorPage(w, r, s, http.StatusBadRequest, "Bad filter", "Choose a status and an age from the lists.")
+		return
+	}
+	d.Query = strings.TrimSpace(qv.Get("q"))
+	d.OpID = strings.ToUpper(strings.TrimSpace(qv.Get("op")))
+	if strings.Trim(d.OpID, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" || len(d.Query) > 200 {
+		h.errorPage(w, r, s, http.StatusBadRequest, "Bad search", "The opcode is an OP_ID such as OP_TEST_DELAY; the text is at most 200 characters.")
 		return
 	}
 	// num parses a non-negative number parameter; has is false when it
@@ -247,6 +322,11 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 				return false, nil
 			}
 		}
+		// The search comes last: it reads the jobs' opcodes (their files,
+		// for jobs not in memory), only for those the filters kept.
+		if (d.Query != "" || d.OpID != "") && !searchMatch(get, d.Query, d.OpID) {
+			return false, nil
+		}
 		v, _ := get("id")
 		id, _ := v.(int64)
 		ids = append(ids, id)
@@ -289,6 +369,12 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 		if d.Age != "" {
 			u.Set("age", d.Age)
 		}
+		if d.Query != "" {
+			u.Set("q", d.Query)
+		}
+		if d.OpID != "" {
+			u.Set("op", d.OpID)
+		}
 		if d.N != DefaultPageSize {
 			u.Set("n", strconv.Itoa(d.N))
 		}
@@ -325,6 +411,12 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 				desc += " received in " + o.Label
 			}
 		}
+	}
+	if d.OpID != "" {
+		desc += " with an " + d.OpID + " opcode"
+	}
+	if d.Query != "" {
+		desc += fmt.Sprintf(" mentioning %q", d.Query)
 	}
 	d.FilterDescription = desc
 	h.render(w, r, s, http.StatusOK, "jobs", &page{Title: "Jobs", Nav: "jobs", Refresh: h.refresh(), Data: d})

@@ -247,6 +247,7 @@ type page struct {
 var funcs = template.FuncMap{
 	"statusClass": func(s string) string { return "status status-" + s },
 	"inc":         func(i int) int { return i + 1 },
+	"dec":         func(i int) int { return i - 1 },
 	// dict passes several values to a template: dict "k1" v1 "k2" v2.
 	"dict": func(kv ...any) (map[string]any, error) {
 		if len(kv)%2 != 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -581,4 +582,83 @@ func TestOverviewReplication(t *testing.T) {
 	if strings.Contains(r.body, "A one-node cluster") {
 		t.Error("a three-node cluster is called a one-node cluster")
 	}
+}
+
+// TestFailureReasons: every list says why a failed job failed (its failing
+// opcode and error message), and the job's page shows that opcode first,
+// expanded, with the reason above everything (issue 19).
+func TestFailureReasons(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	id := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`, `{"OP_ID":"OP_TEST_JQUEUE","fail":true}`,
+		`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(id, "error")
+	ok := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(ok, "success")
+	v := e.login("viewer", "viewerpw")
+	reason := fmt.Sprintf(`<div class="reason"><a href="/ui/jobs/%d#op-1">Opcode 2</a>: Opcode failure was requested</div>`, id)
+	for _, path := range []string{"/ui/jobs", "/ui/jobs?status=error", "/ui/"} {
+		r := v.get(path)
+		wantStatus(t, path, r, http.StatusOK, reason)
+		if n := strings.Count(r.body, `class="reason"`); n != 1 {
+			t.Errorf("%s: %d reasons, want the failed job's only", path, n)
+		}
+	}
+	r := v.get(fmt.Sprintf("/ui/jobs/%d", id))
+	wantStatus(t, "failed job", r, http.StatusOK,
+		`<strong>Failed at <a href="#op-1">opcode 2 (<code>OP_TEST_JQUEUE</code>)</a>:</strong>`,
+		`<span class="reason">Opcode failure was requested</span>`, `class="op op-failed" id="op-1"`)
+	first, second := strings.Index(r.body, `id="op-1"`), strings.Index(r.body, `id="op-0"`)
+	if first < 0 || second < 0 || first > second {
+		t.Errorf("the failing opcode is not first: op-1 at %d, op-0 at %d", first, second)
+	}
+	// Only the failing opcode's input is expanded.
+	sections := strings.Split(r.body, `<section class="op`)
+	for _, sec := range sections[1:] {
+		open := strings.Contains(sec, `<details class="input" open>`)
+		if failed := strings.HasPrefix(sec, ` op-failed"`); open != failed {
+			t.Errorf("input expanded %v in a section (failing %v): %.80q", open, failed, sec)
+		}
+	}
+	// A job that did not fail has no reason box and its opcodes in order.
+	if r := v.get(fmt.Sprintf("/ui/jobs/%d", ok)); strings.Contains(r.body, "Failed at") || strings.Contains(r.body, "op-failed") {
+		t.Errorf("a successful job's page shows a failure:\n%s", r.body)
+	}
+}
+
+// TestSearch: the job list searches text in the opcodes' input, result and
+// log (any case), and by OP_ID, with the other filters; the pager keeps
+// the search.
+func TestSearch(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	failed := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","fail":true,"log_messages":["disk sdb1 replaced"]}`)
+	e.waitStatus(failed, "error")
+	delay := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"comment":"Migration of <vm7>"}`)
+	e.waitStatus(delay, "success")
+	logged := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","log_messages":["nothing to see"]}`)
+	e.waitStatus(logged, "success")
+	v := e.login("viewer", "viewerpw")
+	for _, tc := range []struct {
+		query string
+		want  []int64
+		count string
+	}{
+		{"q=SDB1", []int64{failed}, `1–1 of 1 live jobs mentioning &#34;SDB1&#34;`},                        // a log message
+		{"q=failure+was+requested", []int64{failed}, "1–1 of 1"},                                           // a result
+		{"q=%3Cvm7%3E", []int64{delay}, "1–1 of 1"},                                                        // an input, with < and >
+		{"op=op_test_jqueue", []int64{logged, failed}, "1–2 of 2 live jobs with an OP_TEST_JQUEUE opcode"}, // an OP_ID
+		{"op=OP_TEST_JQUEUE&status=success", []int64{logged}, "1–1 of 1 success jobs with an OP_TEST_JQUEUE opcode"},
+		{"q=nothing&op=OP_TEST_DELAY", nil, "No live jobs with an OP_TEST_DELAY opcode mentioning &#34;nothing&#34;."},
+	} {
+		r := v.get("/ui/jobs?" + tc.query)
+		wantStatus(t, tc.query, r, http.StatusOK, tc.count)
+		for _, id := range []int64{failed, delay, logged} {
+			shown := strings.Contains(r.body, fmt.Sprintf(`<a href="/ui/jobs/%d">Job %d</a>`, id, id))
+			if want := slices.Contains(tc.want, id); shown != want {
+				t.Errorf("%s: job %d shown %v, want %v", tc.query, id, shown, want)
+			}
+		}
+	}
+	wantStatus(t, "the pager keeps the search", v.get("/ui/jobs?op=OP_TEST_JQUEUE&n=1"), http.StatusOK,
+		`href="/ui/jobs?before=3&amp;n=1&amp;op=OP_TEST_JQUEUE" rel="next"`, `value="OP_TEST_JQUEUE"`)
+	wantStatus(t, "a bad OP_ID", v.get("/ui/jobs?op=OP%20X"), http.StatusBadRequest, "Bad search")
 }
