@@ -240,6 +240,7 @@ type listData struct {
 	Newest, Newer     string // links; "" when there is nothing there
 	Older, Oldest     string
 	FilterDescription string
+	Self              string // this page's link, to come back to after a bulk action
 }
 
 // jobList shows the live jobs, newest first, a page at a time. One Select
@@ -385,6 +386,10 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 			return Prefix + "/jobs"
 		}
 		return Prefix + "/jobs?" + u.Encode()
+	}
+	d.Self = Prefix + "/jobs"
+	if r.URL.RawQuery != "" {
+		d.Self += "?" + r.URL.RawQuery
 	}
 	if hi < len(ids) {
 		d.Newest = link("", 0)

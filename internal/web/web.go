@@ -199,6 +199,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+p+"/{$}", h.authed(h.overview))
 	m.HandleFunc("GET "+p+"/jobs", h.authed(h.jobList))
 	m.HandleFunc("GET "+p+"/jobs/go", h.authed(h.goToJob))
+	m.HandleFunc("GET "+p+"/jobs/bulk", h.authed(h.writer(h.confirmBulk)))
+	m.HandleFunc("POST "+p+"/jobs/bulk", h.authed(h.writer(h.postBulk)))
 	m.HandleFunc("GET "+p+"/jobs/{id}", h.authed(h.jobPage))
 	m.HandleFunc("GET "+p+"/jobs/{id}/events", h.authed(h.events))
 	m.HandleFunc("GET "+p+"/jobs/{id}/{action}", h.authed(h.writer(h.confirmJobAction)))

@@ -662,3 +662,84 @@ func TestSearch(t *testing.T) {
 		`href="/ui/jobs?before=3&amp;n=1&amp;op=OP_TEST_JQUEUE" rel="next"`, `value="OP_TEST_JQUEUE"`)
 	wantStatus(t, "a bad OP_ID", v.get("/ui/jobs?op=OP%20X"), http.StatusBadRequest, "Bad search")
 }
+
+// TestBulkActions: write users tick jobs in the list and cancel, archive
+// or reprioritise them after one confirmation page; each job gets the
+// call its own page makes, and the outcome names the refusals.
+func TestBulkActions(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	done1 := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(done1, "success")
+	done2 := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(done2, "success")
+	run := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"r","steps":1}`)
+	e.waitStatus(run, "running")
+	q1 := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	q2 := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	a := e.login("admin", "adminpw")
+	v := e.login("viewer", "viewerpw")
+	ids := func(action string, list ...int64) url.Values {
+		u := url.Values{"action": {action}}
+		for _, id := range list {
+			u.Add("id", fmt.Sprint(id))
+		}
+		return u
+	}
+
+	// The list offers the choice to write users only.
+	wantStatus(t, "admin's list", a.get("/ui/jobs?status=finished"), http.StatusOK,
+		fmt.Sprintf(`<input type="checkbox" name="id" value="%d" form="bulk"`, done1), `<form method="get" action="/ui/jobs/bulk" id="bulk"`,
+		`<input type="hidden" name="back" value="/ui/jobs?status=finished">`)
+	if r := v.get("/ui/jobs"); strings.Contains(r.body, `type="checkbox"`) || strings.Contains(r.body, `id="bulk"`) {
+		t.Error("a read-only user is offered bulk actions")
+	}
+	wantStatus(t, "viewer's bulk page", v.get("/ui/jobs/bulk?"+ids("cancel", q1).Encode()), http.StatusForbidden)
+	wantStatus(t, "viewer's bulk post", v.post("/ui/jobs/bulk", ids("cancel", q1)), http.StatusForbidden)
+	wantStatus(t, "bulk post without token", a.do("POST", "/ui/jobs/bulk", ids("cancel", q1)), http.StatusForbidden)
+	wantStatus(t, "no jobs", a.get("/ui/jobs/bulk?action=cancel"), http.StatusBadRequest, "No jobs chosen")
+	wantStatus(t, "bad action", a.get("/ui/jobs/bulk?"+ids("delete", q1).Encode()), http.StatusBadRequest)
+	wantStatus(t, "bad id", a.get("/ui/jobs/bulk?action=cancel&id=x"), http.StatusBadRequest)
+
+	// Archive: one confirmation for all, then each; the unfinished one is
+	// refused and named.
+	u := ids("archive", done1, done2, q1)
+	u.Set("back", "/ui/jobs?status=finished")
+	wantStatus(t, "archive confirmation", a.get("/ui/jobs/bulk?"+u.Encode()), http.StatusOK, "Archive 3 jobs?",
+		fmt.Sprintf(`<a href="/ui/jobs/%d">Job %d</a>`, done2, done2), `<button type="submit" class="primary">Archive 3 jobs</button>`,
+		`name="csrf" value="`+a.csrf+`"`)
+	r := a.post("/ui/jobs/bulk", u)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/ui/jobs?status=finished" {
+		t.Fatalf("bulk archive: %d %q", r.status, r.header.Get("Location"))
+	}
+	wantStatus(t, "after the bulk archive", a.get("/ui/jobs"), http.StatusOK,
+		fmt.Sprintf("2 of 3 jobs archived. Refused: Job %d is not a finished job of the live queue.", q1))
+	for id, want := range map[int64]bool{done1: true, done2: true, q1: false} {
+		rows, err := e.q.QueryJobs([]int64{id}, []string{"archived"})
+		if err != nil || string(rows[0]) != fmt.Sprintf("[%v]", want) {
+			t.Errorf("job %d archived: %s %v, want %v", id, rows[0], err, want)
+		}
+	}
+
+	// Priority, then cancel, of the queued jobs; the running one is
+	// refused unless killed.
+	wantStatus(t, "bad priority", a.post("/ui/jobs/bulk", func() url.Values { u := ids("priority", q1, q2); u.Set("priority", "99"); return u }()), http.StatusBadRequest)
+	u = ids("priority", q1, q2)
+	u.Set("priority", "5")
+	a.post("/ui/jobs/bulk", u)
+	wantStatus(t, "after the bulk priority", a.get("/ui/jobs"), http.StatusOK, "2 of 2 jobs reprioritised.")
+	for _, id := range []int64{q1, q2} {
+		if rows, _ := e.q.QueryJobs([]int64{id}, []string{"priority"}); string(rows[0]) != "[5]" {
+			t.Errorf("job %d priority: %s", id, rows[0])
+		}
+	}
+	wantStatus(t, "cancel confirmation", a.get("/ui/jobs/bulk?"+ids("cancel", run, q1, q2).Encode()), http.StatusOK,
+		"Cancel 3 jobs?", `<label for="kill">Kill the running opcodes`)
+	a.post("/ui/jobs/bulk", ids("cancel", run, q1, q2))
+	wantStatus(t, "after the bulk cancel", a.get("/ui/jobs"), http.StatusOK,
+		fmt.Sprintf("2 of 3 jobs canceled (or to be canceled). Refused: Job %d is no longer waiting in the queue.", run))
+	for _, id := range []int64{q1, q2} {
+		e.waitStatus(id, "canceled")
+	}
+	e.steps.release("r")
+	e.waitStatus(run, "success")
+}
