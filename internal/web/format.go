@@ -291,6 +291,7 @@ type listRow struct {
 	Start    timeView
 	End      timeView
 	Duration string
+	Archived bool
 	// FailedOp (1-based) and Reason say why a job in error failed.
 	FailedOp int
 	Reason   string
@@ -298,7 +299,7 @@ type listRow struct {
 
 // listFields are the fields of listRow, all answered from the queue's
 // in-memory index (no job file is read).
-var listFields = []string{"id", "status", "priority", "summary", "received_ts", "start_ts", "end_ts"}
+var listFields = []string{"id", "status", "priority", "summary", "received_ts", "start_ts", "end_ts", "archived"}
 
 // listRowOf converts a Select row of listFields.
 func listRowOf(vals []any, now time.Time) listRow {
@@ -323,6 +324,7 @@ func listRowOf(vals []any, now time.Time) listRow {
 	rec, st, end := ts(vals[4]), ts(vals[5]), ts(vals[6])
 	r.Received, r.Start, r.End = viewTime(rec, now), viewTime(st, now), viewTime(end, now)
 	r.Duration = duration(st, end)
+	r.Archived, _ = vals[7].(bool)
 	return r
 }
 

@@ -219,6 +219,9 @@ var statusOptions = []option{{"", "any status"}, {"unfinished", "unfinished"}, {
 var ageOptions = []option{{"", "any time"}, {"15m", "the last 15 minutes"}, {"1h", "the last hour"},
 	{"24h", "the last 24 hours"}, {"168h", "the last 7 days"}}
 
+// whereOptions choose the live queue, the archive, or both.
+var whereOptions = []option{{"", "the live queue"}, {"archive", "the archive"}, {"all", "the live queue and the archive"}}
+
 func validOption(opts []option, v string) bool {
 	for _, o := range opts {
 		if o.Value == v {
@@ -231,6 +234,8 @@ func validOption(opts []option, v string) bool {
 type listData struct {
 	Status, Age       string
 	Query, OpID       string // text searched in opcode input, result and log; OP_ID
+	Where             string // "": live jobs, "archive", "all"
+	WhereOptions      []option
 	StatusOptions     []option
 	AgeOptions        []option
 	N                 int
@@ -252,9 +257,9 @@ type listData struct {
 func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
 	qv := r.URL.Query()
 	d := listData{Status: qv.Get("status"), Age: qv.Get("age"), StatusOptions: statusOptions,
-		AgeOptions: ageOptions, N: DefaultPageSize}
-	if !validOption(statusOptions, d.Status) || !validOption(ageOptions, d.Age) {
-		h.errorPage(w, r, s, http.StatusBadRequest, "Bad filter", "Choose a status and an age from the lists.")
+		AgeOptions: ageOptions, N: DefaultPageSize, Where: qv.Get("in"), WhereOptions: whereOptions}
+	if !validOption(statusOptions, d.Status) || !validOption(ageOptions, d.Age) || !validOption(whereOptions, d.Where) {
+		h.errorPage(w, r, s, http.StatusBadRequest, "Bad filter", "Choose a status, an age and where to look from the lists.")
 		return
 	}
 	d.Query = strings.TrimSpace(qv.Get("q"))
@@ -292,7 +297,12 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 	// Match keeps the matching ids and answers false, so that Select
 	// builds no rows: only the page's rows are fetched, below.
 	var ids []int64 // every matching id, ascending
-	_, err := h.cfg.Queue.Select(queue.Selector{Match: func(get func(string) (any, bool)) (bool, error) {
+	_, err := h.cfg.Queue.Select(queue.Selector{Archived: d.Where != "", Match: func(get func(string) (any, bool)) (bool, error) {
+		if d.Where == "archive" {
+			if v, _ := get("archived"); v != true {
+				return false, nil
+			}
+		}
 		if d.Status != "" {
 			v, _ := get("status")
 			st, _ := v.(string)
@@ -373,6 +383,9 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 		if d.Query != "" {
 			u.Set("q", d.Query)
 		}
+		if d.Where != "" {
+			u.Set("in", d.Where)
+		}
 		if d.OpID != "" {
 			u.Set("op", d.OpID)
 		}
@@ -406,9 +419,12 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 	if d.Status != "" {
 		parts = append(parts, d.Status)
 	}
-	desc := "live jobs"
+	desc := map[string]string{"": "live jobs", "archive": "archived jobs", "all": "live and archived jobs"}[d.Where]
 	if len(parts) > 0 {
-		desc = strings.Join(parts, " ") + " jobs"
+		desc = strings.Join(parts, " ") + " " + desc
+		if d.Where == "" {
+			desc = strings.Join(parts, " ") + " jobs"
+		}
 	}
 	if d.Age != "" {
 		for _, o := range ageOptions {

@@ -743,3 +743,44 @@ func TestBulkActions(t *testing.T) {
 	e.steps.release("r")
 	e.waitStatus(run, "success")
 }
+
+// TestArchiveListed: the archive is listed and searched like the live
+// queue ("In: the archive", or both).
+func TestArchiveListed(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	old := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","log_messages":["rotated the keys"]}`)
+	e.waitStatus(old, "success")
+	live := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(live, "success")
+	if ok, err := e.q.ArchiveJob(old); !ok || err != nil {
+		t.Fatalf("archive: %v %v", ok, err)
+	}
+	v := e.login("viewer", "viewerpw")
+	link := func(id int64) string { return fmt.Sprintf(`<a href="/ui/jobs/%d">Job %d</a>`, id, id) }
+	for _, tc := range []struct {
+		query      string
+		count      string
+		shown, not []int64
+	}{
+		{"", "1–1 of 1 live jobs", []int64{live}, []int64{old}},
+		{"in=archive", "1–1 of 1 archived jobs", []int64{old}, []int64{live}},
+		{"in=all", "1–2 of 2 live and archived jobs", []int64{old, live}, nil},
+		{"in=all&q=rotated", "1–1 of 1 live and archived jobs mentioning", []int64{old}, []int64{live}},
+		{"in=archive&status=success", "1–1 of 1 success archived jobs", []int64{old}, nil},
+	} {
+		r := v.get("/ui/jobs?" + tc.query)
+		wantStatus(t, tc.query, r, http.StatusOK, tc.count)
+		for _, id := range tc.shown {
+			if !strings.Contains(r.body, link(id)) {
+				t.Errorf("%q: job %d not shown", tc.query, id)
+			}
+		}
+		for _, id := range tc.not {
+			if strings.Contains(r.body, link(id)) {
+				t.Errorf("%q: job %d shown", tc.query, id)
+			}
+		}
+	}
+	wantStatus(t, "archived badge", v.get("/ui/jobs?in=archive"), http.StatusOK, link(old)+` <span class="muted">archived</span>`)
+	wantStatus(t, "bad where", v.get("/ui/jobs?in=attic"), http.StatusBadRequest)
+}
