@@ -458,6 +458,10 @@ type jobPageData struct {
 	Job *jobView
 	// Events is the event stream's URL; "" for a final job.
 	Events string
+	// ResubmitOf is the job this one resubmits (0: none);
+	// ResubmittedAs the jobs that resubmit this one.
+	ResubmitOf    int64
+	ResubmittedAs []int64
 }
 
 // loadJob reads a job for its page; nil when there is no such job.
@@ -495,6 +499,15 @@ func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request, s *sessionInfo
 	pd := jobPageData{Job: v}
 	if !v.Final {
 		pd.Events = fmt.Sprintf("%s/jobs/%d/events?after=%d", Prefix, id, v.LastSerial)
+	}
+	if len(d.Ops) > 0 {
+		pd.ResubmitOf = resubmitOf(d.Ops[0])
+	}
+	if v.Final {
+		if pd.ResubmittedAs, err = h.resubmittedAs(id); err != nil {
+			h.queueError(w, r, s, err)
+			return
+		}
 	}
 	h.render(w, r, s, http.StatusOK, "job", &page{Title: fmt.Sprintf("Job %d", id), Nav: "jobs", Data: pd})
 }

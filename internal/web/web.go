@@ -77,6 +77,7 @@ type Queue interface {
 	ChangeJobPriority(id int64, prio int) (bool, string, error)
 	ArchiveJob(id int64) (bool, error)
 	SetDrainFlag(on bool) error
+	Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]queue.SubmitResult, error)
 	Drained() bool
 	Counts() map[job.Status]int
 	Running() int
@@ -140,6 +141,8 @@ type Handler struct {
 	pages    map[string]*template.Template
 	sessions *sessionStore
 	streams  atomic.Int64
+	// resubmits are the resubmissions this process made.
+	resubmits resubmissions
 	// streamEnded, when set (tests), is told when an event stream ends.
 	streamEnded func()
 }

@@ -784,3 +784,73 @@ func TestArchiveListed(t *testing.T) {
 	wantStatus(t, "archived badge", v.get("/ui/jobs?in=archive"), http.StatusOK, link(old)+` <span class="muted">archived</span>`)
 	wantStatus(t, "bad where", v.get("/ui/jobs?in=attic"), http.StatusBadRequest)
 }
+
+// TestResubmit: a finished job is resubmitted as a new job with the same
+// opcodes; the two pages link to each other (the link from the old job
+// also for resubmissions this process did not make, found from the new
+// job's reason trail).
+func TestResubmit(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	old := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"reason":[["gnt:client:jobq","delay",1]]}`,
+		`{"OP_ID":"OP_TEST_JQUEUE","fail":true}`)
+	e.waitStatus(old, "error")
+	a := e.login("admin", "adminpw")
+	v := e.login("viewer", "viewerpw")
+	page := func(id int64) string { return fmt.Sprintf("/ui/jobs/%d", id) }
+	wantStatus(t, "old job's page", a.get(page(old)), http.StatusOK, fmt.Sprintf(`href="/ui/jobs/%d/resubmit">Resubmit job…</a>`, old))
+	wantStatus(t, "confirmation", a.get(page(old)+"/resubmit"), http.StatusOK, fmt.Sprintf("Resubmit job %d?", old),
+		"the same 2 opcode(s)", fmt.Sprintf("Submit a copy of job %d", old))
+	wantStatus(t, "viewer resubmits", v.post(page(old)+"/resubmit", nil), http.StatusForbidden)
+	r := a.post(page(old)+"/resubmit", nil)
+	loc := r.header.Get("Location")
+	var n int64
+	if r.status != http.StatusSeeOther || func() error { _, err := fmt.Sscanf(loc, "/ui/jobs/%d", &n); return err }() != nil || n <= old {
+		t.Fatalf("resubmit: %d %q", r.status, loc)
+	}
+	e.waitStatus(n, "error") // it fails the same way
+	wantStatus(t, "new job's page", a.get(loc), http.StatusOK, fmt.Sprintf("Job %d resubmits job %d.", n, old),
+		fmt.Sprintf(`Resubmits <a href="/ui/jobs/%d">job %d</a>.`, old, old))
+	wantStatus(t, "old job's page after", a.get(page(old)), http.StatusOK,
+		fmt.Sprintf(`Resubmitted as <a href="/ui/jobs/%d">job %d</a>.`, n, n))
+
+	// The same opcodes; the queue's reason entries once each, the client's
+	// kept, the resubmission's added.
+	rows, err := e.q.QueryJobs([]int64{old, n}, []string{"ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldOps, newOps []map[string]any
+	if json.Unmarshal(rows[0], &[]any{&oldOps}) != nil || json.Unmarshal(rows[1], &[]any{&newOps}) != nil || len(newOps) != 2 {
+		t.Fatalf("ops: %s %s", rows[0], rows[1])
+	}
+	for i := range oldOps {
+		for k, ov := range oldOps[i] {
+			if k != "reason" && fmt.Sprint(newOps[i][k]) != fmt.Sprint(ov) {
+				t.Errorf("opcode %d %s: %v, was %v", i, k, newOps[i][k], ov)
+			}
+		}
+		trail := fmt.Sprint(newOps[i]["reason"])
+		if strings.Count(trail, "gnt:opcode:") != 1 || !strings.Contains(trail, fmt.Sprintf("jobq:web:resubmit job=%d;user=admin", old)) ||
+			(i == 0) != strings.Contains(trail, "gnt:client:jobq delay") {
+			t.Errorf("opcode %d's reason trail: %s", i, trail)
+		}
+	}
+
+	// A resubmission made elsewhere (another process, before a restart)
+	// is found from its reason trail.
+	other := e.submit(fmt.Sprintf(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"reason":[["jobq:web:resubmit","job=%d;user=x",1]]}`, old))
+	e.waitStatus(other, "success")
+	wantStatus(t, "old job's page, two resubmissions", a.get(page(old)), http.StatusOK,
+		fmt.Sprintf(`Resubmitted as <a href="/ui/jobs/%d">job %d</a>, <a href="/ui/jobs/%d">job %d</a>.`, n, n, other, other))
+
+	// An unfinished job is not resubmitted.
+	run := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"r","steps":1}`)
+	e.waitStatus(run, "running")
+	wantStatus(t, "unfinished confirmation", a.get(page(run)+"/resubmit"), http.StatusOK, "has not finished (running)")
+	if r := a.post(page(run)+"/resubmit", nil); r.header.Get("Location") != page(run) {
+		t.Fatalf("resubmit of a running job: %d %q", r.status, r.header.Get("Location"))
+	}
+	wantStatus(t, "after the refusal", a.get(page(run)), http.StatusOK, fmt.Sprintf("Job %d was not resubmitted: it has not finished (running).", run))
+	e.steps.release("r")
+	e.waitStatus(run, "success")
+}
