@@ -283,7 +283,11 @@ type Queue struct {
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
-	wg        sync.WaitGroup
+	// history is what the dashboard's charts show; sampled ends when
+	// its depth sampler has stopped.
+	history History
+	sampled chan struct{}
+	wg      sync.WaitGroup
 }
 
 // Open loads the queue from the store and recovers it after a stop or a
@@ -326,7 +330,45 @@ func Open(cfg Config) (*Queue, error) {
 	q.mu.Lock()
 	q.dispatchLocked()
 	q.mu.Unlock()
+	q.sampled = make(chan struct{})
+	go q.sampleDepth()
 	return q, nil
+}
+
+// sampleDepth records the number of unfinished jobs in the history now
+// and every depthSampleEvery until the queue shuts down.
+func (q *Queue) sampleDepth() {
+	defer close(q.sampled)
+	t := time.NewTicker(depthSampleEvery)
+	defer t.Stop()
+	for {
+		q.SampleDepth()
+		select {
+		case <-q.runCtx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SampleDepth records the number of unfinished jobs in the history.
+func (q *Queue) SampleDepth() {
+	q.mu.Lock()
+	n := 0
+	for _, e := range q.jobs {
+		if !e.status().Final() {
+			n++
+		}
+	}
+	q.mu.Unlock()
+	q.history.Depth(q.now(), n)
+}
+
+// Charts are the history's last hour, per minute, and last day, per 15
+// minutes.
+func (q *Queue) Charts() (hour, day Chart) {
+	now := q.now()
+	return q.history.Chart(now, time.Minute, 60), q.history.Chart(now, 15*time.Minute, 96)
 }
 
 func (q *Queue) ts() job.Timestamp { return job.TS(q.now()) }
@@ -438,6 +480,7 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	q.runCancel()
+	<-q.sampled
 	if q.cfg.KeepStore {
 		return err
 	}
@@ -965,6 +1008,21 @@ func (q *Queue) nextOp(e *entry) (*started, bool) {
 	return st, true
 }
 
+// recordEnd puts a job that ended into the history.
+func (q *Queue) recordEnd(j *job.Job, status job.Status) {
+	if j == nil || j.EndTimestamp == nil {
+		return
+	}
+	end := j.EndTimestamp.Time()
+	var wait, run time.Duration
+	started := j.StartTimestamp != nil && j.ReceivedTimestamp != nil
+	if started {
+		wait = j.StartTimestamp.Time().Sub(j.ReceivedTimestamp.Time())
+		run = end.Sub(j.StartTimestamp.Time())
+	}
+	q.history.Finished(end, status, started, wait, run)
+}
+
 // endLocked stores a job that became final, wakes its dependents and
 // notifies watchers once it is durable. It releases q.mu.
 func (q *Queue) endLocked(e *entry) {
@@ -975,6 +1033,7 @@ func (q *Queue) endLocked(e *entry) {
 		return
 	}
 	q.cfg.Metrics.JobFinished(string(status))
+	q.recordEnd(w.snap, status)
 	// Dependents look at the durable state, so they are woken only now.
 	q.mu.Lock()
 	q.finishLocked(e)
@@ -1041,12 +1100,16 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 		return false, "", genericError("Cannot store canceled job %d: the job queue is shutting down", id)
 	}
 	q.mu.Lock()
-	if j.Final() {
+	final := j.Final()
+	if final {
 		q.finishLocked(e)
 		q.dispatchLocked()
 		q.cfg.Metrics.JobFinished(string(job.StatusCanceled))
 	}
 	q.mu.Unlock()
+	if final {
+		q.recordEnd(w.snap, job.StatusCanceled)
+	}
 	return res.OK, res.Message, nil
 }
 

@@ -78,6 +78,7 @@ type Queue interface {
 	ArchiveJob(id int64) (bool, error)
 	SetDrainFlag(on bool) error
 	Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]queue.SubmitResult, error)
+	Charts() (hour, day queue.Chart)
 	Drained() bool
 	Counts() map[job.Status]int
 	Running() int
@@ -211,6 +212,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+p+"/drain", h.authed(h.writer(h.confirmDrain)))
 	m.HandleFunc("POST "+p+"/drain", h.authed(h.writer(h.postDrain)))
 	m.HandleFunc("GET "+p+"/locks", h.authed(h.locksPage))
+	m.HandleFunc("GET "+p+"/charts", h.authed(h.chartsPage))
+	m.HandleFunc("GET "+p+"/charts.json", h.authed(h.chartsJSON))
 	m.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, nil, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
 	})

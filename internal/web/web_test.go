@@ -854,3 +854,56 @@ func TestResubmit(t *testing.T) {
 	e.steps.release("r")
 	e.waitStatus(run, "success")
 }
+
+// TestCharts: the charts page draws the last hour and day of jobs ended
+// by status, the queue's depth and the latency percentiles as SVG, and
+// charts.json gives the same numbers.
+func TestCharts(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	ok := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	bad := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","fail":true}`)
+	e.waitStatus(ok, "success")
+	e.waitStatus(bad, "error")
+	e.q.SampleDepth()
+	v := e.login("viewer", "viewerpw")
+	wantStatus(t, "charts", v.get("/ui/charts"), http.StatusOK, `aria-current="page">Charts</a>`,
+		"In the last hour", "In the last day", "1 succeeded, 1 failed, 0 canceled.",
+		`<figcaption>Jobs ended per second, the last hour</figcaption>`, `<rect class="bar success"`, `<rect class="bar error"`,
+		`<polyline class="line depth"`, `<polyline class="line run p50"`, `href="/ui/charts.json"`)
+	r := v.get("/ui/charts.json")
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("charts.json: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	var got map[string]struct {
+		Step   int64 `json:"step_seconds"`
+		Points []struct {
+			Finished struct{ Success, Error, Canceled int64 } `json:"finished"`
+			Depth    int64                                    `json:"depth"`
+			Run      struct{ P50 float64 }                    `json:"run_seconds"`
+		} `json:"points"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+		t.Fatalf("charts.json: %v\n%s", err, r.body)
+	}
+	for name, want := range map[string]struct {
+		step   int64
+		points int
+	}{"last_hour": {60, 60}, "last_day": {900, 96}} {
+		c := got[name]
+		var succ, errs int64
+		ran := false
+		depth := int64(-1)
+		for _, p := range c.Points {
+			succ += p.Finished.Success
+			errs += p.Finished.Error
+			ran = ran || p.Run.P50 > 0
+			depth = max(depth, p.Depth)
+		}
+		if c.Step != want.step || len(c.Points) != want.points || succ != 1 || errs != 1 || !ran || depth < 0 {
+			t.Errorf("%s: step %d, %d points, %d/%d ended, ran %v, depth %d", name, c.Step, len(c.Points), succ, errs, ran, depth)
+		}
+	}
+	if r := e.anon().get("/ui/charts.json"); r.status == http.StatusOK {
+		t.Error("charts.json without logging in")
+	}
+}
