@@ -235,6 +235,7 @@ type listData struct {
 	Status, Age       string
 	Query, OpID       string // text searched in opcode input, result and log; OP_ID
 	Where             string // "": live jobs, "archive", "all"
+	From, To          string // received from, before (datetime-local, the server's time zone)
 	WhereOptions      []option
 	StatusOptions     []option
 	AgeOptions        []option
@@ -294,6 +295,24 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 		age, _ := time.ParseDuration(d.Age)
 		since = job.TS(now.Add(-age))
 	}
+	// From and To: received at or after From, before To.
+	var from, to *job.Timestamp
+	d.From, d.To = strings.TrimSpace(qv.Get("from")), strings.TrimSpace(qv.Get("to"))
+	for _, b := range []struct {
+		v   string
+		dst **job.Timestamp
+	}{{d.From, &from}, {d.To, &to}} {
+		if b.v == "" {
+			continue
+		}
+		t, err := time.ParseInLocation("2006-01-02T15:04", b.v, now.Location())
+		if err != nil {
+			h.errorPage(w, r, s, http.StatusBadRequest, "Bad time", fmt.Sprintf("%q is not a time such as 2026-12-07T14:30.", b.v))
+			return
+		}
+		ts := job.TS(t)
+		*b.dst = &ts
+	}
 	// Match keeps the matching ids and answers false, so that Select
 	// builds no rows: only the page's rows are fetched, below.
 	var ids []int64 // every matching id, ascending
@@ -321,7 +340,7 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 				}
 			}
 		}
-		if d.Age != "" {
+		if d.Age != "" || from != nil || to != nil {
 			v, _ := get("received_ts")
 			ts, ok := v.([]any)
 			if !ok || len(ts) != 2 {
@@ -329,7 +348,8 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 			}
 			sec, _ := ts[0].(int64)
 			usec, _ := ts[1].(int64)
-			if (job.Timestamp{sec, usec}).Before(since) {
+			rec := job.Timestamp{sec, usec}
+			if d.Age != "" && rec.Before(since) || from != nil && rec.Before(*from) || to != nil && !rec.Before(*to) {
 				return false, nil
 			}
 		}
@@ -386,6 +406,12 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 		if d.Where != "" {
 			u.Set("in", d.Where)
 		}
+		if d.From != "" {
+			u.Set("from", d.From)
+		}
+		if d.To != "" {
+			u.Set("to", d.To)
+		}
 		if d.OpID != "" {
 			u.Set("op", d.OpID)
 		}
@@ -432,6 +458,12 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 				desc += " received in " + o.Label
 			}
 		}
+	}
+	if d.From != "" {
+		desc += " received from " + strings.Replace(d.From, "T", " ", 1)
+	}
+	if d.To != "" {
+		desc += " received before " + strings.Replace(d.To, "T", " ", 1)
 	}
 	if d.OpID != "" {
 		desc += " with an " + d.OpID + " opcode"

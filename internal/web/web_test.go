@@ -907,3 +907,22 @@ func TestCharts(t *testing.T) {
 		t.Error("charts.json without logging in")
 	}
 }
+
+// TestTimeRange: the job list selects jobs received in a range of times
+// (the server's time zone), with the pager keeping it.
+func TestTimeRange(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	for range 3 {
+		e.waitStatus(e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`), "success")
+	}
+	v := e.login("viewer", "viewerpw")
+	at := func(d time.Duration) string { return time.Now().Add(d).Format("2006-01-02T15:04") }
+	before, after := at(-time.Hour), at(time.Hour)
+	wantStatus(t, "from an hour ago", v.get("/ui/jobs?from="+before), http.StatusOK, "1–3 of 3 live jobs received from "+strings.Replace(before, "T", " ", 1),
+		`name="from" type="datetime-local" value="`+before+`"`)
+	wantStatus(t, "from in an hour", v.get("/ui/jobs?from="+after), http.StatusOK, "No live jobs received from")
+	wantStatus(t, "before an hour ago", v.get("/ui/jobs?to="+before), http.StatusOK, "No live jobs received before")
+	wantStatus(t, "a range", v.get("/ui/jobs?from="+before+"&to="+after+"&n=2"), http.StatusOK, "1–2 of 3",
+		"from="+url.QueryEscape(before), "to="+url.QueryEscape(after))
+	wantStatus(t, "a bad time", v.get("/ui/jobs?from=yesterday"), http.StatusBadRequest, "Bad time")
+}
