@@ -69,20 +69,21 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 const waitTimeout = 30 * time.Second
 
 // ResolveSocket returns the socket to connect to, found as the jobq command
-// finds it: socket if not empty, else $JOBQ_SOCKET, else the socket in
-// dataDir if that is not empty, else the socket in the default data
-// directory (/var/lib/jobq for root, else $XDG_STATE_HOME/jobq).
+// finds it: socket if not empty, else the socket in dataDir if that is
+// not empty (what the caller was given explicitly beats the environment),
+// else $JOBQ_SOCKET, else the socket in the default data directory
+// (/var/lib/jobq for root, else $XDG_STATE_HOME/jobq).
 func ResolveSocket(socket, dataDir string) string {
 	if socket != "" {
 		return socket
 	}
+	if dataDir != "" {
+		return SocketPath(dataDir)
+	}
 	if s := os.Getenv(SocketEnv); s != "" {
 		return s
 	}
-	if dataDir == "" {
-		dataDir = DefaultDataDir()
-	}
-	return SocketPath(dataDir)
+	return SocketPath(DefaultDataDir())
 }
 
 // SocketPath is the LUXI socket of the jobqd whose data directory is

@@ -22,8 +22,11 @@ func TestResolveSocket(t *testing.T) {
 		t.Errorf("data dir: %s", got)
 	}
 	t.Setenv(client.SocketEnv, "/env.sock")
-	if got := client.ResolveSocket("", "/d"); got != "/env.sock" {
-		t.Errorf("$JOBQ_SOCKET beats the data dir, as in jobq: %s", got)
+	if got := client.ResolveSocket("", "/d"); got != "/d/socket/jobq-query" {
+		t.Errorf("the data dir given beats $JOBQ_SOCKET, as in jobq: %s", got)
+	}
+	if got := client.ResolveSocket("", ""); got != "/env.sock" {
+		t.Errorf("$JOBQ_SOCKET beats the default: %s", got)
 	}
 	if got := client.ResolveSocket("/flag.sock", "/d"); got != "/flag.sock" {
 		t.Errorf("explicit socket: %s", got)

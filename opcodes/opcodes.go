@@ -5,7 +5,8 @@
 //
 // An opcode's input is a JSON object with "OP_ID" and parameters. Prepare
 // decodes and validates it; a rejected input becomes an OpPrereqError result
-// (the job is still stored and visible). Exec runs it with a context that is
+// (the job is still stored and visible). With "dry_run": true the queue
+// stops there (see DryRun). Exec runs it with a context that is
 // cancelled when the job is killed or the daemon stops, and an Env to log
 // messages into the job.
 package opcodes
@@ -236,6 +237,22 @@ func (r *Registry) Prepare(input json.RawMessage) (Params, error) {
 		return nil, AsPrereq(err)
 	}
 	return p, nil
+}
+
+// DryRunMessage is what a dry run logs instead of executing, as Ganeti's
+// logical units do.
+const DryRunMessage = "dry-run mode requested, not actually executing the operation"
+
+// DryRun reports whether an opcode input asks for a dry run ("dry_run":
+// true). The queue then checks the opcode as always (Prepare, and the
+// Preparer's checks) but neither takes its locks nor executes it: the
+// opcode logs DryRunMessage and succeeds with a null result, as in
+// Ganeti, where a dry run stops after CheckPrereq.
+func DryRun(input json.RawMessage) bool {
+	var c struct {
+		DryRun any `json:"dry_run"`
+	}
+	return json.Unmarshal(input, &c) == nil && c.DryRun == true
 }
 
 // AsPrereq converts a validation error to an OpPrereqError.

@@ -2,7 +2,7 @@
 // jobq and jobqd, generated from the same cobra commands as their --help
 // (so they never drift from it):
 //
-//	DIR/man/man8/jobqd.8, jobq.8, jobq-list.8, ...   (cobra/doc)
+//	DIR/man/man8/jobqd.8, jobq.8   (man.go: jobq(8) has every command, as gnt-job(8))
 //	DIR/completion/bash/jobq, jobqd                  (bash, for /usr/share/bash-completion/completions)
 //	DIR/completion/zsh/_jobq, _jobqd                 (zsh, for /usr/share/zsh/vendor-completions)
 //
@@ -19,11 +19,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 
 	"github.com/jobq-dev/jobq/internal/buildinfo"
@@ -83,13 +83,18 @@ func generate(out, version, date string) error {
 	if version == "" {
 		version = buildinfo.Get().Version
 	}
-	header := &doc.GenManHeader{Section: "8", Source: "jobq " + version, Manual: "jobq Manual"}
+	header := manHeader{version: version, date: time.Now()}
+	if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" {
+		if sec, err := strconv.ParseInt(e, 10, 64); err == nil {
+			header.date = time.Unix(sec, 0).UTC()
+		}
+	}
 	if date != "" {
 		d, err := time.Parse(time.DateOnly, date)
 		if err != nil {
 			return fmt.Errorf("--date %q is not YYYY-MM-DD", date)
 		}
-		header.Date = &d
+		header.date = d
 	}
 	manDir := filepath.Join(out, "man", "man8")
 	bashDir := filepath.Join(out, "completion", "bash")
@@ -102,8 +107,15 @@ func generate(out, version, date string) error {
 	for _, c := range commands() {
 		c.DisableAutoGenTag = true
 		c.InitDefaultVersionFlag() // as Execute adds it, so that the page lists --version
-		if err := doc.GenManTree(c, header, manDir); err != nil {
-			return fmt.Errorf("man pages of %s: %w", c.Name(), err)
+		write := writeJobqMan
+		if c.Name() == jobqdPage.name {
+			write = writeJobqdMan
+		}
+		if err := writeFile(filepath.Join(manDir, c.Name()+".8"), func(w io.Writer) error {
+			write(w, c, header)
+			return nil
+		}); err != nil {
+			return err
 		}
 		if err := writeFile(filepath.Join(bashDir, c.Name()), func(w io.Writer) error { return c.GenBashCompletionV2(w, true) }); err != nil {
 			return err

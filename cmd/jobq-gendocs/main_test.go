@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/jobq-dev/jobq/internal/cli"
 	"github.com/jobq-dev/jobq/internal/daemon"
 	"github.com/jobq-dev/jobq/internal/jobqd"
 )
@@ -26,16 +28,17 @@ func TestGenerate(t *testing.T) {
 		return string(b)
 	}
 	page := read("man/man8/jobqd.8")
-	if !strings.Contains(page, "\n"+`.TH "JOBQD" "8" "Jan 2025" "jobq 9.8.7" "jobq Manual"`) {
+	if !strings.HasPrefix(page, `.TH "JOBQD" "8" "Jan 2025" "jobq 9.8.7" "jobq Manual"`+"\n") {
 		t.Errorf("jobqd.8 header: %.80q", page)
 	}
 	// Every flag of jobqd is in its page: the page is the command.
 	jobqd.Command(jobqd.Env{}).Flags().VisitAll(func(f *pflag.Flag) {
-		if !strings.Contains(page, `\fB--`+f.Name+`\fP`) {
+		if f.Name != "help" && !strings.Contains(page, bold("--"+f.Name)) {
 			t.Errorf("jobqd.8 does not mention --%s", f.Name)
 		}
 	})
-	for _, want := range []string{"/etc/jobq/jobqd.conf", `\fB--version\fP`, dataDirDefault} {
+	for _, want := range []string{"/etc/jobq/jobqd.conf", bold("--version"), roff(dataDirDefault), bold("--data-dir") + "=" + italic("DIR"),
+		".SH OPTIONS", ".SH ENVIRONMENT", bold("JOBQ_JOIN_TOKEN")} {
 		if !strings.Contains(page, want) {
 			t.Errorf("jobqd.8 does not mention %s", want)
 		}
@@ -43,13 +46,43 @@ func TestGenerate(t *testing.T) {
 	if home := daemon.DefaultDataDir(); home != "/var/lib/jobq" && strings.Contains(page, home) {
 		t.Errorf("jobqd.8 names the generating user's data directory %s", home)
 	}
-	for _, p := range []string{"man/man8/jobq.8", "man/man8/jobq-list.8", "man/man8/jobq-queue-drain.8", "man/man8/jobq-version.8"} {
-		if s := read(p); !strings.Contains(s, ".SH NAME") {
-			t.Errorf("%s is not a man page: %.80q", p, s)
+	// One jobq(8) with every command, its options and examples, as
+	// Ganeti's gnt-job(8); no page per command.
+	jobq := read("man/man8/jobq.8")
+	for _, want := range []string{".SH NAME", ".SH SYNOPSIS", ".SH GLOBAL OPTIONS", ".SH COMMANDS", ".SH EXIT STATUS", ".SH ENVIRONMENT", ".SH SEE ALSO",
+		".SS LIST\n", ".SS QUEUE DRAIN\n", ".SS DEBUG DELAY\n", ".SS CLUSTER JOIN\\-TOKEN\n", ".SS VERSION\n", bold("--socket") + "=" + italic("PATH")} {
+		if !strings.Contains(jobq, want) {
+			t.Errorf("jobq.8 does not have %q", want)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, "man/man8/jobq-help.8")); err == nil {
-		t.Error("a page for the help command")
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if !c.IsAvailableCommand() && c.HasParent() || c.Name() == "help" {
+			return
+		}
+		c.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Name != "help" && !strings.Contains(jobq, bold("--"+f.Name)) {
+				t.Errorf("jobq.8 does not mention %s --%s", c.CommandPath(), f.Name)
+			}
+		})
+		if !c.HasAvailableSubCommands() && c.HasParent() && !strings.Contains(jobq, ".SS "+roff(strings.ToUpper(strings.TrimPrefix(c.CommandPath(), "jobq ")))+"\n") {
+			t.Errorf("jobq.8 has no section for %s", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cli.Command())
+	for _, p := range []string{page, jobq} {
+		for _, bad := range []string{`=""`, "[=false]", "\\-\\-help", "help\\fP"} {
+			if strings.Contains(p, bad) {
+				t.Errorf("a page has %q", bad)
+			}
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(out, "man/man8"))
+	if err != nil || len(ents) != 2 {
+		t.Errorf("man pages: %v %v, want jobq.8 and jobqd.8", ents, err)
 	}
 	if s := read("completion/bash/jobq"); !strings.Contains(s, "__start_jobq") || !strings.Contains(s, "complete -o default -F __start_jobq jobq") {
 		t.Errorf("bash completion of jobq: %.200q", s)

@@ -6,7 +6,7 @@
 //
 // All commands talk LUXI to jobqd's socket through package client. The
 // shared plumbing lives in this file: the socket is found from --socket,
-// $JOBQ_SOCKET, --data-dir or the default data directory (in that order);
+// --data-dir, $JOBQ_SOCKET or the default data directory (in that order);
 // calls go through app.do (client's typed methods) and app.call (client's
 // Call, for the methods client does not wrap or that jobq sends and reads
 // in Ganeti's own shapes), which turn every failure into one message on
@@ -22,6 +22,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +37,7 @@ import (
 	"github.com/jobq-dev/jobq/client"
 	"github.com/jobq-dev/jobq/internal/buildinfo"
 	"github.com/jobq-dev/jobq/internal/cli/format"
+	"github.com/jobq-dev/jobq/internal/duration"
 )
 
 // Exit codes.
@@ -125,6 +128,10 @@ func capitalize(s string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
+// drainedMsg is jobq's answer to a submission refused because the queue
+// is drained.
+const drainedMsg = "The queue is drained: new jobs are refused; run 'jobq queue undrain' to accept them again (jobs already queued still run)."
+
 // abortedMsg is what Ganeti's clients print when interrupted.
 const abortedMsg = "Aborted. Note that if the operation created any jobs, they might have been submitted and will continue to run in the background."
 
@@ -187,8 +194,9 @@ func (a *app) close() {
 	}
 }
 
-// socketPath resolves the LUXI socket: --socket, else $JOBQ_SOCKET, else
-// --data-dir's socket, else the default data directory's. dataDir is the
+// socketPath resolves the LUXI socket: --socket, else --data-dir's socket
+// (a flag on the command line beats the environment), else $JOBQ_SOCKET,
+// else the default data directory's. dataDir is the
 // data directory the socket belongs to, if known. It is
 // client.ResolveSocket with Changed flags (an empty --socket is an error,
 // not "unset") and a.env's environment.
@@ -196,13 +204,13 @@ func (a *app) socketPath() (path, dataDir string) {
 	if a.root.PersistentFlags().Changed("socket") {
 		return a.socketFlag, ""
 	}
+	if a.root.PersistentFlags().Changed("data-dir") {
+		return client.SocketPath(a.dataDirFlag), a.dataDirFlag
+	}
 	if s := a.env.Getenv(SocketEnv); s != "" {
 		return s, ""
 	}
-	dir := a.dataDirFlag
-	if !a.root.PersistentFlags().Changed("data-dir") {
-		dir = client.DefaultDataDir()
-	}
+	dir := client.DefaultDataDir()
 	return client.SocketPath(dir), dir
 }
 
@@ -220,6 +228,9 @@ func (a *app) connect(ctx context.Context) (*client.Client, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			return nil, failf("Cannot connect to jobqd at socket '%s' (permission denied): %s", path, permissionHint(path))
+		}
 		start := `"jobqd"`
 		if dataDir != "" {
 			start = strconv.Quote("jobqd --data-dir " + dataDir)
@@ -229,6 +240,32 @@ func (a *app) connect(ctx context.Context) (*client.Client, error) {
 	}
 	a.conn, a.socket = c, path
 	return c, nil
+}
+
+// permissionHint says who may use the socket at path and how to become
+// one of them: its group's members (named), or root.
+func permissionHint(path string) string {
+	// The socket, or the first directory above it this user may see
+	// (jobqd gives the data directory the socket's group too).
+	var fi os.FileInfo
+	for p := path; ; p = filepath.Dir(p) {
+		var err error
+		if fi, err = os.Stat(p); err == nil || p == filepath.Dir(p) {
+			break
+		}
+	}
+	var st *syscall.Stat_t
+	if fi != nil {
+		st, _ = fi.Sys().(*syscall.Stat_t)
+	}
+	if st == nil {
+		return "run jobq as a user who may use the socket, or with sudo"
+	}
+	group := strconv.FormatUint(uint64(st.Gid), 10)
+	if g, err := user.LookupGroupId(group); err == nil {
+		group = g.Name
+	}
+	return fmt.Sprintf("only its owner and the members of the group '%s' may use it; join the group (sudo usermod -aG %s $USER, then log in again) or run jobq with sudo", group, group)
 }
 
 // dialReason returns the system's words for a failure to connect ("no
@@ -275,6 +312,10 @@ func (a *app) do(ctx context.Context, method string, f func(c *client.Client) er
 	}
 	var le *client.Error // luxi's: a failure reply
 	if errors.As(err, &le) {
+		if le.Class == "GenericError" && len(le.Args) == 1 && le.Args[0] == "Queue drained" {
+			// Ganeti prints "Unhandled Ganeti error: Queue drained".
+			return failf("%s", drainedMsg)
+		}
 		code, msg := format.LuxiError(encodedLuxiError(le))
 		return &exitError{code: code, msg: msg}
 	}
@@ -418,6 +459,21 @@ func groupRunE(cmd *cobra.Command, args []string) error {
 	return usagef(cmd, "%s", msg)
 }
 
+// negativeNumberArg recognises pflag's error for an argument such as "-1"
+// (taken for a shorthand flag) and returns that argument.
+func negativeNumberArg(err error) (string, bool) {
+	msg := err.Error()
+	i := strings.LastIndex(msg, " in -")
+	if !strings.HasPrefix(msg, "unknown shorthand flag: ") || i < 0 {
+		return "", false
+	}
+	arg := msg[i+len(" in "):]
+	if _, perr := strconv.ParseFloat(arg, 64); perr != nil {
+		return "", false
+	}
+	return arg, true
+}
+
 // Version returns jobq's version line: version, commit and Go version, as
 // "jobqd --version" prints its own (package buildinfo).
 func Version() string { return buildinfo.String("jobq") }
@@ -430,9 +486,10 @@ func (a *app) newRoot() *cobra.Command {
 jobq equivalent of Ganeti's gnt-job, "gnt-cluster queue" and "gnt-debug
 delay", and prints what they print.
 
-The socket is --socket PATH, else $JOBQ_SOCKET, else DIR/socket/jobq-query for
---data-dir DIR, else the socket in jobqd's default data directory
-(/var/lib/jobq for root, else $XDG_STATE_HOME/jobq).
+The socket is --socket PATH, else DIR/socket/jobq-query for --data-dir DIR,
+else $JOBQ_SOCKET, else the socket in jobqd's default data directory
+(/var/lib/jobq for root, else $XDG_STATE_HOME/jobq): a flag on the command
+line beats the environment.
 
 Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 14 a listing asked for unknown fields.`,
@@ -454,7 +511,13 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
 		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usagef(cmd, "%s", err.Error())
+		if arg, ok := negativeNumberArg(err); ok {
+			if strings.Contains(cmd.Use, "ID") {
+				return usagef(cmd, "invalid job ID %q: job IDs are whole numbers, 0 or more, such as 6040", arg)
+			}
+			return usagef(cmd, "%q is not an option, and no argument of %q may be negative", arg, cmd.CommandPath())
+		}
+		return usagef(cmd, "%s", duration.FlagError(err).Error())
 	})
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [COMMAND...]",
@@ -469,7 +532,7 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 		},
 	})
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.socketFlag, "socket", "", "connect to jobqd's LUXI socket at `PATH` (default: $JOBQ_SOCKET, else the socket of --data-dir)")
+	pf.StringVar(&a.socketFlag, "socket", "", "connect to jobqd's LUXI socket at `PATH` (default: the socket of --data-dir, else $JOBQ_SOCKET)")
 	pf.StringVar(&a.dataDirFlag, "data-dir", "", "connect to the jobqd whose data directory is `DIR` (default: "+client.DefaultDataDir()+")")
 	root.AddCommand(
 		a.newListCmd(),
@@ -489,6 +552,7 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 		a.newRestrictedCommandCmd(),
 		a.newVersionCmd(),
 	)
+	a.addCompletion(root)
 	a.root = root
 	return root
 }

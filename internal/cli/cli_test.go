@@ -62,7 +62,7 @@ func TestSocketResolution(t *testing.T) {
 		{"data-dir", nil, []string{"--data-dir", dir}},
 		{"env", map[string]string{SocketEnv: f.path}, nil},
 		{"socket beats env", map[string]string{SocketEnv: bad}, []string{"--socket", f.path}},
-		{"env beats data-dir", map[string]string{SocketEnv: f.path}, []string{"--data-dir", bad}},
+		{"data-dir beats env", map[string]string{SocketEnv: bad}, []string{"--data-dir", dir}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkResult(t, runEnv(t, context.Background(), tc.env, append(tc.args, "queue", "info")...), want)
@@ -75,23 +75,38 @@ func TestSocketResolution(t *testing.T) {
 
 func TestUnknownJob(t *testing.T) {
 	f := startFake(t)
+	// A job that never existed is not found (Ganeti: "Job with id N
+	// lost" after printing watch's header), for watch and wait.
+	const notFound = "Job 999999 not found: there is no such job in the queue or its archive ('jobq list --archived' lists the jobs)\n"
 	f.script("WaitForJobChange", "null", "null")
-	lost := "Job 999999 failed: Error checking job status: Job with id 999999 lost\n"
-	checkResult(t, run(t, f.path, "watch", "999999"), result{
-		stdout: "Output from job 999999 follows\n------------------------------\n",
-		stderr: lost,
-		code:   1,
-	})
-	checkResult(t, run(t, f.path, "wait", "999999"), result{stderr: lost, code: 1})
+	f.script("QueryJobs", `[null]`, `[null]`)
+	checkResult(t, run(t, f.path, "watch", "999999"), result{stderr: notFound, code: 1})
+	checkResult(t, run(t, f.path, "wait", "999999"), result{stderr: notFound, code: 1})
+	f.checkCalls(t, `WaitForJobChange [999999,["status"],null,null,30]`, `QueryJobs [[999999],["status","opstatus","opresult"]]`,
+		`WaitForJobChange [999999,["status"],null,null,30]`, `QueryJobs [[999999],["status","opstatus","opresult"]]`)
 
-	// A job that goes away once finished is lost too.
+	// A job that goes away once seen is lost.
+	lost := "Job 999999 failed: Error checking job status: Job with id 999999 lost\n"
 	f.script("WaitForJobChange", `[["success"],[]]`)
 	f.script("QueryJobs", `[null]`)
 	checkResult(t, run(t, f.path, "wait", "999999"), result{stderr: lost, code: 1})
+	f.script("WaitForJobChange", `[["running"],[]]`, "null")
+	checkResult(t, run(t, f.path, "watch", "999999"), result{
+		stdout: "Output from job 999999 follows\n------------------------------\n", stderr: lost, code: 1})
 
-	// info and list report it as Ganeti does.
-	checkResult(t, run(t, f.path, "info", "999999"), result{stdout: "- Job ID 999999 not found\n"})
-	checkResult(t, run(t, f.path, "list", "999999"), result{stdout: "    ID Status Summary\n999999 -      -\n"})
+	// info and list name it on stderr and exit 1 (Ganeti: exit 0); the
+	// jobs that exist are shown all the same.
+	checkResult(t, run(t, f.path, "info", "999999"), result{stderr: notFound, code: 1})
+	checkResult(t, run(t, f.path, "list", "999999"), result{stdout: "ID Status Summary\n", stderr: notFound, code: 1})
+	f.addTestJobs("6040")
+	got := run(t, f.path, "info", "6040", "999999")
+	if got.code != 1 || got.stderr != notFound || !strings.HasPrefix(got.stdout, "- Job ID: 6040\n") {
+		t.Errorf("info of a job and a missing one: %+v", got)
+	}
+	checkResult(t, run(t, f.path, "list", "--no-headers", "999999", "6040", "999999"), result{stdout: "6040 success TEST_DELAY(1.0e-2)\n", stderr: notFound, code: 1})
+	checkResult(t, run(t, f.path, "list", "--no-headers", "-o", "id", "6040", "999999"), result{stdout: "6040\n", stderr: notFound, code: 1})
+	// With a status filter, a job that is not listed is not an error.
+	checkResult(t, run(t, f.path, "list", "--no-headers", "--running", "999999"), result{})
 }
 
 // Command-line mistakes: one sentence on stderr, exit code 2, and no call
@@ -115,7 +130,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"wait", "1", "2"}, `"jobq wait" takes exactly one job ID, got 2 arguments (see "jobq wait --help")`},
 		{[]string{"cancel"}, `"jobq cancel" needs at least one job ID (see "jobq cancel --help")`},
 		{[]string{"archive", "1.5"}, `Invalid job ID "1.5": job IDs are whole numbers such as 6040 (see "jobq archive --help")`},
-		{[]string{"archive", "1", "-5"}, `Unknown shorthand flag: '5' in -5 (see "jobq archive --help")`},
+		{[]string{"archive", "1", "-5"}, `Invalid job ID "-5": job IDs are whole numbers, 0 or more, such as 6040 (see "jobq archive --help")`},
+		{[]string{"info", "-1"}, `Invalid job ID "-1": job IDs are whole numbers, 0 or more, such as 6040 (see "jobq info --help")`},
+		{[]string{"autoarchive", "-1"}, `"-1" is not an option, and no argument of "jobq autoarchive" may be negative (see "jobq autoarchive --help")`},
+		{[]string{"info", "-x"}, `Unknown shorthand flag: 'x' in -x (see "jobq info --help")`},
 		{[]string{"change-priority", "6050"}, `The --priority option must be given (see "jobq change-priority --help")`},
 		{[]string{"autoarchive"}, `"jobq autoarchive" takes exactly one age (such as 1h) or "all", got 0 arguments (see "jobq autoarchive --help")`},
 		{[]string{"queue"}, `"jobq queue" needs a command: one of drain, info, undrain (see "jobq queue --help")`},
@@ -123,9 +141,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"queue", "flush"}, `Unknown command "flush" for "jobq queue"; its commands are drain, info, undrain (see "jobq queue --help")`},
 		{[]string{"queue", "info", "now"}, `"jobq queue info" takes no arguments, got "now" (see "jobq queue info --help")`},
 		{[]string{"debug"}, `"jobq debug" needs a command: one of delay (see "jobq debug --help")`},
-		{[]string{"debug", "delay"}, `"jobq debug delay" takes exactly one duration in seconds, got 0 arguments (see "jobq debug delay --help")`},
-		{[]string{"debug", "delay", "soon"}, `Invalid duration "soon": give a number of seconds such as 0.5 (see "jobq debug delay --help")`},
-		{[]string{"debug", "delay", "inf"}, `Invalid duration "inf": give a number of seconds such as 0.5 (see "jobq debug delay --help")`},
+		{[]string{"debug", "delay"}, `"jobq debug delay" takes exactly one duration (seconds, or such as 10s), got 0 arguments (see "jobq debug delay --help")`},
+		{[]string{"debug", "delay", "soon"}, `Invalid duration "soon": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobq debug delay --help")`},
+		{[]string{"debug", "delay", "inf"}, `Invalid duration "inf": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobq debug delay --help")`},
 		{[]string{"debug", "delay", "--repeat=-1", "1"}, `Invalid argument "-1" for "-r, --repeat" flag: it must be a whole number, 0 or more (see "jobq debug delay --help")`},
 		{[]string{"debug", "delay", "-r", "x", "1"}, `Invalid argument "x" for "-r, --repeat" flag: it must be a whole number, 0 or more (see "jobq debug delay --help")`},
 		{[]string{"version", "1"}, `"jobq version" takes no arguments, got "1" (see "jobq version --help")`},
@@ -139,7 +157,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestBadAge(t *testing.T) {
 	f := startFake(t)
-	for _, age := range []string{"1y", "abc", "1.5h", "h", "", "99999999999999999999"} {
+	for _, age := range []string{"1y", "abc", "1.5d", "h", "", "99999999999999999999"} {
 		got := run(t, f.path, "autoarchive", age)
 		if got.code != 2 || got.stdout != "" || !strings.HasPrefix(got.stderr, "Invalid age ") || strings.Count(got.stderr, "\n") != 1 {
 			t.Errorf("autoarchive %q: got %+v", age, got)
@@ -147,10 +165,12 @@ func TestBadAge(t *testing.T) {
 	}
 	f.checkCalls(t)
 	// Valid ages are sent in seconds.
-	f.script("AutoArchiveJobs", `[7,0]`, `[0,3]`)
+	// Valid ages are sent in seconds; they take every form of duration.
+	f.script("AutoArchiveJobs", `[7,0]`, `[0,3]`, `[0,0]`)
 	checkResult(t, run(t, f.path, "autoarchive", "2d"), result{stdout: "Archived 7 jobs, 0 unchecked left\n"})
 	checkResult(t, run(t, f.path, "autoarchive", "90"), result{stdout: "Archived 0 jobs, 3 unchecked left\n"})
-	f.checkCalls(t, `AutoArchiveJobs [172800,89]`, `AutoArchiveJobs [90,89]`)
+	checkResult(t, run(t, f.path, "autoarchive", "1h30m"), result{stdout: "Archived 0 jobs, 0 unchecked left\n"})
+	f.checkCalls(t, `AutoArchiveJobs [172800,89]`, `AutoArchiveJobs [90,89]`, `AutoArchiveJobs [5400,89]`)
 }
 
 func TestBadPriority(t *testing.T) {
@@ -237,7 +257,8 @@ func TestInterrupt(t *testing.T) {
 	}()
 	got := runEnv(t, ctx, nil, "--socket", f.path, "watch", "5")
 	checkResult(t, got, result{
-		stdout: "Output from job 5 follows\n-------------------------\n",
+		// watch's header comes with jobqd's first answer (a job that
+		// does not exist gets none).
 		stderr: abortedMsg + "\n",
 		code:   1,
 	})
@@ -313,8 +334,16 @@ func TestCancelAndArchiveSeveral(t *testing.T) {
 	checkResult(t, run(t, f.path, "cancel", "1", "2"), result{stdout: "Dequeued job 1\nJob 2 is no longer waiting in the queue\n", code: 1})
 	checkResult(t, run(t, f.path, "cancel", "--kill", "3"), result{stdout: "Job 3 will be canceled\n"})
 	f.script("ArchiveJob", "true", "false", "true")
-	checkResult(t, run(t, f.path, "archive", "4", "5", "6"), result{stderr: "Failed to archive job with ID '5'\n", code: 1})
-	f.checkCalls(t, `CancelJob [1,false]`, `CancelJob [2,false]`, `CancelJob [3,true]`, `ArchiveJob [4]`, `ArchiveJob [5]`, `ArchiveJob [6]`)
+	checkResult(t, run(t, f.path, "archive", "4", "5", "6"), result{stderr: "Failed to archive job with ID '5': there is no such job in the queue or its archive\n", code: 1})
+	f.checkCalls(t, `CancelJob [1,false]`, `CancelJob [2,false]`, `CancelJob [3,true]`, `ArchiveJob [4]`, `ArchiveJob [5]`,
+		`QueryJobs [[5],["status","archived"]]`, `ArchiveJob [6]`)
+	// The reason: not finished, or archived already.
+	f.addTestJobs("6040", "6046")
+	f.setJob(6046, map[string]any{"status": "running"})
+	f.setJob(6040, map[string]any{"archived": true})
+	f.script("ArchiveJob", "false", "false")
+	checkResult(t, run(t, f.path, "archive", "6046", "6040"), result{stderr: "Failed to archive job with ID '6046': it has not finished (it is running); wait for it with 'jobq wait 6046', or cancel it first\n" +
+		"Failed to archive job with ID '6040': it is archived already\n", code: 1})
 }
 
 func TestListFilters(t *testing.T) {
@@ -387,18 +416,12 @@ func TestJSON(t *testing.T) {
     ],
     "nosuch": null,
     "archived": true
-  },
-  {
-    "id": 7,
-    "start_ts": null,
-    "summary": null,
-    "nosuch": null,
-    "archived": null
   }
 ]
 `,
-		stderr: "Warning: Queried for unknown fields nosuch\n",
-		code:   14,
+		stderr: "Warning: Queried for unknown fields nosuch\n" +
+			"Job 7 not found: there is no such job in the queue or its archive ('jobq list --archived' lists the jobs)\n",
+		code: 1,
 	})
 	checkResult(t, run(t, f.path, "list", "--json", "--running"), result{stdout: "[]\n"})
 	checkResult(t, run(t, f.path, "list-fields", "--json", "id"), result{
@@ -409,16 +432,15 @@ func TestJSON(t *testing.T) {
 	})
 
 	got := run(t, f.path, "info", "--json", "6040", "999999")
-	if got.code != 0 || got.stderr != "" {
+	if got.code != 1 || got.stderr != "Job 999999 not found: there is no such job in the queue or its archive ('jobq list --archived' lists the jobs)\n" {
 		t.Fatalf("info --json: %+v", got)
 	}
 	var jobs []map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(got.stdout), &jobs); err != nil {
 		t.Fatalf("info --json: %v\n%s", err, got.stdout)
 	}
-	if len(jobs) != 2 || string(jobs[0]["id"]) != "6040" || string(jobs[0]["status"]) != `"success"` ||
-		!strings.Contains(string(jobs[0]["ops"]), `"duration": 1.0e-2`) || string(jobs[1]["id"]) != "999999" ||
-		string(jobs[1]["status"]) != "null" || len(jobs[0]) != 12 || len(jobs[1]) != 12 {
+	if len(jobs) != 1 || string(jobs[0]["id"]) != "6040" || string(jobs[0]["status"]) != `"success"` ||
+		!strings.Contains(string(jobs[0]["ops"]), `"duration": 1.0e-2`) || len(jobs[0]) != 12 {
 		t.Errorf("info --json:\n%s", got.stdout)
 	}
 }

@@ -2,70 +2,19 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/jobq-dev/jobq/internal/cli/format"
+	"github.com/jobq-dev/jobq/internal/duration"
 )
 
 // The "gnt-cluster" equivalents for a jobq cluster: info, join-token,
 // verify-queue and master-failover (the queue's drain flag is "jobq
 // queue", queue.go).
-
-// durationValue is a flag taking a duration: a number of seconds ("90",
-// "0.5") or a number with a unit ("90s", "1h30m", "2d", "1w"). It is never
-// negative.
-type durationValue struct{ p *time.Duration }
-
-func (v durationValue) String() string {
-	if v.p == nil || *v.p == 0 {
-		return "0"
-	}
-	return v.p.String()
-}
-
-func (v durationValue) Set(s string) error {
-	d, err := parseDuration(s)
-	if err != nil {
-		return err
-	}
-	*v.p = d
-	return nil
-}
-
-func (durationValue) Type() string { return "DURATION" }
-
-var errBadDuration = errors.New("give a number of seconds or a duration such as 90s, 15m, 1h or 2d")
-
-func parseDuration(s string) (time.Duration, error) {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > math.MaxInt64/float64(time.Second) {
-			return 0, errBadDuration
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		if d < 0 {
-			return 0, errBadDuration
-		}
-		return d, nil
-	}
-	if s == "all" {
-		return 0, errBadDuration
-	}
-	// Days and weeks, as "jobq autoarchive" takes them.
-	sec, err := format.ParseAge(s)
-	if err != nil || sec > math.MaxInt64/int64(time.Second) {
-		return 0, errBadDuration
-	}
-	return time.Duration(sec) * time.Second, nil
-}
 
 // clusterInfo is the answer of JobqClusterInfo.
 type clusterInfo struct {
@@ -93,7 +42,7 @@ func (a *app) newClusterCmd() *cobra.Command {
 is replicated, make a token for a node to join with, compare (and repair)
 the queues of all nodes, and make this node the master.`,
 		Example: `  jobq cluster info
-  jobqd --join master.example.com:1811 --token "$(jobq cluster join-token)"
+  jobqd --join master.example.com:1821 --token-file FILE   # FILE: the token from "jobq cluster join-token"
   jobq cluster verify-queue --repair
   jobq cluster master-failover`,
 		Args: cobra.ArbitraryArgs,
@@ -176,13 +125,15 @@ func (a *app) newJoinTokenCmd() *cobra.Command {
 		Use:   "join-token [flags]",
 		Short: "Print a token for a new node to join the cluster",
 		Long: `Ask the master for a token that lets one new node join the cluster, and print
-it alone on stdout, so that it can be used as
+it alone on stdout. On the new node, give it to jobqd in a file only root
+reads, or in $JOBQ_JOIN_TOKEN (--token TOKEN works too, but shows in ps):
 
-  jobqd --join MASTER:PORT --token "$(jobq cluster join-token)"
+  (umask 077; jobq cluster join-token > /root/jobq-token)   # on the master
+  jobqd --join MASTER:1821 --token-file /root/jobq-token     # on the new node
 
-on the new node. The token is valid for --ttl (a number of seconds, or a
-duration such as 30m, 1h or 2d; default: jobqd's default); when it expires
-is said on stderr. Keep it secret: whoever holds it can join a node.`,
+The token is valid for --ttl (a number of seconds, or a duration such as
+30m, 1h or 2d; default: jobqd's default); when it expires is said on stderr.
+Keep it secret: whoever holds it can join a node.`,
 		Example: `  jobq cluster join-token
   jobq cluster join-token --ttl 15m`,
 		Args: noArgs,
@@ -204,7 +155,7 @@ is said on stderr. Keep it secret: whoever holds it can join a node.`,
 			return nil
 		},
 	}
-	cmd.Flags().Var(durationValue{&ttl}, "ttl", "how long the token stays valid, e.g. 30m (0: jobqd's default)")
+	cmd.Flags().Var(duration.Value{P: &ttl}, "ttl", "how long the token stays valid, e.g. 30m (0: jobqd's default)")
 	return cmd
 }
 
@@ -301,7 +252,7 @@ error, missing, extra and differ); the exit code is the same.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&repair, "repair", false, "bring every node whose queue differs back in sync with the master's")
-	f.Var(durationValue{&wait}, "wait", "let jobqd wait up to this long for the nodes to settle, e.g. 30s (0: jobqd's default)")
+	f.Var(duration.Value{P: &wait}, "wait", "let jobqd wait up to this long for the nodes to settle, e.g. 30s (0: jobqd's default)")
 	addJSONFlag(f, &asJSON)
 	return cmd
 }

@@ -156,25 +156,6 @@ func TestJoinToken(t *testing.T) {
 	checkResult(t, run(t, f.path, "cluster", "join-token"), result{stderr: "jobqd answered JobqJoinToken without a token\n", code: 1})
 }
 
-func TestParseDuration(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-	}{
-		{"0", 0}, {"90", 90 * time.Second}, {"0.5", 500 * time.Millisecond}, {"1h30m", 90 * time.Minute},
-		{"15m", 15 * time.Minute}, {"2d", 48 * time.Hour}, {"1w", 7 * 24 * time.Hour}, {"250ms", 250 * time.Millisecond},
-	} {
-		if got, err := parseDuration(tc.in); err != nil || got != tc.want {
-			t.Errorf("parseDuration(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
-	}
-	for _, bad := range []string{"", "soon", "-1", "-1s", "all", "NaN", "inf", "1e30", "99999999999999999999d", "1.5d"} {
-		if d, err := parseDuration(bad); err == nil {
-			t.Errorf("parseDuration(%q) = %v, want an error", bad, d)
-		}
-	}
-}
-
 func TestVerifyQueue(t *testing.T) {
 	f := startFake(t)
 	many := make([]string, 12)

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/jobq-dev/jobq/internal/cli/format"
+	"github.com/jobq-dev/jobq/internal/duration"
 )
 
 // The "gnt-debug delay" equivalent.
@@ -82,6 +84,20 @@ func (v repeatValue) Set(s string) error {
 
 func (repeatValue) Type() string { return "N" }
 
+// delaySeconds is debug delay's SECONDS: a number as Ganeti's delay takes
+// it (0 and negative numbers too: jobqd refuses them as Ganeti does, with
+// OpPrereqError), or any duration jobq takes ("10s", "1m").
+func delaySeconds(s string) (float64, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) && !strings.ContainsAny(s, "nN") {
+		return f, nil
+	}
+	d, err := duration.Parse(s)
+	if err != nil {
+		return 0, err
+	}
+	return d.Seconds(), nil
+}
+
 func (a *app) newDelayCmd() *cobra.Command {
 	var (
 		submit, printJobID, noMaster bool
@@ -92,10 +108,11 @@ func (a *app) newDelayCmd() *cobra.Command {
 		prio                         string
 	)
 	cmd := &cobra.Command{
-		Use:   "delay [flags] SECONDS",
+		Use:   "delay [flags] DURATION",
 		Short: "Run a job that sleeps (OP_TEST_DELAY)",
-		Long: `Submit a job with one OP_TEST_DELAY opcode that sleeps SECONDS on the master
-(and on the nodes given with -n), like "gnt-debug delay". With --repeat N it
+		Long: `Submit a job with one OP_TEST_DELAY opcode that sleeps DURATION on the master
+(and on the nodes given with -n), like "gnt-debug delay". DURATION is a
+number of seconds (0.5) or a number with a unit (10s, 5m, 1h). With --repeat N it
 sleeps N times, logging each iteration.
 
 Without --submit, jobq waits for the job, printing its log messages as they
@@ -105,11 +122,11 @@ the bare job ID first.`,
 		Example: `  jobq debug delay 0.5
   jobq debug delay --submit --repeat=3 0.3
   jobq debug delay --print-jobid --priority high 2`,
-		Args: exactArgs(1, "one duration in seconds"),
+		Args: exactArgs(1, "one duration (seconds, or such as 10s)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := strconv.ParseFloat(args[0], 64)
-			if err != nil || math.IsNaN(d) || math.IsInf(d, 0) {
-				return usagef(cmd, "invalid duration %q: give a number of seconds such as 0.5", args[0])
+			d, err := delaySeconds(args[0])
+			if err != nil {
+				return usagef(cmd, "%s", err.Error())
 			}
 			p, err := optionalPriority(cmd, prio)
 			if err != nil {
@@ -153,7 +170,7 @@ the bare job ID first.`,
 	f.BoolVar(&noMaster, "no-master", false, "do not sleep on the master")
 	f.BoolVarP(&interruptible, "interruptible", "i", false, "let the opcode be interrupted")
 	f.BoolVarP(&noLocks, "no-locks", "l", false, "do not take locks while sleeping")
-	f.BoolVar(&dryRun, "dry-run", false, "only check the opcode's parameters")
+	f.BoolVar(&dryRun, "dry-run", false, "check the opcode and run nothing (no sleep, no locks), as Ganeti's dry run")
 	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal, low or -20..19")
 	return cmd
 }

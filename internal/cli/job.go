@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -97,7 +100,8 @@ them ("-o id,status,priority") or, with a leading "+", adds to them
 "archived" column, which also makes archived jobs part of the listing; jobs
 given by ID are found whether archived or not.
 
-Unknown fields are shown as "??", with a warning and exit code 14.`,
+Unknown fields are shown as "??", with a warning and exit code 14. A job given
+by ID that does not exist is named on stderr and the exit code is 1.`,
 		Example: `  jobq list
   jobq list --pending -o id,status,priority,summary
   jobq list --no-headers --separator='|' -o id,status,received_ts 6040 6046
@@ -149,6 +153,14 @@ Unknown fields are shown as "??", with a warning and exit code 14.`,
 			if err := a.call(cmd.Context(), &res, "Query", "job", fields, filter); err != nil {
 				return err
 			}
+			var missing []int64
+			if len(ids) > 0 && statuses == nil {
+				// Jobs asked for by ID that do not exist are errors (Ganeti
+				// lists them as a row of "-" and exits 0).
+				if missing, err = a.missingJobs(cmd.Context(), ids, &res); err != nil {
+					return err
+				}
+			}
 			unknown := a.warnUnknownFields(res.Fields)
 			if asJSON {
 				err = a.printQueryJSON(res)
@@ -156,6 +168,9 @@ Unknown fields are shown as "??", with a warning and exit code 14.`,
 				err = a.printQueryTable(cmd, res, tab)
 			}
 			if err != nil {
+				return err
+			}
+			if err := a.jobsNotFound(missing); err != nil {
 				return err
 			}
 			if unknown {
@@ -174,6 +189,62 @@ Unknown fields are shown as "??", with a warning and exit code 14.`,
 	f.BoolVar(&archived, "archived", false, "include archived jobs and show the \"archived\" column")
 	addJSONFlag(f, &asJSON)
 	return cmd
+}
+
+// missingJobs returns the jobs of ids that do not exist, and takes their
+// rows out of res. A Query for IDs answers one row per distinct ID, in the
+// order first given; a job that does not exist has every field but "id"
+// unavailable. When only "id" was asked for, QueryJobs tells.
+func (a *app) missingJobs(ctx context.Context, ids []int64, res *queryResult) ([]int64, error) {
+	var uniq []int64
+	for _, id := range ids {
+		if !slices.Contains(uniq, id) {
+			uniq = append(uniq, id)
+		}
+	}
+	onlyID := !slices.ContainsFunc(res.Fields, func(f format.FieldDef) bool { return f.Name != "id" })
+	if onlyID || len(res.Data) != len(uniq) {
+		var rows []json.RawMessage
+		if err := a.call(ctx, &rows, "QueryJobs", uniq, []string{"id"}); err != nil {
+			return nil, err
+		}
+		var missing []int64
+		for i, raw := range rows {
+			if i < len(uniq) && bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+				missing = append(missing, uniq[i])
+			}
+		}
+		if len(res.Data) == len(uniq) {
+			var kept queryData
+			for i, row := range res.Data {
+				if !slices.Contains(missing, uniq[i]) {
+					kept = append(kept, row)
+				}
+			}
+			res.Data = kept
+		}
+		return missing, nil
+	}
+	var missing []int64
+	var kept queryData
+	for i, row := range res.Data {
+		absent := true
+		for j, f := range res.Fields {
+			if f.Name == "id" || j >= len(row) {
+				continue
+			}
+			if cell, ok := row[j].([]any); ok && len(cell) == 2 && cell[0] == json.Number("0") {
+				absent = false
+			}
+		}
+		if absent {
+			missing = append(missing, uniq[i])
+			continue
+		}
+		kept = append(kept, row)
+	}
+	res.Data = kept
+	return missing, nil
 }
 
 func contains(list []string, s string) bool {
@@ -286,11 +357,11 @@ func (a *app) newInfoCmd() *cobra.Command {
 		Short:   "Show everything about jobs",
 		Long: `Show the details of the given jobs like "gnt-job info": status, timestamps,
 and for each opcode its parameters, result and log. Archived jobs are found
-too; a job that does not exist is reported as "Job ID N not found".
+too. A job that does not exist is an error: it is named on stderr and the
+exit code is 1 (the jobs that exist are shown all the same).
 
 With --json, each job is an object of its fields (id, status, ops, opresult,
-opstatus, oplog, opstart, opexec, opend, received_ts, start_ts, end_ts); for a
-job that does not exist all but id are null.`,
+opstatus, oplog, opstart, opexec, opend, received_ts, start_ts, end_ts).`,
 		Example: `  jobq info 6040
   jobq show 6040 6046
   jobq info --json 6040`,
@@ -307,22 +378,60 @@ job that does not exist all but id are null.`,
 			if len(rows) != len(ids) {
 				return failf("jobqd answered QueryJobs with %d jobs for %d job IDs", len(rows), len(ids))
 			}
-			if asJSON {
-				return a.printJobsJSON(ids, rows, format.JobInfoFields)
-			}
-			entries := make([]format.JobInfoEntry, len(ids))
+			// Jobs that do not exist are errors (Ganeti prints "- Job ID N
+			// not found" among the jobs and exits 0).
+			var missing []int64
+			found := make([]json.RawMessage, 0, len(rows))
+			foundIDs := make([]int64, 0, len(rows))
 			for i, raw := range rows {
+				if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+					missing = append(missing, ids[i])
+					continue
+				}
+				found = append(found, raw)
+				foundIDs = append(foundIDs, ids[i])
+			}
+			if asJSON {
+				if err := a.printJobsJSON(foundIDs, found, format.JobInfoFields); err != nil {
+					return err
+				}
+				return a.jobsNotFound(missing)
+			}
+			entries := make([]format.JobInfoEntry, len(found))
+			for i, raw := range found {
 				var row []any
 				if err := decodeJSON(raw, &row); err != nil {
 					return failf("jobqd's answer to QueryJobs is not what jobq expects (%v)", err)
 				}
-				entries[i] = format.JobInfoEntry{ID: ids[i], Job: format.RowToMap(format.JobInfoFields, row)}
+				entries[i] = format.JobInfoEntry{ID: foundIDs[i], Job: format.RowToMap(format.JobInfoFields, row)}
 			}
-			return format.JobsInfo(a.env.Stdout, entries, a.env.Location)
+			if len(entries) > 0 {
+				if err := format.JobsInfo(a.env.Stdout, entries, a.env.Location); err != nil {
+					return err
+				}
+			}
+			return a.jobsNotFound(missing)
 		},
 	}
 	addJSONFlag(cmd.Flags(), &asJSON)
 	return cmd
+}
+
+// jobNotFound is the message for a job that does not exist.
+func jobNotFound(id int64) string {
+	return fmt.Sprintf("Job %d not found: there is no such job in the queue or its archive ('jobq list --archived' lists the jobs)", id)
+}
+
+// jobsNotFound prints jobNotFound for each of ids on stderr and fails
+// (exit 1) when there is one; nil when ids is empty.
+func (a *app) jobsNotFound(ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, id := range ids {
+		fmt.Fprintln(a.env.Stderr, jobNotFound(id))
+	}
+	return silentExit(exitFailure)
 }
 
 // printJobsJSON prints QueryJobs rows as a JSON array of objects.
@@ -436,8 +545,9 @@ func (a *app) newArchiveCmd() *cobra.Command {
 		Short: "Archive finished jobs",
 		Long: `Move the given finished jobs to the archive, like "gnt-job archive". Archived
 jobs no longer appear in "jobq list" (unless --archived) but "jobq info"
-still shows them. The exit code is 1 if any job could not be archived (it
-does not exist, is already archived or has not finished).`,
+still shows them. The exit code is 1 if any job could not be archived; the
+reason is printed (it does not exist, is already archived or has not
+finished).`,
 		Example: `  jobq archive 6040`,
 		Args:    minArgs(1, "at least one job ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -457,7 +567,11 @@ does not exist, is already archived or has not finished).`,
 					return err
 				}
 				if !ok {
-					fmt.Fprintln(a.env.Stderr, format.ArchiveFailed(id))
+					why, err := a.whyNotArchived(ctx, id)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(a.env.Stderr, format.ArchiveFailed(id)+": "+why)
 					code = exitFailure
 				}
 			}
@@ -469,13 +583,34 @@ does not exist, is already archived or has not finished).`,
 	}
 }
 
+// whyNotArchived says why ArchiveJob refused job id (Ganeti says nothing).
+func (a *app) whyNotArchived(ctx context.Context, id int64) (string, error) {
+	var rows [][]any
+	if err := a.call(ctx, &rows, "QueryJobs", []int64{id}, []string{"status", "archived"}); err != nil {
+		return "", err
+	}
+	switch {
+	case len(rows) != 1 || rows[0] == nil:
+		return "there is no such job in the queue or its archive", nil
+	case len(rows[0]) == 2 && rows[0][1] == true:
+		return "it is archived already", nil
+	case len(rows[0]) == 2 && !isFinalStatus(format.PyStr(rows[0][0])):
+		return fmt.Sprintf("it has not finished (it is %s); wait for it with 'jobq wait %d', or cancel it first", format.PyStr(rows[0][0]), id), nil
+	}
+	return "jobqd refused it; try again", nil
+}
+
+// isFinalStatus reports whether a job in status s has finished.
+func isFinalStatus(s string) bool { return s == "success" || s == "error" || s == "canceled" }
+
 func (a *app) newAutoArchiveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "autoarchive AGE|all",
 		Short: "Archive finished jobs older than an age",
 		Long: `Archive every finished job that ended more than AGE ago, like "gnt-job
-autoarchive". AGE is a whole number of seconds, optionally followed by s, m,
-h, d or w (30m, 1h, 2d, 1w); "all" archives every finished job.`,
+autoarchive". AGE is a duration as everywhere in jobq: seconds (3600) or a
+number with a unit (30m, 1h, 1h30m, 2d, 1w); "all" archives every finished
+job.`,
 		Example: `  jobq autoarchive 1d
   jobq autoarchive all`,
 		Args: exactArgs(1, "one age (such as 1h) or \"all\""),

@@ -228,9 +228,9 @@ func TestNodeClusterUsageErrors(t *testing.T) {
 		{[]string{"cluster", "verify"}, `Unknown command "verify" for "jobq cluster" (did you mean "verify-queue"?) (see "jobq cluster --help")`},
 		{[]string{"cluster", "add"}, `Unknown command "add" for "jobq cluster"; its commands are info, join-token, master-failover, renew-crypto, verify-queue (see "jobq cluster --help")`},
 		{[]string{"cluster", "info", "now"}, `"jobq cluster info" takes no arguments, got "now" (see "jobq cluster info --help")`},
-		{[]string{"cluster", "join-token", "--ttl", "soon"}, `Invalid argument "soon" for "--ttl" flag: give a number of seconds or a duration such as 90s, 15m, 1h or 2d (see "jobq cluster join-token --help")`},
-		{[]string{"cluster", "join-token", "--ttl=-5"}, `Invalid argument "-5" for "--ttl" flag: give a number of seconds or a duration such as 90s, 15m, 1h or 2d (see "jobq cluster join-token --help")`},
-		{[]string{"cluster", "verify-queue", "--wait", "all"}, `Invalid argument "all" for "--wait" flag: give a number of seconds or a duration such as 90s, 15m, 1h or 2d (see "jobq cluster verify-queue --help")`},
+		{[]string{"cluster", "join-token", "--ttl", "soon"}, `--ttl: invalid duration "soon": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobq cluster join-token --help")`},
+		{[]string{"cluster", "join-token", "--ttl=-5"}, `--ttl: invalid duration "-5": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobq cluster join-token --help")`},
+		{[]string{"cluster", "verify-queue", "--wait", "all"}, `--wait: invalid duration "all": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobq cluster verify-queue --help")`},
 		{[]string{"cluster", "master-failover", "--force"}, `Unknown flag: --force (see "jobq cluster master-failover --help")`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -18,6 +18,8 @@ type pollReporter interface {
 	logEntry(entry []any)
 	// notChanged says the job stayed in status for a whole wait.
 	notChanged(status string)
+	// found says the job exists: jobqd's first answer about it came.
+	found()
 }
 
 // silentReporter ignores everything (gnt-job wait).
@@ -25,6 +27,7 @@ type silentReporter struct{}
 
 func (silentReporter) logEntry([]any)    {}
 func (silentReporter) notChanged(string) {}
+func (silentReporter) found()            {}
 
 // stdioReporter prints log entries to stdout and, once each, a note on
 // stderr when the job stays queued or waiting (Ganeti's
@@ -34,6 +37,16 @@ type stdioReporter struct {
 	a                         *app
 	id                        int64
 	notedQueued, notedWaiting bool
+	// header, when not empty, is printed on stdout once the job is found
+	// (gnt-job watch's "Output from job N follows").
+	header string
+}
+
+func (r *stdioReporter) found() {
+	if r.header != "" {
+		fmt.Fprintln(r.a.env.Stdout, r.header)
+		r.header = ""
+	}
 }
 
 func (r *stdioReporter) logEntry(entry []any) {
@@ -70,7 +83,19 @@ func (a *app) pollJob(ctx context.Context, id int64, rep pollReporter) (jobErr a
 			return nil, err
 		}
 		if bytes.Equal(bytes.TrimSpace(res), []byte("null")) {
+			if prevInfo == nil {
+				// Never seen: a job that does not exist (or one archived
+				// before its first answer, which QueryJobs still finds).
+				jobErr, err := a.jobResult(ctx, id, nil)
+				if err == nil {
+					rep.found()
+				}
+				return jobErr, err
+			}
 			return lost, nil
+		}
+		if prevInfo == nil {
+			rep.found()
 		}
 		var change []json.RawMessage
 		if err := json.Unmarshal(res, &change); err != nil || len(change) != 2 {
@@ -121,13 +146,17 @@ func jsonEqual(a, b json.RawMessage) bool {
 	return bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
-// jobResult reads how a finished job ended.
+// jobResult reads how a finished job ended. A job that is not found is
+// jobErr lost, or the error jobNotFound when lost is nil.
 func (a *app) jobResult(ctx context.Context, id int64, lost any) (jobErr any, err error) {
 	var rows [][]any
 	if err := a.call(ctx, &rows, "QueryJobs", []int64{id}, []string{"status", "opstatus", "opresult"}); err != nil {
 		return nil, err
 	}
 	if len(rows) == 0 || rows[0] == nil {
+		if lost == nil {
+			return nil, failf("%s", jobNotFound(id))
+		}
 		return lost, nil
 	}
 	if len(rows[0]) != 3 {
@@ -153,8 +182,7 @@ like "gnt-job watch". A finished job's whole log is printed. The exit code is
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(a.env.Stdout, format.WatchHeader(id))
-			return a.waitJob(cmd.Context(), id, &stdioReporter{a: a, id: id})
+			return a.waitJob(cmd.Context(), id, &stdioReporter{a: a, id: id, header: format.WatchHeader(id)})
 		},
 	}
 }

@@ -41,6 +41,11 @@ type referenceCase struct {
 	setup func(t *testing.T, f *fake, ref reference)
 	// calls, if set, are the LUXI calls jobq must make.
 	calls []string
+	// deviates, when set, is what jobq prints instead of the reference,
+	// where jobq deliberately does better than Ganeti (issue 19: a job
+	// that does not exist is an error; every error says why and what to
+	// do).
+	deviates *result
 }
 
 var referenceCases = []referenceCase{
@@ -299,7 +304,9 @@ var referenceCases = []referenceCase{
 		name:   "cli-35-job-archive-unknown",
 		stderr: true,
 		setup:  func(t *testing.T, f *fake, _ reference) { f.script("ArchiveJob", `false`) },
-		calls:  []string{`ArchiveJob [999999]`},
+		calls:  []string{`ArchiveJob [999999]`, `QueryJobs [[999999],["status","archived"]]`},
+		// Ganeti gives no reason.
+		deviates: &result{stderr: "Failed to archive job with ID '999999': there is no such job in the queue or its archive\n", code: 1},
 	},
 	{
 		name:  "cli-36-job-autoarchive-1h",
@@ -322,6 +329,8 @@ var referenceCases = []referenceCase{
 	{
 		name:  "cli-39-job-info-nonexistent",
 		calls: []string{`QueryJobs [[999999],["id","status","ops","opresult","opstatus","oplog","opstart","opexec","opend","received_ts","start_ts","end_ts"]]`},
+		// Ganeti prints "- Job ID 999999 not found" and exits 0.
+		deviates: &result{stderr: "Job 999999 not found: there is no such job in the queue or its archive ('jobq list --archived' lists the jobs)\n", code: 1},
 	},
 	{
 		name: "cli-firstrun-29-queue-info",
@@ -348,6 +357,8 @@ var referenceCases = []referenceCase{
 			f.fail("SubmitJob", luxiError("GenericError", "Queue drained"))
 		},
 		calls: []string{"SubmitJob " + delayOp("0.0", "", 0)},
+		// Ganeti prints "Unhandled Ganeti error: Queue drained".
+		deviates: &result{stderr: "The queue is drained: new jobs are refused; run 'jobq queue undrain' to accept them again (jobs already queued still run).\n", code: 1},
 	},
 	{
 		name:  "cli-firstrun-33-queue-undrain",
@@ -386,6 +397,12 @@ func TestReferenceOutputs(t *testing.T) {
 			want := result{stdout: ref.output, code: ref.code}
 			if tc.stderr {
 				want = result{stderr: ref.output, code: ref.code}
+			}
+			if tc.deviates != nil {
+				if *tc.deviates == want {
+					t.Fatal("the deviation is the reference")
+				}
+				want = *tc.deviates
 			}
 			if tc.name == "cli-08-job-list-custom" {
 				// Only the jobs the fake has.

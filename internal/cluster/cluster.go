@@ -311,3 +311,21 @@ func (c *Config) NodeNames() []string {
 func (c *Config) String() string {
 	return fmt.Sprintf("cluster %s: master %s, epoch %d, serial %d, nodes %s", c.Name, c.Master, c.Epoch, c.Serial, strings.Join(c.NodeNames(), ","))
 }
+
+// SetAddress returns a new configuration in which the named node's node
+// RPC address is address, serial raised.
+func (c *Config) SetAddress(name, address string) (*Config, error) {
+	i := slices.IndexFunc(c.Nodes, func(n Node) bool { return n.Name == name })
+	if i < 0 {
+		return nil, fmt.Errorf("node %s is not in the cluster", name)
+	}
+	for _, n := range c.Nodes {
+		if n.Name != name && address != "" && n.Address == address {
+			return nil, fmt.Errorf("node %s already uses the address %s", n.Name, address)
+		}
+	}
+	nc := c.Clone()
+	nc.Serial++
+	nc.Nodes[i].Address = address
+	return nc, nil
+}

@@ -160,6 +160,30 @@ func TestAddNode(t *testing.T) {
 	}
 }
 
+func TestSetAddress(t *testing.T) {
+	c := NewConfig("a", "")
+	c2, err := c.SetAddress("a", "h1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.Node("a"); n.Address != "" || c.Serial != 1 {
+		t.Fatal("SetAddress changed its receiver")
+	}
+	if n, _ := c2.Node("a"); n.Address != "h1:1" || c2.Serial != 2 {
+		t.Fatalf("set %+v, serial %d", n, c2.Serial)
+	}
+	c3, err := c2.AddNode("b", "h2:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c3.SetAddress("a", "h2:1"); err == nil || !strings.Contains(err.Error(), "already uses") {
+		t.Errorf("a taken address: %v", err)
+	}
+	if _, err := c3.SetAddress("z", "h3:1"); err == nil {
+		t.Error("an unknown node was accepted")
+	}
+}
+
 func TestAddNodeCandidatePool(t *testing.T) {
 	for _, tc := range []struct {
 		pool, want int // pool size, candidates after adding 12 nodes to a one-node cluster

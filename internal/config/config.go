@@ -194,6 +194,14 @@ func badValue(f *pflag.Flag, value string, err error) string {
 		return fmt.Sprintf("%q is not a duration such as 30s, 2m or 1h30m", value)
 	case "bool":
 		return fmt.Sprintf("%q is not true or false", value)
+	case "DURATION":
+		// package duration's Value: its error says it all (after
+		// pflag's "invalid argument ... flag: ").
+		msg := err.Error()
+		if _, after, ok := strings.Cut(msg, " flag: "); ok {
+			msg = after
+		}
+		return msg
 	}
 	return fmt.Sprintf("bad value %q: %v", value, err)
 }

@@ -57,6 +57,14 @@ type Options struct {
 	SocketGroup string
 }
 
+// The default addresses of node RPC and RAPI. They do not collide with
+// Ganeti's daemons (noded 1811, rapi 5080, confd 1814, mond 1815, metad
+// 80), so that jobqd runs beside Ganeti.
+const (
+	DefaultRPCAddr  = ":1821"
+	DefaultRAPIAddr = ":5180"
+)
+
 // SocketPath is the node's LUXI socket inside a data directory.
 func SocketPath(dataDir string) string { return paths.SocketPath(dataDir) }
 
@@ -66,6 +74,25 @@ func DefaultDataDir() string { return paths.DefaultDataDir() }
 
 func writeDurable(path string, data []byte) error {
 	return writeDurableMode(path, data, 0o640)
+}
+
+// MakeDataDir creates the data directory dir (and its parents) if it does
+// not exist, saying what to do when it cannot.
+func MakeDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("cannot create the data directory %s: %v; create it (or fix its parent's permissions), or choose another with --data-dir DIR", dir, unwrapPathError(err))
+	}
+	return nil
+}
+
+// unwrapPathError is the reason of a *fs.PathError without the operation
+// and path, which the message names already ("not a directory").
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
 }
 
 // Run starts the node and serves until ctx is cancelled (SIGTERM), then
@@ -92,87 +119,92 @@ func Run(ctx context.Context, o Options) error {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 30 * time.Second
 	}
-	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
-		return fmt.Errorf("cannot create data directory: %w", err)
+	if err := MakeDataDir(o.DataDir); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(o.DataDir)
 	if err != nil {
 		return err
 	}
-	if cfg != nil && o.Join != "" {
-		if freshOneNode(o.DataDir, cfg, o.NodeName) {
-			// The one-node cluster a first start made (e.g. the package's
-			// service) and no job yet: joining replaces it.
-			log.Info("joining replaces this node's fresh one-node cluster (it holds no jobs)", "cluster", cfg.Name)
-			for _, f := range []string{replica.VoterFile(o.DataDir), replica.PositionFile(o.DataDir)} {
-				if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("cannot reset %s to join: %w", f, err)
-				}
+	// The one-node cluster a first start made (e.g. the package's
+	// service) and no job yet: joining replaces it.
+	replace := cfg != nil && o.Join != "" && freshOneNode(o.DataDir, cfg, o.NodeName)
+	if cfg != nil && o.Join != "" && !replace {
+		log.Warn("--join is ignored: this data directory belongs to a cluster already", "cluster", cfg.Name, "master", cfg.Master)
+	}
+	if replace {
+		cfg = nil
+	}
+	// The queue store first: it takes the queue's lock, so that a second
+	// jobqd on this data directory stops here, saying so.
+	st, err := store.Open(filepath.Join(o.DataDir, "queue"), log)
+	if err != nil {
+		return err
+	}
+	// Everything that can fail for want of an address or a path is
+	// checked before anything is written (the certificate, the cluster
+	// configuration): the listeners are opened first, so that a start
+	// that fails leaves neither behind.
+	ls, err := listen(o, cfg, log)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	if replace {
+		log.Info("joining replaces this node's fresh one-node cluster (it holds no jobs)")
+		for _, f := range []string{replica.VoterFile(o.DataDir), replica.PositionFile(o.DataDir)} {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				ls.close()
+				st.Close()
+				return fmt.Errorf("cannot reset %s to join: %w", f, err)
 			}
-			cfg = nil
-		} else {
-			log.Warn("--join is ignored: this data directory belongs to a cluster already", "cluster", cfg.Name, "master", cfg.Master)
 		}
 	}
-	// Node RPC: every node of a cluster serves it; a one-node cluster
-	// that cannot listen goes on without it (nothing can join it then).
-	var rpcListener net.Listener
-	if o.RPCAddr != "" && o.RPCAddr != "off" {
-		l, lerr := net.Listen("tcp", o.RPCAddr)
-		switch {
-		case lerr != nil && o.Join == "" && (cfg == nil || len(cfg.Nodes) == 1):
-			log.Warn("node RPC is off: no node can join this one until it can listen (choose --rpc-addr HOST:PORT)", "addr", o.RPCAddr, "err", lerr)
-		case lerr != nil:
-			return fmt.Errorf("cannot listen for node RPC on %s: %w (choose another address with --rpc-addr HOST:PORT)", o.RPCAddr, lerr)
-		default:
-			rpcListener = l
-			if _, port, _ := net.SplitHostPort(o.RPCAddr); port == "0" {
-				o.RPCAddr = l.Addr().String()
-			}
-		}
+	rpcListener := ls.rpc
+	if _, port, _ := net.SplitHostPort(o.RPCAddr); rpcListener != nil && port == "0" {
+		o.RPCAddr = rpcListener.Addr().String()
 	}
-	closeListener := func() {
-		if rpcListener != nil {
-			rpcListener.Close()
-		}
-	}
+	closeListener := ls.close
 	if cfg == nil && o.Join != "" {
 		if cfg, err = joinCluster(ctx, o, o.Join, o.Token, log); err != nil {
 			closeListener()
+			st.Close()
 			return err
 		}
 	}
 	if cfg != nil && !slices.Contains(cfg.NodeNames(), o.NodeName) {
 		closeListener()
+		st.Close()
 		return fmt.Errorf("this node is %q but the cluster's nodes are %v; run jobqd with the --node-name it joined with", o.NodeName, cfg.NodeNames())
 	}
-	if cfg != nil && cfg.Master == o.NodeName && len(cfg.Replicas()) > 1 && rpcListener == nil {
-		return errors.New("this node is the master of a cluster but serves no node RPC; give --rpc-addr HOST:PORT")
+	if cfg != nil && len(cfg.Nodes) > 1 && rpcListener == nil {
+		closeListener()
+		st.Close()
+		return fmt.Errorf("this node belongs to a cluster of %d nodes, which reach each other over node RPC; give --rpc-addr HOST:PORT instead of %q", len(cfg.Nodes), o.RPCAddr)
 	}
 	if err := finishInterruptedSwitch(o.DataDir); err != nil {
 		closeListener()
+		st.Close()
 		return fmt.Errorf("cannot finish the cluster certificate renewal cut short: %w", err)
 	}
 	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
 	if err != nil {
 		closeListener()
+		st.Close()
 		return err
 	}
 	keys, err := loadKeyring(o.DataDir, cert)
 	if err != nil {
 		closeListener()
+		st.Close()
 		return err
 	}
-	st, err := store.Open(filepath.Join(o.DataDir, "queue"), log)
-	if err != nil {
-		closeListener()
-		return err
+	addr := o.RPCAddr
+	if rpcListener == nil {
+		addr = ""
 	}
-	if cfg == nil {
-		addr := o.RPCAddr
-		if rpcListener == nil {
-			addr = ""
-		}
+	switch {
+	case cfg == nil:
 		cfg = cluster.NewConfig(o.NodeName, addr)
 		if err := saveConfig(o.DataDir, cfg); err != nil {
 			closeListener()
@@ -180,9 +212,32 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("cannot create the cluster configuration: %w", err)
 		}
 		log.Info("created a one-node cluster", "cluster", cfg.Name, "master", o.NodeName, "config", configPath(o.DataDir))
+	case len(cfg.Nodes) == 1 && cfg.Master == o.NodeName && cfg.Nodes[0].Address != addr:
+		// A one-node cluster: no other node relies on its address, which
+		// follows --rpc-addr (an address saved empty by a start without
+		// node RPC is repaired by the next start with it).
+		nc, err := cfg.SetAddress(o.NodeName, addr)
+		if err == nil {
+			err = saveConfig(o.DataDir, nc)
+		}
+		if err != nil {
+			closeListener()
+			st.Close()
+			return fmt.Errorf("cannot record this node's address: %w", err)
+		}
+		log.Info("this node's address changed", "from", cfg.Nodes[0].Address, "to", addr)
+		cfg = nc
 	}
 	n := &nodeRT{o: o, log: log, self: o.NodeName, keys: keys, st: st, cfg: cfg,
-		syncCh: make(chan struct{}), kickCh: make(chan struct{}, 1), tokens: map[string]time.Time{}}
+		syncCh: make(chan struct{}), kickCh: make(chan struct{}, 1), tokens: map[string]time.Time{},
+		rapiListener: ls.rapi}
+	ls.rapi = nil // promote serves on it
+	closeListener = func() {
+		ls.close()
+		if l := n.takeRAPIListener(); l != nil {
+			l.Close()
+		}
+	}
 	n.app, err = replica.NewApplier(o.DataDir, st, writeDurable, func(int64, string) { n.kick() })
 	if err != nil {
 		closeListener()
@@ -237,12 +292,17 @@ func Run(ctx context.Context, o Options) error {
 		// A one-node cluster: the queue opens before the socket is ready,
 		// as it always has (a failure to open it is fatal).
 		if err := n.promote(ctx); err != nil {
+			closeListener()
 			stopRPC()
 			st.Close()
 			return err
 		}
 		// Loading decoded every job file: give that garbage back.
 		debug.FreeOSMemory()
+	}
+	if l := n.takeRAPIListener(); l != nil {
+		// Opened for a master that turned out not to run at once.
+		l.Close()
 	}
 	roleCtx, roleCancel := context.WithCancel(context.Background())
 	roleDone := make(chan struct{})
@@ -260,34 +320,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	srv := &luxi.Server{Handler: &luxiHandler{n: n}, Logger: log}
-	paths := append([]string{SocketPath(o.DataDir)}, o.LUXISockets...)
-	var listeners []net.Listener
-	cleanup := func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-		roleCancel()
-		<-roleDone
-		stopRPC()
-		st.Close()
-	}
-	for _, p := range paths {
-		l, err := luxi.ListenUnix(p, 0o660)
-		if err != nil {
-			cleanup()
-			return fmt.Errorf("cannot listen on %s: %w", p, err)
-		}
-		listeners = append(listeners, l)
-	}
-	if err := applySocketGroup(o.SocketGroup, o.DataDir, paths, log); err != nil {
-		cleanup()
-		return err
-	}
-	metricsSrv, err := serveMetrics(o.MetricsAddr, n.metrics, log)
-	if err != nil {
-		cleanup()
-		return err
-	}
+	paths := ls.paths
+	listeners := ls.luxi
+	metricsSrv := serveMetrics(ls.metrics, n.metrics, log)
 	serveErr := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func() { serveErr <- srv.Serve(l) }()
@@ -336,14 +371,10 @@ func (n *nodeRT) rapiFailures() <-chan error {
 	return n.master.rapi.failures()
 }
 
-// serveMetrics serves /metrics over plain HTTP on addr ("" or "off": no).
-func serveMetrics(addr string, m *metrics.Set, log *slog.Logger) (*http.Server, error) {
-	if addr == "" || addr == "off" {
-		return nil, nil
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen for metrics on %s: %w (choose another address with --metrics-addr HOST:PORT, or leave it off)", addr, err)
+// serveMetrics serves /metrics over plain HTTP on l (nil: no).
+func serveMetrics(l net.Listener, m *metrics.Set, log *slog.Logger) *http.Server {
+	if l == nil {
+		return nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
@@ -354,7 +385,75 @@ func serveMetrics(addr string, m *metrics.Set, log *slog.Logger) (*http.Server, 
 		}
 	}()
 	log.Info("metrics listening", "addr", l.Addr().String())
-	return srv, nil
+	return srv
+}
+
+// startListeners is what a start opens before it writes anything.
+type startListeners struct {
+	rpc     net.Listener   // nil: node RPC off
+	rapi    net.Listener   // opened only for a master that runs at once
+	metrics net.Listener   // nil: off
+	luxi    []net.Listener // one per path
+	paths   []string       // the LUXI sockets' paths
+}
+
+func (ls *startListeners) close() {
+	for _, l := range append([]net.Listener{ls.rpc, ls.rapi, ls.metrics}, ls.luxi...) {
+		if l != nil {
+			l.Close()
+		}
+	}
+	*ls = startListeners{}
+}
+
+// off reports whether addr turns a listener off.
+func off(addr string) bool { return addr == "" || addr == "off" }
+
+// listen opens every listener this start needs (node RPC, the LUXI
+// sockets, metrics, and RAPI when this node runs as master at once: a
+// fresh data directory, or a one-node cluster), so that a start that
+// cannot have them fails before it writes anything. o.RPCAddr with port
+// 0 becomes the address listened on.
+func listen(o Options, cfg *cluster.Config, log *slog.Logger) (*startListeners, error) {
+	ls := &startListeners{}
+	fail := func(err error) (*startListeners, error) {
+		ls.close()
+		return nil, err
+	}
+	if !off(o.RPCAddr) {
+		l, err := net.Listen("tcp", o.RPCAddr)
+		if err != nil {
+			return fail(fmt.Errorf("cannot listen for node RPC on %s: %w (choose another address with --rpc-addr HOST:PORT, or --rpc-addr off for a node that no other node will join)", o.RPCAddr, err))
+		}
+		ls.rpc = l
+	}
+	masterNow := (cfg == nil && o.Join == "") || (cfg != nil && cfg.Master == o.NodeName && len(cfg.Voters()) <= 1)
+	if masterNow && !off(o.RAPIAddr) {
+		l, err := listenRAPI(o.RAPIAddr)
+		if err != nil {
+			return fail(err)
+		}
+		ls.rapi = l
+	}
+	if !off(o.MetricsAddr) {
+		l, err := net.Listen("tcp", o.MetricsAddr)
+		if err != nil {
+			return fail(fmt.Errorf("cannot listen for metrics on %s: %w (choose another address with --metrics-addr HOST:PORT, or leave it off)", o.MetricsAddr, err))
+		}
+		ls.metrics = l
+	}
+	ls.paths = append([]string{SocketPath(o.DataDir)}, o.LUXISockets...)
+	for _, p := range ls.paths {
+		l, err := luxi.ListenUnix(p, 0o660)
+		if err != nil {
+			return fail(fmt.Errorf("cannot listen on %s: %w", p, err))
+		}
+		ls.luxi = append(ls.luxi, l)
+	}
+	if err := applySocketGroup(o.SocketGroup, o.DataDir, ls.paths, log); err != nil {
+		return fail(err)
+	}
+	return ls, nil
 }
 
 // freshOneNode reports whether cfg is a one-node cluster of this node whose

@@ -53,6 +53,18 @@ type nodeRT struct {
 	syncCh   chan struct{}
 	kickCh   chan struct{}
 	tokens   map[string]time.Time // hex SHA-256 of a join token's secret -> expiry
+	// rapiListener is RAPI's listener opened at the start (listen), for
+	// the first promote; nil once taken.
+	rapiListener net.Listener
+}
+
+// takeRAPIListener returns the RAPI listener opened at the start, once.
+func (n *nodeRT) takeRAPIListener() net.Listener {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l := n.rapiListener
+	n.rapiListener = nil
+	return l
 }
 
 type masterState struct {
@@ -321,13 +333,17 @@ func (n *nodeRT) promote(ctx context.Context) error {
 		case <-ch:
 		}
 	}
+	rapiL := n.takeRAPIListener()
 	q, err := queue.Open(queue.Config{Store: n.st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.o.MaxRunning,
 		NodeName: n.self, NodeNames: cfg.NodeNames(), Logger: n.log, Metrics: n.metrics,
 		Nodes: n, RestrictedDir: restrictedDir(n.o.DataDir)})
 	if err != nil {
+		if rapiL != nil {
+			rapiL.Close()
+		}
 		return fail(err)
 	}
-	rs, err := startRAPI(n.o, n.keys, q, n.config, n.replicationText, n.metrics, n.log)
+	rs, err := startRAPI(n.o, rapiL, n.keys, q, n.config, n.replicationText, n.metrics, n.log)
 	if err != nil {
 		_ = q.Shutdown(context.Background())
 		return fail(err)
@@ -739,7 +755,7 @@ func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.J
 // store the certificate and the configuration it gives.
 func joinCluster(ctx context.Context, o Options, addr, token string, log *slog.Logger) (*cluster.Config, error) {
 	if token == "" {
-		return nil, errors.New("--join needs --token; get one with 'jobq cluster join-token' on the master")
+		return nil, errors.New("--join needs --token (or --token-file FILE, or $JOBQ_JOIN_TOKEN); get one with 'jobq cluster join-token' on the master")
 	}
 	_, fp, err := parseToken(token)
 	if err != nil {

@@ -38,15 +38,22 @@ type rapiService struct {
 
 // startRAPI serves RAPI over HTTPS on o.RAPIAddr unless that is "" or
 // "off", presenting the keyring's cluster certificate (a renewed one from
-// the next connection on).
-func startRAPI(o Options, keys *noderpc.Keyring, q *queue.Queue, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
+// the next connection on). It serves on l when l is not nil (opened by
+// listenRAPI at the start).
+func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
 	var err error
 	if o.RAPIAddr == "" || o.RAPIAddr == RAPIOff {
 		log.Info("RAPI is off")
+		if l != nil {
+			l.Close()
+		}
 		return nil, nil
 	}
 	users := RAPIUsersFile(o.DataDir)
 	if err := os.MkdirAll(filepath.Dir(users), 0o750); err != nil {
+		if l != nil {
+			l.Close()
+		}
 		return nil, fmt.Errorf("cannot create the RAPI directory: %w", err)
 	}
 	maxRunning := o.MaxRunning
@@ -74,9 +81,10 @@ func startRAPI(o Options, keys *noderpc.Keyring, q *queue.Queue, clusterCfg func
 		}
 		return c
 	}}))
-	l, err := net.Listen("tcp", o.RAPIAddr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen for RAPI on %s: %w (choose another address with --rapi-addr HOST:PORT, or turn RAPI off with --rapi-addr off)", o.RAPIAddr, err)
+	if l == nil {
+		if l, err = listenRAPI(o.RAPIAddr); err != nil {
+			return nil, err
+		}
 	}
 	rs := &rapiService{srv: srv, failed: make(chan error, 1), exited: make(chan struct{})}
 	go func() {
@@ -93,6 +101,15 @@ func startRAPI(o Options, keys *noderpc.Keyring, q *queue.Queue, clusterCfg func
 		o.RAPIReady(l.Addr())
 	}
 	return rs, nil
+}
+
+// listenRAPI opens RAPI's listener on addr.
+func listenRAPI(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen for RAPI on %s: %w (choose another address with --rapi-addr HOST:PORT, or turn RAPI off with --rapi-addr off)", addr, err)
+	}
+	return l, nil
 }
 
 // failures delivers an error if RAPI stops serving on its own.

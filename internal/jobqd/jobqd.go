@@ -26,6 +26,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/buildinfo"
 	"github.com/jobq-dev/jobq/internal/config"
 	"github.com/jobq-dev/jobq/internal/daemon"
+	"github.com/jobq-dev/jobq/internal/duration"
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/store"
 )
@@ -35,8 +36,20 @@ import (
 var ConfigKeys = []string{
 	"data-dir", "node-name", "rpc-addr", "rapi-addr", "metrics-addr",
 	"luxi-socket", "socket-group", "max-running-jobs", "shutdown-timeout", "log-level",
-	"join", "token",
+	"join", "token", "token-file",
 }
+
+// TokenEnv is the environment variable a join token may come from, so
+// that it does not show in ps (as --token does).
+const TokenEnv = "JOBQ_JOIN_TOKEN"
+
+// usageError is a wrong command line: jobqd exits 2, as jobq does.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() + ` (see "jobqd --help")` }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
 
 // Env is the world jobqd runs in. Zero fields mean the process's own.
 type Env struct {
@@ -48,6 +61,8 @@ type Env struct {
 	// Notify tells the service manager about jobqd's state (nil:
 	// daemon.Notify, sd_notify over $NOTIFY_SOCKET).
 	Notify func(state string) (bool, error)
+	// Getenv reads the environment ($JOBQ_JOIN_TOKEN; nil: os.Getenv).
+	Getenv func(string) string
 }
 
 func (e Env) withDefaults() Env {
@@ -63,18 +78,25 @@ func (e Env) withDefaults() Env {
 	if e.Notify == nil {
 		e.Notify = daemon.Notify
 	}
+	if e.Getenv == nil {
+		e.Getenv = os.Getenv
+	}
 	return e
 }
 
 // Main runs jobqd with args (without the program name) until ctx is
-// cancelled (SIGTERM), and returns its exit code: 0, or 1 after printing
-// the error.
+// cancelled (SIGTERM), and returns its exit code: 0, 2 after printing a
+// wrong command line's error, or 1 after printing any other error.
 func Main(ctx context.Context, args []string, env Env) int {
 	env = env.withDefaults()
 	cmd := Command(env)
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(env.Stderr, "jobqd:", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
 		return 1
 	}
 	return 0
@@ -84,7 +106,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 func Command(env Env) *cobra.Command {
 	env = env.withDefaults()
 	var o daemon.Options
-	var join, token, logLevel, cpuProfile, configPath string
+	var join, token, tokenFile, logLevel, cpuProfile, configPath string
 	var checkConfig, upgradeQueue bool
 	cmd := &cobra.Command{
 		Use:   "jobqd",
@@ -115,18 +137,32 @@ an older queue jobqd refuses to start and names the command that migrates
 it, "jobqd --data-dir DIR --upgrade-queue" (stop jobqd and back up DIR
 first); on a newer one it refuses too.
 
-Exit status: 0 on a clean stop or a successful check, 1 on any error.`,
+The join token (from "jobq cluster join-token" on the master) may come from
+--token, from a file (--token-file FILE, e.g. written 0600 by the operator)
+or from $JOBQ_JOIN_TOKEN, so that it does not show in ps.
+
+The default ports do not collide with Ganeti's daemons (noded 1811, rapi
+5080, confd 1814, mond 1815, metad 80), so jobqd runs beside Ganeti; to take
+Ganeti's ports, give --rpc-addr :1811 --rapi-addr :5080.
+
+Exit status: 0 on a clean stop or a successful check, 2 when the command
+line is wrong, 1 on any other error.`,
 		Example: `  jobqd --data-dir /tmp/jobq --rapi-addr off
   jobqd --config /etc/jobq/jobqd.conf --check-config
   jobqd --data-dir /var/lib/jobq --upgrade-queue`,
-		Args:              cobra.NoArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("jobqd takes no arguments, got %q", args[0])
+			}
+			return nil
+		},
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		Version:           buildinfo.String("jobqd"),
 		DisableAutoGenTag: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if checkConfig && upgradeQueue {
-				return errors.New("give at most one of --check-config and --upgrade-queue")
+				return usagef("give at most one of --check-config and --upgrade-queue")
 			}
 			src, err := loadConfig(cmd, configPath)
 			if err != nil {
@@ -135,6 +171,13 @@ Exit status: 0 on a clean stop or a successful check, 1 on any error.`,
 			level, err := validate(o, logLevel, src)
 			if err != nil {
 				return err
+			}
+			if o.NodeName == "" {
+				// The name it will use, as --check-config shows it.
+				if h, err := os.Hostname(); err == nil {
+					_ = cmd.Flags().Lookup("node-name").Value.Set(h)
+					o.NodeName = h
+				}
 			}
 			if checkConfig {
 				return printConfig(cmd, env, configPath, o, src)
@@ -146,10 +189,18 @@ Exit status: 0 on a clean stop or a successful check, 1 on any error.`,
 			if upgradeQueue {
 				return upgrade(env, queueDir, level)
 			}
-			if token != "" && join == "" {
-				return errors.New("--token is only for --join HOST:PORT")
+			if join == "" && (src["token"].Flag || src["token-file"].Flag) {
+				return usagef("--token and --token-file are only for --join HOST:PORT")
+			}
+			if join != "" {
+				if token, err = joinToken(token, tokenFile, src, env); err != nil {
+					return err
+				}
 			}
 			o.Join, o.Token = join, token
+			if err := daemon.MakeDataDir(o.DataDir); err != nil {
+				return err
+			}
 			if err := store.CheckFormat(queueDir); err != nil {
 				return formatRefusal(err, o.DataDir)
 			}
@@ -169,6 +220,7 @@ Exit status: 0 on a clean stop or a successful check, 1 on any error.`,
 		},
 	}
 	cmd.SetVersionTemplate("{{.Version}}\n")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{duration.FlagError(err)} })
 	cmd.SetOut(env.Stdout)
 	cmd.SetErr(env.Stderr)
 	f := cmd.Flags()
@@ -177,22 +229,23 @@ Exit status: 0 on a clean stop or a successful check, 1 on any error.`,
 	f.BoolVar(&checkConfig, "check-config", false, "check the configuration file and the flags, print the effective settings and exit (0: valid, 1: not)")
 	f.StringVar(&o.DataDir, "data-dir", daemon.DefaultDataDir(), "`DIR` holding all of this node's state")
 	f.StringVar(&o.NodeName, "node-name", "", "this node's `NAME` (default: the host name)")
-	f.StringVar(&o.RPCAddr, "rpc-addr", ":1811", "node RPC address `HOST:PORT` (HTTPS with mutual TLS; other nodes reach this node there)")
-	f.StringVar(&o.RAPIAddr, "rapi-addr", ":5080", "RAPI (HTTPS, Ganeti's remote API) address `HOST:PORT` on the master; \"off\" serves none (users: DIR/rapi/users)")
+	f.StringVar(&o.RPCAddr, "rpc-addr", daemon.DefaultRPCAddr, "node RPC address `HOST:PORT` (HTTPS with mutual TLS; other nodes reach this node there; Ganeti's noded uses :1811); \"off\" serves none, for a single node that no node will join")
+	f.StringVar(&o.RAPIAddr, "rapi-addr", daemon.DefaultRAPIAddr, "RAPI (HTTPS, Ganeti's remote API) address `HOST:PORT` on the master (Ganeti's rapi uses :5080); \"off\" serves none (users: DIR/rapi/users)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "off", "serve Prometheus metrics at `HOST:PORT`/metrics over plain HTTP, unauthenticated; \"off\": only on RAPI, to its users")
 	f.StringArrayVar(&o.LUXISockets, "luxi-socket", nil, "serve LUXI on the socket `PATH` too (repeatable)")
 	f.StringVar(&o.SocketGroup, "socket-group", "", "give the LUXI sockets (mode 0660) and DIR, DIR/socket to `GROUP`, whose members may then use jobq; a missing group is a warning")
 	f.IntVar(&o.MaxRunning, "max-running-jobs", queue.DefaultMaxRunning, "how many jobs execute at once")
-	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running opcodes may go on before they are interrupted")
+	f.Var(duration.Var(&o.ShutdownTimeout, 30*time.Second), "shutdown-timeout", "on SIGTERM, how long running opcodes may go on before they are interrupted (seconds, or such as 30s, 5m)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&upgradeQueue, "upgrade-queue", false, "migrate DIR/queue to the format this jobqd reads and exit (stop jobqd and back up DIR first)")
 	f.StringVar(&join, "join", "", "join the cluster whose node listens at `HOST:PORT` (ignored once this node belongs to a cluster; a fresh one-node cluster without jobs is replaced)")
-	f.StringVar(&token, "token", "", "join token from 'jobq cluster join-token'")
+	f.StringVar(&token, "token", "", "join token from 'jobq cluster join-token' (visible in ps: prefer --token-file or $"+TokenEnv+")")
+	f.StringVar(&tokenFile, "token-file", "", "read the join token from `FILE` (default: $"+TokenEnv+")")
 	// --check-config does not print the token.
 	_ = f.SetAnnotation("token", config.SecretAnnotation, []string{"true"})
 	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to `FILE` (for performance work)")
 	// Shell completion offers paths for these.
-	for _, name := range []string{"config", "luxi-socket", "cpu-profile"} {
+	for _, name := range []string{"config", "luxi-socket", "cpu-profile", "token-file"} {
 		_ = cmd.MarkFlagFilename(name)
 	}
 	_ = cmd.MarkFlagDirname("data-dir")
@@ -215,34 +268,67 @@ func loadConfig(cmd *cobra.Command, path string) (config.Sources, error) {
 // validate checks the settings that parse but may still be wrong, naming
 // where a wrong one came from.
 func validate(o daemon.Options, logLevel string, src config.Sources) (slog.Level, error) {
+	// A wrong value given on the command line is a usage error.
+	bad := func(key, format string, a ...any) error {
+		err := src[key].Errorf(key, format, a...)
+		if src[key].Flag {
+			return &usageError{err}
+		}
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return 0, src["log-level"].Errorf("log-level", "%q is not one of debug, info, warn, error", logLevel)
+		return 0, bad("log-level", "%q is not one of debug, info, warn, error", logLevel)
 	}
 	if o.MaxRunning < 1 {
-		return 0, src["max-running-jobs"].Errorf("max-running-jobs", "%d: at least one job must be able to run", o.MaxRunning)
+		return 0, bad("max-running-jobs", "%d: at least one job must be able to run", o.MaxRunning)
 	}
-	if o.ShutdownTimeout < 0 {
-		return 0, src["shutdown-timeout"].Errorf("shutdown-timeout", "%v is negative", o.ShutdownTimeout)
-	}
-	for key, addr := range map[string]string{"rpc-addr": o.RPCAddr, "rapi-addr": o.RAPIAddr, "metrics-addr": o.MetricsAddr} {
-		if key != "rpc-addr" && (addr == "off" || addr == "") {
+	for _, key := range []string{"rpc-addr", "rapi-addr", "metrics-addr"} {
+		addr := map[string]string{"rpc-addr": o.RPCAddr, "rapi-addr": o.RAPIAddr, "metrics-addr": o.MetricsAddr}[key]
+		if addr == "off" || addr == "" {
 			continue
 		}
 		if _, port, err := net.SplitHostPort(addr); err != nil || !validPort(port) {
-			off := ` or "off"`
-			if key == "rpc-addr" {
-				off = ""
-			}
-			return 0, src[key].Errorf(key, "%q is not HOST:PORT%s", addr, off)
+			return 0, bad(key, "%q is not HOST:PORT or \"off\"", addr)
 		}
 	}
 	for _, p := range o.LUXISockets {
 		if p == "" {
-			return 0, src["luxi-socket"].Errorf("luxi-socket", "the socket path is empty")
+			return 0, bad("luxi-socket", "the socket path is empty")
 		}
 	}
 	return level, nil
+}
+
+// joinToken is the join token: --token, else the content of --token-file,
+// else $JOBQ_JOIN_TOKEN ("" when none is given).
+func joinToken(token, file string, src config.Sources, env Env) (string, error) {
+	if token != "" && file != "" {
+		if src["token"].Flag && src["token-file"].Flag {
+			return "", usagef("give the join token once: --token or --token-file, not both")
+		}
+		if src["token-file"].Flag {
+			// The command line's file wins over a token in the file.
+			token = ""
+		} else {
+			file = ""
+		}
+	}
+	if token != "" {
+		return token, nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("cannot read the join token: %v; write the token from 'jobq cluster join-token' into it, or give it with $%s", err, TokenEnv)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" || strings.ContainsAny(t, " \t\n") {
+			return "", fmt.Errorf("the join token file %s must hold one token from 'jobq cluster join-token', alone", file)
+		}
+		return t, nil
+	}
+	return strings.TrimSpace(env.Getenv(TokenEnv)), nil
 }
 
 func validPort(p string) bool {

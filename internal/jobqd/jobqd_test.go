@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/jobq-dev/jobq/internal/buildinfo"
+	"github.com/jobq-dev/jobq/internal/config"
 	"github.com/jobq-dev/jobq/internal/daemon"
 	"github.com/jobq-dev/jobq/luxi"
 )
@@ -43,13 +44,29 @@ func (s *syncBuffer) String() string {
 // defaultConf (never the machine's /etc/jobq/jobqd.conf).
 func jobqd(t *testing.T, defaultConf string, args ...string) result {
 	t.Helper()
+	return jobqdEnv(t, defaultConf, nil, args...)
+}
+
+// jobqdEnv is jobqd with env as its whole environment.
+func jobqdEnv(t *testing.T, defaultConf string, env map[string]string, args ...string) result {
+	t.Helper()
 	if defaultConf == "" {
 		defaultConf = filepath.Join(t.TempDir(), "absent.conf")
 	}
 	var out, errb syncBuffer
 	code := Main(context.Background(), args, Env{Stdout: &out, Stderr: &errb, ConfigPath: defaultConf,
-		Notify: func(string) (bool, error) { return false, nil }})
+		Notify: func(string) (bool, error) { return false, nil }, Getenv: func(k string) string { return env[k] }})
 	return result{code, out.String(), errb.String()}
+}
+
+// hostname is the node name jobqd uses by default.
+func hostname(t *testing.T) string {
+	t.Helper()
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func writeConf(t *testing.T, text string) string {
@@ -87,8 +104,8 @@ log-level = debug   # chatty
 # configuration file ` + conf + `: valid
 # effective settings (and where each comes from):
 data-dir         = /srv/jobq   # ` + conf + `:2
-node-name        =    # default
-rpc-addr         = :1811   # default
+node-name        = ` + hostname(t) + `   # default
+rpc-addr         = :1821   # default
 rapi-addr        = off   # command line
 metrics-addr     = off   # default
 luxi-socket      = /run/a.sock   # ` + conf + `:4
@@ -99,6 +116,7 @@ shutdown-timeout = 30s   # default
 log-level        = debug   # ` + conf + `:7
 join             =    # default
 token            =    # default
+token-file       =    # default
 `
 	if r.stdout != want {
 		t.Errorf("--check-config printed:\n%s\nwant:\n%s", r.stdout, want)
@@ -142,14 +160,14 @@ func TestConfigFiles(t *testing.T) {
 
 func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	for text, want := range map[string]string{
-		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, metrics-addr, luxi-socket, socket-group, max-running-jobs, shutdown-timeout, log-level, join, token)`,
+		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, metrics-addr, luxi-socket, socket-group, max-running-jobs, shutdown-timeout, log-level, join, token, token-file)`,
 		"cpu-profile = /tmp/p\n":                `:1: cpu-profile: unknown key`,
 		"max-running-jobs = many\n":             `:1: max-running-jobs: "many" is not a whole number`,
 		"# x\nmax-running-jobs = 0\n":           `:2: max-running-jobs: 0: at least one job must be able to run`,
-		"shutdown-timeout = 5\n":                `:1: shutdown-timeout: "5" is not a duration such as 30s, 2m or 1h30m`,
+		"shutdown-timeout = abc\n":              `:1: shutdown-timeout: invalid duration "abc": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d)`,
 		"log-level = loud\n":                    `:1: log-level: "loud" is not one of debug, info, warn, error`,
 		"rapi-addr = 5080\n":                    `:1: rapi-addr: "5080" is not HOST:PORT or "off"`,
-		"\n\nrpc-addr = off\n":                  `:3: rpc-addr: "off" is not HOST:PORT`,
+		"\n\nrpc-addr = 1821\n":                 `:3: rpc-addr: "1821" is not HOST:PORT or "off"`,
 		"metrics-addr = :99999\n":               `:1: metrics-addr: ":99999" is not HOST:PORT or "off"`,
 		"node-name = a\nnode-name = b\n":        `:2: node-name: given twice (first on line 1)`,
 		"data-dir /srv\n":                       `:1: "data-dir /srv" is not a "key = value" setting`,
@@ -162,8 +180,9 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			t.Errorf("%q: %+v\nwant jobqd: %s%s", text, r, conf, want)
 		}
 	}
-	// A bad value on the command line names the flag.
-	if r := jobqd(t, "", "--log-level", "loud", "--check-config"); r.code != 1 || r.stderr != "jobqd: --log-level: \"loud\" is not one of debug, info, warn, error\n" {
+	// A bad value on the command line names the flag, and is a usage
+	// error (exit 2).
+	if r := jobqd(t, "", "--log-level", "loud", "--check-config"); r.code != 2 || r.stderr != "jobqd: --log-level: \"loud\" is not one of debug, info, warn, error (see \"jobqd --help\")\n" {
 		t.Errorf("bad flag: %+v", r)
 	}
 	// A flag given on the command line wins: the file's value for that key
@@ -196,7 +215,7 @@ func TestUpgradeQueue(t *testing.T) {
 	if r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue"); r.code != 1 || !strings.Contains(r.stderr, "a jobqd cannot downgrade a queue") {
 		t.Errorf("--upgrade-queue on version 2: %+v", r)
 	}
-	if r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue", "--check-config"); r.code != 1 || !strings.Contains(r.stderr, "at most one of") {
+	if r := jobqd(t, "", "--data-dir", dir, "--upgrade-queue", "--check-config"); r.code != 2 || !strings.Contains(r.stderr, "at most one of") {
 		t.Errorf("both: %+v", r)
 	}
 }
@@ -241,7 +260,7 @@ func TestRefusalNamesTheUpgradeCommand(t *testing.T) {
 // before the daemon stops; the socket group comes from the file.
 func TestNotifications(t *testing.T) {
 	dir := t.TempDir()
-	conf := writeConf(t, "data-dir = "+dir+"\nnode-name = n1\nrapi-addr = off\nshutdown-timeout = 1s\n")
+	conf := writeConf(t, "data-dir = "+dir+"\nnode-name = n1\nrpc-addr = 127.0.0.1:0\nrapi-addr = off\nshutdown-timeout = 1s\n")
 	states := make(chan string, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -320,5 +339,82 @@ func TestCheckConfigHidesToken(t *testing.T) {
 	if r.code != 0 || strings.Contains(r.stdout, "SECRETVALUE") || !strings.Contains(r.stdout, "token            = (secret, not shown)   # command line\n") ||
 		!strings.Contains(r.stdout, "join             = 192.0.2.1:1811   # command line\n") {
 		t.Fatalf("--check-config with a token: %+v", r)
+	}
+}
+
+// TestUsageErrorsExit2: a wrong command line exits 2, as jobq's do, with
+// one line saying what is wrong; other errors exit 1.
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bogus"}, `jobqd: unknown flag: --bogus (see "jobqd --help")`},
+		{[]string{"extra"}, `jobqd: jobqd takes no arguments, got "extra" (see "jobqd --help")`},
+		{[]string{"--shutdown-timeout", "abc"}, `jobqd: --shutdown-timeout: invalid duration "abc": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobqd --help")`},
+		{[]string{"--max-running-jobs", "0"}, `jobqd: --max-running-jobs: 0: at least one job must be able to run (see "jobqd --help")`},
+		{[]string{"--rpc-addr", "1821"}, `jobqd: --rpc-addr: "1821" is not HOST:PORT or "off" (see "jobqd --help")`},
+		{[]string{"--token-file", "/x"}, `jobqd: --token and --token-file are only for --join HOST:PORT (see "jobqd --help")`},
+		{[]string{"--join", "127.0.0.1:1", "--token", "a", "--token-file", "/x"}, `jobqd: give the join token once: --token or --token-file, not both (see "jobqd --help")`},
+	} {
+		r := jobqd(t, "", append([]string{"--config", "", "--data-dir", t.TempDir()}, tc.args...)...)
+		if r.code != 2 || r.stdout != "" || r.stderr != tc.want+"\n" {
+			t.Errorf("%q: %+v\nwant %s", tc.args, r, tc.want)
+		}
+	}
+	// Durations take the forms jobq's take: plain seconds too.
+	if r := jobqd(t, "", "--config", "", "--shutdown-timeout", "90", "--check-config"); r.code != 0 || !strings.Contains(r.stdout, "shutdown-timeout = 1m30s   # command line") {
+		t.Errorf("--shutdown-timeout 90: %+v", r)
+	}
+	// A data directory that cannot be created says so (not "cannot read
+	// queue version"), with exit 1.
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	r := jobqd(t, "", "--config", "", "--data-dir", filepath.Join(file, "d"), "--rapi-addr", "off", "--rpc-addr", "off")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "jobqd: cannot create the data directory "+filepath.Join(file, "d")+": "+file+": not a directory; ") {
+		t.Errorf("an uncreatable data directory: %+v", r)
+	}
+}
+
+// TestJoinToken: the token comes from --token, else --token-file, else
+// $JOBQ_JOIN_TOKEN, so that it need not show in ps.
+func TestJoinToken(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	os.WriteFile(tokFile, []byte("jq1.FROMFILE\n"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	src := config.Sources{"token": {Flag: true}, "token-file": {Flag: true}}
+	env := func(v string) Env { return Env{Getenv: func(string) string { return v }} }
+	for _, tc := range []struct {
+		token, file, env, want, err string
+	}{
+		{token: "jq1.FLAG", env: "jq1.ENV", want: "jq1.FLAG"},
+		{file: tokFile, env: "jq1.ENV", want: "jq1.FROMFILE"},
+		{env: " jq1.ENV\n", want: "jq1.ENV"},
+		{want: ""},
+		{file: filepath.Join(dir, "absent"), err: "cannot read the join token: open " + filepath.Join(dir, "absent") + ": no such file or directory"},
+		{file: empty, err: "must hold one token"},
+	} {
+		got, err := joinToken(tc.token, tc.file, src, env(tc.env))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%+v: %q, %v", tc, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%+v: %q, %v; want %q", tc, got, err, tc.want)
+		}
+	}
+	// End to end: the token from the environment reaches the join (its
+	// refusal names the token), and without any the join asks for one.
+	args := []string{"--config", "", "--data-dir", t.TempDir(), "--node-name", "n2", "--rpc-addr", "127.0.0.1:0", "--rapi-addr", "off", "--join", "127.0.0.1:1"}
+	if r := jobqdEnv(t, "", map[string]string{TokenEnv: "nonsense"}, args...); r.code != 1 || !strings.Contains(r.stderr, "malformed") {
+		t.Errorf("a token from $%s: %+v", TokenEnv, r)
+	}
+	args[3] = t.TempDir()
+	if r := jobqdEnv(t, "", nil, args...); r.code != 1 || !strings.Contains(r.stderr, "--join needs --token") {
+		t.Errorf("no token: %+v", r)
 	}
 }

@@ -110,7 +110,7 @@ type JoinRequest struct {
 	Node    string `json:"node"`
 	Address string `json:"address"` // the new node's node RPC address
 	// Via is the address the new node used to reach this node; a master
-	// whose own address names no host (":1811") records it.
+	// whose own address names no host (":1821") records it.
 	Via string `json:"via,omitempty"`
 }
 

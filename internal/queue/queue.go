@@ -283,7 +283,11 @@ type Queue struct {
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
-	wg        sync.WaitGroup
+	// history is what the dashboard's charts show; sampled ends when
+	// its depth sampler has stopped.
+	history History
+	sampled chan struct{}
+	wg      sync.WaitGroup
 }
 
 // Open loads the queue from the store and recovers it after a stop or a
@@ -326,7 +330,45 @@ func Open(cfg Config) (*Queue, error) {
 	q.mu.Lock()
 	q.dispatchLocked()
 	q.mu.Unlock()
+	q.sampled = make(chan struct{})
+	go q.sampleDepth()
 	return q, nil
+}
+
+// sampleDepth records the number of unfinished jobs in the history now
+// and every depthSampleEvery until the queue shuts down.
+func (q *Queue) sampleDepth() {
+	defer close(q.sampled)
+	t := time.NewTicker(depthSampleEvery)
+	defer t.Stop()
+	for {
+		q.SampleDepth()
+		select {
+		case <-q.runCtx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SampleDepth records the number of unfinished jobs in the history.
+func (q *Queue) SampleDepth() {
+	q.mu.Lock()
+	n := 0
+	for _, e := range q.jobs {
+		if !e.status().Final() {
+			n++
+		}
+	}
+	q.mu.Unlock()
+	q.history.Depth(q.now(), n)
+}
+
+// Charts are the history's last hour, per minute, and last day, per 15
+// minutes.
+func (q *Queue) Charts() (hour, day Chart) {
+	now := q.now()
+	return q.history.Chart(now, time.Minute, 60), q.history.Chart(now, 15*time.Minute, 96)
 }
 
 func (q *Queue) ts() job.Timestamp { return job.TS(q.now()) }
@@ -438,6 +480,7 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	q.runCancel()
+	<-q.sampled
 	if q.cfg.KeepStore {
 		return err
 	}
@@ -668,7 +711,8 @@ func (q *Queue) acquireLocked(e *entry, i int, params opcodes.Params) bool {
 	return true
 }
 
-// prepare decodes and checks opcode i's parameters.
+// prepare decodes and checks opcode i's parameters. An opcode that asks
+// for a dry run is checked the same way and then replaced by dryRun.
 func (q *Queue) prepare(e *entry, i int) (opcodes.Params, error) {
 	params, err := q.reg.Prepare(e.job.Ops[i].Input)
 	if err == nil {
@@ -676,7 +720,21 @@ func (q *Queue) prepare(e *entry, i int) (opcodes.Params, error) {
 			err = p.Prepare(&jobEnv{q: q, e: e, op: i})
 		}
 	}
+	if err == nil && opcodes.DryRun(e.job.Ops[i].Input) {
+		return dryRun{}, nil
+	}
 	return params, err
+}
+
+// dryRun stands for a checked opcode that asked for a dry run: it takes no
+// locks and executes nothing, it logs that it does not (opcodes.DryRun).
+type dryRun struct{}
+
+func (dryRun) Validate() error { return nil }
+
+func (dryRun) Exec(_ context.Context, env opcodes.Env) (any, error) {
+	opcodes.LogInfo(env, "%s", opcodes.DryRunMessage)
+	return nil, nil
 }
 
 // execLocked marks opcode i running and gives it a context that kill
@@ -951,6 +1009,21 @@ func (q *Queue) nextOp(e *entry) (*started, bool) {
 	return st, true
 }
 
+// recordEnd puts a job that ended into the history.
+func (q *Queue) recordEnd(j *job.Job, status job.Status) {
+	if j == nil || j.EndTimestamp == nil {
+		return
+	}
+	end := j.EndTimestamp.Time()
+	var wait, run time.Duration
+	started := j.StartTimestamp != nil && j.ReceivedTimestamp != nil
+	if started {
+		wait = j.StartTimestamp.Time().Sub(j.ReceivedTimestamp.Time())
+		run = end.Sub(j.StartTimestamp.Time())
+	}
+	q.history.Finished(end, status, started, wait, run)
+}
+
 // endLocked stores a job that became final, wakes its dependents and
 // notifies watchers once it is durable. It releases q.mu.
 func (q *Queue) endLocked(e *entry) {
@@ -961,6 +1034,7 @@ func (q *Queue) endLocked(e *entry) {
 		return
 	}
 	q.cfg.Metrics.JobFinished(string(status))
+	q.recordEnd(w.snap, status)
 	// Dependents look at the durable state, so they are woken only now.
 	q.mu.Lock()
 	q.finishLocked(e)
@@ -1027,12 +1101,16 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 		return false, "", genericError("Cannot store canceled job %d: the job queue is shutting down", id)
 	}
 	q.mu.Lock()
-	if j.Final() {
+	final := j.Final()
+	if final {
 		q.finishLocked(e)
 		q.dispatchLocked()
 		q.cfg.Metrics.JobFinished(string(job.StatusCanceled))
 	}
 	q.mu.Unlock()
+	if final {
+		q.recordEnd(w.snap, job.StatusCanceled)
+	}
 	return res.OK, res.Message, nil
 }
 

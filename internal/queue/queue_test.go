@@ -576,3 +576,53 @@ func TestManyWatchersShareAnswers(t *testing.T) {
 		}
 	}
 }
+
+// A dry run checks the opcode and executes nothing (Ganeti: CheckPrereq
+// only): OP_TEST_DELAY does not sleep and takes no locks, a gate is not
+// reached, and bad parameters still fail the opcode.
+func TestDryRunChecksAndRunsNothing(t *testing.T) {
+	h := newHarness(t, t.TempDir(), 0)
+	// An hour's delay holds node1's lock while the dry runs come.
+	holder := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":3600,"on_nodes":["node1"]}`))
+	h.waitStatus(holder, job.StatusRunning)
+
+	id := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":1e9,"on_nodes":["node1"],"dry_run":true}`),
+		op(`{"OP_ID":"OP_TEST_GATE","name":"never","dry_run":true}`))
+	if st := h.waitFinal(id); st != job.StatusSuccess {
+		t.Fatalf("dry run: status %s", st)
+	}
+	j := h.fileJob(id)
+	for i, o := range j.Ops {
+		if o.Status != job.StatusSuccess || string(o.Result) != "null" || len(o.Log) != 1 ||
+			string(o.Log[0].Message) != `" - INFO: `+opcodes.DryRunMessage+`"` {
+			t.Errorf("opcode %d: %+v", i, o)
+		}
+	}
+	started, _ := h.g.get("never")
+	select {
+	case <-started:
+		t.Error("the dry run executed the gate")
+	default:
+	}
+
+	bad := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0,"dry_run":true}`))
+	if st := h.waitFinal(bad); st != job.StatusError {
+		t.Fatalf("a bad dry run: status %s", st)
+	}
+	if got := fmt.Sprint(h.fields(bad, "opresult")); got != "[[[OpPrereqError [Duration must be greater than zero]]]]" {
+		t.Errorf("a bad dry run: %s", got)
+	}
+	unknown := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":1,"on_nodes":["other"],"dry_run":true}`))
+	if st := h.waitFinal(unknown); st != job.StatusError {
+		t.Fatalf("a dry run on an unknown node: status %s", st)
+	}
+	if st := h.fields(holder, "status"); fmt.Sprint(st) != "[running]" {
+		t.Errorf("the holder is %v", st)
+	}
+	// dry_run false, or not a bool, is no dry run.
+	for _, in := range []string{`{"dry_run":false}`, `{"dry_run":"yes"}`, `{}`, `[`} {
+		if opcodes.DryRun(json.RawMessage(in)) {
+			t.Errorf("DryRun(%s) is true", in)
+		}
+	}
+}

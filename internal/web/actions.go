@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -41,7 +42,7 @@ func (h *Handler) confirmJobAction(w http.ResponseWriter, r *http.Request, s *se
 		return
 	}
 	action := r.PathValue("action")
-	if action != "cancel" && action != "priority" && action != "archive" {
+	if action != "cancel" && action != "priority" && action != "archive" && action != "resubmit" {
 		h.errorPage(w, r, s, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
 		return
 	}
@@ -74,6 +75,14 @@ func (h *Handler) confirmJobAction(w http.ResponseWriter, r *http.Request, s *se
 		c.Explain = "The new priority applies to the job's opcodes that have not started: -20 is the most " +
 			"urgent, 19 the least, 0 the default. Running opcodes keep theirs."
 		c.Priority, c.Priorities = v.Priority, priorities
+	case "resubmit":
+		c.Heading = fmt.Sprintf("Resubmit job %d?", id)
+		c.Button = fmt.Sprintf("Submit a copy of job %d", id)
+		c.Explain = fmt.Sprintf("A new job with the same %d opcode(s), their parameters as submitted, is submitted and "+
+			"runs as any job does; its page and this one link to each other.", len(v.Ops))
+		if !v.Final {
+			c.Explain = fmt.Sprintf("Job %d has not finished (%s): resubmit it once it has, or cancel it first.", id, v.Status)
+		}
 	case "archive":
 		c.Heading = fmt.Sprintf("Archive job %d?", id)
 		c.Button = fmt.Sprintf("Archive job %d", id)
@@ -115,6 +124,9 @@ func (h *Handler) postJobAction(w http.ResponseWriter, r *http.Request, s *sessi
 		if err == nil && !done {
 			msg = "Priority not changed: " + msg
 		}
+	case "resubmit":
+		h.resubmit(w, r, s, id)
+		return
 	case "archive":
 		var done bool
 		done, err = q.ArchiveJob(id)
@@ -170,4 +182,44 @@ func (h *Handler) postDrain(w http.ResponseWriter, r *http.Request, s *sessionIn
 	h.log.Info("web: drain flag", "user", s.user, "drained", on)
 	h.sessions.setFlash(s.id, msg)
 	http.Redirect(w, r, Prefix+"/", http.StatusSeeOther)
+}
+
+// resubmit submits a copy of a finished job (confirmed) and sends the
+// browser to the new job's page.
+func (h *Handler) resubmit(w http.ResponseWriter, r *http.Request, s *sessionInfo, id int64) {
+	d, err := h.loadJob(id)
+	if err != nil {
+		h.queueError(w, r, s, err)
+		return
+	}
+	back := fmt.Sprintf("%s/jobs/%d", Prefix, id)
+	if d == nil {
+		h.errorPage(w, r, s, http.StatusNotFound, "No such job", fmt.Sprintf("Job %d does not exist.", id))
+		return
+	}
+	if d.End == nil {
+		h.sessions.setFlash(s.id, fmt.Sprintf("Job %d was not resubmitted: it has not finished (%s).", id, d.Status))
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	ops, err := resubmitOps(d.Ops, id, s.user, h.cfg.Now())
+	if err != nil {
+		h.errorPage(w, r, s, http.StatusConflict, "Cannot resubmit", err.Error()+".")
+		return
+	}
+	res, err := h.cfg.Queue.Submit([][]json.RawMessage{ops}, false)
+	if err == nil && len(res) == 1 && res[0].Err != nil {
+		err = res[0].Err
+	}
+	if err != nil {
+		h.log.Info("web: resubmission refused", "user", s.user, "job", id, "err", err)
+		h.sessions.setFlash(s.id, fmt.Sprintf("Job %d was not resubmitted: %v.", id, err))
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	n := res[0].ID
+	h.resubmits.add(id, n)
+	h.log.Info("web: job resubmitted", "user", s.user, "job", id, "new_job", n)
+	h.sessions.setFlash(s.id, fmt.Sprintf("Job %d resubmits job %d.", n, id))
+	http.Redirect(w, r, fmt.Sprintf("%s/jobs/%d", Prefix, n), http.StatusSeeOther)
 }

@@ -168,6 +168,25 @@ type jobView struct {
 	Duration   string   `json:"duration"`
 	Ops        []opView `json:"ops"`
 	LastSerial int64    `json:"-"`
+	// Failed is the opcode that failed the job (nil when none did), and
+	// Reason its error message: the page shows them first.
+	Failed *opView `json:"-"`
+	Reason string  `json:"-"`
+}
+
+// ShownOps are the opcodes in the order the page shows them: the one that
+// failed first (expanded), then the others in order.
+func (v *jobView) ShownOps() []opView {
+	if v.Failed == nil {
+		return v.Ops
+	}
+	out := []opView{*v.Failed}
+	for _, o := range v.Ops {
+		if o.Index != v.Failed.Index {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 type opView struct {
@@ -227,7 +246,39 @@ func (d *jobData) view(now time.Time) *jobView {
 		}
 		v.Ops = append(v.Ops, o)
 	}
+	if i, reason := failure(d.OpStatus, d.OpResult); i >= 0 && i < len(v.Ops) {
+		v.Failed, v.Reason = &v.Ops[i], reason
+	}
 	return v
+}
+
+// failure finds the opcode that failed a job: the first in status error
+// (those after it fail as "Preceding opcode failed"), and its error
+// message; -1 when none failed.
+func failure(status []string, results []json.RawMessage) (int, string) {
+	for i, st := range status {
+		if st == string(job.StatusError) {
+			return i, errorMessage(at(results, i))
+		}
+	}
+	return -1, ""
+}
+
+// errorMessage is an encoded opcode error's message: ["OpExecError",
+// ["message"]] gives "message"; anything else its JSON, shortened.
+func errorMessage(raw json.RawMessage) string {
+	var enc []json.RawMessage
+	var args []any
+	if json.Unmarshal(raw, &enc) == nil && len(enc) == 2 && json.Unmarshal(enc[1], &args) == nil && len(args) > 0 {
+		if msg, ok := args[0].(string); ok && msg != "" {
+			return msg
+		}
+	}
+	s := strings.TrimSpace(string(raw))
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
 }
 
 // listRow is one job of the job list and the overview.
@@ -240,11 +291,15 @@ type listRow struct {
 	Start    timeView
 	End      timeView
 	Duration string
+	Archived bool
+	// FailedOp (1-based) and Reason say why a job in error failed.
+	FailedOp int
+	Reason   string
 }
 
 // listFields are the fields of listRow, all answered from the queue's
 // in-memory index (no job file is read).
-var listFields = []string{"id", "status", "priority", "summary", "received_ts", "start_ts", "end_ts"}
+var listFields = []string{"id", "status", "priority", "summary", "received_ts", "start_ts", "end_ts", "archived"}
 
 // listRowOf converts a Select row of listFields.
 func listRowOf(vals []any, now time.Time) listRow {
@@ -269,6 +324,7 @@ func listRowOf(vals []any, now time.Time) listRow {
 	rec, st, end := ts(vals[4]), ts(vals[5]), ts(vals[6])
 	r.Received, r.Start, r.End = viewTime(rec, now), viewTime(st, now), viewTime(end, now)
 	r.Duration = duration(st, end)
+	r.Archived, _ = vals[7].(bool)
 	return r
 }
 

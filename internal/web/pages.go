@@ -1,9 +1,12 @@
 package web
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,6 +131,34 @@ func (h *Handler) rows(ids []int64, now time.Time) ([]listRow, error) {
 		row := listRowOf(vals, now)
 		byID[row.ID] = row
 	}
+	// Why the failed ones failed: their opcodes' statuses and results
+	// (this reads their files when they are not in memory, for this
+	// page's failed jobs only).
+	var failed []int64
+	for id, row := range byID {
+		if row.Status == string(job.StatusError) {
+			failed = append(failed, id)
+		}
+	}
+	if len(failed) > 0 {
+		res, err := h.cfg.Queue.Select(queue.Selector{IDs: failed}, []string{"id", "opstatus", "opresult"})
+		if err != nil {
+			return nil, err
+		}
+		for _, vals := range res {
+			id, _ := vals[0].(int64)
+			var status []string
+			var results []json.RawMessage
+			if recode(vals[1], &status) != nil || recode(vals[2], &results) != nil {
+				continue
+			}
+			if i, reason := failure(status, results); i >= 0 {
+				row := byID[id]
+				row.FailedOp, row.Reason = i+1, reason
+				byID[id] = row
+			}
+		}
+	}
 	out := make([]listRow, 0, len(ids))
 	for _, id := range ids {
 		if row, ok := byID[id]; ok {
@@ -135,6 +166,40 @@ func (h *Handler) rows(ids []int64, now time.Time) ([]listRow, error) {
 		}
 	}
 	return out, nil
+}
+
+// searchMatch reports whether a job has an opcode opID (when not empty)
+// and mentions text (when not empty, any case) in an opcode's input,
+// result or log.
+func searchMatch(get func(string) (any, bool), text, opID string) bool {
+	ops, _ := get("ops")
+	if opID != "" {
+		var inputs []map[string]any
+		if recode(ops, &inputs) != nil || !slices.ContainsFunc(inputs, func(in map[string]any) bool { return in["OP_ID"] == opID }) {
+			return false
+		}
+	}
+	if text == "" {
+		return true
+	}
+	res, _ := get("opresult")
+	logs, _ := get("oplog")
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	for _, v := range []any{ops, res, logs} {
+		_ = enc.Encode(v)
+	}
+	return strings.Contains(strings.ToLower(b.String()), strings.ToLower(text))
+}
+
+// recode turns a Select value into dst through its JSON.
+func recode(v any, dst any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, dst)
 }
 
 func (h *Handler) queueError(w http.ResponseWriter, r *http.Request, s *sessionInfo, err error) {
@@ -154,6 +219,9 @@ var statusOptions = []option{{"", "any status"}, {"unfinished", "unfinished"}, {
 var ageOptions = []option{{"", "any time"}, {"15m", "the last 15 minutes"}, {"1h", "the last hour"},
 	{"24h", "the last 24 hours"}, {"168h", "the last 7 days"}}
 
+// whereOptions choose the live queue, the archive, or both.
+var whereOptions = []option{{"", "the live queue"}, {"archive", "the archive"}, {"all", "the live queue and the archive"}}
+
 func validOption(opts []option, v string) bool {
 	for _, o := range opts {
 		if o.Value == v {
@@ -165,6 +233,10 @@ func validOption(opts []option, v string) bool {
 
 type listData struct {
 	Status, Age       string
+	Query, OpID       string // text searched in opcode input, result and log; OP_ID
+	Where             string // "": live jobs, "archive", "all"
+	From, To          string // received from, before (datetime-local, the server's time zone)
+	WhereOptions      []option
 	StatusOptions     []option
 	AgeOptions        []option
 	N                 int
@@ -174,17 +246,27 @@ type listData struct {
 	Newest, Newer     string // links; "" when there is nothing there
 	Older, Oldest     string
 	FilterDescription string
+	Self              string // this page's link, to come back to after a bulk action
 }
 
 // jobList shows the live jobs, newest first, a page at a time. One Select
 // walks the queue's in-memory index with the filters and keeps only the
-// ids that match; the page's rows are then fetched by id.
+// ids that match; the page's rows are then fetched by id. A search (q:
+// text in the opcodes' input, result and log; op: an OP_ID) reads the
+// opcodes of the jobs the other filters keep, so it is slower on a large
+// queue: narrow it with a status and an age.
 func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo) {
 	qv := r.URL.Query()
 	d := listData{Status: qv.Get("status"), Age: qv.Get("age"), StatusOptions: statusOptions,
-		AgeOptions: ageOptions, N: DefaultPageSize}
-	if !validOption(statusOptions, d.Status) || !validOption(ageOptions, d.Age) {
-		h.errorPage(w, r, s, http.StatusBadRequest, "Bad filter", "Choose a status and an age from the lists.")
+		AgeOptions: ageOptions, N: DefaultPageSize, Where: qv.Get("in"), WhereOptions: whereOptions}
+	if !validOption(statusOptions, d.Status) || !validOption(ageOptions, d.Age) || !validOption(whereOptions, d.Where) {
+		h.errorPage(w, r, s, http.StatusBadRequest, "Bad filter", "Choose a status, an age and where to look from the lists.")
+		return
+	}
+	d.Query = strings.TrimSpace(qv.Get("q"))
+	d.OpID = strings.ToUpper(strings.TrimSpace(qv.Get("op")))
+	if strings.Trim(d.OpID, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" || len(d.Query) > 200 {
+		h.errorPage(w, r, s, http.StatusBadRequest, "Bad search", "The opcode is an OP_ID such as OP_TEST_DELAY; the text is at most 200 characters.")
 		return
 	}
 	// num parses a non-negative number parameter; has is false when it
@@ -213,10 +295,33 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 		age, _ := time.ParseDuration(d.Age)
 		since = job.TS(now.Add(-age))
 	}
+	// From and To: received at or after From, before To.
+	var from, to *job.Timestamp
+	d.From, d.To = strings.TrimSpace(qv.Get("from")), strings.TrimSpace(qv.Get("to"))
+	for _, b := range []struct {
+		v   string
+		dst **job.Timestamp
+	}{{d.From, &from}, {d.To, &to}} {
+		if b.v == "" {
+			continue
+		}
+		t, err := time.ParseInLocation("2006-01-02T15:04", b.v, now.Location())
+		if err != nil {
+			h.errorPage(w, r, s, http.StatusBadRequest, "Bad time", fmt.Sprintf("%q is not a time such as 2026-12-07T14:30.", b.v))
+			return
+		}
+		ts := job.TS(t)
+		*b.dst = &ts
+	}
 	// Match keeps the matching ids and answers false, so that Select
 	// builds no rows: only the page's rows are fetched, below.
 	var ids []int64 // every matching id, ascending
-	_, err := h.cfg.Queue.Select(queue.Selector{Match: func(get func(string) (any, bool)) (bool, error) {
+	_, err := h.cfg.Queue.Select(queue.Selector{Archived: d.Where != "", Match: func(get func(string) (any, bool)) (bool, error) {
+		if d.Where == "archive" {
+			if v, _ := get("archived"); v != true {
+				return false, nil
+			}
+		}
 		if d.Status != "" {
 			v, _ := get("status")
 			st, _ := v.(string)
@@ -235,7 +340,7 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 				}
 			}
 		}
-		if d.Age != "" {
+		if d.Age != "" || from != nil || to != nil {
 			v, _ := get("received_ts")
 			ts, ok := v.([]any)
 			if !ok || len(ts) != 2 {
@@ -243,9 +348,15 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 			}
 			sec, _ := ts[0].(int64)
 			usec, _ := ts[1].(int64)
-			if (job.Timestamp{sec, usec}).Before(since) {
+			rec := job.Timestamp{sec, usec}
+			if d.Age != "" && rec.Before(since) || from != nil && rec.Before(*from) || to != nil && !rec.Before(*to) {
 				return false, nil
 			}
+		}
+		// The search comes last: it reads the jobs' opcodes (their files,
+		// for jobs not in memory), only for those the filters kept.
+		if (d.Query != "" || d.OpID != "") && !searchMatch(get, d.Query, d.OpID) {
+			return false, nil
 		}
 		v, _ := get("id")
 		id, _ := v.(int64)
@@ -289,6 +400,21 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 		if d.Age != "" {
 			u.Set("age", d.Age)
 		}
+		if d.Query != "" {
+			u.Set("q", d.Query)
+		}
+		if d.Where != "" {
+			u.Set("in", d.Where)
+		}
+		if d.From != "" {
+			u.Set("from", d.From)
+		}
+		if d.To != "" {
+			u.Set("to", d.To)
+		}
+		if d.OpID != "" {
+			u.Set("op", d.OpID)
+		}
 		if d.N != DefaultPageSize {
 			u.Set("n", strconv.Itoa(d.N))
 		}
@@ -299,6 +425,10 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 			return Prefix + "/jobs"
 		}
 		return Prefix + "/jobs?" + u.Encode()
+	}
+	d.Self = Prefix + "/jobs"
+	if r.URL.RawQuery != "" {
+		d.Self += "?" + r.URL.RawQuery
 	}
 	if hi < len(ids) {
 		d.Newest = link("", 0)
@@ -315,9 +445,12 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 	if d.Status != "" {
 		parts = append(parts, d.Status)
 	}
-	desc := "live jobs"
+	desc := map[string]string{"": "live jobs", "archive": "archived jobs", "all": "live and archived jobs"}[d.Where]
 	if len(parts) > 0 {
-		desc = strings.Join(parts, " ") + " jobs"
+		desc = strings.Join(parts, " ") + " " + desc
+		if d.Where == "" {
+			desc = strings.Join(parts, " ") + " jobs"
+		}
 	}
 	if d.Age != "" {
 		for _, o := range ageOptions {
@@ -325,6 +458,18 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 				desc += " received in " + o.Label
 			}
 		}
+	}
+	if d.From != "" {
+		desc += " received from " + strings.Replace(d.From, "T", " ", 1)
+	}
+	if d.To != "" {
+		desc += " received before " + strings.Replace(d.To, "T", " ", 1)
+	}
+	if d.OpID != "" {
+		desc += " with an " + d.OpID + " opcode"
+	}
+	if d.Query != "" {
+		desc += fmt.Sprintf(" mentioning %q", d.Query)
 	}
 	d.FilterDescription = desc
 	h.render(w, r, s, http.StatusOK, "jobs", &page{Title: "Jobs", Nav: "jobs", Refresh: h.refresh(), Data: d})
@@ -345,6 +490,10 @@ type jobPageData struct {
 	Job *jobView
 	// Events is the event stream's URL; "" for a final job.
 	Events string
+	// ResubmitOf is the job this one resubmits (0: none);
+	// ResubmittedAs the jobs that resubmit this one.
+	ResubmitOf    int64
+	ResubmittedAs []int64
 }
 
 // loadJob reads a job for its page; nil when there is no such job.
@@ -382,6 +531,15 @@ func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request, s *sessionInfo
 	pd := jobPageData{Job: v}
 	if !v.Final {
 		pd.Events = fmt.Sprintf("%s/jobs/%d/events?after=%d", Prefix, id, v.LastSerial)
+	}
+	if len(d.Ops) > 0 {
+		pd.ResubmitOf = resubmitOf(d.Ops[0])
+	}
+	if v.Final {
+		if pd.ResubmittedAs, err = h.resubmittedAs(id); err != nil {
+			h.queueError(w, r, s, err)
+			return
+		}
 	}
 	h.render(w, r, s, http.StatusOK, "job", &page{Title: fmt.Sprintf("Job %d", id), Nav: "jobs", Data: pd})
 }

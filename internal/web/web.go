@@ -77,6 +77,8 @@ type Queue interface {
 	ChangeJobPriority(id int64, prio int) (bool, string, error)
 	ArchiveJob(id int64) (bool, error)
 	SetDrainFlag(on bool) error
+	Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]queue.SubmitResult, error)
+	Charts() (hour, day queue.Chart)
 	Drained() bool
 	Counts() map[job.Status]int
 	Running() int
@@ -140,6 +142,8 @@ type Handler struct {
 	pages    map[string]*template.Template
 	sessions *sessionStore
 	streams  atomic.Int64
+	// resubmits are the resubmissions this process made.
+	resubmits resubmissions
 	// streamEnded, when set (tests), is told when an event stream ends.
 	streamEnded func()
 }
@@ -199,6 +203,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+p+"/{$}", h.authed(h.overview))
 	m.HandleFunc("GET "+p+"/jobs", h.authed(h.jobList))
 	m.HandleFunc("GET "+p+"/jobs/go", h.authed(h.goToJob))
+	m.HandleFunc("GET "+p+"/jobs/bulk", h.authed(h.writer(h.confirmBulk)))
+	m.HandleFunc("POST "+p+"/jobs/bulk", h.authed(h.writer(h.postBulk)))
 	m.HandleFunc("GET "+p+"/jobs/{id}", h.authed(h.jobPage))
 	m.HandleFunc("GET "+p+"/jobs/{id}/events", h.authed(h.events))
 	m.HandleFunc("GET "+p+"/jobs/{id}/{action}", h.authed(h.writer(h.confirmJobAction)))
@@ -206,6 +212,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+p+"/drain", h.authed(h.writer(h.confirmDrain)))
 	m.HandleFunc("POST "+p+"/drain", h.authed(h.writer(h.postDrain)))
 	m.HandleFunc("GET "+p+"/locks", h.authed(h.locksPage))
+	m.HandleFunc("GET "+p+"/charts", h.authed(h.chartsPage))
+	m.HandleFunc("GET "+p+"/charts.json", h.authed(h.chartsJSON))
 	m.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, nil, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
 	})
@@ -247,6 +255,7 @@ type page struct {
 var funcs = template.FuncMap{
 	"statusClass": func(s string) string { return "status status-" + s },
 	"inc":         func(i int) int { return i + 1 },
+	"dec":         func(i int) int { return i - 1 },
 	// dict passes several values to a template: dict "k1" v1 "k2" v2.
 	"dict": func(kv ...any) (map[string]any, error) {
 		if len(kv)%2 != 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -581,4 +582,347 @@ func TestOverviewReplication(t *testing.T) {
 	if strings.Contains(r.body, "A one-node cluster") {
 		t.Error("a three-node cluster is called a one-node cluster")
 	}
+}
+
+// TestFailureReasons: every list says why a failed job failed (its failing
+// opcode and error message), and the job's page shows that opcode first,
+// expanded, with the reason above everything (issue 19).
+func TestFailureReasons(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	id := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`, `{"OP_ID":"OP_TEST_JQUEUE","fail":true}`,
+		`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(id, "error")
+	ok := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(ok, "success")
+	v := e.login("viewer", "viewerpw")
+	reason := fmt.Sprintf(`<div class="reason"><a href="/ui/jobs/%d#op-1">Opcode 2</a>: Opcode failure was requested</div>`, id)
+	for _, path := range []string{"/ui/jobs", "/ui/jobs?status=error", "/ui/"} {
+		r := v.get(path)
+		wantStatus(t, path, r, http.StatusOK, reason)
+		if n := strings.Count(r.body, `class="reason"`); n != 1 {
+			t.Errorf("%s: %d reasons, want the failed job's only", path, n)
+		}
+	}
+	r := v.get(fmt.Sprintf("/ui/jobs/%d", id))
+	wantStatus(t, "failed job", r, http.StatusOK,
+		`<strong>Failed at <a href="#op-1">opcode 2 (<code>OP_TEST_JQUEUE</code>)</a>:</strong>`,
+		`<span class="reason">Opcode failure was requested</span>`, `class="op op-failed" id="op-1"`)
+	first, second := strings.Index(r.body, `id="op-1"`), strings.Index(r.body, `id="op-0"`)
+	if first < 0 || second < 0 || first > second {
+		t.Errorf("the failing opcode is not first: op-1 at %d, op-0 at %d", first, second)
+	}
+	// Only the failing opcode's input is expanded.
+	sections := strings.Split(r.body, `<section class="op`)
+	for _, sec := range sections[1:] {
+		open := strings.Contains(sec, `<details class="input" open>`)
+		if failed := strings.HasPrefix(sec, ` op-failed"`); open != failed {
+			t.Errorf("input expanded %v in a section (failing %v): %.80q", open, failed, sec)
+		}
+	}
+	// A job that did not fail has no reason box and its opcodes in order.
+	if r := v.get(fmt.Sprintf("/ui/jobs/%d", ok)); strings.Contains(r.body, "Failed at") || strings.Contains(r.body, "op-failed") {
+		t.Errorf("a successful job's page shows a failure:\n%s", r.body)
+	}
+}
+
+// TestSearch: the job list searches text in the opcodes' input, result and
+// log (any case), and by OP_ID, with the other filters; the pager keeps
+// the search.
+func TestSearch(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	failed := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","fail":true,"log_messages":["disk sdb1 replaced"]}`)
+	e.waitStatus(failed, "error")
+	delay := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"comment":"Migration of <vm7>"}`)
+	e.waitStatus(delay, "success")
+	logged := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","log_messages":["nothing to see"]}`)
+	e.waitStatus(logged, "success")
+	v := e.login("viewer", "viewerpw")
+	for _, tc := range []struct {
+		query string
+		want  []int64
+		count string
+	}{
+		{"q=SDB1", []int64{failed}, `1–1 of 1 live jobs mentioning &#34;SDB1&#34;`},                        // a log message
+		{"q=failure+was+requested", []int64{failed}, "1–1 of 1"},                                           // a result
+		{"q=%3Cvm7%3E", []int64{delay}, "1–1 of 1"},                                                        // an input, with < and >
+		{"op=op_test_jqueue", []int64{logged, failed}, "1–2 of 2 live jobs with an OP_TEST_JQUEUE opcode"}, // an OP_ID
+		{"op=OP_TEST_JQUEUE&status=success", []int64{logged}, "1–1 of 1 success jobs with an OP_TEST_JQUEUE opcode"},
+		{"q=nothing&op=OP_TEST_DELAY", nil, "No live jobs with an OP_TEST_DELAY opcode mentioning &#34;nothing&#34;."},
+	} {
+		r := v.get("/ui/jobs?" + tc.query)
+		wantStatus(t, tc.query, r, http.StatusOK, tc.count)
+		for _, id := range []int64{failed, delay, logged} {
+			shown := strings.Contains(r.body, fmt.Sprintf(`<a href="/ui/jobs/%d">Job %d</a>`, id, id))
+			if want := slices.Contains(tc.want, id); shown != want {
+				t.Errorf("%s: job %d shown %v, want %v", tc.query, id, shown, want)
+			}
+		}
+	}
+	wantStatus(t, "the pager keeps the search", v.get("/ui/jobs?op=OP_TEST_JQUEUE&n=1"), http.StatusOK,
+		`href="/ui/jobs?before=3&amp;n=1&amp;op=OP_TEST_JQUEUE" rel="next"`, `value="OP_TEST_JQUEUE"`)
+	wantStatus(t, "a bad OP_ID", v.get("/ui/jobs?op=OP%20X"), http.StatusBadRequest, "Bad search")
+}
+
+// TestBulkActions: write users tick jobs in the list and cancel, archive
+// or reprioritise them after one confirmation page; each job gets the
+// call its own page makes, and the outcome names the refusals.
+func TestBulkActions(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	done1 := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(done1, "success")
+	done2 := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(done2, "success")
+	run := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"r","steps":1}`)
+	e.waitStatus(run, "running")
+	q1 := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	q2 := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	a := e.login("admin", "adminpw")
+	v := e.login("viewer", "viewerpw")
+	ids := func(action string, list ...int64) url.Values {
+		u := url.Values{"action": {action}}
+		for _, id := range list {
+			u.Add("id", fmt.Sprint(id))
+		}
+		return u
+	}
+
+	// The list offers the choice to write users only.
+	wantStatus(t, "admin's list", a.get("/ui/jobs?status=finished"), http.StatusOK,
+		fmt.Sprintf(`<input type="checkbox" name="id" value="%d" form="bulk"`, done1), `<form method="get" action="/ui/jobs/bulk" id="bulk"`,
+		`<input type="hidden" name="back" value="/ui/jobs?status=finished">`)
+	if r := v.get("/ui/jobs"); strings.Contains(r.body, `type="checkbox"`) || strings.Contains(r.body, `id="bulk"`) {
+		t.Error("a read-only user is offered bulk actions")
+	}
+	wantStatus(t, "viewer's bulk page", v.get("/ui/jobs/bulk?"+ids("cancel", q1).Encode()), http.StatusForbidden)
+	wantStatus(t, "viewer's bulk post", v.post("/ui/jobs/bulk", ids("cancel", q1)), http.StatusForbidden)
+	wantStatus(t, "bulk post without token", a.do("POST", "/ui/jobs/bulk", ids("cancel", q1)), http.StatusForbidden)
+	wantStatus(t, "no jobs", a.get("/ui/jobs/bulk?action=cancel"), http.StatusBadRequest, "No jobs chosen")
+	wantStatus(t, "bad action", a.get("/ui/jobs/bulk?"+ids("delete", q1).Encode()), http.StatusBadRequest)
+	wantStatus(t, "bad id", a.get("/ui/jobs/bulk?action=cancel&id=x"), http.StatusBadRequest)
+
+	// Archive: one confirmation for all, then each; the unfinished one is
+	// refused and named.
+	u := ids("archive", done1, done2, q1)
+	u.Set("back", "/ui/jobs?status=finished")
+	wantStatus(t, "archive confirmation", a.get("/ui/jobs/bulk?"+u.Encode()), http.StatusOK, "Archive 3 jobs?",
+		fmt.Sprintf(`<a href="/ui/jobs/%d">Job %d</a>`, done2, done2), `<button type="submit" class="primary">Archive 3 jobs</button>`,
+		`name="csrf" value="`+a.csrf+`"`)
+	r := a.post("/ui/jobs/bulk", u)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/ui/jobs?status=finished" {
+		t.Fatalf("bulk archive: %d %q", r.status, r.header.Get("Location"))
+	}
+	wantStatus(t, "after the bulk archive", a.get("/ui/jobs"), http.StatusOK,
+		fmt.Sprintf("2 of 3 jobs archived. Refused: Job %d is not a finished job of the live queue.", q1))
+	for id, want := range map[int64]bool{done1: true, done2: true, q1: false} {
+		rows, err := e.q.QueryJobs([]int64{id}, []string{"archived"})
+		if err != nil || string(rows[0]) != fmt.Sprintf("[%v]", want) {
+			t.Errorf("job %d archived: %s %v, want %v", id, rows[0], err, want)
+		}
+	}
+
+	// Priority, then cancel, of the queued jobs; the running one is
+	// refused unless killed.
+	wantStatus(t, "bad priority", a.post("/ui/jobs/bulk", func() url.Values { u := ids("priority", q1, q2); u.Set("priority", "99"); return u }()), http.StatusBadRequest)
+	u = ids("priority", q1, q2)
+	u.Set("priority", "5")
+	a.post("/ui/jobs/bulk", u)
+	wantStatus(t, "after the bulk priority", a.get("/ui/jobs"), http.StatusOK, "2 of 2 jobs reprioritised.")
+	for _, id := range []int64{q1, q2} {
+		if rows, _ := e.q.QueryJobs([]int64{id}, []string{"priority"}); string(rows[0]) != "[5]" {
+			t.Errorf("job %d priority: %s", id, rows[0])
+		}
+	}
+	wantStatus(t, "cancel confirmation", a.get("/ui/jobs/bulk?"+ids("cancel", run, q1, q2).Encode()), http.StatusOK,
+		"Cancel 3 jobs?", `<label for="kill">Kill the running opcodes`)
+	a.post("/ui/jobs/bulk", ids("cancel", run, q1, q2))
+	wantStatus(t, "after the bulk cancel", a.get("/ui/jobs"), http.StatusOK,
+		fmt.Sprintf("2 of 3 jobs canceled (or to be canceled). Refused: Job %d is no longer waiting in the queue.", run))
+	for _, id := range []int64{q1, q2} {
+		e.waitStatus(id, "canceled")
+	}
+	e.steps.release("r")
+	e.waitStatus(run, "success")
+}
+
+// TestArchiveListed: the archive is listed and searched like the live
+// queue ("In: the archive", or both).
+func TestArchiveListed(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	old := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","log_messages":["rotated the keys"]}`)
+	e.waitStatus(old, "success")
+	live := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	e.waitStatus(live, "success")
+	if ok, err := e.q.ArchiveJob(old); !ok || err != nil {
+		t.Fatalf("archive: %v %v", ok, err)
+	}
+	v := e.login("viewer", "viewerpw")
+	link := func(id int64) string { return fmt.Sprintf(`<a href="/ui/jobs/%d">Job %d</a>`, id, id) }
+	for _, tc := range []struct {
+		query      string
+		count      string
+		shown, not []int64
+	}{
+		{"", "1–1 of 1 live jobs", []int64{live}, []int64{old}},
+		{"in=archive", "1–1 of 1 archived jobs", []int64{old}, []int64{live}},
+		{"in=all", "1–2 of 2 live and archived jobs", []int64{old, live}, nil},
+		{"in=all&q=rotated", "1–1 of 1 live and archived jobs mentioning", []int64{old}, []int64{live}},
+		{"in=archive&status=success", "1–1 of 1 success archived jobs", []int64{old}, nil},
+	} {
+		r := v.get("/ui/jobs?" + tc.query)
+		wantStatus(t, tc.query, r, http.StatusOK, tc.count)
+		for _, id := range tc.shown {
+			if !strings.Contains(r.body, link(id)) {
+				t.Errorf("%q: job %d not shown", tc.query, id)
+			}
+		}
+		for _, id := range tc.not {
+			if strings.Contains(r.body, link(id)) {
+				t.Errorf("%q: job %d shown", tc.query, id)
+			}
+		}
+	}
+	wantStatus(t, "archived badge", v.get("/ui/jobs?in=archive"), http.StatusOK, link(old)+` <span class="muted">archived</span>`)
+	wantStatus(t, "bad where", v.get("/ui/jobs?in=attic"), http.StatusBadRequest)
+}
+
+// TestResubmit: a finished job is resubmitted as a new job with the same
+// opcodes; the two pages link to each other (the link from the old job
+// also for resubmissions this process did not make, found from the new
+// job's reason trail).
+func TestResubmit(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	old := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"reason":[["gnt:client:jobq","delay",1]]}`,
+		`{"OP_ID":"OP_TEST_JQUEUE","fail":true}`)
+	e.waitStatus(old, "error")
+	a := e.login("admin", "adminpw")
+	v := e.login("viewer", "viewerpw")
+	page := func(id int64) string { return fmt.Sprintf("/ui/jobs/%d", id) }
+	wantStatus(t, "old job's page", a.get(page(old)), http.StatusOK, fmt.Sprintf(`href="/ui/jobs/%d/resubmit">Resubmit job…</a>`, old))
+	wantStatus(t, "confirmation", a.get(page(old)+"/resubmit"), http.StatusOK, fmt.Sprintf("Resubmit job %d?", old),
+		"the same 2 opcode(s)", fmt.Sprintf("Submit a copy of job %d", old))
+	wantStatus(t, "viewer resubmits", v.post(page(old)+"/resubmit", nil), http.StatusForbidden)
+	r := a.post(page(old)+"/resubmit", nil)
+	loc := r.header.Get("Location")
+	var n int64
+	if r.status != http.StatusSeeOther || func() error { _, err := fmt.Sscanf(loc, "/ui/jobs/%d", &n); return err }() != nil || n <= old {
+		t.Fatalf("resubmit: %d %q", r.status, loc)
+	}
+	e.waitStatus(n, "error") // it fails the same way
+	wantStatus(t, "new job's page", a.get(loc), http.StatusOK, fmt.Sprintf("Job %d resubmits job %d.", n, old),
+		fmt.Sprintf(`Resubmits <a href="/ui/jobs/%d">job %d</a>.`, old, old))
+	wantStatus(t, "old job's page after", a.get(page(old)), http.StatusOK,
+		fmt.Sprintf(`Resubmitted as <a href="/ui/jobs/%d">job %d</a>.`, n, n))
+
+	// The same opcodes; the queue's reason entries once each, the client's
+	// kept, the resubmission's added.
+	rows, err := e.q.QueryJobs([]int64{old, n}, []string{"ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldOps, newOps []map[string]any
+	if json.Unmarshal(rows[0], &[]any{&oldOps}) != nil || json.Unmarshal(rows[1], &[]any{&newOps}) != nil || len(newOps) != 2 {
+		t.Fatalf("ops: %s %s", rows[0], rows[1])
+	}
+	for i := range oldOps {
+		for k, ov := range oldOps[i] {
+			if k != "reason" && fmt.Sprint(newOps[i][k]) != fmt.Sprint(ov) {
+				t.Errorf("opcode %d %s: %v, was %v", i, k, newOps[i][k], ov)
+			}
+		}
+		trail := fmt.Sprint(newOps[i]["reason"])
+		if strings.Count(trail, "gnt:opcode:") != 1 || !strings.Contains(trail, fmt.Sprintf("jobq:web:resubmit job=%d;user=admin", old)) ||
+			(i == 0) != strings.Contains(trail, "gnt:client:jobq delay") {
+			t.Errorf("opcode %d's reason trail: %s", i, trail)
+		}
+	}
+
+	// A resubmission made elsewhere (another process, before a restart)
+	// is found from its reason trail.
+	other := e.submit(fmt.Sprintf(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"reason":[["jobq:web:resubmit","job=%d;user=x",1]]}`, old))
+	e.waitStatus(other, "success")
+	wantStatus(t, "old job's page, two resubmissions", a.get(page(old)), http.StatusOK,
+		fmt.Sprintf(`Resubmitted as <a href="/ui/jobs/%d">job %d</a>, <a href="/ui/jobs/%d">job %d</a>.`, n, n, other, other))
+
+	// An unfinished job is not resubmitted.
+	run := e.submit(`{"OP_ID":"OP_TEST_STEPS","name":"r","steps":1}`)
+	e.waitStatus(run, "running")
+	wantStatus(t, "unfinished confirmation", a.get(page(run)+"/resubmit"), http.StatusOK, "has not finished (running)")
+	if r := a.post(page(run)+"/resubmit", nil); r.header.Get("Location") != page(run) {
+		t.Fatalf("resubmit of a running job: %d %q", r.status, r.header.Get("Location"))
+	}
+	wantStatus(t, "after the refusal", a.get(page(run)), http.StatusOK, fmt.Sprintf("Job %d was not resubmitted: it has not finished (running).", run))
+	e.steps.release("r")
+	e.waitStatus(run, "success")
+}
+
+// TestCharts: the charts page draws the last hour and day of jobs ended
+// by status, the queue's depth and the latency percentiles as SVG, and
+// charts.json gives the same numbers.
+func TestCharts(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	ok := e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+	bad := e.submit(`{"OP_ID":"OP_TEST_JQUEUE","fail":true}`)
+	e.waitStatus(ok, "success")
+	e.waitStatus(bad, "error")
+	e.q.SampleDepth()
+	v := e.login("viewer", "viewerpw")
+	wantStatus(t, "charts", v.get("/ui/charts"), http.StatusOK, `aria-current="page">Charts</a>`,
+		"In the last hour", "In the last day", "1 succeeded, 1 failed, 0 canceled.",
+		`<figcaption>Jobs ended per second, the last hour</figcaption>`, `<rect class="bar success"`, `<rect class="bar error"`,
+		`<polyline class="line depth"`, `<polyline class="line run p50"`, `href="/ui/charts.json"`)
+	r := v.get("/ui/charts.json")
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("charts.json: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	var got map[string]struct {
+		Step   int64 `json:"step_seconds"`
+		Points []struct {
+			Finished struct{ Success, Error, Canceled int64 } `json:"finished"`
+			Depth    int64                                    `json:"depth"`
+			Run      struct{ P50 float64 }                    `json:"run_seconds"`
+		} `json:"points"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+		t.Fatalf("charts.json: %v\n%s", err, r.body)
+	}
+	for name, want := range map[string]struct {
+		step   int64
+		points int
+	}{"last_hour": {60, 60}, "last_day": {900, 96}} {
+		c := got[name]
+		var succ, errs int64
+		ran := false
+		depth := int64(-1)
+		for _, p := range c.Points {
+			succ += p.Finished.Success
+			errs += p.Finished.Error
+			ran = ran || p.Run.P50 > 0
+			depth = max(depth, p.Depth)
+		}
+		if c.Step != want.step || len(c.Points) != want.points || succ != 1 || errs != 1 || !ran || depth < 0 {
+			t.Errorf("%s: step %d, %d points, %d/%d ended, ran %v, depth %d", name, c.Step, len(c.Points), succ, errs, ran, depth)
+		}
+	}
+	if r := e.anon().get("/ui/charts.json"); r.status == http.StatusOK {
+		t.Error("charts.json without logging in")
+	}
+}
+
+// TestTimeRange: the job list selects jobs received in a range of times
+// (the server's time zone), with the pager keeping it.
+func TestTimeRange(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	for range 3 {
+		e.waitStatus(e.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`), "success")
+	}
+	v := e.login("viewer", "viewerpw")
+	at := func(d time.Duration) string { return time.Now().Add(d).Format("2006-01-02T15:04") }
+	before, after := at(-time.Hour), at(time.Hour)
+	wantStatus(t, "from an hour ago", v.get("/ui/jobs?from="+before), http.StatusOK, "1–3 of 3 live jobs received from "+strings.Replace(before, "T", " ", 1),
+		`name="from" type="datetime-local" value="`+before+`"`)
+	wantStatus(t, "from in an hour", v.get("/ui/jobs?from="+after), http.StatusOK, "No live jobs received from")
+	wantStatus(t, "before an hour ago", v.get("/ui/jobs?to="+before), http.StatusOK, "No live jobs received before")
+	wantStatus(t, "a range", v.get("/ui/jobs?from="+before+"&to="+after+"&n=2"), http.StatusOK, "1–2 of 3",
+		"from="+url.QueryEscape(before), "to="+url.QueryEscape(after))
+	wantStatus(t, "a bad time", v.get("/ui/jobs?from=yesterday"), http.StatusBadRequest, "Bad time")
 }

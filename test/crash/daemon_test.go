@@ -31,7 +31,7 @@ type daemon struct {
 // start starts jobqd on dir and returns once it logged "jobqd ready".
 func start(t *testing.T, dir string, extra ...string) *daemon {
 	t.Helper()
-	args := append([]string{"--node-name", "node1", "--rapi-addr", "127.0.0.1:0"}, extra...)
+	args := append([]string{"--node-name", "node1", "--rpc-addr", "127.0.0.1:0", "--rapi-addr", "127.0.0.1:0"}, extra...)
 	return &daemon{Daemon: testbin.Start(t, dir, args...), t: t}
 }
 

@@ -61,7 +61,7 @@ func start(t *testing.T, dir string, extra ...string) *daemon {
 // ten.
 func startBare(t *testing.T, dir string, extra ...string) *daemon {
 	t.Helper()
-	args := append([]string{"--node-name", "node1", "--rapi-addr", "127.0.0.1:0"}, extra...)
+	args := append([]string{"--node-name", "node1", "--rpc-addr", "127.0.0.1:0", "--rapi-addr", "127.0.0.1:0"}, extra...)
 	return &daemon{Daemon: testbin.Options{NoRace: true}.Start(t, dir, args...), t: t}
 }
 

@@ -91,7 +91,7 @@ func TestCLITour(t *testing.T) {
 	if out := n.mustJobq("list", "--archived", "--no-headers", "-o", "id,status", id); out != id+" success Y\n" {
 		t.Fatalf("list --archived: %q", out)
 	}
-	if _, errOut, code := n.jobq("archive", "999999"); code != 1 || errOut != "Failed to archive job with ID '999999'\n" {
+	if _, errOut, code := n.jobq("archive", "999999"); code != 1 || errOut != "Failed to archive job with ID '999999': there is no such job in the queue or its archive\n" {
 		t.Fatalf("archive unknown: %d %q", code, errOut)
 	}
 	if out := n.mustJobq("autoarchive", "all"); !regexp.MustCompile(`^Archived [1-9]\d* jobs, 0 unchecked left\n$`).MatchString(out) {
@@ -106,12 +106,28 @@ func TestCLITour(t *testing.T) {
 	if out := n.mustJobq("queue", "info"); out != "The drain flag is set\n" {
 		t.Fatalf("queue info: %q", out)
 	}
-	if _, errOut, code := n.jobq("debug", "delay", "--submit", "1"); code != 1 || !strings.Contains(errOut, "Queue drained") {
+	if _, errOut, code := n.jobq("debug", "delay", "--submit", "1"); code != 1 || !strings.Contains(errOut, "The queue is drained: new jobs are refused; run 'jobq queue undrain'") {
 		t.Fatalf("submit while drained: %d %q", code, errOut)
 	}
 	n.mustJobq("queue", "undrain")
 	if out := n.mustJobq("queue", "info"); out != "The drain flag is unset\n" {
 		t.Fatalf("queue info: %q", out)
+	}
+
+	// A dry run checks and runs nothing: a delay of 1e9 seconds returns
+	// (it would sleep for 31 years), and one that cannot run still fails.
+	if out := n.mustJobq("debug", "delay", "--dry-run", "1e9"); !strings.Contains(out, "dry-run mode requested, not actually executing the operation") {
+		t.Fatalf("debug delay --dry-run 1e9: %q", out)
+	}
+	if _, errOut, code := n.jobq("debug", "delay", "--dry-run", "0"); code != 1 || !strings.Contains(errOut, "Duration must be greater than zero") {
+		t.Fatalf("debug delay --dry-run 0: %d %q", code, errOut)
+	}
+	// Durations in every form; not found is an error.
+	n.mustJobq("debug", "delay", "10ms")
+	for _, args := range [][]string{{"info", "999999"}, {"list", "999999"}, {"watch", "999999"}, {"wait", "999999"}} {
+		if _, errOut, code := n.jobq(args...); code != 1 || !strings.Contains(errOut, "Job 999999 not found") {
+			t.Errorf("jobq %v: exit %d, stderr %q", args, code, errOut)
+		}
 	}
 
 	// Errors a user can cause: one sentence, non-zero exit.

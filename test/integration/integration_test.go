@@ -27,7 +27,7 @@ type node struct {
 }
 
 // nodeArgs are the jobqd flags every node starts with, before its own.
-var nodeArgs = []string{"--node-name", "node1", "--rapi-addr", "127.0.0.1:0"}
+var nodeArgs = []string{"--node-name", "node1", "--rpc-addr", "127.0.0.1:0", "--rapi-addr", "127.0.0.1:0"}
 
 // startNode starts jobqd on dir and returns once it logged "jobqd ready".
 func startNode(t *testing.T, dir string, extra ...string) *node {

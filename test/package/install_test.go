@@ -26,6 +26,9 @@ func requireInstallable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the install test needs root (dpkg -i, users, groups); run as root to include it")
 	}
+	if noSandbox != "" || os.Getenv(sandboxEnv) != "inside" {
+		t.Skipf("the install test runs only in a throw-away root, so that it never changes this machine (%s)", noSandbox)
+	}
 	for _, tool := range []string{"dpkg", "dpkg-deb", "dpkg-query", "setpriv", "useradd", "userdel", "groupdel", "go", "git", "bash"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("the install test needs %s, not found here", tool)
@@ -89,6 +92,9 @@ func TestPackageInstallUseRemove(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(debOut.stdout), "\n")
 	deb := lines[len(lines)-1]
 	version := strings.TrimSpace(must(t, nil, "dpkg-deb", "-f", deb, "Version"))
+	if rec := must(t, nil, "dpkg-deb", "-f", deb, "Recommends"); !strings.Contains(rec, "bash-completion") {
+		t.Errorf("the package does not recommend bash-completion: %q", rec)
+	}
 	t.Logf("built %s", deb)
 
 	// What the machine had, to leave it so.
@@ -111,7 +117,7 @@ func TestPackageInstallUseRemove(t *testing.T) {
 
 	// Files, group, data directory.
 	for _, p := range []string{"/usr/sbin/jobqd", "/usr/bin/jobq", "/lib/systemd/system/jobqd.service", confFile,
-		"/usr/share/man/man8/jobqd.8.gz", "/usr/share/man/man8/jobq.8.gz", "/usr/share/man/man8/jobq-list.8.gz",
+		"/usr/share/man/man8/jobqd.8.gz", "/usr/share/man/man8/jobq.8.gz",
 		"/usr/share/bash-completion/completions/jobq", "/usr/share/bash-completion/completions/jobqd",
 		"/usr/share/zsh/vendor-completions/_jobq", "/usr/share/zsh/vendor-completions/_jobqd",
 		"/usr/share/doc/jobq/operations.md", "/usr/share/doc/jobq/copyright"} {
@@ -172,9 +178,13 @@ func TestPackageInstallUseRemove(t *testing.T) {
 			if name == "jobqd" && !strings.Contains(o.stdout, "--check-config") {
 				t.Errorf("jobqd(8) does not describe --check-config:\n%s", o.stdout)
 			}
+			// One jobq(8) with every command, as gnt-job(8).
+			if name == "jobq" && (!strings.Contains(o.stdout, "COMMANDS") || !strings.Contains(o.stdout, "QUEUE DRAIN") || !strings.Contains(o.stdout, "DEBUG DELAY")) {
+				t.Errorf("jobq(8) does not describe every command:\n%s", o.stdout)
+			}
 		}
-		if n < 3 {
-			t.Errorf("only %d man pages installed", n)
+		if n != 2 {
+			t.Errorf("%d man pages installed, want jobq(8) and jobqd(8)", n)
 		}
 	} else {
 		t.Log("man is not installed: the man pages are not rendered")
@@ -224,7 +234,7 @@ func TestPackageInstallUseRemove(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(base) })
 	os.Chmod(base, 0o755)
 	dir := filepath.Join(base, "data")
-	d := startDaemon(t, "/usr/sbin/jobqd", "--config", confFile, "--data-dir", dir, "--rapi-addr", "off", "--node-name", "pkgtest")
+	d := startDaemon(t, "/usr/sbin/jobqd", "--config", confFile, "--data-dir", dir, "--rpc-addr", "127.0.0.1:0", "--rapi-addr", "off", "--node-name", "pkgtest")
 	sock := filepath.Join(dir, "socket", "jobq-query")
 	fi, err := os.Stat(sock)
 	if err != nil {
@@ -248,7 +258,29 @@ func TestPackageInstallUseRemove(t *testing.T) {
 	}
 	d.stop()
 
-	// Remove: programs gone; configuration and data kept.
+	// Remove: programs gone; configuration and data kept; the service's
+	// enablement kept too, masked (as debhelper does), and a reinstall
+	// unmasks it.
+	const wants, mask = "/etc/systemd/system/multi-user.target.wants/jobqd.service", "/etc/systemd/system/jobqd.service"
+	linkTo := func(p string) string {
+		dst, err := os.Readlink(p)
+		if err != nil {
+			return ""
+		}
+		return dst
+	}
+	haveHelper := exists("/usr/bin/deb-systemd-helper")
+	if haveHelper && linkTo(wants) != "/lib/systemd/system/jobqd.service" {
+		t.Errorf("installed: %s -> %q, want the enabled unit", wants, linkTo(wants))
+	}
+	must(t, nil, "dpkg", "-r", "jobq")
+	if haveHelper && linkTo(mask) != "/dev/null" {
+		t.Errorf("removed: the unit is not masked (%s -> %q)", mask, linkTo(mask))
+	}
+	must(t, nil, "dpkg", "-i", deb)
+	if haveHelper && (exists(mask) || linkTo(wants) != "/lib/systemd/system/jobqd.service") {
+		t.Errorf("reinstalled: mask %v, %s -> %q", exists(mask), wants, linkTo(wants))
+	}
 	must(t, nil, "dpkg", "-r", "jobq")
 	for _, p := range []string{"/usr/sbin/jobqd", "/usr/bin/jobq", "/lib/systemd/system/jobqd.service"} {
 		if exists(p) {
@@ -267,6 +299,11 @@ func TestPackageInstallUseRemove(t *testing.T) {
 	}
 	if exists("/etc/jobq") {
 		t.Error("dpkg -P left /etc/jobq")
+	}
+	for _, p := range []string{wants, mask} {
+		if exists(p) {
+			t.Errorf("dpkg -P left %s -> %q", p, linkTo(p))
+		}
 	}
 	if !exists(dataDir) || !strings.Contains(purge.stderr, "kept the data directory /var/lib/jobq") {
 		t.Errorf("dpkg -P did not keep %s, or did not say so: %s", dataDir, purge)

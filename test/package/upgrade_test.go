@@ -26,7 +26,7 @@ func TestUpgradeKeepsQueue(t *testing.T) {
 	buildPrograms(t, newBin, "1.0.1")
 	dir := t.TempDir()
 	// No configuration file: the test must not depend on the machine's.
-	common := []string{"--config", "", "--data-dir", dir, "--node-name", "upgrade-test", "--rapi-addr", "off"}
+	common := []string{"--config", "", "--data-dir", dir, "--node-name", "upgrade-test", "--rpc-addr", "127.0.0.1:0", "--rapi-addr", "off"}
 	jobq := func(bin string, args ...string) output {
 		t.Helper()
 		return run(t, nil, filepath.Join(bin, "jobq"), append([]string{"--data-dir", dir}, args...)...)
@@ -65,7 +65,7 @@ func TestUpgradeKeepsQueue(t *testing.T) {
 
 	// Runbook: drain (new jobs refused), stop.
 	mustJobq(oldBin, "queue", "drain")
-	if o := jobq(oldBin, "debug", "delay", "--submit", "1"); o.code == 0 || !strings.Contains(o.stderr, "Queue drained") {
+	if o := jobq(oldBin, "debug", "delay", "--submit", "1"); o.code == 0 || !strings.Contains(o.stderr, "The queue is drained: new jobs are refused") {
 		t.Errorf("submit while drained: %s", o)
 	}
 	old.stop()

@@ -74,5 +74,5 @@ func ExampleParseAge() {
 	// -1 <nil>
 	// 172800 <nil>
 	// 90 <nil>
-	// invalid age "1y": give a whole number of seconds, optionally followed by s, m, h, d or w (such as 1h or 2d), or "all"
+	// invalid age "1y": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d), or "all"
 }

@@ -30,6 +30,8 @@
     var tick = function () {
       if (paused || busy || document.hidden) { return; }
       if (live.contains(document.activeElement) && document.activeElement !== document.body) { return; }
+      // Jobs ticked for a bulk action stay as they are.
+      if (live.querySelector('input[type="checkbox"]:checked')) { return; }
       busy = true;
       fetch(location.href, { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
         .then(function (r) {

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// complete runs "jobq __complete args..." (what the bash and zsh scripts
+// run) and returns the offered words (descriptions cut off) and the
+// directive line.
+func complete(t *testing.T, sock string, args ...string) (words []string, directive string) {
+	t.Helper()
+	r := run(t, sock, append([]string{"__complete"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("__complete %q: %+v", args, r)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if strings.HasPrefix(l, ":") {
+			directive = l
+			continue
+		}
+		w, _, _ := strings.Cut(l, "\t")
+		words = append(words, w)
+	}
+	return words, directive
+}
+
+func TestCompletion(t *testing.T) {
+	f := startFake(t)
+	f.addTestJobs("6040", "6046", "6049", "6050", "5028")
+	f.setJob(6046, map[string]any{"status": "running"})
+
+	// Job IDs, newest first, those given already left out; with a
+	// description.
+	if w, d := complete(t, f.path, "cancel", ""); strings.Join(w, " ") != "6050 6049 6046 6040 5028" || !strings.Contains(d, ":") {
+		t.Errorf("cancel: %q %s", w, d)
+	}
+	if w, _ := complete(t, f.path, "info", "6040", "60"); strings.Join(w, " ") != "6050 6049 6046" {
+		t.Errorf("info 6040 60: %q", w)
+	}
+	r := run(t, f.path, "__complete", "watch", "604")
+	if !strings.Contains(r.stdout, "6046\trunning TEST_DELAY(0.3)\n") {
+		t.Errorf("watch's descriptions:\n%s", r.stdout)
+	}
+	if w, _ := complete(t, f.path, "wait", "6040", ""); len(w) != 0 {
+		t.Errorf("wait takes one ID, offered %q", w)
+	}
+
+	// Node names: an argument, a flag, a comma-separated flag.
+	f.script("JobqNodeList", testNodeList(testNode1, testNode2, testNode3), testNodeList(testNode1, testNode2, testNode3), testNodeList(testNode1, testNode2, testNode3))
+	if w, _ := complete(t, f.path, "node", "modify", "node"); strings.Join(w, " ") != "node1 node2 node3" {
+		t.Errorf("node modify: %q", w)
+	}
+	if w, _ := complete(t, f.path, "debug", "delay", "--on-nodes", "node2"); strings.Join(w, " ") != "node2" {
+		t.Errorf("debug delay --on-nodes: %q", w)
+	}
+	if w, _ := complete(t, f.path, "command", "x", "--nodes", "node1,"); strings.Join(w, " ") != "node1,node2 node1,node3" {
+		t.Errorf("command --nodes node1,: %q", w)
+	}
+
+	// Fields, no jobqd needed.
+	if w, _ := complete(t, f.path, "list", "-o", "id,opst"); strings.Join(w, " ") != "id,opstart id,opstatus" {
+		t.Errorf("list -o id,opst: %q", w)
+	}
+
+	// No jobqd: nothing offered, and no file names either.
+	w, d := complete(t, filepath.Join(t.TempDir(), "none"), "info", "")
+	if len(w) != 0 || d != ":5" {
+		t.Errorf("without jobqd: %q %s", w, d)
+	}
+}
