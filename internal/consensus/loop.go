@@ -16,6 +16,8 @@ import (
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/jobq-dev/jobq/internal/durable"
 )
 
 // run is the engine's loop, as etcd's raftexample runs it: tick; for each
@@ -322,26 +324,16 @@ func restoreMarked(dir string) bool {
 
 // markRestore creates or removes the restore mark, durably.
 func markRestore(dir string, on bool) error {
-	p := restorePath(dir)
 	var err error
 	if on {
-		var f *os.File
-		if f, err = os.Create(p); err == nil {
-			err = f.Sync()
-			f.Close()
-		}
-	} else if err = os.Remove(p); errors.Is(err, os.ErrNotExist) {
-		err = nil
+		err = durable.Create(restorePath(dir), 0o600)
+	} else {
+		err = durable.Remove(restorePath(dir))
 	}
 	if err != nil {
 		return fmt.Errorf("cannot mark the restore of a snapshot: %w", err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // Membership. Every change is an entry of the log, proposed by the

@@ -17,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/jobq-dev/jobq/internal/durable"
 )
 
 // The cluster certificate: one self-signed ECDSA P-256 certificate that
@@ -127,28 +129,7 @@ func newClusterCertPEM(nodeName string, now time.Time) (certPEM, keyPEM []byte, 
 }
 
 // writeDurableMode writes a file atomically and durably with the given
-// mode (writeDurable's, with the mode set before any byte is written).
+// mode, set before any byte is written.
 func writeDurableMode(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err == nil { // whatever the umask
-		if _, err = f.Write(data); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return durable.WriteFile(path, data, mode)
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/durable"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 )
 
@@ -90,28 +91,9 @@ func readCertsPEM(path string) ([][]byte, error) {
 	return out, nil
 }
 
-func renameDurable(from, to string) error {
-	if err := os.Rename(from, to); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(to))
-}
+func renameDurable(from, to string) error { return durable.Rename(from, to) }
 
-func removeDurable(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func removeDurable(path string) error { return durable.Remove(path) }
 
 // cryptoPhase carries out one phase of a renewal on this node; each phase
 // may be repeated.

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jobq-dev/jobq/internal/durable"
 )
 
 // FormatVersion is the queue format this jobq reads and writes.
@@ -677,30 +679,7 @@ func writeFile(path string, data []byte, perm fs.FileMode) error {
 // writeFileDurable replaces dir/name outside the group commit (used while
 // opening, before the committer runs).
 func writeFileDurable(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.WriteFile(filepath.Join(dir, name), data, FileMode)
 }
 
 // ReadSerial returns the last job id handed out: the serial file, raised
