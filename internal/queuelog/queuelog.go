@@ -10,7 +10,8 @@
 // # Entries
 //
 // An entry is versioned: a version byte (1), a type byte (1: a batch of
-// file changes), then the changes: a count, and for each a kind byte
+// file changes, 2: a cluster-wide setting: its name as a uvarint length
+// and bytes, then its JSON value), then for a batch the changes: a count, and for each a kind byte
 // (w: write, r: rename, d: remove) and its name, target and contents, each
 // as a uvarint length and bytes. Names are checked as queue file names
 // (noderpc.ValidQueueName) when applied. A node that meets a version or
@@ -38,16 +39,21 @@
 package queuelog
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/durable"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/store"
@@ -56,6 +62,7 @@ import (
 const (
 	entryVersion byte = 1
 	typeBatch    byte = 1
+	typeSetting  byte = 2
 )
 
 // Proposer is the log a batch is proposed to (consensus.Node).
@@ -89,6 +96,68 @@ func (l *Log) Commit(changes []store.Change) error {
 		return err
 	}
 	return nil
+}
+
+// Set proposes the cluster-wide setting key (see FSM.Setting) and waits
+// until it is agreed and stored here.
+func (l *Log) Set(ctx context.Context, key string, value []byte) error {
+	data, err := EncodeSetting(key, value)
+	if err != nil {
+		return err
+	}
+	res, err := l.P.Apply(ctx, data)
+	if err != nil {
+		return err
+	}
+	if err, ok := res.(error); ok && err != nil {
+		return err
+	}
+	return nil
+}
+
+// EncodeSetting is the entry that sets key to value (JSON).
+func EncodeSetting(key string, value []byte) ([]byte, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	if !json.Valid(value) {
+		return nil, fmt.Errorf("the value of setting %s is not JSON", key)
+	}
+	buf := []byte{entryVersion, typeSetting}
+	buf = binary.AppendUvarint(buf, uint64(len(key)))
+	buf = append(buf, key...)
+	return append(buf, value...), nil
+}
+
+// validKey: settings are files named KEY.json; keys are short lower-case
+// words with dashes.
+func validKey(key string) error {
+	if key == "" || len(key) > 64 {
+		return fmt.Errorf("setting name %q must have 1 to 64 characters", key)
+	}
+	for _, r := range key {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return fmt.Errorf("setting name %q may only hold a-z, 0-9 and -", key)
+		}
+	}
+	return nil
+}
+
+func decodeSetting(data []byte) (string, []byte, error) {
+	rest := data[2:]
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return "", nil, errors.New("the setting entry is truncated")
+	}
+	key := string(rest[k : k+int(n)])
+	value := rest[k+int(n):]
+	if err := validKey(key); err != nil {
+		return "", nil, err
+	}
+	if !json.Valid(value) {
+		return "", nil, fmt.Errorf("the value of setting %s is not JSON", key)
+	}
+	return key, value, nil
 }
 
 // EncodeBatch is the entry of a batch of changes.
@@ -129,8 +198,11 @@ func DecodeBatch(data []byte) ([]store.Change, error) {
 	if len(data) < 2 {
 		return nil, errors.New("the log entry is too short")
 	}
-	if data[0] != entryVersion || data[1] != typeBatch {
-		return nil, fmt.Errorf("%w: version %d, type %d (this jobqd knows version %d, type %d): upgrade jobqd on this node", ErrUnknownEntry, data[0], data[1], entryVersion, typeBatch)
+	if err := checkKind(data); err != nil {
+		return nil, err
+	}
+	if data[1] != typeBatch {
+		return nil, fmt.Errorf("the log entry of type %d is not a batch", data[1])
 	}
 	rest := data[2:]
 	next := func() ([]byte, error) {
@@ -192,28 +264,96 @@ func DecodeBatch(data []byte) ([]store.Change, error) {
 	return out, nil
 }
 
+// checkKind refuses an entry this jobqd does not know.
+func checkKind(data []byte) error {
+	if len(data) < 2 {
+		return errors.New("the log entry is too short")
+	}
+	if data[0] != entryVersion || (data[1] != typeBatch && data[1] != typeSetting) {
+		return fmt.Errorf("%w: version %d, type %d (this jobqd knows version %d, types %d and %d): upgrade jobqd on this node", ErrUnknownEntry, data[0], data[1], entryVersion, typeBatch, typeSetting)
+	}
+	return nil
+}
+
 // Fetch returns the current contents of queue files from the master,
 // leaving out those it does not have.
 type Fetch func(ctx context.Context, names []string) ([]noderpc.Change, error)
 
-// FSM is consensus.StateMachine over a queue directory's store.
+// FSM is consensus.StateMachine over a queue directory's store and the
+// cluster-wide settings: the cluster configuration and what later issues
+// add (filters, opcode definitions, schedules), each a JSON document
+// stored durably as SettingsDir/KEY.json.
 type FSM struct {
-	st    *store.Store
-	fetch Fetch
-	log   *slog.Logger
+	st       *store.Store
+	fetch    Fetch
+	log      *slog.Logger
+	settings string // directory of the settings files
 
-	mu      sync.Mutex
-	applied uint64
-	broken  error
+	mu        sync.Mutex
+	applied   uint64
+	broken    error
+	values    map[string][]byte
+	onSetting func(key string, value []byte)
 }
 
-// NewFSM returns the state machine writing into st; fetch reaches the
+// NewFSM returns the state machine writing into st and settingsDir
+// (created if needed; the settings there are loaded); fetch reaches the
 // master when a snapshot must be restored.
-func NewFSM(st *store.Store, fetch Fetch, log *slog.Logger) *FSM {
+func NewFSM(st *store.Store, settingsDir string, fetch Fetch, log *slog.Logger) (*FSM, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{st: st, fetch: fetch, log: log}
+	f := &FSM{st: st, fetch: fetch, log: log, settings: settingsDir, values: map[string][]byte{}}
+	if err := os.MkdirAll(settingsDir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create the settings directory: %w", err)
+	}
+	ents, err := os.ReadDir(settingsDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		key, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || validKey(key) != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(settingsDir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		f.values[key] = b
+	}
+	return f, nil
+}
+
+// OnSetting sets a function called (from the log's goroutine) after each
+// setting is stored, and after a snapshot changed settings.
+func (f *FSM) OnSetting(fn func(key string, value []byte)) {
+	f.mu.Lock()
+	f.onSetting = fn
+	f.mu.Unlock()
+}
+
+// Setting is the agreed value of key as this node has applied it (nil:
+// never set).
+func (f *FSM) Setting(key string) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.values[key]
+}
+
+// setSetting stores a setting durably and reports it.
+func (f *FSM) setSetting(key string, value []byte) error {
+	if err := durable.WriteFile(filepath.Join(f.settings, key+".json"), value, 0o640); err != nil {
+		return fmt.Errorf("cannot store setting %s: %w", key, err)
+	}
+	f.mu.Lock()
+	f.values[key] = append([]byte(nil), value...)
+	fn := f.onSetting
+	f.mu.Unlock()
+	if fn != nil {
+		fn(key, value)
+	}
+	return nil
 }
 
 // Apply writes a batch. A batch that cannot be written (a full disk)
@@ -221,10 +361,23 @@ func NewFSM(st *store.Store, fetch Fetch, log *slog.Logger) *FSM {
 // proposer, Broken reports it, and the node must stop serving the queue
 // until a restart replays the log.
 func (f *FSM) Apply(e consensus.Entry) any {
-	changes, err := DecodeBatch(e.Data)
-	if errors.Is(err, ErrUnknownEntry) {
+	if err := checkKind(e.Data); err != nil {
 		panic(fmt.Sprintf("jobqd: log entry %d: %v", e.Index, err))
 	}
+	if e.Data[1] == typeSetting {
+		key, value, err := decodeSetting(e.Data)
+		if err != nil {
+			panic(fmt.Sprintf("jobqd: log entry %d is malformed: %v", e.Index, err))
+		}
+		if err := f.setSetting(key, value); err != nil {
+			f.mu.Lock()
+			f.broken = err
+			f.mu.Unlock()
+			return err
+		}
+		return nil
+	}
+	changes, err := DecodeBatch(e.Data)
 	if err != nil {
 		panic(fmt.Sprintf("jobqd: log entry %d is malformed: %v", e.Index, err))
 	}
@@ -250,8 +403,9 @@ func (f *FSM) Broken() error {
 
 // manifest is a snapshot's data.
 type manifest struct {
-	Live    []noderpc.FileInfo `json:"live"`
-	Archive []noderpc.FileInfo `json:"archive"`
+	Live     []noderpc.FileInfo         `json:"live"`
+	Archive  []noderpc.FileInfo         `json:"archive"`
+	Settings map[string]json.RawMessage `json:"settings,omitempty"`
 }
 
 // Snapshot makes the directory durable (one sync for every batch applied
@@ -264,7 +418,13 @@ func (f *FSM) Snapshot() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot list the queue for a snapshot: %w", err)
 	}
-	return json.Marshal(manifest{Live: live, Archive: arch})
+	m := manifest{Live: live, Archive: arch, Settings: map[string]json.RawMessage{}}
+	f.mu.Lock()
+	for k, v := range f.values {
+		m.Settings[k] = v
+	}
+	f.mu.Unlock()
+	return json.Marshal(m)
 }
 
 // Restore makes the directory hold what the snapshot names, fetching
@@ -273,6 +433,32 @@ func (f *FSM) Restore(data []byte) error {
 	var m manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return fmt.Errorf("the snapshot's manifest is malformed: %w", err)
+	}
+	for k, v := range m.Settings {
+		if validKey(k) != nil {
+			return fmt.Errorf("the snapshot holds a setting named %q", k)
+		}
+		if !bytes.Equal(f.Setting(k), v) {
+			if err := f.setSetting(k, v); err != nil {
+				return err
+			}
+		}
+	}
+	f.mu.Lock()
+	var stale []string
+	for k := range f.values {
+		if _, ok := m.Settings[k]; !ok {
+			stale = append(stale, k)
+		}
+	}
+	f.mu.Unlock()
+	for _, k := range stale {
+		if err := durable.Remove(filepath.Join(f.settings, k+".json")); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		delete(f.values, k)
+		f.mu.Unlock()
 	}
 	live, arch, err := replica.Scan(f.st.Dir(), true, false)
 	if err != nil {

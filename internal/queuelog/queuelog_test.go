@@ -75,6 +75,52 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	})
 }
 
+func TestSettingEntries(t *testing.T) {
+	for _, bad := range []struct{ key, value string }{
+		{"", "1"}, {"Cluster", "1"}, {"../x", "1"}, {strings.Repeat("a", 65), "1"}, {"cluster", "{"},
+	} {
+		if _, err := EncodeSetting(bad.key, []byte(bad.value)); err == nil {
+			t.Errorf("setting %q = %q accepted", bad.key, bad.value)
+		}
+	}
+	data, err := EncodeSetting("opcode-defs", []byte(`{"a":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, v, err := decodeSetting(data); err != nil || k != "opcode-defs" || string(v) != `{"a":1}` {
+		t.Fatalf("decode: %q %q %v", k, v, err)
+	}
+	if _, err := DecodeBatch(data); err == nil {
+		t.Fatal("a setting decoded as a batch")
+	}
+	// Stored settings are loaded by the next FSM on the same directory.
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "queue"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f, err := NewFSM(st, filepath.Join(dir, "settings"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := ""
+	f.OnSetting(func(k string, v []byte) { seen = k + "=" + string(v) })
+	if res := f.Apply(consensus.Entry{Index: 1, Data: data}); res != nil {
+		t.Fatal(res)
+	}
+	if seen != `opcode-defs={"a":1}` {
+		t.Fatalf("OnSetting saw %q", seen)
+	}
+	f2, err := NewFSM(st, filepath.Join(dir, "settings"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(f2.Setting("opcode-defs")); got != `{"a":1}` {
+		t.Fatalf("after a restart: %q", got)
+	}
+}
+
 func TestDecodeRefuses(t *testing.T) {
 	good, _ := EncodeBatch([]store.Change{{Kind: "write", Name: "job-1", Data: []byte("x")}})
 	bad, _ := EncodeBatch([]store.Change{{Kind: "write", Name: "../etc/passwd", Data: []byte("x")}})
@@ -149,6 +195,20 @@ func TestQueueThroughTheLog(t *testing.T) {
 	}
 	a := nodes["a"]
 	a.becomeMaster(t)
+	// A cluster-wide setting reaches every node, durably.
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if err := (&Log{P: a.node}).Set(sctx, "cluster", []byte(`{"candidate_pool_size":5}`)); err != nil {
+		t.Fatal(err)
+	}
+	scancel()
+	waitFor(t, "the setting on every node", func() bool {
+		for _, nd := range nodes {
+			if string(nd.fsm.Setting("cluster")) != `{"candidate_pool_size":5}` {
+				return false
+			}
+		}
+		return true
+	})
 	for i := range 20 {
 		id := a.submit(t, fmt.Sprintf(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"comment":"job %d"}`, i))
 		if id != int64(i+1) {
@@ -218,6 +278,9 @@ func TestLaggingNodeRestoresFromManifest(t *testing.T) {
 	a.waitStatus(t, first, "success")
 	waitFor(t, "b has job 1", func() bool { return sameQueues(t, nodes, "a", "b") == "" })
 	b.stop()
+	if err := (&Log{P: a.node}).Set(ctx, "filters", []byte(`[]`)); err != nil {
+		t.Fatal(err)
+	}
 	var last int64
 	for range 30 {
 		last = a.submit(t, `{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
@@ -239,6 +302,9 @@ func TestLaggingNodeRestoresFromManifest(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.dir, "queue", store.ArchiveName(first))); err != nil {
 		t.Fatalf("the archived job is not on b: %v", err)
+	}
+	if got := string(b.fsm.Setting("filters")); got != "[]" {
+		t.Fatalf("the setting made while b was down, after the snapshot: %q", got)
 	}
 	// A restart of b: its snapshot is older than its queue directory; it
 	// is not restored again (nothing fetched), the log's entries after it
@@ -299,7 +365,9 @@ func (n *tnode) start(t testing.TB, cert tls.Certificate, bootstrap bool, fetch 
 	if n.st, err = store.Open(filepath.Join(n.dir, "queue"), logger, opts...); err != nil {
 		t.Fatal(err)
 	}
-	n.fsm = NewFSM(n.st, fetch, logger)
+	if n.fsm, err = NewFSM(n.st, filepath.Join(n.dir, "settings"), fetch, logger); err != nil {
+		t.Fatal(err)
+	}
 	cli := n.cli
 	n.node, err = consensus.Open(consensus.Config{
 		Dir: filepath.Join(n.dir, "raft"), Name: n.name, Addr: n.addr, Bootstrap: bootstrap,
