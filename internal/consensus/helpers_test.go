@@ -2,18 +2,12 @@ package consensus
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"sort"
@@ -23,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/noderpc"
+	"github.com/jobq-dev/jobq/internal/testcert"
 )
 
 // The tests run every node in this process, each with its own node RPC
@@ -146,7 +141,7 @@ type testNode struct {
 
 func newTestCluster(t testing.TB) *testCluster {
 	c := &testCluster{
-		t: t, cert: newTestCert(t), timing: testTiming,
+		t: t, cert: testcert.New(t, "jobq cluster"), timing: testTiming,
 		nodes: map[string]*testNode{}, cut: map[[2]string]bool{},
 		conns: map[[2]string][]net.Conn{}, changed: make(chan struct{}),
 	}
@@ -490,29 +485,6 @@ func (c *testCluster) submitOnLeader(payload string, among ...string) int {
 		return err == nil
 	})
 	return id
-}
-
-func newTestCert(t testing.TB) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "jobq cluster"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // members is name:voter|learner of a node's configuration, sorted.

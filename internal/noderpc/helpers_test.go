@@ -3,16 +3,10 @@ package noderpc
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -21,43 +15,8 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/testcert"
 )
-
-// newTestCert makes a cluster certificate as internal/daemon's certs.go
-// does: a self-signed, CA-style ECDSA P-256 certificate.
-func newTestCert(t testing.TB, name string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"jobq cluster"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
 
 // fakeHandler answers every call from its request and counts the calls.
 type fakeHandler struct {
@@ -279,3 +238,6 @@ func rawDo(t *testing.T, method, url string, body string, certs ...tls.Certifica
 	}
 	return resp.StatusCode, &e
 }
+
+// newTestCert makes a cluster certificate (internal/testcert).
+func newTestCert(t testing.TB, name string) tls.Certificate { return testcert.New(t, name) }

@@ -79,22 +79,8 @@ func benchCluster(b *testing.B, names []string) *queue.Queue {
 		nodes[name] = &tnode{name: name, dir: b.TempDir(), timing: consensus.Timing{}}
 		b.Cleanup(nodes[name].stop)
 	}
+	formCluster(b, cert, nodes, names, noFetch)
 	a := nodes["a"]
-	a.start(b, cert, true, nil)
-	waitFor(b, "a leads", func() bool { return a.node.IsLeader() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, name := range names[1:] {
-		nodes[name].start(b, cert, false, nil)
-		if err := a.node.AddLearner(ctx, name, nodes[name].addr); err != nil {
-			b.Fatal(err)
-		}
-		target := a.node.CommitIndex()
-		waitFor(b, name+" caught up", func() bool { return a.node.Match(name) >= target })
-		if err := a.node.Promote(ctx, name); err != nil {
-			b.Fatal(err)
-		}
-	}
 	a.becomeMaster(b)
 	if a.q == nil {
 		b.Fatal(fmt.Errorf("no queue"))

@@ -1,7 +1,6 @@
 package queuelog
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -130,21 +129,7 @@ func powerLossRounds(t *testing.T, size, rounds int) {
 		}
 		return nil
 	}
-	nodes["a"].start(t, cert, true, nil)
-	waitFor(t, "a leads", func() bool { return nodes["a"].node.IsLeader() })
-	for _, name := range names[1:] {
-		nodes[name].start(t, cert, false, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := nodes["a"].node.AddLearner(ctx, name, nodes[name].addr); err != nil {
-			t.Fatal(err)
-		}
-		target := nodes["a"].node.CommitIndex()
-		waitFor(t, name+" caught up", func() bool { return nodes["a"].node.Match(name) >= target })
-		if err := nodes["a"].node.Promote(ctx, name); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	formCluster(t, cert, nodes, names, noFetch)
 	acked := map[int64]string{} // id -> comment
 	for round := range rounds {
 		var m *tnode

@@ -3,18 +3,12 @@ package queuelog
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,13 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+	"pgregory.net/rapid"
+
 	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/store"
-	"go.uber.org/goleak"
-	"pgregory.net/rapid"
+	"github.com/jobq-dev/jobq/internal/testcert"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -178,21 +174,7 @@ func TestQueueThroughTheLog(t *testing.T) {
 	for _, nd := range nodes {
 		t.Cleanup(nd.stop)
 	}
-	nodes["a"].start(t, cert, true, fetchFrom("a"))
-	waitFor(t, "a leads", func() bool { return leaderOf("a") != nil })
-	for _, name := range []string{"b", "c"} {
-		nodes[name].start(t, cert, false, fetchFrom(name))
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := nodes["a"].node.AddLearner(ctx, name, nodes[name].addr); err != nil {
-			t.Fatal(err)
-		}
-		target := nodes["a"].node.CommitIndex()
-		waitFor(t, name+" caught up", func() bool { return nodes["a"].node.Match(name) >= target })
-		if err := nodes["a"].node.Promote(ctx, name); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	formCluster(t, cert, nodes, names, fetchFrom)
 	a := nodes["a"]
 	a.becomeMaster(t)
 	// A cluster-wide setting reaches every node, durably.
@@ -321,6 +303,30 @@ func TestLaggingNodeRestoresFromManifest(t *testing.T) {
 		t.Fatalf("b fetched %d times at a restart", n)
 	}
 }
+
+// formCluster bootstraps names[0] and adds the others as the master
+// does: learners first, voters once caught up.
+func formCluster(t testing.TB, cert tls.Certificate, nodes map[string]*tnode, names []string, fetch func(self string) Fetch) {
+	t.Helper()
+	a := nodes[names[0]]
+	a.start(t, cert, true, fetch(a.name))
+	waitFor(t, a.name+" leads", func() bool { return a.node.IsLeader() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, name := range names[1:] {
+		nodes[name].start(t, cert, false, fetch(name))
+		if err := a.node.AddLearner(ctx, name, nodes[name].addr); err != nil {
+			t.Fatal(err)
+		}
+		target := a.node.CommitIndex()
+		waitFor(t, name+" caught up", func() bool { return a.node.Match(name) >= target })
+		if err := a.node.Promote(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func noFetch(string) Fetch { return nil }
 
 type tnode struct {
 	name, dir, addr string
@@ -500,22 +506,4 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func newCert(t testing.TB) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "jobq cluster"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
+func newCert(t testing.TB) tls.Certificate { return testcert.New(t, "jobq cluster") }
