@@ -238,12 +238,18 @@ func Run(ctx context.Context, o Options) error {
 			l.Close()
 		}
 	}
-	n.app, err = replica.NewApplier(o.DataDir, st, writeDurable, func(int64, string) { n.kick() })
+	n.app, err = replica.NewApplier(o.DataDir, st, writeDurable, func(epoch int64, _ string) {
+		if stopped := n.fence.Observe(epoch); stopped > 0 {
+			log.Warn("a newer epoch exists: stopped the executions older masters ordered here", "epoch", epoch, "stopped", stopped)
+		}
+		n.kick()
+	})
 	if err != nil {
 		closeListener()
 		st.Close()
 		return err
 	}
+	n.fence.Observe(max(n.app.Voter().Epoch, cfg.Epoch))
 	n.metrics = metrics.New(func() map[string]int {
 		out := map[string]int{}
 		if q := n.queue(); q != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/fence"
 	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/queue"
@@ -42,8 +43,9 @@ type nodeRT struct {
 	client  *noderpc.Client
 	metrics *metrics.Set
 
-	changeMu sync.Mutex // held while the master changes the configuration
-	cryptoMu sync.Mutex // held during a phase of a certificate renewal
+	changeMu sync.Mutex  // held while the master changes the configuration
+	cryptoMu sync.Mutex  // held during a phase of a certificate renewal
+	fence    fence.Fence // the executions masters ordered here, by epoch
 
 	mu       sync.Mutex
 	cfg      *cluster.Config
@@ -546,7 +548,16 @@ func (h rpcHandler) Join(ctx context.Context, req *noderpc.JoinRequest) (*noderp
 }
 
 func (h rpcHandler) Command(ctx context.Context, req *noderpc.CommandRequest) (*noderpc.CommandReply, error) {
-	ok, out := runRestricted(ctx, restrictedDir(h.n.o.DataDir), req.Command)
+	fctx, end, err := h.n.fenced(ctx, req.Epoch, "restricted command "+req.Command)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	ok, out := runRestricted(fctx, restrictedDir(h.n.o.DataDir), req.Command)
+	if err := stoppedByFence(fctx, nil); err != nil {
+		h.n.log.Warn("stopped a restricted command of a deposed master", "command", req.Command, "epoch", req.Epoch)
+		return nil, err
+	}
 	return &noderpc.CommandReply{Success: ok, Output: out}, nil
 }
 
@@ -554,7 +565,12 @@ func (h rpcHandler) Delay(ctx context.Context, req *noderpc.DelayRequest) error 
 	if !(req.Seconds > 0) || req.Seconds > 7*24*3600 {
 		return &noderpc.Error{Code: noderpc.CodeBadRequest, Message: fmt.Sprintf("delay of %g seconds is out of range", req.Seconds)}
 	}
-	return opcodes.Sleep(ctx, time.Duration(req.Seconds*float64(time.Second)))
+	fctx, end, err := h.n.fenced(ctx, req.Epoch, "delay")
+	if err != nil {
+		return err
+	}
+	defer end()
+	return stoppedByFence(fctx, opcodes.Sleep(fctx, time.Duration(req.Seconds*float64(time.Second))))
 }
 
 // staleOrder refuses an order (what, e.g. "to purge the queue for X")
@@ -624,15 +640,19 @@ func (n *nodeRT) nodeAddr(name string) (string, error) {
 }
 
 func (n *nodeRT) RunCommand(ctx context.Context, name, command string) (bool, string, error) {
+	epoch := n.config().Epoch
 	if name == n.self {
-		ok, out := runRestricted(ctx, restrictedDir(n.o.DataDir), command)
-		return ok, out, nil
+		r, err := rpcHandler{n}.Command(ctx, &noderpc.CommandRequest{Command: command, Epoch: epoch})
+		if err != nil {
+			return false, "", err
+		}
+		return r.Success, r.Output, nil
 	}
 	addr, err := n.nodeAddr(name)
 	if err != nil {
 		return false, "", err
 	}
-	r, err := n.client.Command(ctx, addr, &noderpc.CommandRequest{Command: command})
+	r, err := n.client.Command(ctx, addr, &noderpc.CommandRequest{Command: command, Epoch: epoch})
 	if err != nil {
 		return false, "", err
 	}
@@ -640,14 +660,37 @@ func (n *nodeRT) RunCommand(ctx context.Context, name, command string) (bool, st
 }
 
 func (n *nodeRT) Delay(ctx context.Context, name string, d time.Duration) error {
+	req := &noderpc.DelayRequest{Seconds: d.Seconds(), Epoch: n.config().Epoch}
 	if name == n.self {
-		return rpcHandler{n}.Delay(ctx, &noderpc.DelayRequest{Seconds: d.Seconds()})
+		return rpcHandler{n}.Delay(ctx, req)
 	}
 	addr, err := n.nodeAddr(name)
 	if err != nil {
 		return err
 	}
-	return n.client.Delay(ctx, addr, &noderpc.DelayRequest{Seconds: d.Seconds()})
+	return n.client.Delay(ctx, addr, req)
+}
+
+// fenced starts an execution ordered by the master of epoch: refused if
+// this node knows a newer epoch, stopped if it learns of one while it
+// runs (package fence).
+func (n *nodeRT) fenced(ctx context.Context, epoch int64, what string) (context.Context, func(), error) {
+	fctx, end, err := n.fence.Begin(ctx, epoch)
+	if err != nil {
+		n.log.Warn("refused an execution ordered by a deposed master", "what", what, "err", err)
+		return nil, nil, &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: n.fence.Newest(), Message: err.Error()}
+	}
+	return fctx, end, nil
+}
+
+// stoppedByFence turns the end of an execution the fence stopped into
+// the stale-epoch refusal the deposed master gets.
+func stoppedByFence(ctx context.Context, err error) error {
+	var se *fence.StaleError
+	if errors.As(context.Cause(ctx), &se) {
+		return &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: se.Newest, Message: "stopped: " + se.Error()}
+	}
+	return err
 }
 
 // --- joining ---

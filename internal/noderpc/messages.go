@@ -125,6 +125,10 @@ type JoinReply struct {
 // CommandRequest runs a restricted command on the node (POST /v1/command).
 type CommandRequest struct {
 	Command string `json:"command"`
+	// Epoch is the calling master's: a node that knows a newer one
+	// refuses the call, and stops it if it learns of one meanwhile (0: a
+	// master that does not say, from before epochs were sent).
+	Epoch int64 `json:"epoch,omitempty"`
 }
 
 // CommandReply is its outcome, as OP_RESTRICTED_COMMAND reports it.
@@ -136,6 +140,7 @@ type CommandReply struct {
 // DelayRequest sleeps on the node (POST /v1/delay, OP_TEST_DELAY on_nodes).
 type DelayRequest struct {
 	Seconds float64 `json:"seconds"`
+	Epoch   int64   `json:"epoch,omitempty"` // as CommandRequest's
 }
 
 // PurgeRequest asks a node that is no longer a master candidate to delete

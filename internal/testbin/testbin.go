@@ -21,6 +21,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -213,6 +214,8 @@ func (d *Daemon) read(stderr io.Reader) {
 // waitFor waits until match, given the whole log so far, reports ok, or
 // jobqd exited and match does not on its whole log.
 func (d *Daemon) waitFor(match func(log string) (string, bool)) (string, bool) {
+	deadline := time.NewTimer(LogWait)
+	defer deadline.Stop()
 	for {
 		d.mu.Lock()
 		log, grown := d.log.String(), d.grown
@@ -225,12 +228,20 @@ func (d *Daemon) waitFor(match func(log string) (string, bool)) (string, bool) {
 		case <-d.done:
 			// The log is whole once jobqd is gone: a last look.
 			return match(d.Logs())
+		case <-deadline.C:
+			// A line that never comes fails the test in a minute,
+			// not at the test binary's timeout.
+			return match(d.Logs())
 		}
 	}
 }
 
+// LogWait bounds WaitLog and WaitLine: a line not logged by then is
+// taken as never logged.
+var LogWait = time.Minute
+
 // WaitLog waits until the log holds substr (true) or jobqd exited
-// without it (false).
+// without it or LogWait passed (false).
 func (d *Daemon) WaitLog(substr string) bool {
 	_, ok := d.waitFor(func(log string) (string, bool) { return "", strings.Contains(log, substr) })
 	return ok

@@ -13,7 +13,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -818,5 +820,62 @@ func TestFailoverRefusedWhileMasterStarts(t *testing.T) {
 	}
 	if r := n2.jobq(t, "list"); r.Code == 0 || !strings.Contains(r.Stderr, "please connect to node node1") {
 		t.Fatalf("node2 took the mastership: %+v", r)
+	}
+}
+
+// TestDeposedMastersExecutionsStop: a restricted command that the master
+// runs on node2 stops as soon as node2 learns of a newer epoch, although
+// the old master, paused, never hangs up on it (fence).
+func TestDeposedMastersExecutionsStop(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2 := nodes[0], nodes[1]
+	dir := filepath.Join(n2.dir, "restricted-commands")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(n2.dir, "sleeper.pid")
+	script := "#!/bin/sh\necho $$ > " + pidFile + "\nexec sleep 50\n"
+	if err := os.WriteFile(filepath.Join(dir, "sleeper"), []byte(script), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	c1 := n1.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, err := c1.SubmitJob(ctx, client.RawOp{"OP_ID": "OP_RESTRICTED_COMMAND", "command": "sleeper", "nodes": []string{"node2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(pidFile)
+		if err == nil && len(bytes.TrimSpace(b)) > 0 {
+			if pid, err = strconv.Atoi(string(bytes.TrimSpace(b))); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d's command did not start on node2 within 30s:\n%s", id, n2.d.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The master hangs with its call to node2 open; node2 takes over.
+	if err := n1.d.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer n1.d.Resume()
+	if r := n2.jobq(t, "cluster", "master-failover"); r.Code != 0 {
+		t.Fatalf("master-failover with the master paused: %+v", r)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the old master's command (pid %d) still runs on node2 10s after the failover:\n%s", pid, n2.d.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !n2.d.WaitLog("stopped the executions older masters ordered here") {
+		t.Fatalf("node2 does not say it stopped the old master's command:\n%s", n2.d.Logs())
 	}
 }
