@@ -477,6 +477,13 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// RefusedError is a job refused for what it holds (its shape, its text,
+// a limit): the client must change it before sending it again.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // SubmitResult is one job's submission outcome.
 type SubmitResult struct {
 	ID  int64
@@ -496,7 +503,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 	refused := make([]bool, len(jobs))
 	for i, ops := range jobs {
 		if err := job.CheckSubmission(ops, q.cfg.Limits); err != nil {
-			res[i].Err, refused[i] = err, true
+			res[i].Err, refused[i] = &RefusedError{Err: err}, true
 		}
 	}
 	entries := make([]*entry, len(jobs))
@@ -533,7 +540,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			}
 			j, err := job.New(q.serial+1, jobs[i], job.TS(now), now.UnixMicro()*1000)
 			if err != nil {
-				res[i].Err = err
+				res[i].Err = &RefusedError{Err: err}
 				continue
 			}
 			e := q.newEntry(j, nil)
