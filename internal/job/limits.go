@@ -131,10 +131,10 @@ func CheckInput(i int, in []byte, maxDepth int) error {
 func inputError(i int, err error) error {
 	var se *jsontext.SyntacticError
 	if errors.As(err, &se) && strings.Contains(se.Err.Error(), "UTF-8") {
-		return fmt.Errorf("opcode %d holds text that is not valid UTF-8 (in %q, at byte %d); send text as UTF-8 and encode binary data (e.g. in base64)", i, se.JSONPointer, se.ByteOffset)
+		return fmt.Errorf("opcode %d holds text that is not valid UTF-8 (in %s, at byte %d); send text as UTF-8 and encode binary data (e.g. in base64)", i, se.JSONPointer, se.ByteOffset)
 	}
 	if errors.Is(err, jsontext.ErrDuplicateName) && se != nil {
-		return fmt.Errorf("opcode %d has the member %q twice in one object; send each member once", i, se.JSONPointer)
+		return fmt.Errorf("opcode %d has the member %s twice in one object; send each member once", i, se.JSONPointer)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fmt.Errorf("opcode %d is not valid JSON: it ends too early", i)

@@ -12,11 +12,11 @@ import (
 // the next start (issue 16, finding 1).
 func TestNewRefusesWhatDecodeWouldRefuse(t *testing.T) {
 	for _, tc := range []struct{ name, in, want string }{
-		{"invalid UTF-8", "{\"OP_ID\":\"OP_TEST_DELAY\",\"comment\":\"caf\xe9\"}", `opcode 0 holds text that is not valid UTF-8 (in "/comment", at byte 39)`},
+		{"invalid UTF-8", "{\"OP_ID\":\"OP_TEST_DELAY\",\"comment\":\"caf\xe9\"}", `opcode 0 holds text that is not valid UTF-8 (in /comment, at byte 39)`},
 		{"invalid UTF-8 in a name", "{\"OP_ID\":\"OP_TEST_DELAY\",\"\xff\":1}", `not valid UTF-8`},
 		{"truncated UTF-8 sequence", "{\"OP_ID\":\"OP_TEST_DELAY\",\"x\":[\"\xe2\x82\"]}", `not valid UTF-8`},
 		{"surrogate half", "{\"OP_ID\":\"OP_TEST_DELAY\",\"x\":\"\xed\xa0\x80\"}", `not valid UTF-8`},
-		{"duplicate member", `{"OP_ID":"OP_TEST_DELAY","x":{"a":1,"a":2}}`, `the member "/x/a" twice`},
+		{"duplicate member", `{"OP_ID":"OP_TEST_DELAY","x":{"a":1,"a":2}}`, `the member /x/a twice`},
 		{"too deep", `{"OP_ID":"OP_TEST_DELAY","x":` + strings.Repeat("[", HardMaxDepth) + strings.Repeat("]", HardMaxDepth) + `}`, `more than 512 levels deep`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

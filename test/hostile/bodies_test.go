@@ -143,4 +143,3 @@ func submitRAPI(t *testing.T, addr string, cfg *tls.Config) int64 {
 	}
 	return id
 }
-
