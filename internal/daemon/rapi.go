@@ -60,7 +60,8 @@ func startRAPI(o Options, keys *noderpc.Keyring, q *queue.Queue, clusterCfg func
 			c := clusterCfg()
 			return rapi.ClusterInfo{Name: c.Name, Master: c.Master, MaxRunningJobs: maxRunning}
 		},
-		Logger: log,
+		RequireAuth: o.RAPIRequireAuth,
+		Logger:      log,
 	})
 	// Metrics for RAPI's read users (unauthenticated: --metrics-addr).
 	srv.Handle("/metrics", []string{rapi.AccessRead, rapi.AccessWrite}, m.Handler())
