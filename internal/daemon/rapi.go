@@ -66,7 +66,7 @@ func startRAPI(o Options, keys *noderpc.Keyring, q *queue.Queue, clusterCfg func
 	// Metrics for RAPI's read users (unauthenticated: --metrics-addr).
 	srv.Handle("/metrics", []string{rapi.AccessRead, rapi.AccessWrite}, m.Handler())
 	// The web dashboard under /ui/, for the same users (package web).
-	srv.HandlePrefix(web.Prefix, web.New(web.Config{Queue: q, Users: srv, Logger: log, Cluster: func() web.Cluster {
+	srv.HandlePrefix(web.Prefix, web.New(web.Config{Queue: q, Users: srv, Guard: srv.Guard(), Logger: log, Cluster: func() web.Cluster {
 		cfg := clusterCfg()
 		c := web.Cluster{Name: cfg.Name, Master: cfg.Master, MaxRunningJobs: maxRunning}
 		repl := replication()

@@ -162,7 +162,10 @@ type Config struct {
 	// RequireAuth makes every request authenticate, reads included
 	// (Ganeti's ganeti-rapi --require-authentication).
 	RequireAuth bool
-	Logger      *slog.Logger
+	// Guard slows password guessing (shared with the dashboard); nil: a
+	// Guard of the server's own (see Server.Guard).
+	Guard  *Guard
+	Logger *slog.Logger
 	// Observer, when set, is told about every answered request.
 	Observer Observer
 }
@@ -238,6 +241,9 @@ func New(cfg Config) *Server {
 	if cfg.Cluster == nil {
 		cfg.Cluster = func() ClusterInfo { return ClusterInfo{} }
 	}
+	if cfg.Guard == nil {
+		cfg.Guard = NewGuard(nil)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, extra: map[string]extraRoute{}}
 	s.users = newUserDB(cfg.UsersFile, cfg.Logger)
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -272,6 +278,10 @@ func (s *Server) HandlePrefix(prefix string, h http.Handler) {
 	defer s.extraMu.Unlock()
 	s.prefix = append(s.prefix, prefixRoute{prefix: strings.TrimSuffix(prefix, "/"), h: h})
 }
+
+// Guard is the server's password guessing guard, for the dashboard to
+// share.
+func (s *Server) Guard() *Guard { return s.cfg.Guard }
 
 // LookupUser returns a copy of the user called name as the users file says
 // now (it is re-read when it changed), or nil.
@@ -533,6 +543,9 @@ func (s *Server) writeError(w http.ResponseWriter, e *httpError) int {
 	if e.code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
 	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
 	s.writeBody(w, e.code, e.body())
 	return e.code
 }
@@ -595,10 +608,19 @@ func (s *Server) authenticate(r *http.Request, access []string) (string, *httpEr
 	if !ok {
 		return "", unauthorized
 	}
+	if wait := s.cfg.Guard.Wait(r.RemoteAddr, name); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		s.log.Warn("RAPI: authentication refused while failed attempts back off", "user", name, "remote", r.RemoteAddr, "retry_after_s", secs)
+		return "", &httpError{code: http.StatusTooManyRequests, retryAfter: secs, msg: fmt.Sprintf(
+			"Too many failed authentications from this address or for this user; try again in %d seconds", secs)}
+	}
 	u := s.users.lookup(name)
 	if u == nil || !CheckPassword(name, password, u.Password) {
+		s.cfg.Guard.Failed(r.RemoteAddr, name, u != nil)
+		s.log.Warn("RAPI: authentication failed", "user", name, "remote", r.RemoteAddr, "known_user", u != nil)
 		return "", unauthorized
 	}
+	s.cfg.Guard.Succeeded(r.RemoteAddr, name)
 	if len(access) == 0 {
 		return name, nil
 	}
