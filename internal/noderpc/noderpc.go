@@ -102,6 +102,8 @@ type Server struct {
 	srv    *http.Server
 	base   context.Context // parent of every call's context
 	cancel context.CancelFunc
+	// refusals rate-limits the WARN lines of refused calls.
+	refusals rateLog
 }
 
 // NewServer returns a server presenting cert and accepting only cert.

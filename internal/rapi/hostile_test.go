@@ -432,3 +432,40 @@ func TestSubmitRefusesWhatWouldNotReadBack(t *testing.T) {
 		t.Fatalf("jobs stored: %s %v", rows, err)
 	}
 }
+
+// TestTLSAEADOnly (issue 16, finding 9): RAPI accepted TLS 1.2 CBC-SHA1
+// suites. A client offering only those cannot connect; AEAD suites and
+// TLS 1.3 can.
+func TestTLSAEADOnly(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	addr, cli := e.served()
+	for _, c := range []struct {
+		suite uint16
+		ok    bool
+	}{
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, false},
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, false},
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true},
+		{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, true},
+	} {
+		cfg := cli.Clone()
+		cfg.MaxVersion = tls.VersionTLS12
+		cfg.CipherSuites = []uint16{c.suite}
+		conn, err := tls.Dial("tcp", addr, cfg)
+		if conn != nil {
+			conn.Close()
+		}
+		if (err == nil) != c.ok {
+			t.Errorf("TLS 1.2 with only %s: err %v, want ok=%v", tls.CipherSuiteName(c.suite), err, c.ok)
+		}
+	}
+	conn, err := tls.Dial("tcp", addr, cli)
+	if err != nil {
+		t.Fatalf("default client: %v", err)
+	}
+	if v := conn.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("default client: version %x, want TLS 1.3", v)
+	}
+	conn.Close()
+}

@@ -99,6 +99,18 @@ const (
 	DefaultBodyTimeout       = 2 * time.Minute
 )
 
+// CipherSuites are the TLS 1.2 cipher suites RAPI accepts unless its
+// tls.Config says otherwise: forward secrecy and AEAD only (no CBC, no
+// SHA-1 MACs). TLS 1.3's suites are all of that kind already.
+var CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // protocolVersion is the LUXI protocol version jobq speaks (Ganeti 3.0's).
 const protocolVersion = 3000000
 
@@ -302,6 +314,9 @@ func (s *Server) Serve(l net.Listener, tlsConfig *tls.Config) error {
 	tc := tlsConfig.Clone()
 	if tc.MinVersion == 0 {
 		tc.MinVersion = tls.VersionTLS12
+	}
+	if tc.CipherSuites == nil {
+		tc.CipherSuites = CipherSuites
 	}
 	srv := &http.Server{
 		Handler:           s,
