@@ -469,3 +469,44 @@ func TestTLSAEADOnly(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// TestConnectionCap (issue 16, finding 6): connections over
+// Config.MaxConns are closed at once, those under it are served, and a
+// closed one makes room.
+func TestConnectionCap(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.MaxConns = 3 })
+	addr, cli := e.served()
+	var held []*tls.Conn
+	for range 3 {
+		c := rawTLS(t, addr, cli) // the handshake completes: accepted
+		held = append(held, c)
+	}
+	// The fourth is closed by the server: no answer.
+	if code, body, err := tryGet(addr, cli, "/version"); err == nil {
+		t.Fatalf("a connection over the cap was served: %d %q", code, body)
+	}
+	held[0].Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, body, err := tryGet(addr, cli, "/version")
+		if err == nil && code == 200 && body == "2\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request served within a minute after a connection closed: %d %q %v", code, body, err)
+		}
+	}
+}
+
+// tryGet is httpsGet that reports errors instead of failing.
+func tryGet(addr string, cli *tls.Config, path string) (int, string, error) {
+	tr := &http.Transport{TLSClientConfig: cli, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Get("https://" + addr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}

@@ -180,6 +180,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, when set, is told about every answered request.
 	Observer Observer
+	// MaxConns caps the connections open at once on each listener; a
+	// connection over it is closed at once. 0 means a quarter of the
+	// process's descriptor limit (at least 16), negative no cap.
+	MaxConns int
 }
 
 // Observer is told about every request once it is answered. It is the
@@ -336,7 +340,11 @@ func (s *Server) Serve(l net.Listener, tlsConfig *tls.Config) error {
 	}
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
-	return srv.ServeTLS(l, "", "")
+	maxConns := func() int { return s.cfg.MaxConns }
+	if s.cfg.MaxConns == 0 {
+		maxConns = defaultMaxConns
+	}
+	return srv.ServeTLS(&capListener{Listener: l, max: maxConns, log: s.log}, "", "")
 }
 
 type debugWriter struct{ log *slog.Logger }
