@@ -319,8 +319,8 @@ func TestPackagedConfig(t *testing.T) {
 // says it is set without printing it.
 func TestCheckConfigHidesToken(t *testing.T) {
 	r := jobqd(t, "", "--check-config", "--join", "192.0.2.1:1811", "--token", "jq1.SECRETVALUE.FP")
-	if r.code != 0 || strings.Contains(r.stdout, "SECRETVALUE") || !strings.Contains(r.stdout, "token            = (secret, not shown)   # command line\n") ||
-		!strings.Contains(r.stdout, "join             = 192.0.2.1:1811   # command line\n") {
+	if r.code != 0 || strings.Contains(r.stdout, "SECRETVALUE") || !strings.Contains(r.stdout, "token             = (secret, not shown)   # command line\n") ||
+		!strings.Contains(r.stdout, "join              = 192.0.2.1:1811   # command line\n") {
 		t.Fatalf("--check-config with a token: %+v", r)
 	}
 }
