@@ -27,10 +27,12 @@ type Limits struct {
 }
 
 // Defaults of Limits. Ganeti's own jobs have a few opcodes of a few
-// hundred bytes each, nested less than 10 deep.
+// hundred bytes each, nested less than 10 deep. Each opcode step rewrites
+// the whole job file about three times, so a job at both limits costs at
+// most 256 x 3 x 1 MiB of writes.
 const (
 	DefaultMaxOps   = 256
-	DefaultMaxSize  = 4 << 20
+	DefaultMaxSize  = 1 << 20
 	DefaultMaxDepth = 64
 	// HardMaxDepth is the deepest input New accepts whatever the limits:
 	// far below the 10,000 levels the strict job file decoder reads (the
