@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/json/jsontext"
 	"errors"
@@ -383,5 +384,51 @@ func decodeNumbers(t *rapid.T, b []byte, v any) {
 	d.UseNumber()
 	if err := d.Decode(v); err != nil {
 		t.Fatalf("%q: %v", b, err)
+	}
+}
+
+// Issue 16, finding 3: every log line rewrote the whole job file. Log
+// lines now wait up to LogFlushDelay for the job's next write (watchers
+// see them at once); the job's later writes carry them.
+func TestLogLinesShareWrites(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarnessConfig(t, dir, Config{MaxRunning: 1, LogFlushDelay: time.Hour})
+	id := h.submit(gate("g"))
+	started, release := h.g.get("g")
+	await(t, started, "the gate opcode to start")
+	// Shown at once.
+	r, err := h.q.WaitForJobChange(context.Background(), id, []string{"status"}, op(`["running"]`), 0, waitTimeout)
+	if err != nil || len(r.Logs) != 1 {
+		t.Fatalf("watcher: %+v %v, want the log line", r, err)
+	}
+	// Another job's submission is acknowledged once durable: what the
+	// store had before is on disk by then.
+	h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`))
+	if j := h.fileJob(id); len(j.Ops[0].Log) != 0 {
+		t.Fatalf("the log line was written on its own: %+v", j.Ops[0].Log)
+	}
+	close(release)
+	h.waitFinal(id)
+	if j := h.fileJob(id); len(j.Ops[0].Log) != 1 || !strings.Contains(string(j.Ops[0].Log[0].Message), "gate g reached") {
+		t.Fatalf("the final write lacks the log line: %+v", j.Ops[0].Log)
+	}
+}
+
+// The log lines of a job that writes nothing else reach its file after
+// LogFlushDelay.
+func TestLogLinesFlushedAfterTheDelay(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarnessConfig(t, dir, Config{MaxRunning: 1, LogFlushDelay: time.Millisecond})
+	id := h.submit(gate("g"))
+	started, release := h.g.get("g")
+	defer close(release)
+	await(t, started, "the gate opcode to start")
+	deadline := time.Now().Add(waitTimeout)
+	for len(h.fileJob(id).Ops[0].Log) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log line of a running job is not in its file after %s", waitTimeout)
+		}
+		// A barrier: acknowledged once the store's earlier writes are on disk.
+		h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`))
 	}
 }

@@ -66,6 +66,11 @@ type Config struct {
 	// rewritten with each); 0 means DefaultMaxLogEntries, negative no
 	// limit.
 	MaxLogEntries int
+	// LogFlushDelay is how long a log entry may wait to be stored with
+	// the job's next write: the log entries of that time are stored with
+	// one write of the job instead of one each (watchers see them at
+	// once). 0 means DefaultLogFlushDelay, negative stores each at once.
+	LogFlushDelay time.Duration
 	// testBetweenChunks, when set, is called between the chunks of a
 	// submission, without the queue lock (tests submit meanwhile).
 	testBetweenChunks func()
@@ -73,6 +78,9 @@ type Config struct {
 
 // DefaultMaxLogEntries is the default of Config.MaxLogEntries.
 const DefaultMaxLogEntries = 1000
+
+// DefaultLogFlushDelay is the default of Config.LogFlushDelay.
+const DefaultLogFlushDelay = 500 * time.Millisecond
 
 // submitChunk is how many jobs of one submission are built and handed to
 // the store under one hold of the queue lock; others' calls get the lock
@@ -131,6 +139,9 @@ type entry struct {
 	cancelRun context.CancelCauseFunc
 	// lockCancel interrupts the worker's wait for locks (cancel).
 	lockCancel context.CancelFunc
+	// logPending is set while log entries wait for the next write of the
+	// job (Config.LogFlushDelay); any write clears it.
+	logPending bool
 }
 
 // newEntry makes the entry of a durable job; summary may be nil (computed
@@ -326,6 +337,9 @@ func Open(cfg Config) (*Queue, error) {
 	}
 	if cfg.MaxLogEntries == 0 {
 		cfg.MaxLogEntries = DefaultMaxLogEntries
+	}
+	if cfg.LogFlushDelay == 0 {
+		cfg.LogFlushDelay = DefaultLogFlushDelay
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
 	if len(cfg.LockSchedule.Timeouts) == 0 {
@@ -788,6 +802,7 @@ type pendingWrite struct {
 // writeLocked queues the job's current state for storage. Called with q.mu
 // held so that the store sees a job's versions in order.
 func (q *Queue) writeLocked(e *entry) pendingWrite {
+	e.logPending = false // this write carries them
 	snap := e.job.Clone()
 	b, err := snap.Encode()
 	if err != nil {
@@ -883,10 +898,31 @@ func (v *jobEnv) Log(msg string) {
 	if _, ok := v.e.job.AppendLogLimited(v.op, q.ts(), "message", raw, q.cfg.MaxLogEntries); !ok {
 		return
 	}
-	// Log messages are stored with the next write of the job but nobody
-	// waits for them to be durable.
-	q.writeLocked(v.e)
 	q.showNowLocked(v.e)
+	// Log messages are stored with the next write of the job, at the
+	// latest after LogFlushDelay, and nobody waits for them to be
+	// durable: a job that logs a lot is not rewritten for every line.
+	if q.cfg.LogFlushDelay < 0 {
+		q.writeLocked(v.e)
+		return
+	}
+	if v.e.logPending {
+		return
+	}
+	v.e.logPending = true
+	e := v.e
+	time.AfterFunc(q.cfg.LogFlushDelay, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		// Not when another write carried them, nor once the job left
+		// memory or the queue stops (the node may not be master any
+		// more: it must not write).
+		if !e.logPending || e.job == nil || q.jobs[e.id] != e || q.closing {
+			e.logPending = false
+			return
+		}
+		q.writeLocked(e)
+	})
 }
 
 // runJob executes e's opcodes one after the other until the job is final,
