@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -81,8 +82,13 @@ func TestServerIdleAndMessageTimeouts(t *testing.T) {
 	if b, err := readReply(t, busy, busyR, "the Hold reply"); err != nil || b != `{"success":true,"result":"held"}` {
 		t.Fatalf("a call longer than the idle timeout: %q %v", b, err)
 	}
-	if !strings.Contains(ts.logs.String(), "a request did not arrive whole in time") {
-		t.Errorf("no warning about the half request in the log:\n%s", ts.logs)
+	// (Logged once the connection is closed.)
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(ts.logs.String(), "a request did not arrive whole in time") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning about the half request in the log within a minute:\n%s", ts.logs)
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -141,5 +147,32 @@ func TestServerConnectionCapPerListener(t *testing.T) {
 			t.Fatalf("no connection served within a minute after one of three closed: %q %v", b, err)
 		}
 		nc.Close()
+	}
+}
+
+// TestClientSurvivesIdleTimeout: a Client's pooled connection closed by
+// the server's idle timeout is replaced without the caller noticing.
+func TestClientSurvivesIdleTimeout(t *testing.T) {
+	h := &holdHandler{started: make(chan struct{}, 1), release: make(chan struct{})}
+	ts := startServerOpts(t, h, func(s *Server) { s.IdleTimeout = 20 * time.Millisecond })
+	c, err := Dial(ts.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Call(ctx, "Echo", 1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(ts.logs.String(), "closing an idle connection") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle connection was not closed within a minute:\n%s", ts.logs)
+		}
+		runtime.Gosched()
+	}
+	if res, err := c.Call(ctx, "Echo", 2); err != nil || string(res) != "[2]" {
+		t.Fatalf("call after the server closed the pooled connection: %s %v", res, err)
 	}
 }

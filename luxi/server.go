@@ -513,6 +513,8 @@ func (s *Server) readLoop(ctx context.Context, cancel context.CancelFunc, nc net
 			dl.mu.Lock()
 			reading := dl.reading
 			dl.mu.Unlock()
+			cancel()
+			nc.Close() // before the log line says so (tests wait for it)
 			if reading {
 				s.logger().Warn("luxi: a request did not arrive whole in time; closing its connection", "timeout", s.messageTimeout())
 			} else {
