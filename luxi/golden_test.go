@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -302,9 +304,17 @@ func (c *rawConn) write(b []byte) {
 	}
 }
 
-// read returns the next message without its terminator.
+// read returns the next message without its terminator, failing the test
+// when none comes within a minute (a regression must not hang the run).
 func (c *rawConn) read() ([]byte, error) {
-	return readMessage(c.br, nil, DefaultMaxMessageSize, nil)
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(time.Minute))
+	defer c.nc.SetReadDeadline(time.Time{})
+	msg, err := readMessage(c.br, nil, DefaultMaxMessageSize, nil)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.t.Fatalf("no reply within a minute")
+	}
+	return msg, err
 }
 
 // readRaw returns the next message with its terminator.

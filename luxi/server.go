@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -44,6 +45,38 @@ func (f HandlerFunc) ServeLUXI(ctx context.Context, req *Request) (any, error) {
 
 // DefaultWriteTimeout is the default for [Server.WriteTimeout].
 const DefaultWriteTimeout = 60 * time.Second
+
+// Defaults of [Server.IdleTimeout] and [Server.MessageTimeout].
+const (
+	DefaultIdleTimeout    = 10 * time.Minute
+	DefaultMessageTimeout = 2 * time.Minute
+)
+
+// maxConns is the cap of connections on one listener now.
+func (s *Server) maxConns() int {
+	if s.MaxConns != 0 {
+		return s.MaxConns
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 4096
+	}
+	return max(int(rl.Cur/4), 16)
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout == 0 {
+		return DefaultIdleTimeout
+	}
+	return s.IdleTimeout
+}
+
+func (s *Server) messageTimeout() time.Duration {
+	if s.MessageTimeout == 0 {
+		return DefaultMessageTimeout
+	}
+	return s.MessageTimeout
+}
 
 // Server serves LUXI on one or more listeners. Set the fields before the
 // first call to [Server.Serve]; a Server must not be copied after first use.
@@ -78,6 +111,22 @@ type Server struct {
 	// the server is busy, and its connection is closed; it may be sent
 	// again.
 	MaxBufferedBytes int64
+	// IdleTimeout closes a connection on which no request has begun for
+	// that long while no call of it is in progress (a call such as
+	// WaitForJobChange may last as long as it needs). 0 means
+	// DefaultIdleTimeout, negative none.
+	IdleTimeout time.Duration
+	// MessageTimeout bounds the time from the first byte of a request to
+	// its terminator; a client that takes longer is disconnected. 0
+	// means DefaultMessageTimeout, negative none.
+	MessageTimeout time.Duration
+	// MaxConns caps the connections open at once on each listener, so
+	// that clients flooding one socket cannot take the descriptors every
+	// listener (RAPI, node RPC, the other sockets) needs. A connection
+	// over it is answered a GenericError saying so and closed. 0 means a
+	// quarter of the process's descriptor limit (RLIMIT_NOFILE, read at
+	// each accept), at least 16; negative means no cap.
+	MaxConns int
 
 	// testReserved, when set, is called with the bytes reserved after
 	// every change (tests wait on it).
@@ -175,6 +224,8 @@ func (s *Server) Serve(l net.Listener) error {
 	}()
 
 	var delay time.Duration
+	var open atomic.Int64 // connections of this listener
+	var lastCapWarn time.Time
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -197,12 +248,41 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
+		if limit := s.maxConns(); limit > 0 && open.Load() >= int64(limit) {
+			if time.Since(lastCapWarn) > time.Minute {
+				lastCapWarn = time.Now()
+				s.logger().Warn("luxi: connection cap of this socket reached; refusing connections (warned once a minute)",
+					"socket", l.Addr().String(), "cap", limit)
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				refuseConn(nc, limit)
+			}()
+			continue
+		}
 		if !s.track(nc) {
 			nc.Close()
 			return ErrServerClosed
 		}
-		go s.serveConn(ctx, nc)
+		open.Add(1)
+		go func() {
+			defer open.Add(-1)
+			s.serveConn(ctx, nc)
+		}()
 	}
+}
+
+// refuseConn tells a client over the connection cap why it is closed,
+// as a reply to the request it is about to send.
+func refuseConn(nc net.Conn, limit int) {
+	defer nc.Close()
+	e := getEncoder()
+	defer putEncoder(e)
+	_ = e.failure(NewError("GenericError", fmt.Sprintf(
+		"jobqd has %d connections open on this socket, its limit; close idle connections or try again later", limit)))
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.Write(e.buf.Bytes())
 }
 
 func (s *Server) isClosed() bool {
@@ -286,17 +366,66 @@ type inbound struct {
 // aLongTimeAgo is a deadline in the past, used to interrupt blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// deadlines keeps a connection's read deadline: the idle timeout while it
+// waits for a request and no call runs, none while a call runs, the
+// message timeout from a request's first byte to its end.
+type deadlines struct {
+	s       *Server
+	nc      net.Conn
+	ctx     context.Context
+	mu      sync.Mutex
+	busy    bool // a call is in progress
+	reading bool // a request has begun
+}
+
+// armLocked sets the read deadline for the state.
+func (d *deadlines) armLocked() {
+	switch {
+	case d.ctx.Err() != nil:
+		d.nc.SetReadDeadline(aLongTimeAgo)
+	case d.reading:
+		if t := d.s.messageTimeout(); t > 0 {
+			d.nc.SetReadDeadline(time.Now().Add(t))
+		} else {
+			d.nc.SetReadDeadline(time.Time{})
+		}
+	case d.busy || d.s.idleTimeout() < 0:
+		d.nc.SetReadDeadline(time.Time{})
+	default:
+		d.nc.SetReadDeadline(time.Now().Add(d.s.idleTimeout()))
+	}
+}
+
+func (d *deadlines) set(busy, reading *bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if busy != nil {
+		d.busy = *busy
+	}
+	if reading != nil {
+		d.reading = *reading
+	}
+	d.armLocked()
+}
+
+var yes, no = true, false
+
 func (s *Server) serveConn(srvCtx context.Context, nc net.Conn) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(srvCtx)
 	in := make(chan inbound)
 	readerDone := make(chan struct{})
+	dl := &deadlines{s: s, nc: nc, ctx: ctx}
 	go func() {
 		defer close(readerDone)
-		s.readLoop(ctx, cancel, nc, in)
+		s.readLoop(ctx, cancel, nc, in, dl)
 	}()
 	// Cancelling the connection (shutdown, write failure) stops the reader.
-	stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, func() {
+		dl.mu.Lock() // after any armLocked that did not see ctx done yet
+		nc.SetReadDeadline(aLongTimeAgo)
+		dl.mu.Unlock()
+	})
 	defer func() {
 		stop()
 		cancel()
@@ -325,9 +454,12 @@ func (s *Server) serveConn(srvCtx context.Context, nc net.Conn) {
 			s.logger().Debug("luxi: bad request", "err", m.err)
 			_ = e.failure(m.err)
 		default:
+			dl.set(&yes, nil)
 			s.respond(ctx, srvCtx, m.req, e)
 		}
-		if err := s.write(nc, e); err != nil {
+		err := s.write(nc, e)
+		dl.set(&no, nil)
+		if err != nil {
 			s.logger().Debug("luxi: cannot write reply", "err", err)
 			return
 		}
@@ -337,7 +469,7 @@ func (s *Server) serveConn(srvCtx context.Context, nc net.Conn) {
 // readLoop reads requests from nc and passes them on until the stream
 // ends, fails, or ctx is cancelled. When reading ends it cancels the
 // connection's context, so a call in progress learns that its client left.
-func (s *Server) readLoop(ctx context.Context, cancel context.CancelFunc, nc net.Conn, out chan<- inbound) {
+func (s *Server) readLoop(ctx context.Context, cancel context.CancelFunc, nc net.Conn, out chan<- inbound, dl *deadlines) {
 	defer close(out)
 	br := bufio.NewReader(nc)
 	max := s.maxMessageSize()
@@ -366,7 +498,31 @@ func (s *Server) readLoop(ctx context.Context, cancel context.CancelFunc, nc net
 		return true
 	}
 	for {
-		msg, err := readMessage(br, buf, max, grow)
+		// Wait for a request's first byte under the idle timeout (none
+		// while a call runs), then for the rest under the message one.
+		dl.set(nil, &no)
+		_, err := br.Peek(1)
+		if err == nil {
+			dl.set(nil, &yes)
+		}
+		var msg []byte
+		if err == nil {
+			msg, err = readMessage(br, buf, max, grow)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+			dl.mu.Lock()
+			reading := dl.reading
+			dl.mu.Unlock()
+			cancel()
+			nc.Close() // before the log line says so (tests wait for it)
+			if reading {
+				s.logger().Warn("luxi: a request did not arrive whole in time; closing its connection", "timeout", s.messageTimeout())
+			} else {
+				s.logger().Debug("luxi: closing an idle connection", "timeout", s.idleTimeout())
+			}
+			cancel()
+			return
+		}
 		if errors.Is(err, errTooLarge) || errors.Is(err, errBusy) {
 			select {
 			case out <- inbound{tooLarge: errors.Is(err, errTooLarge), busy: errors.Is(err, errBusy)}:

@@ -37,8 +37,15 @@ func (p *TestDelay) Validate() error {
 	if p.Repeat < 0 {
 		return PrereqError("wrong_input", "Repeat count must be zero or positive")
 	}
+	if p.Repeat > MaxTestDelayRepeat {
+		return PrereqError("wrong_input", "Repeat count %d is over the limit of %d (each iteration logs a message); submit several jobs instead", p.Repeat, MaxTestDelayRepeat)
+	}
 	return nil
 }
+
+// MaxTestDelayRepeat is the largest repeat OP_TEST_DELAY accepts: every
+// iteration logs a message, and every message rewrites the job file.
+const MaxTestDelayRepeat = 1000
 
 // Prepare implements Preparer: every listed node must be a node of the
 // cluster.

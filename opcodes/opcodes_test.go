@@ -44,6 +44,7 @@ func TestPrepareRejects(t *testing.T) {
 		`{"OP_ID": "OP_TEST_DELAY", "duration": null}`:                "Parameter 'OP_TEST_DELAY.duration' is missing",
 		`{"OP_ID": "OP_TEST_DELAY", "duration": -1}`:                  "Duration must be greater than zero",
 		`{"OP_ID": "OP_TEST_DELAY", "duration": 1, "repeat": -1}`:     "Repeat count must be zero or positive",
+		`{"OP_ID": "OP_TEST_DELAY", "duration": 1, "repeat": 1001}`:   "Repeat count 1001 is over the limit of 1000 (each iteration logs a message); submit several jobs instead",
 		`{"OP_ID": "OP_TEST_DELAY", "duration": 1, "priority": 20}`:   "Parameter 'OP_TEST_DELAY.priority' must be between -20 and 19",
 		`{"OP_ID": "OP_TEST_DELAY", "duration": 1, "dry_run": "yes"}`: "Parameter 'OP_TEST_DELAY.dry_run' has the wrong type: expected bool, got a JSON string",
 		`{"OP_ID": "OP_TEST_DELAY", "duration": 1, "on_nodes": "n1"}`: "Parameter 'OP_TEST_DELAY.on_nodes' has the wrong type: expected []string, got a JSON string",

@@ -30,11 +30,14 @@ import (
 
 // Options are jobqd's settings.
 type Options struct {
-	DataDir     string
-	NodeName    string
-	RPCAddr     string
-	RAPIAddr    string   // RAPI over HTTPS, HOST:PORT (port 0: any); "" or "off": none (rapi.go)
-	LUXISockets []string // extra LUXI socket paths
+	DataDir  string
+	NodeName string
+	RPCAddr  string
+	RAPIAddr string // RAPI over HTTPS, HOST:PORT (port 0: any); "" or "off": none (rapi.go)
+	// RAPIRequireAuth makes every RAPI request authenticate, reads
+	// included (rapi.Config.RequireAuth).
+	RAPIRequireAuth bool
+	LUXISockets     []string // extra LUXI socket paths
 	// MetricsAddr serves Prometheus metrics over plain HTTP without
 	// authentication at HOST:PORT/metrics; "" or "off": not served (they
 	// stay available on RAPI to its users).

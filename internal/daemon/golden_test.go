@@ -1374,8 +1374,51 @@ func TestNullArguments(t *testing.T) {
 
 // TestOversizedMessage needs a daemon with a small message limit, which
 // Options does not offer.
+// TestOversizedMessage: jobqd refuses a LUXI message over
+// luxi.DefaultMaxMessageSize (64 MiB) with luxid's parse error, before its
+// end arrives, closes that connection, and goes on serving the others.
+// (It used to skip, always.)
 func TestOversizedMessage(t *testing.T) {
-	t.Skip("daemon.Options has no message size limit to set; luxi.Server's limit (DefaultMaxMessageSize, 64 MiB) is tested in package luxi")
+	n := startNode(t, 1, nil)
+	other := n.dialRaw() // connected before, served after
+	if rep := other.pyCall("QueryConfigValues", `[["drain_flag"]]`); string(rep) != `{"success":true,"result":[false]}`+"\x03" {
+		t.Fatalf("QueryConfigValues: %q", rep)
+	}
+	big := n.dialRaw()
+	head := []byte(`{"method": "SubmitJob", "args": [[{"OP_ID": "OP_TEST_DELAY", "duration": 0.001, "comment": "`)
+	done := make(chan error, 1)
+	go func() {
+		// The writer stops when jobqd closes the connection; no
+		// terminator is ever sent.
+		big.nc.SetWriteDeadline(time.Now().Add(callTimeout))
+		if _, err := big.nc.Write(head); err != nil {
+			done <- err
+			return
+		}
+		chunk := bytes.Repeat([]byte("x"), 1<<20)
+		for sent := len(head); sent <= luxi.DefaultMaxMessageSize+len(chunk); sent += len(chunk) {
+			if _, err := big.nc.Write(chunk); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	want := fmt.Sprintf(`{"success":false,"result":"Failed to parse request: message exceeds the limit of %d bytes"}`+"\x03", luxi.DefaultMaxMessageSize)
+	if rep, err := big.tryRecv(); err != nil || string(rep) != want {
+		t.Fatalf("oversized message: %q %v, want %q", rep, err, want)
+	}
+	if rep, err := big.tryRecv(); err == nil {
+		t.Fatalf("connection still open after an oversized message; read %q", rep)
+	}
+	big.nc.Close()
+	<-done
+	if rep := other.pyCall("QueryConfigValues", `[["drain_flag"]]`); string(rep) != `{"success":true,"result":[false]}`+"\x03" {
+		t.Fatalf("the other client after an oversized message: %q", rep)
+	}
+	if ids := n.statuses(); len(ids) != 0 {
+		t.Fatalf("jobs after an oversized submission: %v", ids)
+	}
 }
 
 // TestOtherClientsServedDuringWait checks that while one client waits in

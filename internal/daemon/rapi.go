@@ -67,12 +67,13 @@ func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue,
 			c := clusterCfg()
 			return rapi.ClusterInfo{Name: c.Name, Master: c.Master, MaxRunningJobs: maxRunning}
 		},
-		Logger: log,
+		RequireAuth: o.RAPIRequireAuth,
+		Logger:      log,
 	})
 	// Metrics for RAPI's read users (unauthenticated: --metrics-addr).
 	srv.Handle("/metrics", []string{rapi.AccessRead, rapi.AccessWrite}, m.Handler())
 	// The web dashboard under /ui/, for the same users (package web).
-	srv.HandlePrefix(web.Prefix, web.New(web.Config{Queue: q, Users: srv, Logger: log, Cluster: func() web.Cluster {
+	srv.HandlePrefix(web.Prefix, web.New(web.Config{Queue: q, Users: srv, Guard: srv.Guard(), Logger: log, Cluster: func() web.Cluster {
 		cfg := clusterCfg()
 		c := web.Cluster{Name: cfg.Name, Master: cfg.Master, MaxRunningJobs: maxRunning}
 		repl := replication()

@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Timestamp is Ganeti's [seconds, microseconds] pair.
@@ -130,6 +132,9 @@ type Job struct {
 	// Extra keeps members jobq does not use (Ganeti's "livelock",
 	// "process_id") so a loaded file re-serialises without losing them.
 	Extra map[string]json.RawMessage `json:"-"`
+	// Repaired, set by Decode, says how a file the strict decoder refused
+	// was read all the same; "" when it was not needed.
+	Repaired string `json:"-"`
 }
 
 var knownJobKeys = map[string]bool{
@@ -142,16 +147,44 @@ var knownJobKeys = map[string]bool{
 //
 // Top-level members are matched by their exact (case-sensitive) name, as
 // Ganeti's Python reader does; every other member is kept in Extra.
+//
+// A file that jobq versions before the check at submission (CheckInput)
+// wrote with text that is not valid UTF-8, or with a member twice in one
+// object, is read all the same: invalid bytes become U+FFFD and the last
+// of repeated members counts. Repaired then says what was done, and the
+// caller should store the job again.
 func Decode(b []byte) (*Job, error) {
+	j, err := decode(b)
+	if err == nil {
+		return j, nil
+	}
+	var se *jsontext.SyntacticError
+	if !errors.As(err, &se) || !(strings.Contains(se.Err.Error(), "UTF-8") || errors.Is(err, jsontext.ErrDuplicateName)) {
+		return nil, err
+	}
+	repaired := "repeated member names accepted"
+	if !utf8.Valid(b) {
+		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
+		repaired = "text that was not valid UTF-8 replaced by U+FFFD"
+	}
+	j, lerr := decode(b, jsontext.AllowDuplicateNames(true))
+	if lerr != nil {
+		return nil, err
+	}
+	j.Repaired = repaired
+	return j, nil
+}
+
+func decode(b []byte, opts ...jsontext.Options) (*Job, error) {
 	// One pass over the top-level members: known ones are decoded into the
 	// job, others kept as they are.
-	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	dec := jsontext.NewDecoder(bytes.NewReader(b), opts...)
 	invalid := func(err error) (*Job, error) {
 		var v any
 		if uerr := json.Unmarshal(b, &v); uerr != nil {
 			err = uerr
 		}
-		return nil, fmt.Errorf("job file is not valid JSON: %v", err)
+		return nil, fmt.Errorf("job file is not valid JSON: %w", err)
 	}
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -164,12 +197,19 @@ func Decode(b []byte) (*Job, error) {
 		return nil, fmt.Errorf("job file is not a JSON object")
 	}
 	var j Job
+	seen := map[string]bool{}
 	for dec.PeekKind() != '}' {
 		tok, err := dec.ReadToken()
 		if err != nil {
 			return invalid(err)
 		}
 		key := tok.String()
+		if knownJobKeys[key] && seen[key] {
+			// Only a lenient decoder gets here: which one counts is
+			// not something to guess for the job's own members.
+			return nil, fmt.Errorf("job file has the member %q twice", key)
+		}
+		seen[key] = true
 		val, err := dec.ReadValue()
 		if err != nil {
 			return invalid(err)

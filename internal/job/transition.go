@@ -116,7 +116,9 @@ func parseDeps(raw json.RawMessage) ([]Dep, error) {
 // New builds a freshly submitted job. Each input must be a JSON object; its
 // relative dependencies (negative job ids) are resolved against id, and a
 // reason entry ["gnt:opcode:<op>", "job=<id>;index=<i>", nowNanos] is
-// appended, as Ganeti does. Inputs whose common parameters are invalid are
+// appended, as Ganeti does. An input that is not a JSON object the job file
+// can hold as it is (see CheckInput, with HardMaxDepth) is refused; inputs
+// whose common parameters are invalid are
 // kept as they are: the opcode fails with OpPrereqError when it is reached.
 func New(id int64, inputs []json.RawMessage, now Timestamp, nowNanos int64) (*Job, error) {
 	if len(inputs) == 0 {
@@ -124,6 +126,11 @@ func New(id int64, inputs []json.RawMessage, now Timestamp, nowNanos int64) (*Jo
 	}
 	j := &Job{ID: id, Ops: make([]*Op, len(inputs)), ReceivedTimestamp: now.ptr()}
 	for i, in := range inputs {
+		// What is stored must read back as it is: the job file decoder
+		// refuses invalid UTF-8 and repeated member names.
+		if err := CheckInput(i, in, HardMaxDepth); err != nil {
+			return nil, err
+		}
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(in, &m); err != nil || m == nil {
 			return nil, fmt.Errorf("opcode %d is not a JSON object", i)
@@ -361,6 +368,26 @@ func (j *Job) AppendLog(i int, now Timestamp, typ string, msg json.RawMessage) L
 	e := LogEntry{Serial: j.LastLogSerial() + 1, Time: now, Type: typ, Message: msg}
 	j.Ops[i].Log = append(j.Ops[i].Log, e)
 	return e
+}
+
+// AppendLogLimited is AppendLog for a job that keeps at most max log
+// entries (every entry rewrites the job file, so an unbounded log makes
+// the writes quadratic): the entry that reaches max says that later
+// messages are not kept, and later ones are dropped. It reports whether
+// an entry was added. max <= 0 means no limit.
+func (j *Job) AppendLogLimited(i int, now Timestamp, typ string, msg json.RawMessage, max int) (LogEntry, bool) {
+	if max <= 0 {
+		return j.AppendLog(i, now, typ, msg), true
+	}
+	n := j.LastLogSerial()
+	switch {
+	case n >= int64(max):
+		return LogEntry{}, false
+	case n == int64(max)-1:
+		note, _ := json.Marshal(fmt.Sprintf("Log limit of %d entries reached (max_log_entries): later messages of this job are not kept", max))
+		return j.AppendLog(i, now, "message", note), true
+	}
+	return j.AppendLog(i, now, typ, msg), true
 }
 
 // LastLogSerial is the highest log serial of the job, 0 without logs.

@@ -34,7 +34,7 @@ import (
 // ConfigKeys are the settings the configuration file may give, named like
 // the long flags; luxi-socket may appear more than once.
 var ConfigKeys = []string{
-	"data-dir", "node-name", "rpc-addr", "rapi-addr", "metrics-addr",
+	"data-dir", "node-name", "rpc-addr", "rapi-addr", "rapi-require-auth", "metrics-addr",
 	"luxi-socket", "socket-group", "max-running-jobs", "shutdown-timeout", "log-level",
 	"join", "token", "token-file",
 }
@@ -231,6 +231,7 @@ line is wrong, 1 on any other error.`,
 	f.StringVar(&o.NodeName, "node-name", "", "this node's `NAME` (default: the host name)")
 	f.StringVar(&o.RPCAddr, "rpc-addr", daemon.DefaultRPCAddr, "node RPC address `HOST:PORT` (HTTPS with mutual TLS; other nodes reach this node there; Ganeti's noded uses :1811); \"off\" serves none, for a single node that no node will join")
 	f.StringVar(&o.RAPIAddr, "rapi-addr", daemon.DefaultRAPIAddr, "RAPI (HTTPS, Ganeti's remote API) address `HOST:PORT` on the master (Ganeti's rapi uses :5080); \"off\" serves none (users: DIR/rapi/users)")
+	f.BoolVar(&o.RAPIRequireAuth, "rapi-require-auth", false, "make every RAPI request authenticate, reads included (Ganeti's ganeti-rapi --require-authentication); without it, as in Ganeti, anyone who reaches rapi-addr reads every job, its input and its output")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "off", "serve Prometheus metrics at `HOST:PORT`/metrics over plain HTTP, unauthenticated; \"off\": only on RAPI, to its users")
 	f.StringArrayVar(&o.LUXISockets, "luxi-socket", nil, "serve LUXI on the socket `PATH` too (repeatable)")
 	f.StringVar(&o.SocketGroup, "socket-group", "", "give the LUXI sockets (mode 0660) and DIR, DIR/socket to `GROUP`, whose members may then use jobq; a missing group is a warning")

@@ -111,6 +111,8 @@ type Server struct {
 
 	streamMu sync.Mutex
 	streams  map[string]*streamListener // by stream name
+	// refusals rate-limits the WARN lines of refused calls.
+	refusals rateLog
 }
 
 // NewServer returns a server presenting cert and accepting only cert.

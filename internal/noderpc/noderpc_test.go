@@ -8,7 +8,9 @@ import (
 	"net/http/httptrace"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
 )
@@ -547,7 +549,44 @@ func TestClientFrom(t *testing.T) {
 	if _, err := c.State(t.Context(), l.Addr().String(), &StateRequest{}); err == nil {
 		t.Fatal("a call to a server that closes at once succeeded")
 	}
-	if a, ok := (<-from).(*net.TCPAddr); !ok || !a.IP.Equal(net.ParseIP("127.0.0.2")) {
-		t.Fatalf("the call came from %v, want 127.0.0.2", a)
+	var got net.Addr
+	select {
+	case got = <-from:
+	case <-time.After(time.Minute):
+		// (It hung here once, for the whole test timeout, under load.)
+		t.Fatalf("the call did not reach the listener within a minute")
+	}
+	if a, ok := got.(*net.TCPAddr); !ok || !a.IP.Equal(net.ParseIP("127.0.0.2")) {
+		t.Fatalf("the call came from %v, want 127.0.0.2", got)
+	}
+}
+
+// TestRefusalWarningsAreRateLimited (issue 16, finding 9): every refused
+// call logged a WARN line, so a sender without a certificate decided how
+// much the log grows. At most refusalBurst lines a window; the next line
+// after it says how many were left out.
+func TestRefusalWarningsAreRateLimited(t *testing.T) {
+	cert := newTestCert(t, "node1")
+	s, addr, logs := startServer(t, cert, newFakeHandler())
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	s.refusals.mu.Lock()
+	s.refusals.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s.refusals.mu.Unlock()
+	for range 50 {
+		if status, _ := rawPost(t, "https://"+addr+pathState, `{}`); status != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", status)
+		}
+	}
+	if n := strings.Count(logs.String(), "refused a node RPC call"); n != refusalBurst {
+		t.Fatalf("%d WARN lines for 50 refused calls, want %d:\n%s", n, refusalBurst, logs)
+	}
+	mu.Lock()
+	now = now.Add(refusalWindow)
+	mu.Unlock()
+	rawPost(t, "https://"+addr+pathState, `{}`)
+	if n := strings.Count(logs.String(), "refused a node RPC call"); n != refusalBurst+1 ||
+		!strings.Contains(logs.String(), "suppressed_since_last=40") {
+		t.Fatalf("after the window: %d lines, want %d with suppressed_since_last=40:\n%s", n, refusalBurst+1, logs)
 	}
 }

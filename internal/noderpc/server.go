@@ -198,7 +198,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ep, known := endpoints[r.URL.Path]
 	if !ep.open { // unknown paths too: strangers learn nothing
 		if problem := s.peerProblem(r); problem != "" {
-			s.log.Warn("refused a node RPC call", "reason", problem, "remote", r.RemoteAddr, "call", r.URL.Path)
+			s.refusals.warn(s.log, "refused a node RPC call (at most 10 such lines a minute)", "reason", problem, "remote", r.RemoteAddr, "call", r.URL.Path)
 			// The connection is not reused: after a certificate renewal a
 			// node's next call shakes hands again with the new one.
 			w.Header().Set("Connection", "close")

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/jobq-dev/jobq/internal/job"
 )
@@ -49,7 +48,7 @@ func TestEvictedFinalJobsAnswerAsBefore(t *testing.T) {
 		t.Fatalf("select on opstatus: %v %v", rows2, err)
 	}
 	// Watchers get everything at once, logs included.
-	r, err := h.q.WaitForJobChange(context.Background(), ok, []string{"status"}, json.RawMessage(`["success"]`), 0, time.Hour)
+	r, err := h.q.WaitForJobChange(context.Background(), ok, []string{"status"}, json.RawMessage(`["success"]`), 0, waitTimeout)
 	if err != nil || string(r.Values) != `["success"]` || len(r.Logs) != 2 {
 		t.Fatalf("wait on an evicted job: %+v %v", r, err)
 	}

@@ -67,7 +67,7 @@ func TestLocksSerializeSameNode(t *testing.T) {
 	h, waits := newLockHarness(t)
 	a := h.submit(lockGateOp("a", "n1"))
 	startedA, releaseA := h.g.get("a")
-	<-startedA
+	await(t, startedA, "startedA")
 	b := h.submit(lockGateOp("b", "n1"))
 	waits.waitFor(b)
 	got := lockLine(h.q.Locks(), "node/n1")
@@ -76,7 +76,7 @@ func TestLocksSerializeSameNode(t *testing.T) {
 	}
 	startedB, releaseB := h.g.get("b")
 	close(releaseA)
-	<-startedB // b runs only once a released n1
+	await(t, startedB, "startedB") // b runs only once a released n1
 	if st := h.waitFinal(a); st != job.StatusSuccess {
 		t.Fatal(st)
 	}
@@ -93,8 +93,8 @@ func TestLocksOtherNodesRunInParallel(t *testing.T) {
 	b := h.submit(lockGateOp("b", "n2"))
 	startedA, releaseA := h.g.get("a")
 	startedB, releaseB := h.g.get("b")
-	<-startedA
-	<-startedB // both run at once
+	await(t, startedA, "startedA")
+	await(t, startedB, "startedB") // both run at once
 	close(releaseA)
 	close(releaseB)
 	h.waitFinal(a)
@@ -105,7 +105,7 @@ func TestCancelJobWaitingForLock(t *testing.T) {
 	h, waits := newLockHarness(t)
 	a := h.submit(lockGateOp("a", "n1"))
 	startedA, releaseA := h.g.get("a")
-	<-startedA
+	await(t, startedA, "startedA")
 	b := h.submit(lockGateOp("b", "n1"))
 	waits.waitFor(b)
 	ok, msg, _ := h.q.CancelJob(b, false)
@@ -127,7 +127,7 @@ func TestLocksReleasedHoweverTheJobEnds(t *testing.T) {
 	// Killed while holding n1.
 	k := h.submit(lockGateOp("k", "n1"))
 	started, _ := h.g.get("k")
-	<-started
+	await(t, started, "started")
 	h.q.CancelJob(k, true)
 	if st := h.waitFinal(k); st != job.StatusCanceled {
 		t.Fatal(st)
@@ -155,7 +155,7 @@ func TestTestDelaySerializesOnTheNode(t *testing.T) {
 	h, waits := newLockHarness(t)
 	hold := h.submit(lockGateOp("hold", "node1"))
 	started, release := h.g.get("hold")
-	<-started
+	await(t, started, "started")
 	d := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"no_locks":false,"on_nodes":["node1"]}`))
 	waits.waitFor(d)
 	// With no_locks it does not wait.
@@ -174,7 +174,7 @@ func TestChangePriorityMovesALockWaiter(t *testing.T) {
 	h, waits := newLockHarness(t)
 	a := h.submit(lockGateOp("a", "n1"))
 	startedA, releaseA := h.g.get("a")
-	<-startedA
+	await(t, startedA, "startedA")
 	b := h.submit(lockGateOp("b", "n1"))
 	waits.waitFor(b)
 	c := h.submit(lockGateOp("c", "n1"))
@@ -188,10 +188,10 @@ func TestChangePriorityMovesALockWaiter(t *testing.T) {
 	}
 	startedC, releaseC := h.g.get("c")
 	close(releaseA)
-	<-startedC // c overtook b
+	await(t, startedC, "startedC") // c overtook b
 	startedB, releaseB := h.g.get("b")
 	close(releaseC)
-	<-startedB
+	await(t, startedB, "startedB")
 	close(releaseB)
 	for _, id := range []int64{a, b, c} {
 		h.waitFinal(id)

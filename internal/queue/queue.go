@@ -58,7 +58,34 @@ type Config struct {
 	// KeepStore leaves the store open at Shutdown (a node that stops
 	// being master goes on replicating into it).
 	KeepStore bool
+	// Limits bound each submitted job (opcodes, bytes, nesting); zero
+	// fields take job's defaults. A job over one is refused, with an
+	// error naming the limit, before anything is stored.
+	Limits job.Limits
+	// MaxLogEntries is the most log entries a job keeps (its file is
+	// rewritten with each); 0 means DefaultMaxLogEntries, negative no
+	// limit.
+	MaxLogEntries int
+	// LogFlushDelay is how long a log entry may wait to be stored with
+	// the job's next write: the log entries of that time are stored with
+	// one write of the job instead of one each (watchers see them at
+	// once). 0 means DefaultLogFlushDelay, negative stores each at once.
+	LogFlushDelay time.Duration
+	// testBetweenChunks, when set, is called between the chunks of a
+	// submission, without the queue lock (tests submit meanwhile).
+	testBetweenChunks func()
 }
+
+// DefaultMaxLogEntries is the default of Config.MaxLogEntries.
+const DefaultMaxLogEntries = 1000
+
+// DefaultLogFlushDelay is the default of Config.LogFlushDelay.
+const DefaultLogFlushDelay = 500 * time.Millisecond
+
+// submitChunk is how many jobs of one submission are built and handed to
+// the store under one hold of the queue lock; others' calls get the lock
+// between chunks, so a submission of many jobs does not stall them.
+const submitChunk = 64
 
 // Error is a call failure with Ganeti's error class, e.g.
 // GenericError "Queue drained". The LUXI layer sends it as it is.
@@ -112,6 +139,9 @@ type entry struct {
 	cancelRun context.CancelCauseFunc
 	// lockCancel interrupts the worker's wait for locks (cancel).
 	lockCancel context.CancelFunc
+	// logPending is set while log entries wait for the next write of the
+	// job (Config.LogFlushDelay); any write clears it.
+	logPending bool
 }
 
 // newEntry makes the entry of a durable job; summary may be nil (computed
@@ -309,6 +339,13 @@ func Open(cfg Config) (*Queue, error) {
 	if cfg.KeepFinal <= 0 {
 		cfg.KeepFinal = DefaultKeepFinal
 	}
+	if cfg.MaxLogEntries == 0 {
+		cfg.MaxLogEntries = DefaultMaxLogEntries
+	}
+	if cfg.LogFlushDelay == 0 {
+		cfg.LogFlushDelay = DefaultLogFlushDelay
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	if len(cfg.LockSchedule.Timeouts) == 0 {
 		cfg.LockSchedule = locking.DefaultSchedule()
 	}
@@ -431,8 +468,15 @@ func (q *Queue) load() error {
 			}
 			continue
 		}
-		if j.Recover(now) {
-			recovered++
+		if j.Repaired != "" {
+			q.log.Warn("job file written by an older jobq held what it no longer accepts; read it leniently and storing it again",
+				"file", store.JobFileName(id), "repair", j.Repaired)
+		}
+		if j.Recover(now) || j.Repaired != "" {
+			if j.Repaired == "" {
+				recovered++
+			}
+			j.Repaired = ""
 			b, err := j.Encode()
 			if err != nil {
 				return err
@@ -490,6 +534,13 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// RefusedError is a job refused for what it holds (its shape, its text,
+// a limit): the client must change it before sending it again.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // SubmitResult is one job's submission outcome.
 type SubmitResult struct {
 	ID  int64
@@ -499,96 +550,132 @@ type SubmitResult struct {
 // Submit stores new jobs durably and queues them. Each job is a list of
 // opcode inputs. When the queue is drained and ignoreDrain is false the
 // whole call fails with GenericError "Queue drained". A job whose shape is
-// invalid (no opcodes, an opcode that is not an object) gets an error of
-// its own and no id.
+// invalid (no opcodes, an opcode that is not an object the job file can
+// hold as it is) or over Config.Limits gets an error of its own and no id;
+// these checks run before the queue lock is taken. Jobs are built and
+// handed to the store submitChunk at a time, releasing the lock between
+// chunks, so that a submission of many jobs does not stall other calls.
 func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResult, error) {
-	now := q.now()
-	q.mu.Lock()
-	if q.closing {
-		q.mu.Unlock()
-		return nil, genericError("The job queue is shutting down, not accepting new jobs")
-	}
-	if q.drained && !ignoreDrain {
-		q.mu.Unlock()
-		return nil, genericError("Queue drained")
-	}
 	res := make([]SubmitResult, len(jobs))
+	refused := make([]bool, len(jobs))
+	for i, ops := range jobs {
+		if err := job.CheckSubmission(ops, q.cfg.Limits); err != nil {
+			res[i].Err, refused[i] = &RefusedError{Err: err}, true
+		}
+	}
 	entries := make([]*entry, len(jobs))
 	starts := make([]*started, len(jobs))
 	tickets := make([]store.Ticket, len(jobs))
-	any := false
-	for i, ops := range jobs {
-		j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixMicro()*1000)
-		if err != nil {
-			res[i].Err = err
-			continue
-		}
-		e := q.newEntry(j, nil)
-		// A job that a free worker would take at once starts here: its
-		// first write already says "running", which saves one durable
-		// write per short job.
-		if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 {
-			if st := q.tryStartLocked(e); st != nil {
-				starts[i] = st
-				q.running++
-				q.wg.Add(1)
-			}
-		}
-		b, err := j.Encode()
-		if err != nil {
-			res[i].Err = err
-			q.abandonLocked(starts[i])
-			starts[i] = nil
-			continue
-		}
-		e.shown = j.Clone()
-		e.notify() // nobody watches it yet: only its view is new
-		q.serial++
-		any = true
-		res[i].ID = j.ID
-		entries[i] = e
-		tickets[i] = q.store.Write(store.JobFileName(j.ID), b)
-	}
 	var serialTicket store.Ticket
-	serial := q.serial
-	if any {
-		serialTicket = q.store.Write("serial", store.SerialData(serial))
+	for lo := 0; lo < len(jobs) || lo == 0; lo += submitChunk {
+		if lo > 0 && q.cfg.testBetweenChunks != nil {
+			q.cfg.testBetweenChunks()
+		}
+		hi := min(lo+submitChunk, len(jobs))
+		now := q.now()
+		q.mu.Lock()
+		if q.closing {
+			q.mu.Unlock()
+			if lo == 0 {
+				return nil, genericError("The job queue is shutting down, not accepting new jobs")
+			}
+			for i := lo; i < len(jobs); i++ {
+				if !refused[i] {
+					res[i].Err = fmt.Errorf("the job queue is shutting down, not accepting new jobs")
+				}
+			}
+			break
+		}
+		if lo == 0 && q.drained && !ignoreDrain {
+			q.mu.Unlock()
+			return nil, genericError("Queue drained")
+		}
+		any := false
+		for i := lo; i < hi; i++ {
+			if refused[i] {
+				continue
+			}
+			j, err := job.New(q.serial+1, jobs[i], job.TS(now), now.UnixMicro()*1000)
+			if err != nil {
+				res[i].Err = &RefusedError{Err: err}
+				continue
+			}
+			e := q.newEntry(j, nil)
+			// A job that a free worker would take at once starts here: its
+			// first write already says "running", which saves one durable
+			// write per short job.
+			if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 {
+				if st := q.tryStartLocked(e); st != nil {
+					starts[i] = st
+					q.running++
+					q.wg.Add(1)
+				}
+			}
+			b, err := j.Encode()
+			if err != nil {
+				res[i].Err = err
+				q.abandonLocked(starts[i])
+				starts[i] = nil
+				continue
+			}
+			e.shown = j.Clone()
+			e.notify() // nobody watches it yet: only its view is new
+			q.serial++
+			any = true
+			res[i].ID = j.ID
+			entries[i] = e
+			tickets[i] = q.store.Write(store.JobFileName(j.ID), b)
+		}
+		if any {
+			serialTicket = q.store.Write("serial", store.SerialData(q.serial))
+		}
+		q.mu.Unlock()
 	}
-	q.mu.Unlock()
 
 	if err := serialTicket.Wait(); err != nil {
 		// The serial file is a hint: loading raises it to the highest job
 		// id on disk. A job whose own file is durable is submitted;
 		// failing it would leave a file that runs at the next start.
-		q.log.Warn("cannot store the queue serial", "serial", serial, "err", err)
+		q.log.Warn("cannot store the queue serial", "err", err)
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	// Wait for the writes without the lock, then take the jobs in,
+	// chunk by chunk.
+	errs := make([]error, len(jobs))
 	for i, e := range entries {
-		if e == nil {
-			continue
+		if e != nil {
+			errs[i] = tickets[i].Wait()
 		}
-		err := tickets[i].Wait()
-		if err != nil {
-			q.log.Error("job not stored", "job", e.id, "err", err)
-			res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
-			q.abandonLocked(starts[i])
-			// It may be on disk here (or on some replicas) all the same:
-			// the client was told it is not a job, so it must not turn
-			// up at the next start.
-			q.store.Remove(store.JobFileName(e.id))
-			continue
-		}
-		q.jobs[e.id] = e
-		q.cfg.Metrics.JobsSubmitted(1)
-		if st := starts[i]; st != nil {
-			q.ownLocked(e)
-			go q.runJob(e, e.worker, st)
-			continue
-		}
-		heap.Push(&q.ready, e)
 	}
-	q.dispatchLocked()
+	for lo := 0; lo < len(jobs); lo += submitChunk {
+		hi := min(lo+submitChunk, len(jobs))
+		q.mu.Lock()
+		for i := lo; i < hi; i++ {
+			e := entries[i]
+			if e == nil {
+				continue
+			}
+			if err := errs[i]; err != nil {
+				q.log.Error("job not stored", "job", e.id, "err", err)
+				res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
+				q.abandonLocked(starts[i])
+				// It may be on disk here (or on some replicas) all the same:
+				// the client was told it is not a job, so it must not turn
+				// up at the next start.
+				q.store.Remove(store.JobFileName(e.id))
+				continue
+			}
+			q.jobs[e.id] = e
+			q.cfg.Metrics.JobsSubmitted(1)
+			if st := starts[i]; st != nil {
+				q.ownLocked(e)
+				go q.runJob(e, e.worker, st)
+				continue
+			}
+			heap.Push(&q.ready, e)
+		}
+		q.dispatchLocked()
+		q.mu.Unlock()
+	}
 	return res, nil
 }
 
@@ -773,6 +860,7 @@ type pendingWrite struct {
 // writeLocked queues the job's current state for storage. Called with q.mu
 // held so that the store sees a job's versions in order.
 func (q *Queue) writeLocked(e *entry) pendingWrite {
+	e.logPending = false // this write carries them
 	snap := e.job.Clone()
 	b, err := snap.Encode()
 	if err != nil {
@@ -865,11 +953,34 @@ func (v *jobEnv) Log(msg string) {
 	q := v.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	v.e.job.AppendLog(v.op, q.ts(), "message", raw)
-	// Log messages are stored with the next write of the job but nobody
-	// waits for them to be durable.
-	q.writeLocked(v.e)
+	if _, ok := v.e.job.AppendLogLimited(v.op, q.ts(), "message", raw, q.cfg.MaxLogEntries); !ok {
+		return
+	}
 	q.showNowLocked(v.e)
+	// Log messages are stored with the next write of the job, at the
+	// latest after LogFlushDelay, and nobody waits for them to be
+	// durable: a job that logs a lot is not rewritten for every line.
+	if q.cfg.LogFlushDelay < 0 {
+		q.writeLocked(v.e)
+		return
+	}
+	if v.e.logPending {
+		return
+	}
+	v.e.logPending = true
+	e := v.e
+	time.AfterFunc(q.cfg.LogFlushDelay, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		// Not when another write carried them, nor once the job left
+		// memory or the queue stops (the node may not be master any
+		// more: it must not write).
+		if !e.logPending || e.job == nil || q.jobs[e.id] != e || q.closing {
+			e.logPending = false
+			return
+		}
+		q.writeLocked(e)
+	})
 }
 
 // runJob executes e's opcodes one after the other until the job is final,

@@ -20,6 +20,22 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// waitTimeout bounds every wait of these tests, so that a regression fails
+// with a message saying what did not happen instead of hanging until the
+// test binary's timeout.
+const waitTimeout = 60 * time.Second
+
+// await receives from ch within waitTimeout, failing with what it waited
+// for otherwise.
+func await[T any](t testing.TB, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitTimeout):
+		t.Fatalf("waited %s for %s", waitTimeout, what)
+	}
+}
+
 // gate is a test opcode that blocks until released, so tests can hold a
 // job in "running" without sleeping.
 type gates struct {
@@ -123,8 +139,9 @@ func (h *harness) submit(ops ...json.RawMessage) int64 {
 func (h *harness) waitFinal(id int64) job.Status {
 	h.t.Helper()
 	var prev json.RawMessage
+	deadline := time.Now().Add(waitTimeout)
 	for {
-		r, err := h.q.WaitForJobChange(context.Background(), id, []string{"status"}, prev, -1, time.Hour)
+		r, err := h.q.WaitForJobChange(context.Background(), id, []string{"status"}, prev, -1, time.Until(deadline))
 		if err != nil || r == nil {
 			h.t.Fatalf("wait %d: %v %v", id, r, err)
 		}
@@ -133,6 +150,9 @@ func (h *harness) waitFinal(id int64) job.Status {
 		if v[0].Final() {
 			return v[0]
 		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("job %d is still %s after %s, waited for it to end", id, v[0], waitTimeout)
+		}
 		prev = r.Values
 	}
 }
@@ -140,8 +160,9 @@ func (h *harness) waitFinal(id int64) job.Status {
 func (h *harness) waitStatus(id int64, want job.Status) {
 	h.t.Helper()
 	var prev json.RawMessage
+	deadline := time.Now().Add(waitTimeout)
 	for {
-		r, err := h.q.WaitForJobChange(context.Background(), id, []string{"status"}, prev, -1, time.Hour)
+		r, err := h.q.WaitForJobChange(context.Background(), id, []string{"status"}, prev, -1, time.Until(deadline))
 		if err != nil || r == nil {
 			h.t.Fatalf("wait %d: %v %v", id, r, err)
 		}
@@ -149,6 +170,9 @@ func (h *harness) waitStatus(id int64, want job.Status) {
 		json.Unmarshal(r.Values, &v)
 		if v[0] == want {
 			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("job %d is still %s after %s, waited for %s", id, v[0], waitTimeout, want)
 		}
 		if v[0].Final() {
 			h.t.Fatalf("job %d is %s, waited for %s", id, v[0], want)
@@ -247,7 +271,7 @@ func TestPriorityOrder(t *testing.T) {
 	h := newHarness(t, t.TempDir(), 1)
 	blocker := h.submit(gate("block"))
 	started, release := h.g.get("block")
-	<-started
+	await(t, started, "started")
 	low := h.submit(op(`{"OP_ID":"OP_TEST_GATE","name":"low","priority":10}`))
 	normal := h.submit(gate("normal"))
 	high := h.submit(op(`{"OP_ID":"OP_TEST_GATE","name":"high","priority":-10}`))
@@ -259,7 +283,7 @@ func TestPriorityOrder(t *testing.T) {
 	close(release)
 	for _, name := range []string{"low", "high", "normal"} {
 		s, r := h.g.get(name)
-		<-s
+		await(t, s, "s")
 		order = append(order, name)
 		close(r)
 	}
@@ -275,7 +299,7 @@ func TestCancel(t *testing.T) {
 	h := newHarness(t, t.TempDir(), 1)
 	running := h.submit(gate("r"))
 	started, release := h.g.get("r")
-	<-started
+	await(t, started, "started")
 	queued := h.submit(gate("q"))
 	ok, msg, _ := h.q.CancelJob(queued, false)
 	if !ok || msg != fmt.Sprintf("Dequeued job %d", queued) {
@@ -306,7 +330,7 @@ func TestKill(t *testing.T) {
 	h := newHarness(t, t.TempDir(), 0)
 	id := h.submit(gate("k"), gate("after"))
 	started, _ := h.g.get("k")
-	<-started
+	await(t, started, "started")
 	ok, _, _ := h.q.CancelJob(id, true)
 	if !ok {
 		t.Fatal("kill refused")
@@ -324,7 +348,7 @@ func TestDependencies(t *testing.T) {
 	h := newHarness(t, t.TempDir(), 2)
 	first := h.submit(gate("dep"))
 	started, release := h.g.get("dep")
-	<-started
+	await(t, started, "started")
 	res, err := h.q.Submit([][]json.RawMessage{
 		{op(fmt.Sprintf(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"depends":[[%d,["success"]]]}`, first))},
 		{op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"depends":[[-1,[]]]}`)},
@@ -377,7 +401,7 @@ func TestCancelWaitingOnDependency(t *testing.T) {
 	h := newHarness(t, t.TempDir(), 2)
 	first := h.submit(gate("w"))
 	started, release := h.g.get("w")
-	<-started
+	await(t, started, "started")
 	dep := h.submit(op(fmt.Sprintf(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"depends":[[%d,[]]]}`, first)))
 	h.waitStatus(dep, job.StatusWaiting)
 	ok, msg, _ := h.q.CancelJob(dep, false)
@@ -409,7 +433,7 @@ func TestDrainArchiveAutoArchive(t *testing.T) {
 	b := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`))
 	c := h.submit(gate("live"))
 	started, release := h.g.get("live")
-	<-started
+	await(t, started, "started")
 	h.waitFinal(a)
 	h.waitFinal(b)
 	if ok, _ := h.q.ArchiveJob(c); ok {
@@ -445,7 +469,7 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	h := newHarness(t, dir, 1)
 	running := h.submit(gate("crash"))
 	started, _ := h.g.get("crash")
-	<-started
+	await(t, started, "started")
 	queued := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`))
 	// A "crash": the queue stops without letting the opcode finish.
 	h.close()
@@ -471,14 +495,14 @@ func TestWaitForJobChangeTimeoutAndLogs(t *testing.T) {
 	h := newHarness(t, t.TempDir(), 0)
 	id := h.submit(gate("w"))
 	started, release := h.g.get("w")
-	<-started
+	await(t, started, "started")
 	// Unchanged info: answered at the timeout with the current values.
 	r, err := h.q.WaitForJobChange(context.Background(), id, []string{"status"}, op(`["running"]`), 1, 0)
 	if err != nil || string(r.Values) != `["running"]` || len(r.Logs) != 0 {
 		t.Fatalf("%+v %v", r, err)
 	}
 	// New log entries wake the waiter at once.
-	r, _ = h.q.WaitForJobChange(context.Background(), id, []string{"status"}, op(`["running"]`), -1, time.Hour)
+	r, _ = h.q.WaitForJobChange(context.Background(), id, []string{"status"}, op(`["running"]`), -1, waitTimeout)
 	if len(r.Logs) != 1 || r.Logs[0].Serial != 1 {
 		t.Fatalf("logs %+v", r.Logs)
 	}
@@ -489,14 +513,14 @@ func TestWaitForJobChangeTimeoutAndLogs(t *testing.T) {
 	// A cancelled context ends the wait.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := h.q.WaitForJobChange(ctx, id, []string{"status"}, op(`["running"]`), 1, time.Hour); err == nil {
+	if _, err := h.q.WaitForJobChange(ctx, id, []string{"status"}, op(`["running"]`), 1, waitTimeout); err == nil {
 		t.Fatal("wait ignored its context")
 	}
 	// Unknown job: nil result.
-	if r, err := h.q.WaitForJobChange(context.Background(), 999, []string{"status"}, nil, -1, time.Hour); r != nil || err != nil {
+	if r, err := h.q.WaitForJobChange(context.Background(), 999, []string{"status"}, nil, -1, waitTimeout); r != nil || err != nil {
 		t.Fatal(r, err)
 	}
-	if _, err := h.q.WaitForJobChange(context.Background(), id, []string{"nosuch"}, nil, -1, time.Hour); err == nil {
+	if _, err := h.q.WaitForJobChange(context.Background(), id, []string{"nosuch"}, nil, -1, waitTimeout); err == nil {
 		t.Fatal("unknown field accepted")
 	}
 	close(release)
@@ -544,7 +568,7 @@ func TestManyWatchersShareAnswers(t *testing.T) {
 	h := newHarness(t, t.TempDir(), 0)
 	id := h.submit(gate("m"))
 	started, release := h.g.get("m")
-	<-started
+	await(t, started, "started")
 	const n = 200
 	answers := make([][]byte, n)
 	var wg sync.WaitGroup
@@ -556,7 +580,7 @@ func TestManyWatchersShareAnswers(t *testing.T) {
 			if i%2 == 1 {
 				fields, prev = []string{"id", "status"}, fmt.Sprintf(`[%d,"running"]`, id)
 			}
-			r, err := h.q.WaitForJobChange(context.Background(), id, fields, op(prev), 1, time.Hour)
+			r, err := h.q.WaitForJobChange(context.Background(), id, fields, op(prev), 1, waitTimeout)
 			if err != nil {
 				t.Error(err)
 				return

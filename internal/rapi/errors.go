@@ -18,6 +18,7 @@ var statusText = map[int][2]string{
 	http.StatusRequestTimeout:        {"Request Timeout", "Request timed out; try again later"},
 	http.StatusRequestEntityTooLarge: {"Request Entity Too Large", "Entity is too large"},
 	http.StatusUnsupportedMediaType:  {"Unsupported Media Type", "Entity body in unsupported format"},
+	http.StatusTooManyRequests:       {"Too Many Requests", "The user has sent too many requests in a given amount of time"},
 	http.StatusInternalServerError:   {"Internal Server Error", "Server got itself in trouble"},
 	http.StatusNotImplemented:        {"Not Implemented", "Server does not support this operation"},
 	http.StatusBadGateway:            {"Bad Gateway", "Invalid responses from another server/proxy"},
@@ -28,8 +29,9 @@ var statusText = map[int][2]string{
 // httpError is a request that fails with an HTTP status, as Ganeti's
 // http.HttpException.
 type httpError struct {
-	code int
-	msg  string // "" means the status's short message
+	code       int
+	msg        string // "" means the status's short message
+	retryAfter int    // seconds for a Retry-After header; 0: none
 }
 
 func (e *httpError) Error() string {

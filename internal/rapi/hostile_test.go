@@ -15,7 +15,9 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -126,7 +128,10 @@ func TestSlowClientsAreServedAroundAndCut(t *testing.T) {
 	slowHeaders := rawTLS(t, addr, cli)
 	slowHeaders.Write([]byte("GET /version HTTP/1.1\r\nHost: x\r\nX-Slow: a"))
 	slowBody := rawTLS(t, addr, cli)
-	slowBody.Write([]byte("GET /version HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": "))
+	// (A resource that takes a body: one that takes none refuses it at
+	// once, TestBodiesAreNotReadWhereNoneIsTaken.)
+	slowBody.Write([]byte("POST /2/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + b64("admin:adminpw") +
+		"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": "))
 
 	for range 3 {
 		if code, body := httpsGet(t, addr, cli, "/version"); code != 200 || body != "2\n" {
@@ -287,4 +292,221 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
+}
+
+// countingBody is a request body of n bytes that counts what is read.
+type countingBody struct {
+	n    int64
+	read atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	left := b.n - b.read.Load()
+	if left <= 0 {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), left))
+	clear(p[:n])
+	b.read.Add(int64(n))
+	return n, nil
+}
+
+// TestBodiesAreNotReadWhereNoneIsTaken (issue 16, finding 2): an anonymous
+// GET /2/info with a 60 MB body was read and decoded, and raised jobqd's
+// memory by 2.3 GB. A resource that takes no body refuses one (413)
+// without reading a byte of it; credentials are checked before any body
+// is read; the others read at most their own limit.
+func TestBodiesAreNotReadWhereNoneIsTaken(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	id := e.submit(`[{"OP_ID": "OP_TEST_DELAY", "duration": 0.001}]`)
+	readAll := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d %v", len(b), err)
+	})
+	e.s.Handle("/extra", []string{AccessWrite}, readAll)
+	e.s.HandlePrefix("/ui", readAll)
+	const big = MaxBodySize + 1
+	type tc struct {
+		method, path, user string
+		length             int64 // declared; -1 chunked
+		code               int
+		maxRead            int64
+	}
+	var cases []tc
+	for _, user := range []string{"", "admin"} {
+		for _, length := range []int64{big, -1} {
+			for _, c := range []struct {
+				method, path string
+				anon, authed int // status without and with credentials
+			}{
+				{"GET", "/", 413, 413},
+				{"GET", "/2", 413, 413},
+				{"GET", "/version", 413, 413},
+				{"GET", "/2/info", 413, 413},
+				{"GET", "/2/features", 413, 413},
+				{"GET", "/2/jobs", 413, 413},
+				{"GET", fmt.Sprintf("/2/jobs/%d", id), 413, 413},
+				{"DELETE", fmt.Sprintf("/2/jobs/%d", id), 401, 413},
+				{"GET", fmt.Sprintf("/2/jobs/%d/wait", id), 401, 413},
+				{"POST", "/2/jobs", 401, 413},
+				{"GET", "/extra", 401, 413},
+				{"GET", "/ui/login", 413, 413},
+				{"GET", "/nosuch", 404, 404},
+				{"PUT", "/2/jobs", 501, 501},
+			} {
+				want := c.anon
+				if user != "" {
+					want = c.authed
+				}
+				var maxRead int64
+				if user != "" && length < 0 {
+					// Chunked: nothing tells the size before it is read.
+					switch c.path {
+					case "/2/jobs":
+						maxRead = MaxBodySize + 1 // (not refused at once: chunked)
+					case fmt.Sprintf("/2/jobs/%d/wait", id), "/extra", "/ui/login":
+						maxRead = SmallBodySize + 1
+					}
+				}
+				if length < 0 && c.path == "/ui/login" {
+					maxRead = SmallBodySize + 1 // the dashboard reads its forms before it knows the user
+				}
+				if length < 0 && maxRead > 0 {
+					want = 0 // what the handler makes of a cut body: any answer but 200
+				}
+				cases = append(cases, tc{c.method, c.path, user, length, want, maxRead})
+			}
+		}
+	}
+	for _, c := range cases {
+		body := &countingBody{n: big}
+		r := httptest.NewRequest(c.method, "https://rapi.test"+c.path, body)
+		r.ContentLength = c.length
+		r.Header.Set("Content-Type", "application/json")
+		if c.user != "" {
+			r.SetBasicAuth("admin", "adminpw")
+		}
+		w := httptest.NewRecorder()
+		e.s.ServeHTTP(w, r)
+		name := fmt.Sprintf("%s %s user=%q length=%d", c.method, c.path, c.user, c.length)
+		if got := body.read.Load(); got > c.maxRead {
+			t.Errorf("%s: %d bytes of the body read, want at most %d", name, got, c.maxRead)
+		}
+		if c.code != 0 && w.Code != c.code || c.code == 0 && w.Code == 200 && !strings.Contains(w.Body.String(), "request body too large") {
+			t.Errorf("%s: %d %q, want %d", name, w.Code, w.Body.String(), c.code)
+		}
+	}
+	// A GET with an empty body (Ganeti's Python client sends one) is fine.
+	r := httptest.NewRequest("GET", "https://rapi.test/2/info", strings.NewReader(""))
+	r.ContentLength = 0
+	w := httptest.NewRecorder()
+	e.s.ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Fatalf("GET /2/info with an empty body: %d %q", w.Code, w.Body.String())
+	}
+}
+
+// TestSubmitRefusesWhatWouldNotReadBack (issue 16, findings 1 and 9): Go's
+// decoder turns text that is not valid UTF-8 into U+FFFD and keeps the
+// last of two members of one name, so a job was stored that differed
+// from what was sent; JSON nested thousands deep was stored. Each is
+// refused with 400 now, and nothing is stored.
+func TestSubmitRefusesWhatWouldNotReadBack(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	for _, c := range []struct{ name, body, msg string }{
+		{"invalid UTF-8", "{\"ops\": [{\"OP_ID\": \"OP_TEST_DELAY\", \"duration\": 0.001, \"comment\": \"caf\xe9\"}]}",
+			`Unable to parse JSON data: text that is not valid UTF-8 (in /ops/0/comment, at byte 70); send text as UTF-8`},
+		{"a member twice", `{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 0.001, "duration": 100}]}`,
+			`Unable to parse JSON data: the member /ops/0/duration twice in one object`},
+		{"deep body", `{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 0.001, "x": ` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}]}`,
+			`Unable to parse JSON data: arrays and objects nested more than 100 levels deep`},
+		{"deep opcode", `{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 0.001, "x": ` + strings.Repeat("[", 80) + strings.Repeat("]", 80) + `}]}`,
+			`opcode 0 nests arrays and objects more than 64 levels deep (max_input_depth)`},
+	} {
+		r := e.do("POST", "/2/jobs", "admin", "adminpw", c.body)
+		if r.code != 400 || !strings.Contains(r.body, `"message": "`+c.msg) {
+			t.Errorf("%s: %d %s, want 400 %q", c.name, r.code, r.body, c.msg)
+		}
+	}
+	if rows, err := e.q.QueryJobs(nil, []string{"id"}); err != nil || len(rows) != 0 {
+		t.Fatalf("jobs stored: %s %v", rows, err)
+	}
+}
+
+// TestTLSAEADOnly (issue 16, finding 9): RAPI accepted TLS 1.2 CBC-SHA1
+// suites. A client offering only those cannot connect; AEAD suites and
+// TLS 1.3 can.
+func TestTLSAEADOnly(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	addr, cli := e.served()
+	for _, c := range []struct {
+		suite uint16
+		ok    bool
+	}{
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, false},
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, false},
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true},
+		{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, true},
+	} {
+		cfg := cli.Clone()
+		cfg.MaxVersion = tls.VersionTLS12
+		cfg.CipherSuites = []uint16{c.suite}
+		conn, err := tls.Dial("tcp", addr, cfg)
+		if conn != nil {
+			conn.Close()
+		}
+		if (err == nil) != c.ok {
+			t.Errorf("TLS 1.2 with only %s: err %v, want ok=%v", tls.CipherSuiteName(c.suite), err, c.ok)
+		}
+	}
+	conn, err := tls.Dial("tcp", addr, cli)
+	if err != nil {
+		t.Fatalf("default client: %v", err)
+	}
+	if v := conn.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("default client: version %x, want TLS 1.3", v)
+	}
+	conn.Close()
+}
+
+// TestConnectionCap (issue 16, finding 6): connections over
+// Config.MaxConns are closed at once, those under it are served, and a
+// closed one makes room.
+func TestConnectionCap(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.MaxConns = 3 })
+	addr, cli := e.served()
+	var held []*tls.Conn
+	for range 3 {
+		c := rawTLS(t, addr, cli) // the handshake completes: accepted
+		held = append(held, c)
+	}
+	// The fourth is closed by the server: no answer.
+	if code, body, err := tryGet(addr, cli, "/version"); err == nil {
+		t.Fatalf("a connection over the cap was served: %d %q", code, body)
+	}
+	held[0].Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, body, err := tryGet(addr, cli, "/version")
+		if err == nil && code == 200 && body == "2\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request served within a minute after a connection closed: %d %q %v", code, body, err)
+		}
+	}
+}
+
+// tryGet is httpsGet that reports errors instead of failing.
+func tryGet(addr string, cli *tls.Config, path string) (int, string, error) {
+	tr := &http.Transport{TLSClientConfig: cli, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Get("https://" + addr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }

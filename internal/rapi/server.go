@@ -48,6 +48,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/json/jsontext"
 	"errors"
 	"fmt"
 	"io"
@@ -76,8 +77,19 @@ const Version = 2
 // (Ganeti's _WFJC_TIMEOUT).
 const DefaultWaitTimeout = 10 * time.Second
 
-// MaxBodySize is the largest request body accepted.
+// MaxBodySize is the largest request body accepted, by POST /2/jobs.
 const MaxBodySize = 64 << 20
+
+// SmallBodySize is the largest request body of every other resource that
+// takes one (GET /2/jobs/N/wait, the dashboard's forms, Handle resources).
+// Resources that take no body refuse one (413) without reading it.
+const SmallBodySize = 64 << 10
+
+// maxBodyDepth is the deepest nesting of arrays and objects a JSON body
+// may have: an opcode's own limit (job.DefaultMaxDepth) plus the body's
+// {"ops": [...]}, with room to spare, far below the 1,000 levels Ganeti's
+// Python clients can read back.
+const maxBodyDepth = 100
 
 // Defaults of Config.ReadHeaderTimeout and Config.BodyTimeout. A client
 // that sends or reads more slowly than they allow (slowloris) is
@@ -86,6 +98,18 @@ const (
 	DefaultReadHeaderTimeout = 30 * time.Second
 	DefaultBodyTimeout       = 2 * time.Minute
 )
+
+// CipherSuites are the TLS 1.2 cipher suites RAPI accepts unless its
+// tls.Config says otherwise: forward secrecy and AEAD only (no CBC, no
+// SHA-1 MACs). TLS 1.3's suites are all of that kind already.
+var CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
 
 // protocolVersion is the LUXI protocol version jobq speaks (Ganeti 3.0's).
 const protocolVersion = 3000000
@@ -150,9 +174,16 @@ type Config struct {
 	// RequireAuth makes every request authenticate, reads included
 	// (Ganeti's ganeti-rapi --require-authentication).
 	RequireAuth bool
-	Logger      *slog.Logger
+	// Guard slows password guessing (shared with the dashboard); nil: a
+	// Guard of the server's own (see Server.Guard).
+	Guard  *Guard
+	Logger *slog.Logger
 	// Observer, when set, is told about every answered request.
 	Observer Observer
+	// MaxConns caps the connections open at once on each listener; a
+	// connection over it is closed at once. 0 means a quarter of the
+	// process's descriptor limit (at least 16), negative no cap.
+	MaxConns int
 }
 
 // Observer is told about every request once it is answered. It is the
@@ -226,6 +257,9 @@ func New(cfg Config) *Server {
 	if cfg.Cluster == nil {
 		cfg.Cluster = func() ClusterInfo { return ClusterInfo{} }
 	}
+	if cfg.Guard == nil {
+		cfg.Guard = NewGuard(nil)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, extra: map[string]extraRoute{}}
 	s.users = newUserDB(cfg.UsersFile, cfg.Logger)
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -261,6 +295,10 @@ func (s *Server) HandlePrefix(prefix string, h http.Handler) {
 	s.prefix = append(s.prefix, prefixRoute{prefix: strings.TrimSuffix(prefix, "/"), h: h})
 }
 
+// Guard is the server's password guessing guard, for the dashboard to
+// share.
+func (s *Server) Guard() *Guard { return s.cfg.Guard }
+
 // LookupUser returns a copy of the user called name as the users file says
 // now (it is re-read when it changed), or nil.
 func (s *Server) LookupUser(name string) *User {
@@ -281,6 +319,9 @@ func (s *Server) Serve(l net.Listener, tlsConfig *tls.Config) error {
 	if tc.MinVersion == 0 {
 		tc.MinVersion = tls.VersionTLS12
 	}
+	if tc.CipherSuites == nil {
+		tc.CipherSuites = CipherSuites
+	}
 	srv := &http.Server{
 		Handler:           s,
 		TLSConfig:         tc,
@@ -299,7 +340,11 @@ func (s *Server) Serve(l net.Listener, tlsConfig *tls.Config) error {
 	}
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
-	return srv.ServeTLS(l, "", "")
+	maxConns := func() int { return s.cfg.MaxConns }
+	if s.cfg.MaxConns == 0 {
+		maxConns = defaultMaxConns
+	}
+	return srv.ServeTLS(&capListener{Listener: l, max: maxConns, log: s.log}, "", "")
 }
 
 type debugWriter struct{ log *slog.Logger }
@@ -330,14 +375,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type request struct {
 	r    *http.Request
 	id   int64
-	body any // decoded JSON body (numbers as json.Number); nil if none
+	body json.RawMessage // the JSON body, checked (readBody); nil if none
 	user string
 }
 
 // endpoint is a resource's handler for one method.
 type endpoint struct {
-	access []string // rights needed; empty: none (reads)
-	fn     func(*request) (any, error)
+	access  []string // rights needed; empty: none (reads)
+	maxBody int64    // largest body; 0: the resource takes none
+	fn      func(*request) (any, error)
 }
 
 var writeAccess = []string{AccessWrite}
@@ -357,7 +403,7 @@ func (s *Server) route(path string) (name string, id int64, eps map[string]endpo
 	case "/2/jobs":
 		return path, 0, map[string]endpoint{
 			"GET":  {fn: s.getJobs},
-			"POST": {access: writeAccess, fn: s.postJobs},
+			"POST": {access: writeAccess, maxBody: MaxBodySize, fn: s.postJobs},
 		}, true
 	}
 	rest, found := strings.CutPrefix(path, "/2/jobs/")
@@ -376,7 +422,7 @@ func (s *Server) route(path string) (name string, id int64, eps map[string]endpo
 		// Waiting blocks server resources and shows job details: Ganeti
 		// restricts it to write users.
 		return "/2/jobs/[job_id]/wait", id, map[string]endpoint{
-			"GET": {access: writeAccess, fn: s.waitJob},
+			"GET": {access: writeAccess, maxBody: SmallBodySize, fn: s.waitJob},
 		}, true
 	}
 	return "/2/jobs/[job_id]", id, map[string]endpoint{
@@ -422,8 +468,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *RequestInfo
 		}
 		s.extraMu.RUnlock()
 		if !found && pre != nil {
-			// The handler authenticates on its own.
+			// The handler authenticates on its own (its login form is
+			// read before it knows the user): a small body at most.
 			info.Route = pre.prefix + "/"
+			if herr := limitBody(w, r, SmallBodySize); herr != nil {
+				return s.writeError(w, herr)
+			}
 			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 			pre.h.ServeHTTP(sw, r)
 			return sw.status
@@ -441,18 +491,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *RequestInfo
 		return s.writeError(w, herr)
 	}
 	if extra != nil {
+		if herr := limitBody(w, r, SmallBodySize); herr != nil {
+			return s.writeError(w, herr)
+		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		extra.h.ServeHTTP(sw, r)
 		return sw.status
 	}
 	req := &request{r: r, id: id, user: user}
+	if herr := limitBody(w, r, ep.maxBody); herr != nil {
+		return s.writeError(w, herr)
+	}
 	size := bodyReservation(r)
 	if !s.reserveBody(size) {
 		w.Header().Set("Retry-After", "1")
 		return s.writeError(w, errorf(http.StatusServiceUnavailable, "The server is receiving too many large request bodies at once; try again later"))
 	}
 	defer s.reserveBody(-size)
-	if herr := s.readBody(w, req); herr != nil {
+	if herr := s.readBody(w, req, ep.maxBody); herr != nil {
 		return s.writeError(w, herr)
 	}
 	res, err := ep.fn(req)
@@ -509,6 +565,9 @@ func (s *Server) writeBody(w http.ResponseWriter, status int, b []byte) {
 func (s *Server) writeError(w http.ResponseWriter, e *httpError) int {
 	if e.code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
 	}
 	s.writeBody(w, e.code, e.body())
 	return e.code
@@ -572,10 +631,19 @@ func (s *Server) authenticate(r *http.Request, access []string) (string, *httpEr
 	if !ok {
 		return "", unauthorized
 	}
+	if wait := s.cfg.Guard.Wait(r.RemoteAddr, name); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		s.log.Warn("RAPI: authentication refused while failed attempts back off", "user", name, "remote", r.RemoteAddr, "retry_after_s", secs)
+		return "", &httpError{code: http.StatusTooManyRequests, retryAfter: secs, msg: fmt.Sprintf(
+			"Too many failed authentications from this address or for this user; try again in %d seconds", secs)}
+	}
 	u := s.users.lookup(name)
 	if u == nil || !CheckPassword(name, password, u.Password) {
+		s.cfg.Guard.Failed(r.RemoteAddr, name, u != nil)
+		s.log.Warn("RAPI: authentication failed", "user", name, "remote", r.RemoteAddr, "known_user", u != nil)
 		return "", unauthorized
 	}
+	s.cfg.Guard.Succeeded(r.RemoteAddr, name)
 	if len(access) == 0 {
 		return name, nil
 	}
@@ -629,22 +697,61 @@ func (s *Server) reserveBody(n int64) bool {
 	return true
 }
 
+// aLongTimeAgo is a deadline in the past, to end reading at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// hasBody reports whether a request comes with a body (declared or
+// chunked).
+func hasBody(r *http.Request) bool {
+	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
+}
+
+// limitBody refuses, without reading it, a body that a resource does not
+// take (limit 0) or whose declared length is over limit (413, and the
+// connection closes rather than reading the rest), and caps what will be
+// read of the others at limit.
+func limitBody(w http.ResponseWriter, r *http.Request, limit int64) *httpError {
+	if !hasBody(r) {
+		return nil
+	}
+	if limit == 0 || r.ContentLength > limit {
+		// After the answer net/http would read up to 256 KiB of what
+		// is left, waiting for a slow client: the connection closes
+		// instead, and nothing more is read.
+		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(aLongTimeAgo)
+		if limit == 0 {
+			return errorf(http.StatusRequestEntityTooLarge, "%s %s takes no request body; send none", r.Method, r.URL.Path)
+		}
+		return errorf(http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", limit)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	return nil
+}
+
 // readBody reads and decodes a JSON body, as Ganeti does: a body needs
-// Content-Type application/json (415 otherwise) and must parse (400). It
-// must arrive within Config.BodyTimeout (408) and be at most MaxBodySize
-// bytes (413, refused before reading when its declared length says so).
-func (s *Server) readBody(w http.ResponseWriter, req *request) *httpError {
+// Content-Type application/json (415 otherwise) and must parse (400), and
+// its text must be valid UTF-8, each member once per object, nested at
+// most maxBodyDepth levels (400: Go's decoder would silently change such
+// text, which would then not read back as sent). It must arrive within
+// Config.BodyTimeout (408) and be at most limit bytes (413, refused before
+// reading when its declared length says so).
+func (s *Server) readBody(w http.ResponseWriter, req *request, limit int64) *httpError {
 	r := req.r
-	if r.ContentLength > MaxBodySize {
-		return errorf(http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", MaxBodySize)
+	if r.ContentLength > limit {
+		return errorf(http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", limit)
+	}
+	if !hasBody(r) {
+		return nil
 	}
 	rc := http.NewResponseController(w)
 	deadline := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) == nil
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errorf(http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", MaxBodySize)
+			w.Header().Set("Connection", "close")
+			return errorf(http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", limit)
 		}
 		// The deadline stays: the rest of the body is not waited for,
 		// and the connection closes after the answer.
@@ -668,50 +775,87 @@ func (s *Server) readBody(w http.ResponseWriter, req *request) *httpError {
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
-	var v any
+	var v json.RawMessage
 	if err := d.Decode(&v); err != nil {
 		return errorf(http.StatusBadRequest, "Unable to parse JSON data: %v", err)
 	}
 	if _, err := d.Token(); err != io.EOF {
 		return errorf(http.StatusBadRequest, "Unable to parse JSON data: more than one JSON value in the body")
 	}
+	if err := checkJSON(v); err != nil {
+		return errorf(http.StatusBadRequest, "Unable to parse JSON data: %v", err)
+	}
 	req.body = v
 	return nil
 }
 
-// pyType is the Python type name of a decoded JSON value, for Ganeti's
-// "Type is 'list', but 'dict' is expected" messages.
-func pyType(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "NoneType"
-	case bool:
-		return "bool"
-	case json.Number:
-		if strings.ContainsAny(string(v), ".eE") {
-			return "float"
+// checkJSON checks what Go's decoder lets through but the queue's job
+// files (and Ganeti's readers) do not: text that is not valid UTF-8, a
+// member twice in one object, nesting deeper than maxBodyDepth.
+func checkJSON(b []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	for {
+		kind := dec.PeekKind()
+		if (kind == '{' || kind == '[') && dec.StackDepth() >= maxBodyDepth {
+			return fmt.Errorf("arrays and objects nested more than %d levels deep", maxBodyDepth)
 		}
-		return "int"
-	case string:
-		return "str"
-	case []any:
-		return "list"
-	case map[string]any:
-		return "dict"
+		_, err := dec.ReadToken()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			var se *jsontext.SyntacticError
+			if errors.As(err, &se) && strings.Contains(se.Err.Error(), "UTF-8") {
+				return fmt.Errorf("text that is not valid UTF-8 (in %s, at byte %d); send text as UTF-8", se.JSONPointer, se.ByteOffset)
+			}
+			if errors.As(err, &se) && errors.Is(err, jsontext.ErrDuplicateName) {
+				return fmt.Errorf("the member %s twice in one object", se.JSONPointer)
+			}
+			return err
+		}
 	}
-	return fmt.Sprintf("%T", v)
 }
 
-// bodyObject returns the body as a JSON object (400 if it is something
-// else); a missing body is an empty object.
-func (req *request) bodyObject() (map[string]any, error) {
-	switch b := req.body.(type) {
-	case nil:
-		return map[string]any{}, nil
-	case map[string]any:
-		return b, nil
+// pyType is the Python type name of a JSON value, for Ganeti's "Type is
+// 'list', but 'dict' is expected" messages.
+func pyType(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return "NoneType"
 	}
-	return nil, errorf(http.StatusBadRequest, "Body contents: Type is '%s', but 'dict' is expected", pyType(req.body))
+	switch v[0] {
+	case 'n':
+		return "NoneType"
+	case 't', 'f':
+		return "bool"
+	case '"':
+		return "str"
+	case '[':
+		return "list"
+	case '{':
+		return "dict"
+	}
+	if bytes.ContainsAny(v, ".eE") {
+		return "float"
+	}
+	return "int"
+}
+
+// bodyObject returns the body's members (400 if it is not an object); a
+// missing body is an empty object. Members are decoded by their users
+// into the types they need.
+func (req *request) bodyObject() (map[string]json.RawMessage, error) {
+	if len(req.body) == 0 {
+		return map[string]json.RawMessage{}, nil
+	}
+	if pyType(req.body) != "dict" {
+		return nil, errorf(http.StatusBadRequest, "Body contents: Type is '%s', but 'dict' is expected", pyType(req.body))
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(req.body, &m); err != nil {
+		return nil, errorf(http.StatusBadRequest, "Unable to parse JSON data: %v", err)
+	}
+	return m, nil
 }
 
 // intParam parses an integer query parameter as Ganeti's
@@ -863,31 +1007,26 @@ func (s *Server) waitJob(req *request) (any, error) {
 	if !ok {
 		return nil, errorf(http.StatusBadRequest, "Required parameter 'fields' is missing")
 	}
-	list, ok := fv.([]any)
-	if !ok {
+	if pyType(fv) != "list" {
 		return nil, errorf(http.StatusBadRequest, "The 'fields' parameter should be a list")
 	}
-	fields := make([]string, len(list))
-	for i, f := range list {
-		if fields[i], ok = f.(string); !ok {
-			return nil, errorf(http.StatusBadRequest, "The 'fields' parameter should be a list of field names")
-		}
+	var fields []string
+	if err := json.Unmarshal(fv, &fields); err != nil {
+		return nil, errorf(http.StatusBadRequest, "The 'fields' parameter should be a list of field names")
 	}
 	var prev json.RawMessage
-	switch p := body["previous_job_info"].(type) {
-	case nil:
-	case []any:
-		if prev, err = json.Marshal(p); err != nil {
-			return nil, errorf(http.StatusBadRequest, "The 'previous_job_info' parameter cannot be encoded: %v", err)
-		}
+	switch p := body["previous_job_info"]; pyType(p) {
+	case "NoneType":
+	case "list":
+		prev = p
 	default:
 		return nil, errorf(http.StatusBadRequest, "The 'previous_job_info' parameter should be a list")
 	}
 	serial := int64(-1)
-	switch p := body["previous_log_serial"].(type) {
-	case nil:
-	case json.Number:
-		n, err := strconv.ParseInt(string(p), 10, 64)
+	switch p := body["previous_log_serial"]; pyType(p) {
+	case "NoneType":
+	case "int":
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(p)), 10, 64)
 		if err != nil {
 			return nil, errorf(http.StatusBadRequest, "The 'previous_log_serial' parameter should be a number")
 		}
@@ -951,9 +1090,12 @@ func (s *Server) postJobs(req *request) (any, error) {
 	if !ok {
 		return nil, errorf(http.StatusBadRequest, "Required parameter 'ops' is missing")
 	}
-	list, ok := ov.([]any)
-	if !ok {
+	if pyType(ov) != "list" {
 		return nil, errorf(http.StatusBadRequest, "'ops' parameter: Type is '%s', but 'list' is expected", pyType(ov))
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(ov, &list); err != nil {
+		return nil, errorf(http.StatusBadRequest, "'ops' parameter: %v", err)
 	}
 	if len(list) == 0 {
 		return nil, errorf(http.StatusBadRequest, "A job needs at least one opcode")
@@ -961,32 +1103,42 @@ func (s *Server) postJobs(req *request) (any, error) {
 	// The reason trail, as Ganeti's RAPI builds it: the user's ?reason=
 	// first, then the RAPI resource. The queue appends gnt:opcode:*.
 	now := time.Now().UnixNano()
-	var trail []any
+	var trail []json.RawMessage
 	for _, r := range req.r.URL.Query()["reason"] {
 		if r != "" {
-			trail = append(trail, []any{"gnt:user", r, now})
+			e, _ := json.Marshal([]any{"gnt:user", r, now})
+			trail = append(trail, e)
 			break
 		}
 	}
-	trail = append(trail, []any{reasonSource, "", now})
+	e, _ := json.Marshal([]any{reasonSource, "", now})
+	trail = append(trail, e)
 	ops := make([]json.RawMessage, len(list))
 	for i, o := range list {
-		m, ok := o.(map[string]any)
-		if !ok {
+		if pyType(o) != "dict" {
 			return nil, errorf(http.StatusBadRequest, "Opcode %d: Type is '%s', but 'dict' is expected", i, pyType(o))
 		}
-		if id, ok := m["OP_ID"].(string); !ok || id == "" {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(o, &m); err != nil {
+			return nil, errorf(http.StatusBadRequest, "Opcode %d: %v", i, err)
+		}
+		var id string
+		if json.Unmarshal(m["OP_ID"], &id) != nil || id == "" {
 			return nil, errorf(http.StatusBadRequest, "Opcode %d has no OP_ID", i)
 		}
-		var reason []any
-		switch r := m["reason"].(type) {
-		case nil:
-		case []any:
-			reason = r
+		var reason []json.RawMessage
+		switch r := m["reason"]; pyType(r) {
+		case "NoneType":
+		case "list":
+			if err := json.Unmarshal(r, &reason); err != nil {
+				return nil, errorf(http.StatusBadRequest, "Opcode %d: the 'reason' parameter: %v", i, err)
+			}
 		default:
 			return nil, errorf(http.StatusBadRequest, "Opcode %d: the 'reason' parameter should be a list", i)
 		}
-		m["reason"] = append(append([]any{}, reason...), trail...)
+		if m["reason"], err = json.Marshal(append(reason, trail...)); err != nil {
+			return nil, errorf(http.StatusBadRequest, "Opcode %d cannot be encoded: %v", i, err)
+		}
 		if ops[i], err = json.Marshal(m); err != nil {
 			return nil, errorf(http.StatusBadRequest, "Opcode %d cannot be encoded: %v", i, err)
 		}
@@ -1002,8 +1154,12 @@ func (s *Server) postJobs(req *request) (any, error) {
 	if len(res) != 1 {
 		return nil, fmt.Errorf("the queue answered %d results for one job", len(res))
 	}
-	if res[0].Err != nil {
-		return nil, errorf(http.StatusInternalServerError, "%s", res[0].Err.Error())
+	if err := res[0].Err; err != nil {
+		var refused *queue.RefusedError
+		if errors.As(err, &refused) {
+			return nil, errorf(http.StatusBadRequest, "%s", err.Error())
+		}
+		return nil, errorf(http.StatusInternalServerError, "%s", err.Error())
 	}
 	return res[0].ID, nil
 }

@@ -4,9 +4,11 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -274,15 +276,20 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Query().Get("basic") != "" {
 		name, pw, ok := r.BasicAuth()
+		status := http.StatusUnauthorized
+		d.Error = "Log in with a user of the RAPI users file."
 		if ok {
-			if u := h.check(name, pw); u != nil {
+			u, wait := h.check(r, name, pw)
+			if u != nil {
 				h.startSession(w, r, u, next)
 				return
 			}
+			if wait > 0 {
+				status, d.Error = http.StatusTooManyRequests, tooMany(w, wait)
+			}
 		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="jobq dashboard", charset="UTF-8"`)
-		d.Error = "Log in with a user of the RAPI users file."
-		h.render(w, r, nil, http.StatusUnauthorized, "login", &page{Title: "Log in", Data: d})
+		h.render(w, r, nil, status, "login", &page{Title: "Log in", Data: d})
 		return
 	}
 	h.render(w, r, nil, http.StatusOK, "login", &page{Title: "Log in", Data: d})
@@ -299,9 +306,13 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	name, pw := r.PostForm.Get("user"), r.PostForm.Get("password")
 	next := safeNext(r.PostForm.Get("next"))
-	u := h.check(name, pw)
+	u, wait := h.check(r, name, pw)
+	if wait > 0 {
+		h.render(w, r, nil, http.StatusTooManyRequests, "login", &page{Title: "Log in",
+			Data: loginData{Next: next, Name: name, Error: tooMany(w, wait)}})
+		return
+	}
 	if u == nil {
-		h.log.Info("web: failed login", "user", name, "remote", r.RemoteAddr)
 		h.render(w, r, nil, http.StatusUnauthorized, "login", &page{Title: "Log in",
 			Data: loginData{Next: next, Name: name, Error: "Wrong user name or password."}})
 		return
@@ -309,16 +320,33 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	h.startSession(w, r, u, next)
 }
 
-// check verifies a user's password against the users file.
-func (h *Handler) check(name, password string) *rapi.User {
+// tooMany sets Retry-After and says how long to wait.
+func tooMany(w http.ResponseWriter, wait time.Duration) string {
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return fmt.Sprintf("Too many failed logins from this address or for this user; try again in %d seconds.", secs)
+}
+
+// check verifies a user's password against the users file, unless
+// failed attempts from the request's address or for the user back off
+// (then it returns how long to wait, without checking). Failures are
+// logged at WARN with the remote address.
+func (h *Handler) check(r *http.Request, name, password string) (*rapi.User, time.Duration) {
 	if name == "" {
-		return nil
+		return nil, 0
+	}
+	if wait := h.cfg.Guard.Wait(r.RemoteAddr, name); wait > 0 {
+		h.log.Warn("web: login refused while failed attempts back off", "user", name, "remote", r.RemoteAddr, "retry_after", wait.Round(time.Second))
+		return nil, wait
 	}
 	u := h.cfg.Users.LookupUser(name)
 	if u == nil || !rapi.CheckPassword(name, password, u.Password) {
-		return nil
+		h.cfg.Guard.Failed(r.RemoteAddr, name, u != nil)
+		h.log.Warn("web: failed login", "user", name, "remote", r.RemoteAddr, "known_user", u != nil)
+		return nil, 0
 	}
-	return u
+	h.cfg.Guard.Succeeded(r.RemoteAddr, name)
+	return u, 0
 }
 
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, u *rapi.User, next string) {

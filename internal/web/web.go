@@ -132,6 +132,10 @@ type Config struct {
 	Heartbeat time.Duration
 	// MaxStreams bounds the event streams served at once (503 beyond).
 	MaxStreams int
+	// Guard slows password guessing down; share RAPI's (rapi.Server's
+	// Guard) so that guesses on one count for the other. nil: one of the
+	// dashboard's own, on Now.
+	Guard *rapi.Guard
 }
 
 // Handler serves the dashboard. Create it with New.
@@ -164,6 +168,9 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.Cluster == nil {
 		cfg.Cluster = func() Cluster { return Cluster{} }
+	}
+	if cfg.Guard == nil {
+		cfg.Guard = rapi.NewGuard(cfg.Now)
 	}
 	if cfg.SessionIdle <= 0 {
 		cfg.SessionIdle = DefaultSessionIdle

@@ -566,15 +566,16 @@ func TestPausedNodes(t *testing.T) {
 
 // partition drops every packet between the addresses of a and of each of
 // others (nodes talk from their own address), until the test ends or heal
-// is called. It needs root and iptables; the test is skipped without them.
+// is called. It needs root and iptables; without them the test fails in
+// CI and is skipped elsewhere (testbin.Missing).
 func partition(t *testing.T, a *cnode, others ...*cnode) (heal func()) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("the partition test needs root (iptables)")
+		testbin.Missing(t, "the partition test needs root (iptables)")
 	}
 	ipt, err := exec.LookPath("iptables")
 	if err != nil {
-		t.Skip("the partition test needs iptables (.ci/run installs it)")
+		testbin.Missing(t, "the partition test needs iptables")
 	}
 	host := func(n *cnode) string { h, _, _ := strings.Cut(n.addr, ":"); return h }
 	var rules [][]string
@@ -584,7 +585,7 @@ func partition(t *testing.T, a *cnode, others ...*cnode) (heal func()) {
 	}
 	for _, r := range rules {
 		if out, err := exec.Command(ipt, append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
-			t.Skipf("iptables does not work here: %v %s", err, out)
+			testbin.Missing(t, "iptables does not work here: %v %s", err, out)
 		}
 	}
 	healed := false
@@ -788,11 +789,11 @@ func TestCatchingUpNodeDoesNotBlock(t *testing.T) {
 // answer).
 func TestFailoverRefusedWhileMasterStarts(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (iptables)")
+		testbin.Missing(t, "needs root (iptables)")
 	}
 	ipt, err := exec.LookPath("iptables")
 	if err != nil {
-		t.Skip("needs iptables (.ci/run installs it)")
+		testbin.Missing(t, "needs iptables")
 	}
 	nodes := startCluster(t, 3)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
@@ -803,7 +804,7 @@ func TestFailoverRefusedWhileMasterStarts(t *testing.T) {
 	host := func(n *cnode) string { h, _, _ := strings.Cut(n.addr, ":"); return h }
 	rule := []string{"INPUT", "-p", "tcp", "--syn", "-s", host(n1), "-d", host(n2), "-j", "DROP"}
 	if out, err := exec.Command(ipt, append([]string{"-I"}, rule...)...).CombinedOutput(); err != nil {
-		t.Skipf("iptables does not work here: %v %s", err, out)
+		testbin.Missing(t, "iptables does not work here: %v %s", err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command(ipt, append([]string{"-D"}, rule...)...).CombinedOutput(); err != nil {

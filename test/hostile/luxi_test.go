@@ -92,8 +92,11 @@ func TestOversizedLUXIMessage(t *testing.T) {
 
 // TestDeeplyNestedJSON sends requests nested 100,000 levels deep: each
 // gets a failure reply and the connection stays usable. A job whose
-// opcode holds a value nested 5,000 levels deep (within the decoders'
-// limit) is stored, runs and can be read back over LUXI and RAPI.
+// opcode holds a value nested 5,000 levels deep is refused, naming the
+// limit (issue 16, finding 9: it was stored, far deeper than Ganeti's
+// Python clients can read back); one nested 60 deep (under
+// job.DefaultMaxDepth) is stored, runs and can be read back over LUXI and
+// RAPI.
 func TestDeeplyNestedJSON(t *testing.T) {
 	d := start(t, t.TempDir())
 	const depth = 100_000
@@ -118,10 +121,16 @@ func TestDeeplyNestedJSON(t *testing.T) {
 		}
 	}
 
-	// An opcode parameter (one OP_TEST_DELAY ignores) nested 5,000 deep.
-	const ok = 5_000
-	deep := json.RawMessage(strings.Repeat("[", ok) + `"bottom"` + strings.Repeat("]", ok))
+	// An opcode parameter (one OP_TEST_DELAY ignores) nested 5,000 deep
+	// is refused; 60 deep is fine.
 	lc := d.client()
+	tooDeep := json.RawMessage(strings.Repeat("[", 5000) + `"bottom"` + strings.Repeat("]", 5000))
+	_, err := lc.Call(context.Background(), "SubmitJob", []any{map[string]any{"OP_ID": "OP_TEST_DELAY", "duration": 0.001, "x_nested": tooDeep}})
+	if err == nil || !strings.Contains(err.Error(), "nests arrays and objects more than 64 levels deep (max_input_depth)") {
+		t.Fatalf("SubmitJob with a parameter nested 5000 deep: %v, want a refusal naming max_input_depth", err)
+	}
+	const ok = 60
+	deep := json.RawMessage(strings.Repeat("[", ok) + `"bottom"` + strings.Repeat("]", ok))
 	raw, err := lc.Call(context.Background(), "SubmitJob", []any{map[string]any{"OP_ID": "OP_TEST_DELAY", "duration": 0.001, "x_nested": deep}})
 	if err != nil {
 		t.Fatalf("SubmitJob with a parameter nested %d deep: %v", ok, err)

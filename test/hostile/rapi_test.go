@@ -47,7 +47,9 @@ func TestRAPISlowloris(t *testing.T) {
 	var slowBody []*tls.Conn
 	for range 20 {
 		c := dialTLS(t, addr, cfg)
-		c.Write([]byte("GET /2/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"a\": "))
+		// (A resource that takes a body: the others refuse one at once.)
+		c.Write([]byte("POST /2/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + basic(adminUser, adminPassword) +
+			"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + slowStart))
 		slowBody = append(slowBody, c)
 	}
 
@@ -64,7 +66,7 @@ func TestRAPISlowloris(t *testing.T) {
 	}
 	// A slow body that finally arrives is answered.
 	c := slowBody[0]
-	c.Write([]byte("1}" + strings.Repeat(" ", 1000-len(`{"a": 1}`))))
+	c.Write([]byte(slowEnd + strings.Repeat(" ", 1000-len(slowStart+slowEnd))))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +143,9 @@ func TestOversizedRAPIBody(t *testing.T) {
 	served(t, d.client())
 	d.alive()
 }
+
+// The two halves of the slow clients' body.
+const slowStart, slowEnd = `{"ops": [{"OP_ID": "OP_TEST_DELAY", `, `"duration": 0.001}]}`
 
 func basic(user, password string) string {
 	r, _ := http.NewRequest("GET", "/", nil)

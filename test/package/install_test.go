@@ -206,7 +206,8 @@ func TestPackageInstallUseRemove(t *testing.T) {
 
 	// The packaged configuration is valid.
 	check := must(t, nil, "/usr/sbin/jobqd", "--config", confFile, "--check-config")
-	for _, want := range []string{"data-dir         = /var/lib/jobq   # " + confFile + ":", "socket-group     = jobq   # " + confFile + ":"} {
+	for _, want := range []string{"data-dir          = /var/lib/jobq   # " + confFile + ":", "socket-group      = jobq   # " + confFile + ":",
+		"rapi-require-auth = true   # " + confFile + ":"} {
 		if !strings.Contains(check, want) {
 			t.Errorf("--check-config lacks %q:\n%s", want, check)
 		}
