@@ -41,6 +41,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -238,6 +239,10 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cannot create the consensus directory: %w", err)
 	}
 	n := &Node{
+		// Proposals are numbered from a random start, so that an entry a
+		// former run of this node proposed (applied late, or again after
+		// a restart) never answers a proposal of this run.
+		seq: rand.Uint64() >> 1,
 		cfg: cfg, id: ID(cfg.Name), timing: cfg.Timing.withDefaults(), log: cfg.Log,
 		stop: make(chan struct{}), done: make(chan struct{}), snapReq: make(chan chan struct{}),
 		members: map[uint64]Member{}, waiting: map[uint64]chan result{},

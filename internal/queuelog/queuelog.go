@@ -358,8 +358,10 @@ func (f *FSM) setSetting(key string, value []byte) error {
 
 // Apply writes a batch. A batch that cannot be written (a full disk)
 // leaves this node's directory behind the log: the error goes to the
-// proposer, Broken reports it, and the node must stop serving the queue
-// until a restart replays the log.
+// proposer (on the master: the batch is agreed, yet its submitter hears
+// of the failure, so the error says the cluster agreed), Broken reports
+// it, no later batch is written and no snapshot taken, and the node must
+// stop serving the queue until a restart applies the log again.
 func (f *FSM) Apply(e consensus.Entry) any {
 	if err := checkKind(e.Data); err != nil {
 		panic(fmt.Sprintf("jobqd: log entry %d: %v", e.Index, err))
@@ -381,12 +383,19 @@ func (f *FSM) Apply(e consensus.Entry) any {
 	if err != nil {
 		panic(fmt.Sprintf("jobqd: log entry %d is malformed: %v", e.Index, err))
 	}
+	if broken := f.Broken(); broken != nil {
+		// Writing later batches over a missing one would make this
+		// node's queue differ from the others': nothing more is written
+		// until a restart applies the log again.
+		return broken
+	}
 	if err := f.st.ApplyBatch(changes, false); err != nil {
+		broken := fmt.Errorf("the cluster agreed on log entry %d but this node cannot write it to its queue directory (it stops writing the queue until it is restarted): %w", e.Index, err)
 		f.mu.Lock()
-		f.broken = fmt.Errorf("cannot write log entry %d to the queue directory: %w", e.Index, err)
+		f.broken = broken
 		f.mu.Unlock()
 		f.log.Error("the queue directory is behind the log", "index", e.Index, "err", err)
-		return err
+		return broken
 	}
 	f.mu.Lock()
 	f.applied = e.Index
@@ -411,6 +420,11 @@ type manifest struct {
 // Snapshot makes the directory durable (one sync for every batch applied
 // since the last snapshot) and lists it.
 func (f *FSM) Snapshot() ([]byte, error) {
+	if broken := f.Broken(); broken != nil {
+		// A snapshot now would let the log drop entries this node
+		// never wrote.
+		return nil, broken
+	}
 	if err := f.st.Sync(); err != nil {
 		return nil, err
 	}

@@ -507,3 +507,61 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func newCert(t testing.TB) tls.Certificate { return testcert.New(t, "jobq cluster") }
+
+// failingFS fails every write while fail is set.
+type failingFS struct {
+	store.OSFS
+	fail atomic.Bool
+}
+
+func (f *failingFS) WriteFile(path string, data []byte, perm fs.FileMode) error {
+	if f.fail.Load() {
+		return errors.New("no space left on device")
+	}
+	return f.OSFS.WriteFile(path, data, perm)
+}
+
+// A batch this node cannot write stops it writing the queue (and taking
+// snapshots) until a restart, which applies the log again.
+func TestBrokenDirectoryStopsWriting(t *testing.T) {
+	dir := t.TempDir()
+	ffs := &failingFS{}
+	st, err := store.Open(filepath.Join(dir, "queue"), nil, store.WithFS(ffs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f, err := NewFSM(st, filepath.Join(dir, "settings"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func(i uint64, name string) consensus.Entry {
+		data, _ := EncodeBatch([]store.Change{{Kind: "write", Name: name, Data: []byte("x")}})
+		return consensus.Entry{Index: i, Data: data}
+	}
+	ffs.fail.Store(true)
+	res := f.Apply(entry(1, "job-1"))
+	if err, ok := res.(error); !ok || !strings.Contains(err.Error(), "the cluster agreed on log entry 1 but this node cannot write it") {
+		t.Fatalf("a failed write: %v", res)
+	}
+	ffs.fail.Store(false)
+	if res := f.Apply(entry(2, "job-2")); res == nil {
+		t.Fatal("a batch after a failed one was written")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "queue", "job-2")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("job-2 written over the missing job-1: %v", err)
+	}
+	if _, err := f.Snapshot(); err == nil {
+		t.Fatal("a snapshot was taken with the directory behind the log")
+	}
+	// A restart: a new FSM applies the log again, both batches land.
+	f2, err := NewFSM(st, filepath.Join(dir, "settings"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"job-1", "job-2"} {
+		if res := f2.Apply(entry(uint64(i+1), name)); res != nil {
+			t.Fatal(res)
+		}
+	}
+}
