@@ -262,7 +262,7 @@ func (c *testCluster) open(name string, bootstrap bool) *testNode {
 	}
 	addr := n.addr
 	if addr == "" {
-		addr = "127.0.0.1:0"
+		addr = testcert.LoopbackAddr()
 	}
 	var l net.Listener
 	var err error

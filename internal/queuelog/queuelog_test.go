@@ -344,7 +344,7 @@ func (n *tnode) start(t testing.TB, cert tls.Certificate, bootstrap bool, fetch 
 	t.Helper()
 	addr := n.addr
 	if addr == "" {
-		addr = "127.0.0.1:0"
+		addr = testcert.LoopbackAddr()
 	}
 	var l net.Listener
 	var err error

@@ -11,11 +11,21 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"testing"
 	"time"
 )
+
+// LoopbackAddr is "IP:0" for a random address of 127.0.0.0/8 (not
+// 127.0.0.1): a test node that restarts on the port it had keeps it,
+// whatever other tests running at the same time bind or connect from on
+// 127.0.0.1.
+func LoopbackAddr() string {
+	return fmt.Sprintf("127.%d.%d.%d:0", 1+mrand.IntN(254), mrand.IntN(256), 1+mrand.IntN(254))
+}
 
 // New returns a new certificate whose common name is name.
 func New(t testing.TB, name string) tls.Certificate {
