@@ -39,7 +39,7 @@ func TestRepeatedFailovers(t *testing.T) {
 	}
 	formCluster(t, cert, nodes, names, noFetch)
 	var mu sync.Mutex
-	var master *tnode // the node whose queue takes submissions
+	var master *tnode                  // the node whose queue takes submissions
 	masterReady := make(chan struct{}) // closed when master is set
 	acked := map[int64]string{}
 	ackedAt := []time.Time{}
