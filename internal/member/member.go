@@ -1,0 +1,298 @@
+// Package member is a node's place in a Raft cluster: it runs the node's
+// member of the consensus group (package consensus) with the queue
+// directory and the cluster's settings as its state machine (package
+// queuelog), and, while the node leads, the master's duties: the queue,
+// and the membership of the group.
+//
+// While this node leads it opens the queue only after every entry of
+// earlier terms is applied here (consensus.Node.Barrier), so the queue
+// starts from the whole agreed state and its recovery ends the jobs the
+// previous master was running ("Unclean master shutdown"), through the
+// log like every other change. When the node stops leading (deposed,
+// cut off from the majority: check-quorum makes it step down within an
+// election timeout) the queue is shut down; its store keeps going through
+// the log, so nothing it still writes lands anywhere unless agreed.
+//
+// Who votes is decided by the leader alone, with cluster.NextVoterChange,
+// whenever its view changes: the cluster configuration (the "cluster"
+// setting), a member's progress, a leadership change. A joining node is
+// added as a learner (AddNode) and promoted once its log matches the
+// leader's commit index, up to the pool of voters.
+//
+// jobqd does not use this package yet (the Raft issue lands in steps).
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/queue"
+	"github.com/jobq-dev/jobq/internal/queuelog"
+	"github.com/jobq-dev/jobq/internal/store"
+)
+
+// ClusterSetting is the name of the setting that holds the cluster
+// configuration (cluster.Config as JSON).
+const ClusterSetting = "cluster"
+
+// Config is what Start needs.
+type Config struct {
+	Dir       string // DIR/cluster: raft/ and settings/ are made here
+	Name      string
+	Addr      string
+	Store     *store.Store
+	Bootstrap bool // a new one-node cluster when Dir holds no state
+	Timing    consensus.Timing
+	Pool      int // voters wanted; 0: cluster.DefaultVoterPoolSize
+	Listener  net.Listener
+	Dial      func(ctx context.Context, addr string) (net.Conn, error)
+	// Fetch reaches the master's queue files when a snapshot is restored.
+	Fetch queuelog.Fetch
+	// OpenQueue opens the queue on the store (the daemon passes its
+	// registry, workers, metrics); called each time this node starts
+	// leading.
+	OpenQueue func(st *store.Store) (*queue.Queue, error)
+	// ShutdownTimeout is how long running opcodes get when the node
+	// stops leading.
+	ShutdownTimeout time.Duration
+	Log             *slog.Logger
+}
+
+// Member is a running node of the cluster.
+type Member struct {
+	cfg  Config
+	node *consensus.Node
+	fsm  *queuelog.FSM
+	log  *slog.Logger
+	lg   *queuelog.Log
+
+	mu     sync.Mutex
+	q      *queue.Queue
+	qErr   error // why the queue is not open on the leader
+	closed bool
+
+	stop chan struct{}
+	done chan struct{}
+	kick chan struct{}
+}
+
+// Start runs the member.
+func Start(cfg Config) (*Member, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	fsm, err := queuelog.NewFSM(cfg.Store, filepath.Join(cfg.Dir, "settings"), cfg.Fetch, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	m := &Member{cfg: cfg, fsm: fsm, log: cfg.Log,
+		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	fsm.OnSetting(func(key string, _ []byte) {
+		if key == ClusterSetting {
+			m.poke()
+		}
+	})
+	node, err := consensus.Open(consensus.Config{
+		Dir: filepath.Join(cfg.Dir, "raft"), Name: cfg.Name, Addr: cfg.Addr, Timing: cfg.Timing,
+		Bootstrap: cfg.Bootstrap, Listener: cfg.Listener, Dial: cfg.Dial,
+		FSM: fsm, DurableState: true, Log: cfg.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.node = node
+	m.lg = &queuelog.Log{P: node}
+	// Every change of the queue goes through the log, on every node:
+	// a node that does not lead has its writes refused (not master).
+	cfg.Store.SetLog(m.lg)
+	go m.run()
+	return m, nil
+}
+
+func (m *Member) poke() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Node is the member's consensus node.
+func (m *Member) Node() *consensus.Node { return m.node }
+
+// Queue is the queue while this node leads and has opened it, else nil.
+func (m *Member) Queue() *queue.Queue {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.q
+}
+
+// Cluster is the agreed cluster configuration as applied here (nil
+// before the first one).
+func (m *Member) Cluster() (*cluster.Config, error) {
+	b := m.fsm.Setting(ClusterSetting)
+	if b == nil {
+		return nil, nil
+	}
+	var c cluster.Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("the agreed cluster configuration is malformed: %w", err)
+	}
+	return &c, nil
+}
+
+// SetCluster proposes a cluster configuration and waits until it is
+// agreed and applied here.
+func (m *Member) SetCluster(ctx context.Context, c *cluster.Config) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return m.lg.Set(ctx, ClusterSetting, b)
+}
+
+// AddNode adds the node name at addr to the group as a learner (the
+// leader promotes it once it has caught up, if the configuration wants it
+// to vote).
+func (m *Member) AddNode(ctx context.Context, name, addr string) error {
+	if err := m.node.AddLearner(ctx, name, addr); err != nil {
+		return err
+	}
+	m.poke()
+	return nil
+}
+
+// run follows leadership: it opens the queue when this node starts
+// leading and shuts it down when it stops, and, while leading, moves the
+// group's voters towards the wanted ones.
+func (m *Member) run() {
+	defer close(m.done)
+	// A learner's progress changes nothing this node applies: look again
+	// at every election timeout while leading.
+	tick := time.NewTicker(m.cfg.Timing.ElectionTimeout())
+	defer tick.Stop()
+	for {
+		changed := m.node.Changed()
+		if m.node.IsLeader() {
+			m.lead()
+		} else {
+			m.follow()
+		}
+		select {
+		case <-changed:
+		case <-m.kick:
+		case <-tick.C:
+		case <-m.stop:
+			m.follow()
+			return
+		}
+	}
+}
+
+// lead opens the queue if it is not open and makes the next membership
+// change, if any.
+func (m *Member) lead() {
+	m.mu.Lock()
+	open := m.q != nil
+	m.mu.Unlock()
+	if !open {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := m.node.Barrier(ctx)
+		cancel()
+		var q *queue.Queue
+		if err == nil {
+			q, err = m.cfg.OpenQueue(m.cfg.Store)
+		}
+		m.mu.Lock()
+		m.q, m.qErr = q, err
+		m.mu.Unlock()
+		if err != nil {
+			m.log.Error("leading, but cannot open the queue; trying again at the next change", "err", err)
+			return
+		}
+		m.log.Info("running as master", "term", m.node.Term())
+	}
+	m.changeVoters()
+}
+
+// follow shuts the queue down if it is open.
+func (m *Member) follow() {
+	m.mu.Lock()
+	q := m.q
+	m.q = nil
+	m.mu.Unlock()
+	if q == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := q.Shutdown(ctx); err != nil {
+		m.log.Warn("stopping the queue", "err", err)
+	}
+	m.log.Info("stopped running as master")
+}
+
+// changeVoters makes the next change of the group's voters.
+func (m *Member) changeVoters() {
+	c, err := m.Cluster()
+	if err != nil || c == nil {
+		return
+	}
+	var voters, learners []string
+	for _, mb := range m.node.Members() {
+		if mb.Voter {
+			voters = append(voters, mb.Name)
+		} else {
+			learners = append(learners, mb.Name)
+		}
+	}
+	commit := m.node.CommitIndex()
+	ch, ok := cluster.NextVoterChange(c, m.node.Name(), m.cfg.Pool, voters, learners, func(n string) bool {
+		return m.node.Match(n) >= commit
+	})
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ch.Promote {
+		err = m.node.Promote(ctx, ch.Node)
+	} else {
+		err = m.node.Demote(ctx, ch.Node)
+	}
+	if err != nil {
+		m.log.Warn("cannot change who votes", "node", ch.Node, "promote", ch.Promote, "err", err)
+		return
+	}
+	m.log.Info("changed who votes", "node", ch.Node, "voter", ch.Promote)
+	m.poke() // the next change, if any
+}
+
+// Close stops the member: the queue (if open), the engine.
+func (m *Member) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	close(m.stop)
+	<-m.done
+	err := m.node.Close()
+	if errors.Is(err, consensus.ErrClosed) {
+		err = nil
+	}
+	return err
+}
