@@ -173,6 +173,19 @@ func (m *Member) AddNode(ctx context.Context, name, addr string) error {
 	return nil
 }
 
+// RemoveNode takes the node name out of the group (its queue copy is
+// left as it is; to come back it joins anew, with an empty directory).
+func (m *Member) RemoveNode(ctx context.Context, name string) error {
+	if name == m.node.Name() {
+		return fmt.Errorf("cannot remove %s: it is the master; hand the leadership to another node first", name)
+	}
+	if err := m.node.Remove(ctx, name); err != nil {
+		return err
+	}
+	m.poke()
+	return nil
+}
+
 // run follows leadership: it opens the queue when this node starts
 // leading and shuts it down when it stops, and, while leading, moves the
 // group's voters towards the wanted ones.
@@ -247,6 +260,25 @@ func (m *Member) follow() {
 func (m *Member) changeVoters() {
 	c, err := m.Cluster()
 	if err != nil || c == nil {
+		return
+	}
+	self := m.node.Name()
+	if nd, ok := c.Node(self); ok && !nd.Online {
+		// The master was marked offline: it hands its place to another
+		// voter, which will then demote it.
+		for _, mb := range m.node.Members() {
+			if mb.Voter && mb.Name != self {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*m.cfg.Timing.ElectionTimeout())
+				err := m.node.TransferLeadership(ctx, mb.Name)
+				cancel()
+				if err != nil {
+					m.log.Warn("marked offline, but cannot hand the leadership over", "to", mb.Name, "err", err)
+					continue
+				}
+				m.log.Info("marked offline: handed the leadership over", "to", mb.Name)
+				return
+			}
+		}
 		return
 	}
 	var voters, learners []string

@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,10 +82,25 @@ func (n *tnode) start(t *testing.T, cert tls.Certificate, bootstrap bool, nodes 
 			return queue.Open(queue.Config{Store: st, KeepStore: true, NodeName: self})
 		},
 		ShutdownTimeout: time.Millisecond,
+		Log:             slog.New(slog.NewTextHandler(&logSink{t: t, name: self}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// logSink writes a node's log to the test's log when MEMBER_TEST_LOGS is
+// set.
+type logSink struct {
+	t    *testing.T
+	name string
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	if os.Getenv("MEMBER_TEST_LOGS") != "" {
+		l.t.Logf("%s: %s", l.name, strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
 }
 
 func (n *tnode) stop() {
@@ -201,4 +218,204 @@ func TestGrowFailOverReturn(t *testing.T) {
 	if a.m.Queue() != nil {
 		t.Fatal("the old master runs a queue beside the new one")
 	}
+}
+
+// Membership churn under submissions: nodes are killed and restarted,
+// marked offline and online (demoted and promoted), removed and joined
+// again with an empty directory, while four clients submit to whoever
+// runs the queue. Every acknowledged job is on the last master with its
+// contents and no id is handed out twice.
+func TestMembershipChurnLosesNothing(t *testing.T) {
+	cert := testcert.New(t, "jobq cluster")
+	names := []string{"a", "b", "c", "d", "e"}
+	nodes := map[string]*tnode{}
+	for _, name := range names {
+		nodes[name] = &tnode{name: name, dir: t.TempDir()}
+		t.Cleanup(func() { nodes[name].stop() })
+	}
+	nodes["a"].start(t, cert, true, nodes)
+	waitFor(t, "a runs the queue", func() bool { return nodes["a"].m.Queue() != nil })
+	cfg := cluster.NewConfig("a", nodes["a"].addr)
+	for _, name := range names[1:] {
+		cfg.Nodes = append(cfg.Nodes, cluster.Node{Name: name, Candidate: true, Online: true})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := nodes["a"].m.SetCluster(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names[1:] {
+		nodes[name].start(t, cert, false, nodes)
+		if err := nodes["a"].m.AddNode(ctx, name, nodes[name].addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "three voters", func() bool { return voters(nodes["a"]) == "a,b,c" })
+
+	var mu sync.Mutex
+	acked := map[int64]string{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	master := func() *tnode {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, name := range names {
+			if n := nodes[name]; n.m != nil && n.m.Queue() != nil {
+				return n
+			}
+		}
+		return nil
+	}
+	for c := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m := master()
+				if m == nil {
+					time.Sleep(10 * time.Millisecond) // between masters: a client retries
+					continue
+				}
+				q := m.m.Queue()
+				if q == nil {
+					continue
+				}
+				comment := fmt.Sprintf("c%d-%d", c, i)
+				res, err := q.Submit([][]json.RawMessage{{json.RawMessage(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"comment":"` + comment + `"}`)}}, false)
+				if err != nil || res[0].Err != nil {
+					continue
+				}
+				mu.Lock()
+				if prev, dup := acked[res[0].ID]; dup {
+					t.Errorf("id %d handed out twice (%s, %s)", res[0].ID, prev, comment)
+				}
+				acked[res[0].ID] = comment
+				mu.Unlock()
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	progress := func(what string) {
+		mu.Lock()
+		base := len(acked)
+		mu.Unlock()
+		waitFor(t, what+": 10 more acknowledged", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(acked) >= base+10
+		})
+	}
+	setOnline := func(name string, online bool) {
+		waitFor(t, fmt.Sprintf("%s marked online=%v", name, online), func() bool {
+			m := master()
+			if m == nil {
+				return false
+			}
+			c, err := m.m.Cluster()
+			if err != nil || c == nil {
+				return false
+			}
+			c = c.Clone()
+			for i := range c.Nodes {
+				if c.Nodes[i].Name == name {
+					c.Nodes[i].Online = online
+				}
+			}
+			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer ccancel()
+			return m.m.SetCluster(cctx, c) == nil
+		})
+	}
+	down := func(n *tnode) {
+		mu.Lock()
+		m := n.m
+		n.m = nil
+		mu.Unlock()
+		if m != nil {
+			m.Close()
+		}
+		n.stop()
+	}
+	up := func(n *tnode) {
+		mu.Lock()
+		defer mu.Unlock()
+		n.start(t, cert, false, nodes)
+	}
+	progress("start")
+	// A voter dies and comes back.
+	down(nodes["b"])
+	progress("b down")
+	up(nodes["b"])
+	// The master dies; another takes over; it comes back.
+	old := master()
+	down(old)
+	progress("master " + old.name + " down")
+	up(old)
+	// A voter is marked offline (demoted, d or e promoted), then online.
+	setOnline("c", false)
+	waitFor(t, "c no longer votes", func() bool { m := master(); return m != nil && !strings.Contains(voters(m), "c") })
+	progress("c offline")
+	setOnline("c", true)
+	progress("c online")
+	// A learner is removed and joins again with an empty directory.
+	victim := ""
+	waitFor(t, "a learner to remove", func() bool {
+		m := master()
+		if m == nil {
+			return false
+		}
+		for _, mb := range m.m.Node().Members() {
+			if !mb.Voter {
+				victim = mb.Name
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "remove "+victim, func() bool {
+		m := master()
+		if m == nil {
+			return false
+		}
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ccancel()
+		return m.m.RemoveNode(cctx, victim) == nil
+	})
+	down(nodes[victim])
+	nodes[victim].dir = t.TempDir()
+	nodes[victim].addr = ""
+	progress(victim + " removed")
+	up(nodes[victim])
+	waitFor(t, victim+" added again", func() bool {
+		m := master()
+		if m == nil {
+			return false
+		}
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ccancel()
+		return m.m.AddNode(cctx, victim, nodes[victim].addr) == nil
+	})
+	progress(victim + " back")
+	// The master dies once more.
+	old = master()
+	down(old)
+	progress("master " + old.name + " down again")
+
+	m := master()
+	mu.Lock()
+	got := map[int64]string{}
+	for id, c := range acked {
+		got[id] = c
+	}
+	mu.Unlock()
+	for id, comment := range got {
+		rows, err := m.m.Queue().QueryJobs([]int64{id}, []string{"ops"})
+		if err != nil || !strings.Contains(string(rows[0]), `"`+comment+`"`) {
+			t.Fatalf("acknowledged job %d (%s) on the last master %s: %s %v", id, comment, m.name, rows[0], err)
+		}
+	}
+	t.Logf("%d jobs acknowledged through the churn, all on the last master %s (voters %s)", len(got), m.name, voters(m))
 }
