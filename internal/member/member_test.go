@@ -57,7 +57,10 @@ func (n *tnode) start(t *testing.T, cert tls.Certificate, bootstrap bool, nodes 
 	n.srv = noderpc.NewServer(cert, nil, nil)
 	stream := n.srv.StreamListener(consensus.StreamName)
 	go n.srv.Serve(l)
-	n.cli = noderpc.NewClient(cert)
+	host, _, _ := net.SplitHostPort(n.addr)
+	// Calls leave from the node's own address, so that a partition by
+	// address cuts both ways.
+	n.cli = noderpc.NewClientFrom(cert, net.ParseIP(host))
 	if n.st, err = store.Open(filepath.Join(n.dir, "queue"), nil); err != nil {
 		t.Fatal(err)
 	}
