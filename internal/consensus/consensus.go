@@ -309,7 +309,7 @@ func (n *Node) Close() error {
 func (n *Node) Name() string { return n.cfg.Name }
 
 // Apply proposes data and waits until it is committed and applied here
-// (the leader), returning its index and what the state machine answered.
+// (the leader), returning what the state machine answered.
 // ErrNotLeader: nothing was proposed. ErrOutcomeUnknown: see there.
 func (n *Node) Apply(ctx context.Context, data []byte) (any, error) {
 	return n.propose(ctx, kindApp, data)

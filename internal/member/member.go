@@ -75,10 +75,11 @@ type Member struct {
 	log  *slog.Logger
 	lg   *queuelog.Log
 
-	mu     sync.Mutex
-	q      *queue.Queue
-	qErr   error // why the queue is not open on the leader
-	closed bool
+	mu       sync.Mutex
+	q        *queue.Queue
+	qErr     error // why the queue is not open on the leader
+	closed   bool
+	stopping bool // a queue is being shut down
 
 	stop chan struct{}
 	done chan struct{}
@@ -200,14 +201,14 @@ func (m *Member) run() {
 		if m.node.IsLeader() {
 			m.lead()
 		} else {
-			m.follow()
+			m.follow(false)
 		}
 		select {
 		case <-changed:
 		case <-m.kick:
 		case <-tick.C:
 		case <-m.stop:
-			m.follow()
+			m.follow(true)
 			return
 		}
 	}
@@ -239,16 +240,30 @@ func (m *Member) lead() {
 	m.changeVoters()
 }
 
-// follow shuts the queue down if it is open.
-func (m *Member) follow() {
+// follow shuts the queue down if it is open. A node that lost the
+// leadership interrupts its running opcodes at once: another master
+// already ends those jobs in error and runs the queue, so nothing may go
+// on running here. A node that stops (graceful) lets them finish for up to
+// ShutdownTimeout while it still leads.
+func (m *Member) follow(graceful bool) {
 	m.mu.Lock()
 	q := m.q
 	m.q = nil
+	m.stopping = q != nil
 	m.mu.Unlock()
 	if q == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+	defer func() {
+		m.mu.Lock()
+		m.stopping = false
+		m.mu.Unlock()
+	}()
+	timeout := m.cfg.ShutdownTimeout
+	if !graceful {
+		timeout = 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := q.Shutdown(ctx); err != nil {
 		m.log.Warn("stopping the queue", "err", err)
@@ -309,6 +324,13 @@ func (m *Member) changeVoters() {
 	}
 	m.log.Info("changed who votes", "node", ch.Node, "voter", ch.Promote)
 	m.poke() // the next change, if any
+}
+
+// stopped says that no queue runs or is being shut down here.
+func (m *Member) stopped() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.q == nil && !m.stopping
 }
 
 // Close stops the member: the queue (if open), the engine.

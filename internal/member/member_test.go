@@ -84,7 +84,8 @@ func (n *tnode) start(t *testing.T, cert tls.Certificate, bootstrap bool, nodes 
 		OpenQueue: func(st *store.Store) (*queue.Queue, error) {
 			return queue.Open(queue.Config{Store: st, KeepStore: true, NodeName: self})
 		},
-		ShutdownTimeout: time.Millisecond,
+		// Long: a node that loses the leadership must not wait for it.
+		ShutdownTimeout: time.Minute,
 		Log:             slog.New(slog.NewTextHandler(&logSink{t: t, name: self}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {

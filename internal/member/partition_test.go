@@ -87,22 +87,20 @@ func TestPartitionedMaster(t *testing.T) {
 	}
 	a := nodes["a"]
 	waitFor(t, "three voters", func() bool { return voters(a) == "a,b,c" })
-	submit := func(n *tnode) (int64, error) {
-		q := n.m.Queue()
-		if q == nil {
-			return 0, fmt.Errorf("%s runs no queue", n.name)
-		}
-		res, err := q.Submit([][]json.RawMessage{{json.RawMessage(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)}}, false)
-		if err != nil {
-			return 0, err
-		}
-		return res[0].ID, res[0].Err
-	}
+	submit := func(n *tnode) (int64, error) { return submitOp(n, `{"OP_ID":"OP_TEST_DELAY","duration":0.001}`) }
 	for range 10 {
 		if _, err := submit(a); err != nil {
 			t.Fatal(err)
 		}
 	}
+	long, err := submitOp(a, `{"OP_ID":"OP_TEST_DELAY","duration":3600}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the long job runs", func() bool {
+		rows, err := a.m.Queue().QueryJobs([]int64{long}, []string{"status"})
+		return err == nil && string(rows[0]) == `["running"]`
+	})
 	q := a.m.Queue()
 	heal := cut(t, a, nodes["b"], nodes["c"])
 	cutAt := time.Now()
@@ -110,7 +108,9 @@ func TestPartitionedMaster(t *testing.T) {
 	if _, err := submit(a); err == nil {
 		t.Fatal("the cut-off master acknowledged a submission")
 	}
-	waitFor(t, "the cut-off master stops its queue", func() bool { return a.m.Queue() == nil })
+	// It stops at once, its running opcode interrupted (the shutdown
+	// timeout of a minute is for a node that stops while it leads).
+	waitFor(t, "the cut-off master stops its queue", func() bool { return a.m.Queue() == nil && a.m.stopped() })
 	stepped := time.Since(cutAt)
 	if res, err := q.Submit([][]json.RawMessage{{json.RawMessage(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)}}, false); err == nil && res[0].Err == nil {
 		t.Fatalf("the old master's queue acknowledged job %d after stepping down", res[0].ID)
@@ -129,6 +129,10 @@ func TestPartitionedMaster(t *testing.T) {
 		if _, err := submit(next); err != nil {
 			t.Fatal(err)
 		}
+	}
+	rows, err := next.m.Queue().QueryJobs([]int64{long}, []string{"status", "opresult"})
+	if err != nil || !strings.Contains(string(rows[0]), "Unclean master shutdown") {
+		t.Fatalf("the job that ran on the cut-off master, on the new one: %s %v", rows[0], err)
 	}
 	heal()
 	waitFor(t, "a follows "+next.name+" and the queues are identical", func() bool {
@@ -169,4 +173,16 @@ func sameDirs(t *testing.T, ns ...*tnode) string {
 		}
 	}
 	return ""
+}
+
+func submitOp(n *tnode, op string) (int64, error) {
+	q := n.m.Queue()
+	if q == nil {
+		return 0, fmt.Errorf("%s runs no queue", n.name)
+	}
+	res, err := q.Submit([][]json.RawMessage{{json.RawMessage(op)}}, false)
+	if err != nil {
+		return 0, err
+	}
+	return res[0].ID, res[0].Err
 }
