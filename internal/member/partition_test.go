@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,41 +17,15 @@ import (
 )
 
 // cut drops every packet between the address of a and those of others
-// with iptables (root only), until heal or the end of the test.
+// (testbin.Partition), until heal or the end of the test.
 func cut(t *testing.T, a *tnode, others ...*tnode) (heal func()) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		testbin.Missing(t, "the partition test needs root (iptables)")
-	}
-	ipt, err := exec.LookPath("iptables")
-	if err != nil {
-		testbin.Missing(t, "the partition test needs iptables")
-	}
 	host := func(n *tnode) string { h, _, _ := strings.Cut(n.addr, ":"); return h }
-	var rules [][]string
+	var hosts []string
 	for _, o := range others {
-		rules = append(rules, []string{"INPUT", "-s", host(a), "-d", host(o), "-j", "DROP"},
-			[]string{"INPUT", "-s", host(o), "-d", host(a), "-j", "DROP"})
+		hosts = append(hosts, host(o))
 	}
-	for _, r := range rules {
-		if out, err := exec.Command(ipt, append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
-			testbin.Missing(t, "iptables does not work here: %v %s", err, out)
-		}
-	}
-	healed := false
-	heal = func() {
-		if healed {
-			return
-		}
-		healed = true
-		for _, r := range rules {
-			if out, err := exec.Command(ipt, append([]string{"-D"}, r...)...).CombinedOutput(); err != nil {
-				t.Errorf("iptables -D %v: %v %s", r, err, out)
-			}
-		}
-	}
-	t.Cleanup(heal)
-	return heal
+	return testbin.Partition(t, host(a), hosts...)
 }
 
 // A master cut off from the others by the network (iptables) stops

@@ -570,38 +570,12 @@ func TestPausedNodes(t *testing.T) {
 // CI and is skipped elsewhere (testbin.Missing).
 func partition(t *testing.T, a *cnode, others ...*cnode) (heal func()) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		testbin.Missing(t, "the partition test needs root (iptables)")
-	}
-	ipt, err := exec.LookPath("iptables")
-	if err != nil {
-		testbin.Missing(t, "the partition test needs iptables")
-	}
 	host := func(n *cnode) string { h, _, _ := strings.Cut(n.addr, ":"); return h }
-	var rules [][]string
+	var hosts []string
 	for _, o := range others {
-		rules = append(rules, []string{"INPUT", "-s", host(a), "-d", host(o), "-j", "DROP"},
-			[]string{"INPUT", "-s", host(o), "-d", host(a), "-j", "DROP"})
+		hosts = append(hosts, host(o))
 	}
-	for _, r := range rules {
-		if out, err := exec.Command(ipt, append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
-			testbin.Missing(t, "iptables does not work here: %v %s", err, out)
-		}
-	}
-	healed := false
-	heal = func() {
-		if healed {
-			return
-		}
-		healed = true
-		for _, r := range rules {
-			if out, err := exec.Command(ipt, append([]string{"-D"}, r...)...).CombinedOutput(); err != nil {
-				t.Errorf("iptables -D %v: %v %s", r, err, out)
-			}
-		}
-	}
-	t.Cleanup(heal)
-	return heal
+	return testbin.Partition(t, host(a), hosts...)
 }
 
 // TestPartition: the master is cut off from both other nodes by the
