@@ -275,6 +275,11 @@ func TestBrowserJobFeatures(t *testing.T) {
 	if err != nil || bars != "true true true" {
 		t.Fatalf("the hour's charts draw success bars, error bars, lines: %q %v", bars, err)
 	}
+	legend, err := runJS(b, chromedp.Evaluate[string](
+		`[...document.querySelectorAll('#hour-latency ul.legend li')].map(l => l.textContent).join(', ') + '; ' + document.querySelectorAll('#hour-latency polyline.line').length`))
+	if want := "wait p50, wait p90, wait p99, run p50, run p90, run p99; 6"; err != nil || legend != want {
+		t.Fatalf("the hour's latency chart: %q %v, want %q", legend, err, want)
+	}
 	b.checkA11y("the charts")
 	b.screenshot("web-charts.png", 1100, 900, false)
 }
