@@ -139,8 +139,28 @@ func TestBrowserJobFeatures(t *testing.T) {
 	// Bulk archive: tick two jobs, one confirmation naming them, and
 	// only they leave the live queue. The confirmation lists them in the
 	// order of the list, newest first.
-	b.do("tick two jobs", chromedp.Navigate(n.base+"/ui/jobs"), chromedp.WaitVisible(chromedp.CSS(`#bulk`)),
+	// A job ticked while the list's live update is under way stays
+	// ticked (the update's answer replaced the list, and so untick it):
+	// the page's fetch is held until the job is ticked.
+	b.do("hold the list's next live update", chromedp.Navigate(n.base+"/ui/jobs"), chromedp.WaitVisible(chromedp.CSS(`#bulk`)),
+		chromedp.Evaluate[chromedp.Void](`(() => {
+			window.jobqHeld = null;
+			window.jobqUpdates = 0;
+			document.querySelector('#live').addEventListener('jobq:refreshed', () => window.jobqUpdates++);
+			const fetch = window.fetch;
+			window.fetch = (...args) => new Promise((resolve, reject) => {
+				window.jobqHeld = () => fetch(...args).then(resolve, reject);
+			});
+		})()`),
+		waitJS(`window.jobqHeld !== null`))
+	b.do("tick a job, then let the update answer",
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=id][value="%d"]`, arch1))),
+		chromedp.Evaluate[chromedp.Void](`window.jobqHeld()`),
+		waitJS(`window.jobqUpdates > 0`))
+	if ticked, err := runJS(b, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector('input[name=id][value="%d"]').checked`, arch1))); err != nil || !ticked {
+		t.Fatalf("job %d is no longer ticked after the list's live update (%v)", arch1, err)
+	}
+	b.do("tick another job",
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=id][value="%d"]`, arch2))),
 		chromedp.SetValue(chromedp.CSS(`#f-action`), "archive"))
 	b.follow("review the bulk action", `#bulk button[type=submit]`)
