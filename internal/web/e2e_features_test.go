@@ -199,6 +199,56 @@ func TestBrowserJobFeatures(t *testing.T) {
 	b.do("search both", chromedp.Navigate(n.base+"/ui/jobs?in=all&q=sdb1"), chromedp.WaitVisible(chromedp.CSS(`#live .count`)))
 	b.wantJobs("search the live queue and the archive for sdb1", okDisk, failDisk, arch1)
 
+	// Bulk cancel and priority of queued jobs (the one worker is busy):
+	// each applies to the ticked jobs only.
+	blocker := n.submit(`{"OP_ID": "OP_TEST_STEPS", "steps": 1}`)
+	n.waitStatus(blocker, "running")
+	q1, q2, q3 := n.submit(delayOp(0.01)), n.submit(delayOp(0.01)), n.submit(delayOp(0.01))
+	b.do("the queued jobs", chromedp.Navigate(n.base+"/ui/jobs?status=queued"), chromedp.WaitVisible(chromedp.CSS(`#bulk`)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#refresh-toggle').click()`), // no live update under the clicks
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=id][value="%d"]`, q1))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=id][value="%d"]`, q2))),
+		chromedp.SetValue(chromedp.CSS(`#f-action`), "cancel"))
+	b.wantJobs("the queued jobs", q1, q2, q3)
+	b.follow("review the bulk cancel", `#bulk button[type=submit]`)
+	if h, btn := b.text("h1"), b.text(`main form[method=post] button[type=submit]`); h != "Cancel 2 jobs?" || btn != "Cancel 2 jobs" {
+		t.Fatalf("bulk cancel confirmation: %q, button %q", h, btn)
+	}
+	b.follow("confirm the bulk cancel", `main form[method=post] button[type=submit]`)
+	if s := b.text(`main > .flash`); s != "2 of 2 jobs canceled (or to be canceled)." {
+		t.Fatalf("flash after the bulk cancel: %q", s)
+	}
+	b.wantJobs("the queued jobs after the bulk cancel", q3)
+	b.do("tick the last queued job",
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#refresh-toggle').click()`),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=id][value="%d"]`, q3))),
+		chromedp.SetValue(chromedp.CSS(`#f-action`), "priority"))
+	b.follow("review the bulk priority", `#bulk button[type=submit]`)
+	if h, btn := b.text("h1"), b.text(`main form[method=post] button[type=submit]`); h != "Change the priority of 1 job?" || btn != "Change the priority of 1 job" {
+		t.Fatalf("bulk priority confirmation: %q, button %q", h, btn)
+	}
+	b.checkA11y("the bulk priority confirmation")
+	b.do("choose the priority", chromedp.SetValue(chromedp.CSS(`#priority`), "-5"))
+	b.follow("confirm the bulk priority", `main form[method=post] button[type=submit]`)
+	if s := b.text(`main > .flash`); !strings.HasPrefix(s, "1 of 1 ") || !strings.HasSuffix(s, " reprioritised.") {
+		t.Fatalf("flash after the bulk priority: %q", s)
+	}
+	if p := b.text(fmt.Sprintf(`#live tr:has(a[href="/ui/jobs/%d"]) td[data-label=Priority]`, q3)); p != "-5" {
+		t.Fatalf("job %d's priority after the bulk change: %q", q3, p)
+	}
+	for _, id := range []int64{q1, q2} {
+		var st struct {
+			Status string `json:"status"`
+		}
+		n.rapi("GET", fmt.Sprintf("/2/jobs/%d", id), "", &st)
+		if st.Status != "canceled" {
+			t.Fatalf("job %d after the bulk cancel: %s", id, st.Status)
+		}
+	}
+	n.next <- struct{}{}
+	n.waitStatus(blocker, "success")
+	n.waitStatus(q3, "success")
+
 	// Resubmit the failed job: a new job with its opcodes, whose page
 	// and the old one's link to each other.
 	b.do("the failed job", chromedp.Navigate(fmt.Sprintf("%s/ui/jobs/%d", n.base, failDisk)), chromedp.WaitVisible(chromedp.CSS(`#job`)))
@@ -239,7 +289,7 @@ func TestBrowserJobFeatures(t *testing.T) {
 
 	// The charts: their JSON counts every job that ended (once the queue
 	// has recorded them), and the page draws it.
-	const successes, failures = 5, 3 // okDisk, okOther, keep, arch1, arch2; failDisk, multi, newID
+	const successes, failures, canceled = 7, 3, 2 // okDisk, okOther, keep, arch1, arch2, blocker, q3; failDisk, multi, newID; q1, q2
 	b.do("charts.json counts the jobs", chromedp.Navigate(n.base+"/ui/charts"), chromedp.WaitVisible(chromedp.CSS(`h1`)),
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(async () => {
 			for (;;) {
@@ -247,10 +297,10 @@ func TestBrowserJobFeatures(t *testing.T) {
 				if (r.status !== 200 || !r.headers.get('Content-Type').startsWith('application/json')) throw new Error('charts.json: ' + r.status);
 				const c = await r.json();
 				const sum = (set, k) => set.points.reduce((a, p) => a + p.finished[k], 0);
-				if (sum(c.last_hour, 'success') >= %d && sum(c.last_hour, 'error') >= %d) { window.jobqCharts = c; return; }
+				if (sum(c.last_hour, 'success') >= %d && sum(c.last_hour, 'error') >= %d && sum(c.last_hour, 'canceled') >= %d) { window.jobqCharts = c; return; }
 				await new Promise(res => setTimeout(res, 50));
 			}
-		})()`, successes, failures), chromedp.EvalAwaitPromise))
+		})()`, successes, failures, canceled), chromedp.EvalAwaitPromise))
 	var charts struct {
 		Hour, Day struct {
 			Step   int `json:"step_seconds"`
@@ -277,7 +327,7 @@ func TestBrowserJobFeatures(t *testing.T) {
 		}
 		return s
 	}
-	want := [3]int{successes, failures, 0}
+	want := [3]int{successes, failures, canceled}
 	if charts.Hour.Step != 60 || len(charts.Hour.Points) != 60 || sum(charts.Hour.Points) != want ||
 		charts.Day.Step != 900 || len(charts.Day.Points) != 96 || sum(charts.Day.Points) != want {
 		t.Fatalf("charts.json: hour step %d, %d points, %v ended; day step %d, %d points, %v ended; want %v",
@@ -285,7 +335,7 @@ func TestBrowserJobFeatures(t *testing.T) {
 			charts.Day.Step, len(charts.Day.Points), sum(charts.Day.Points), want)
 	}
 	b.do("the charts page", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`section.charts figure.chart svg rect.bar.success`)))
-	if s := b.text(`section.charts p`); s != fmt.Sprintf("%d succeeded, %d failed, 0 canceled.", successes, failures) {
+	if s := b.text(`section.charts p`); s != fmt.Sprintf("%d succeeded, %d failed, %d canceled.", successes, failures, canceled) {
 		t.Fatalf("the hour's totals: %q", s)
 	}
 	bars, err := runJS(b, chromedp.Evaluate[string](`(() => {

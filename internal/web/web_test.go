@@ -722,6 +722,9 @@ func TestBulkActions(t *testing.T) {
 
 	// Priority, then cancel, of the queued jobs; the running one is
 	// refused unless killed.
+	// One job is one job, not "1 jobs".
+	wantStatus(t, "one job's confirmation", a.get("/ui/jobs/bulk?"+ids("priority", q1).Encode()), http.StatusOK,
+		"<title>Change the priority of 1 job?", `<h1>Change the priority of 1 job?</h1>`, `Change the priority of 1 job</button>`)
 	wantStatus(t, "bad priority", a.post("/ui/jobs/bulk", func() url.Values { u := ids("priority", q1, q2); u.Set("priority", "99"); return u }()), http.StatusBadRequest)
 	u = ids("priority", q1, q2)
 	u.Set("priority", "5")
