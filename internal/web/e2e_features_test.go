@@ -269,7 +269,11 @@ func TestBrowserJobFeatures(t *testing.T) {
 		t.Fatalf("the new job links to %q", ref)
 	}
 	b.do("the resubmitted job fails as its original did",
-		waitJS(`document.querySelector('h1 [data-bind=status]').textContent === 'error'`))
+		waitJS(`document.querySelector('h1 [data-bind=status]').textContent === 'error'`),
+		chromedp.WaitVisible(chromedp.CSS(`#job .alert.failure`)))
+	if s := b.text(`#job .alert.failure`); !strings.Contains(s, "disk sdb1 is full") {
+		t.Fatalf("the resubmitted job's failure: %q", s)
+	}
 	var info struct {
 		Ops []struct {
 			OPID    string `json:"OP_ID"`
@@ -287,9 +291,33 @@ func TestBrowserJobFeatures(t *testing.T) {
 		t.Fatalf("the old job's link: %q to %q", s, ref)
 	}
 
+	// A job that fails while its page follows it gets the page of a
+	// failed job, without a reload: the reason at the top, the failing
+	// opcode first.
+	late := n.submit(`{"OP_ID": "OP_TEST_STEPS", "steps": 1}`, fail("vm5 did not stop"))
+	n.waitStatus(late, "running")
+	b.do("follow a running job", chromedp.Navigate(fmt.Sprintf("%s/ui/jobs/%d", n.base, late)),
+		chromedp.WaitVisible(chromedp.CSS(`#op-0 .log`)),
+		waitJS(`document.querySelector('#op-0 .log tbody').textContent.includes('step 1 of 1')`),
+		chromedp.Evaluate[chromedp.Void](`window.jobqSamePage = true`))
+	if s := b.text(`#job`); strings.Contains(s, "Failed at") {
+		t.Fatalf("job %d's page says it failed while it runs: %q", late, s)
+	}
+	n.next <- struct{}{}
+	b.do("the failure shows live", chromedp.WaitVisible(chromedp.CSS(`#job .alert.failure`)),
+		waitJS(`window.jobqSamePage === true`))
+	if s := b.text(`#job .alert.failure`); !strings.Contains(s, "Failed at opcode 2 (OP_TEST_FAIL)") || !strings.Contains(s, "vm5 did not stop") {
+		t.Fatalf("failure note shown live: %q", s)
+	}
+	first, err = runJS(b, chromedp.Evaluate[string](
+		`(() => { const s = document.querySelector('section.op'); return s.id + ' ' + s.className + ' ' + s.querySelector('details.input').open; })()`))
+	if err != nil || first != "op-1 op op-failed true" {
+		t.Fatalf("first opcode section after the job failed live: %q %v", first, err)
+	}
+
 	// The charts: their JSON counts every job that ended (once the queue
 	// has recorded them), and the page draws it.
-	const successes, failures, canceled = 7, 3, 2 // okDisk, okOther, keep, arch1, arch2, blocker, q3; failDisk, multi, newID; q1, q2
+	const successes, failures, canceled = 7, 4, 2 // okDisk, okOther, keep, arch1, arch2, blocker, q3; failDisk, multi, newID, late; q1, q2
 	b.do("charts.json counts the jobs", chromedp.Navigate(n.base+"/ui/charts"), chromedp.WaitVisible(chromedp.CSS(`h1`)),
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(async () => {
 			for (;;) {

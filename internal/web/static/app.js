@@ -105,10 +105,31 @@
     if (s.final) { finished(); }
   };
 
+  // A job that failed while followed gets the server's page of a failed
+  // job: why it failed at the top, the failing opcode first and open.
+  var redrawn = false;
+  var redrawFailed = function () {
+    var st = $('h1 [data-bind="status"]', jobEl);
+    if (redrawn || !st || st.textContent !== 'error' || $('.alert.failure', jobEl)) { return; }
+    redrawn = true;
+    fetch(location.pathname, { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
+      .then(function (r) {
+        if (!r.ok || r.redirected) { throw new Error('status ' + r.status); }
+        return r.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('job');
+        if (!fresh) { throw new Error('no job'); }
+        jobEl.innerHTML = fresh.innerHTML;
+      })
+      .catch(function () { say('This job failed: reload the page to see why.'); });
+  };
+
   var finished = function () {
     Array.prototype.forEach.call(jobEl.querySelectorAll('[data-show="pending"]'), function (el) { el.hidden = true; });
     Array.prototype.forEach.call(jobEl.querySelectorAll('[data-show="final"]'), function (el) { el.hidden = false; });
     say('This job has finished.');
+    redrawFailed();
   };
 
   var addLog = function (e) {
