@@ -52,9 +52,11 @@ func (b *browser) rowText(id int64) string {
 
 // TestBrowserJobFeatures drives issue 19 item 8's features in Chromium on a
 // real jobqd: failure reasons in the error list, the failing opcode first,
-// search by text and by opcode, a bulk archive after one confirmation,
-// the archive listed and searched, resubmission linked both ways, and the
-// charts with their JSON. With JOBQ_WEB_SCREENSHOTS it writes
+// search by text and by opcode, bulk archive, cancel and priority after
+// one confirmation (ticks kept across the list's live updates), the
+// archive listed and searched, resubmission linked both ways, a followed
+// job's failure shown live, and the charts with their JSON. With
+// JOBQ_WEB_SCREENSHOTS it writes
 // docs/web-errors.png, web-search.png, web-bulk.png, web-archive.png,
 // web-resubmit.png and web-charts.png.
 func TestBrowserJobFeatures(t *testing.T) {
