@@ -27,6 +27,7 @@ type bulkData struct {
 	Rows         []listRow
 	Missing      []int64
 	IDs          []int64
+	Jobs         string // "1 job", "N jobs"
 	Back         string
 	Kill         bool // some job runs: offer to kill
 	Priorities   []int
@@ -83,7 +84,11 @@ func (h *Handler) confirmBulk(w http.ResponseWriter, r *http.Request, s *session
 		}
 	}
 	d.Kill = action == "cancel" && slices.ContainsFunc(rows, func(row listRow) bool { return row.Status == string(job.StatusRunning) })
-	title := fmt.Sprintf("%s %d jobs?", d.Verb, len(ids))
+	d.Jobs = fmt.Sprintf("%d jobs", len(ids))
+	if len(ids) == 1 {
+		d.Jobs = "1 job"
+	}
+	title := fmt.Sprintf("%s %s?", d.Verb, d.Jobs)
 	h.render(w, r, s, http.StatusOK, "bulk", &page{Title: title, Nav: "jobs", Data: d})
 }
 

@@ -205,6 +205,7 @@ func latencyChart(id, name string, c queue.Chart) svgChart {
 		get          func(p queue.ChartPoint) float64
 	}{
 		{"wait p50", "wait p50", func(p queue.ChartPoint) float64 { return p.Wait.P50 }},
+		{"wait p90", "wait p90", func(p queue.ChartPoint) float64 { return p.Wait.P90 }},
 		{"wait p99", "wait p99", func(p queue.ChartPoint) float64 { return p.Wait.P99 }},
 		{"run p50", "run p50", func(p queue.ChartPoint) float64 { return p.Run.P50 }},
 		{"run p90", "run p90", func(p queue.ChartPoint) float64 { return p.Run.P90 }},

@@ -3,7 +3,8 @@ package web_test
 // End-to-end tests in headless Chromium: a real jobqd (daemon.Run) serving
 // the dashboard over HTTPS with its cluster certificate, driven through
 // the Chrome DevTools protocol (chromedp). They skip when Chromium is not
-// installed (Debian's package chromium; .ci/run installs it).
+// installed on a developer machine, saying so, and fail in CI (CI or
+// JOBQ_CI set; .ci/run installs Debian's package chromium).
 //
 // JOBQ_WEB_SCREENSHOTS=DIR makes the test write the README's screenshots
 // there (docs/ of the repository):
@@ -38,6 +39,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/jobq-dev/jobq/internal/daemon"
+	"github.com/jobq-dev/jobq/internal/testbin"
 	"github.com/jobq-dev/jobq/opcodes"
 )
 
@@ -76,6 +78,18 @@ func (p *e2eSteps) Exec(ctx context.Context, env opcodes.Env) (any, error) {
 	return map[string]any{"steps": p.Steps}, nil
 }
 
+// e2eFail is OP_TEST_FAIL for the browser tests: it fails with its
+// message (an OpExecError), so that each failed job says its own reason.
+type e2eFail struct {
+	Message string `json:"message"`
+}
+
+func (p *e2eFail) Validate() error { return nil }
+
+func (p *e2eFail) Exec(context.Context, opcodes.Env) (any, error) {
+	return nil, opcodes.ExecError("%s", p.Message)
+}
+
 // node is a jobqd with RAPI (and so the dashboard) on 127.0.0.1.
 type node struct {
 	t    *testing.T
@@ -99,6 +113,10 @@ func startNode(t *testing.T) *node {
 	reg := opcodes.Builtin()
 	if err := reg.Register(opcodes.Definition{ID: "OP_TEST_STEPS", SummaryField: "steps",
 		New: func() opcodes.Params { return &e2eSteps{next: n.next} }}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(opcodes.Definition{ID: "OP_TEST_FAIL",
+		New: func() opcodes.Params { return &e2eFail{} }}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -364,15 +382,19 @@ func TestDaemonServesTheDashboard(t *testing.T) {
 	n.hc.CloseIdleConnections()
 }
 
-func TestBrowser(t *testing.T) {
-	path := chromium()
-	if path == "" {
-		t.Skip("Chromium is not installed (Debian: apt-get install chromium; or set JOBQ_CHROMIUM): skipping the browser tests")
-	}
+// startBrowser starts headless Chromium trusting n's certificate, and
+// stops it at the test's end. Without Chromium the test fails in CI and
+// skips, saying so, on a developer machine (testbin.Missing).
+func startBrowser(t *testing.T, n *node) *browser {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("browser tests are not short")
 	}
-	n := startNode(t)
+	path := chromium()
+	if path == "" {
+		testbin.Missing(t, "Chromium is not installed (Debian: apt-get install chromium; or set JOBQ_CHROMIUM)")
+		return nil
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
@@ -394,9 +416,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.WindowSize(1280, 900),
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	t.Cleanup(cancelBrowser)
 	if err := chromedp.Do(bctx); err != nil { // starts the browser
 		var ee *exec.ExitError
 		if errors.As(err, &ee) || strings.Contains(err.Error(), "exec") {
@@ -404,7 +426,13 @@ func TestBrowser(t *testing.T) {
 		}
 		t.Fatalf("Chromium: %v", err)
 	}
-	admin := &browser{t: t, ctx: bctx}
+	return &browser{t: t, ctx: bctx}
+}
+
+func TestBrowser(t *testing.T) {
+	n := startNode(t)
+	admin := startBrowser(t, n)
+	bctx := admin.ctx
 
 	// Some history for the overview: two successes and an error.
 	for _, ops := range [][]string{{delayOp(0.01)}, {delayOp(0.01), delayOp(0.01)}, {`{"OP_ID": "OP_TEST_JQUEUE", "fail": true}`}} {

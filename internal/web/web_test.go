@@ -722,6 +722,9 @@ func TestBulkActions(t *testing.T) {
 
 	// Priority, then cancel, of the queued jobs; the running one is
 	// refused unless killed.
+	// One job is one job, not "1 jobs".
+	wantStatus(t, "one job's confirmation", a.get("/ui/jobs/bulk?"+ids("priority", q1).Encode()), http.StatusOK,
+		"<title>Change the priority of 1 job?", `<h1>Change the priority of 1 job?</h1>`, `Change the priority of 1 job</button>`)
 	wantStatus(t, "bad priority", a.post("/ui/jobs/bulk", func() url.Values { u := ids("priority", q1, q2); u.Set("priority", "99"); return u }()), http.StatusBadRequest)
 	u = ids("priority", q1, q2)
 	u.Set("priority", "5")
@@ -869,7 +872,12 @@ func TestCharts(t *testing.T) {
 	wantStatus(t, "charts", v.get("/ui/charts"), http.StatusOK, `aria-current="page">Charts</a>`,
 		"In the last hour", "In the last day", "1 succeeded, 1 failed, 0 canceled.",
 		`<figcaption>Jobs ended per second, the last hour</figcaption>`, `<rect class="bar success"`, `<rect class="bar error"`,
-		`<polyline class="line depth"`, `<polyline class="line run p50"`, `href="/ui/charts.json"`)
+		`<polyline class="line depth"`, `href="/ui/charts.json"`)
+	// Every percentile the title names, of both latencies (wait p90 was
+	// missing).
+	for _, l := range []string{"wait p50", "wait p90", "wait p99", "run p50", "run p90", "run p99"} {
+		wantStatus(t, "charts", v.get("/ui/charts"), http.StatusOK, `<polyline class="line `+l+`"`, `<li class="`+l+`">`+l+`</li>`)
+	}
 	r := v.get("/ui/charts.json")
 	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("charts.json: %d %s", r.status, r.header.Get("Content-Type"))

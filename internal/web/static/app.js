@@ -3,7 +3,8 @@
 //
 //  - Pages whose <main> has data-refresh reload their #live region every
 //    so many milliseconds (paused while the tab is hidden, while focus is
-//    inside the region, or by the "Live updates" button).
+//    inside the region, while jobs are ticked, or by the "Live updates"
+//    button), and fire "jobq:refreshed" on it after each try.
 //  - A job page with data-events follows the job through server-sent
 //    events: state changes and log lines as they happen.
 (function () {
@@ -27,11 +28,16 @@
         toggle.textContent = paused ? 'Resume live updates' : 'Pause live updates';
       });
     }
+    // keep: the region stays as it is while updates are paused, while
+    // the user is in one of its controls, and while jobs are ticked for a
+    // bulk action.
+    var keep = function () {
+      if (paused) { return true; }
+      if (live.contains(document.activeElement) && document.activeElement !== document.body) { return true; }
+      return !!live.querySelector('input[type="checkbox"]:checked');
+    };
     var tick = function () {
-      if (paused || busy || document.hidden) { return; }
-      if (live.contains(document.activeElement) && document.activeElement !== document.body) { return; }
-      // Jobs ticked for a bulk action stay as they are.
-      if (live.querySelector('input[type="checkbox"]:checked')) { return; }
+      if (busy || document.hidden || keep()) { return; }
       busy = true;
       fetch(location.href, { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
         .then(function (r) {
@@ -39,12 +45,17 @@
           return r.text();
         })
         .then(function (html) {
+          // Asked again: the user may have ticked a job meanwhile.
+          if (keep()) { return; }
           var doc = new DOMParser().parseFromString(html, 'text/html');
           var fresh = doc.getElementById('live');
           if (fresh) { live.innerHTML = fresh.innerHTML; }
         })
         .catch(function () { /* try again at the next tick */ })
-        .then(function () { busy = false; });
+        .then(function () {
+          busy = false;
+          live.dispatchEvent(new Event('jobq:refreshed'));
+        });
     };
     setInterval(tick, every);
   }
@@ -94,10 +105,31 @@
     if (s.final) { finished(); }
   };
 
+  // A job that failed while followed gets the server's page of a failed
+  // job: why it failed at the top, the failing opcode first and open.
+  var redrawn = false;
+  var redrawFailed = function () {
+    var st = $('h1 [data-bind="status"]', jobEl);
+    if (redrawn || !st || st.textContent !== 'error' || $('.alert.failure', jobEl)) { return; }
+    redrawn = true;
+    fetch(location.pathname, { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
+      .then(function (r) {
+        if (!r.ok || r.redirected) { throw new Error('status ' + r.status); }
+        return r.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('job');
+        if (!fresh) { throw new Error('no job'); }
+        jobEl.innerHTML = fresh.innerHTML;
+      })
+      .catch(function () { say('This job failed: reload the page to see why.'); });
+  };
+
   var finished = function () {
     Array.prototype.forEach.call(jobEl.querySelectorAll('[data-show="pending"]'), function (el) { el.hidden = true; });
     Array.prototype.forEach.call(jobEl.querySelectorAll('[data-show="final"]'), function (el) { el.hidden = false; });
     say('This job has finished.');
+    redrawFailed();
   };
 
   var addLog = function (e) {
