@@ -1318,7 +1318,7 @@ func TestNullArguments(t *testing.T) {
 	n.waitStatus(done, "success")
 	hold := n.gateJob("hold")
 	n.waitGate("hold")
-	queued := n.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.01,"priority":5}`)
+	queued := n.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.01,"priority":10}`)
 
 	cases := []struct{ method, args, harm string }{
 		{"SubmitJob", `[null]`, ""},
@@ -1329,7 +1329,7 @@ func TestNullArguments(t *testing.T) {
 		{"QueryJobs", fmt.Sprintf(`[[%d], null]`, done), ""},
 		{"Query", `["job", null, null]`, ""},
 		{"QueryFields", `[null, ["id"]]`, ""},
-		{"ChangeJobPriority", fmt.Sprintf(`[%d, null]`, queued), "null taken as priority 0: the queued job's priority changes from 5 to 0"},
+		{"ChangeJobPriority", fmt.Sprintf(`[%d, null]`, queued), "null taken as priority 0: the queued job's priority changes from 10 to 0"},
 		{"CancelJob", `[null]`, ""},
 		{"CancelJob", fmt.Sprintf(`[%d, null]`, queued), "null taken as kill=false: the queued job is canceled"},
 		{"ArchiveJob", `[null]`, ""},
@@ -1367,8 +1367,8 @@ func TestNullArguments(t *testing.T) {
 	}
 	var rows [][]any
 	n.call(&rows, "QueryJobs", []int64{done, hold, queued}, []string{"archived", "status", "priority"})
-	if got := fmt.Sprint(rows); got != "[[false success 0] [false running 0] [false queued 5]]" {
-		t.Errorf("jobs after the null arguments: %s, want [[false success 0] [false running 0] [false queued 5]]", got)
+	if got := fmt.Sprint(rows); got != "[[false success 0] [false running 0] [false queued 10]]" {
+		t.Errorf("jobs after the null arguments: %s, want [[false success 0] [false running 0] [false queued 10]]", got)
 	}
 }
 

@@ -556,6 +556,16 @@ type SubmitResult struct {
 // handed to the store submitChunk at a time, releasing the lock between
 // chunks, so that a submission of many jobs does not stall other calls.
 func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResult, error) {
+	// As Ganeti, an opcode priority a client may not ask for refuses the
+	// whole call (luxid fails to parse the request).
+	for i, ops := range jobs {
+		if err := job.CheckSubmitPriorities(ops); err != nil {
+			if len(jobs) > 1 {
+				return nil, &RefusedError{Err: genericError("Job %d of the submission: %s", i, err)}
+			}
+			return nil, &RefusedError{Err: genericError("%s", err)}
+		}
+	}
 	res := make([]SubmitResult, len(jobs))
 	refused := make([]bool, len(jobs))
 	for i, ops := range jobs {
@@ -595,7 +605,20 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			if refused[i] {
 				continue
 			}
-			j, err := job.New(q.serial+1, jobs[i], job.TS(now), now.UnixMicro()*1000)
+			// Relative dependencies name earlier jobs of this call; one
+			// that was refused has no id to depend on.
+			ops, err := job.ResolveRelativeDeps(jobs[i], func(rel int64) (int64, bool) {
+				k := i + int(rel)
+				if k < 0 || rel < int64(-len(jobs)) || res[k].ID == 0 {
+					return 0, false
+				}
+				return res[k].ID, true
+			})
+			if err != nil {
+				res[i].Err = &RefusedError{Err: err}
+				continue
+			}
+			j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixMicro()*1000)
 			if err != nil {
 				res[i].Err = &RefusedError{Err: err}
 				continue
