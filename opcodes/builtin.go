@@ -268,31 +268,3 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
-// TestJqueue is OP_TEST_JQUEUE: logs the given messages and fails on
-// request; used to test the queue itself.
-type TestJqueue struct {
-	NotifyWaitlock bool     `json:"notify_waitlock"`
-	NotifyExec     bool     `json:"notify_exec"`
-	LogMessages    []string `json:"log_messages"`
-	Fail           bool     `json:"fail"`
-}
-
-var testJqueueDef = Definition{
-	ID:  "OP_TEST_JQUEUE",
-	New: func() Params { return &TestJqueue{} },
-}
-
-// Validate implements Params.
-func (p *TestJqueue) Validate() error { return nil }
-
-// Exec implements Params.
-func (p *TestJqueue) Exec(ctx context.Context, env Env) (any, error) {
-	for _, m := range p.LogMessages {
-		env.Log(m)
-	}
-	if p.Fail {
-		return nil, ExecError("Opcode failure was requested")
-	}
-	return true, ctx.Err()
-}
