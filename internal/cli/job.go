@@ -87,10 +87,10 @@ func (a *app) newListCmd() *cobra.Command {
 		tab                                tableOptions
 		output                             string
 		pending, running, failed, finished bool
-		archived, asJSON                   bool
+		archived, asJSON, forceFilter      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "list [flags] [ID...]",
+		Use:   "list [flags] [ID... | FILTER]",
 		Short: "List jobs and their status",
 		Long: `List the jobs in the queue (or only the given job IDs), one line each, like
 "gnt-job list". The default fields are id, status and summary; -o replaces
@@ -102,13 +102,32 @@ them ("-o id,status,priority") or, with a leading "+", adds to them
 "archived" column, which also makes archived jobs part of the listing; jobs
 given by ID are found whether archived or not.
 
+A single argument with a space, quote, parenthesis or one of ! / < = > \ ~
+(or any argument with -F/--filter) is a filter in Ganeti's query language:
+conditions such as status == "running", id > 100, priority != 0,
+summary =~ /DELAY/i, "error" in opstatus, or a field alone, combined with
+not, and, or and parentheses.
+
 Unknown fields are shown as "??", with a warning and exit code 14. A job given
 by ID that does not exist is named on stderr and the exit code is 1.`,
 		Example: `  jobq list
   jobq list --pending -o id,status,priority,summary
   jobq list --no-headers --separator='|' -o id,status,received_ts 6040 6046
-  jobq list --archived --json`,
+  jobq list --archived --json
+  jobq list -F 'status == "error" and id > 6040'
+  jobq list 'summary =~ /DELAY/ and not priority == 0'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var textFilter any
+			if forceFilter || len(args) == 1 && query.LooksLikeFilter(args[0]) {
+				if len(args) != 1 {
+					return usagef(cmd, "with -F/--filter give exactly one argument, the filter (quote it)")
+				}
+				f, err := query.ParseText(args[0])
+				if err != nil {
+					return usagef(cmd, "invalid filter %q: %s", args[0], err.Error())
+				}
+				textFilter, args = f, nil
+			}
 			ids, err := parseJobIDs(cmd, args)
 			if err != nil {
 				return err
@@ -141,6 +160,9 @@ by ID that does not exist is named on stderr and the exit code is 1.`,
 			}
 			if statuses != nil {
 				statusFilter = query.SimpleFilter("status", statuses...)
+			}
+			if textFilter != nil {
+				idFilter = textFilter
 			}
 			var filter any
 			switch {
@@ -189,6 +211,7 @@ by ID that does not exist is named on stderr and the exit code is 1.`,
 	f.BoolVar(&failed, "error", false, "only failed jobs")
 	f.BoolVar(&finished, "finished", false, "only finished jobs (canceled, success or error)")
 	f.BoolVar(&archived, "archived", false, "include archived jobs and show the \"archived\" column")
+	f.BoolVarP(&forceFilter, "filter", "F", false, "take the argument as a filter in Ganeti's query language, even without the characters that mark one")
 	addJSONFlag(f, &asJSON)
 	return cmd
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // Two plain "jobq debug delay" jobs take the master's node lock one after
 // the other even with free workers (issue 17 item 8); the second waits, so
 // "jobq cancel --waiting --force" cancels it; "jobq info" without IDs
-// shows every job (item 9).
+// shows every job and "jobq list -F" filters (item 9).
 func TestPlainDelaysQueueAndBulkCancel(t *testing.T) {
 	n := startNode(t, t.TempDir(), "--max-running-jobs", "4")
 	c := n.client()
@@ -43,6 +44,10 @@ func TestPlainDelaysQueueAndBulkCancel(t *testing.T) {
 		if !strings.Contains(info, want) {
 			t.Fatalf("info without IDs lacks %q:\n%s", want, info)
 		}
+	}
+	// list -F: Ganeti's query language, evaluated by jobqd.
+	if out := n.mustJobq("list", "--no-headers", "-o", "id", "-F", `status == "canceled" or (status == "running" and "TEST_DELAY(60.0)" in summary)`); out != fmt.Sprintf("%d\n%d\n", long, second) {
+		t.Fatalf("list -F:\n%s", out)
 	}
 	if _, errOut, code := n.jobq("cancel", "--queued", "--force"); code != 1 || errOut != "No jobs with the requested status have been found\n" {
 		t.Fatalf("cancel --queued --force with no queued job: exit %d, %q", code, errOut)
