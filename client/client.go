@@ -374,8 +374,8 @@ func (c *Client) watch(ctx context.Context, id int64, status *Status) iter.Seq2[
 
 // CancelJob cancels a job that has not started running: a queued job ends
 // canceled at once, a waiting one before it runs. It returns whether the
-// job was canceled and jobqd's message (e.g. "Job 3 is no longer waiting
-// in the queue").
+// job was canceled and jobqd's message (e.g. "Job no longer waiting, can't
+// cancel (informed it anyway)" for a running job, as Ganeti says).
 func (c *Client) CancelJob(ctx context.Context, id int64) (bool, string, error) {
 	return c.cancel(ctx, id, false)
 }

@@ -169,7 +169,7 @@ func ExampleClient_CancelJob() {
 	fmt.Println(c.WatchJob(ctx, long, nil))
 	// Output:
 	// true Dequeued job 2 <nil>
-	// false Job 1 is no longer waiting in the queue <nil>
+	// false Job no longer waiting, can't cancel (informed it anyway) <nil>
 	// true Job 1 will be killed <nil>
 	// canceled <nil>
 }

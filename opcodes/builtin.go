@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,14 +55,23 @@ func (p *TestDelay) Prepare(env Env) error {
 }
 
 // Locks implements Locker: unless no_locks is set, the cluster lock shared
-// and the listed nodes exclusively, as Ganeti's LUTestDelay.
+// and, exclusively, the nodes it sleeps on: the listed ones and, with
+// on_master, the master (the node the queue runs on), as Ganeti's
+// LUTestDelay. So two plain "gnt-debug delay" jobs (on_master, no_locks
+// false) run one after the other.
 func (p *TestDelay) Locks(env Env) []locking.Request {
 	if p.NoLocks {
 		return nil
 	}
 	reqs := []locking.Request{{Level: locking.LevelCluster, Names: []string{locking.BGL}, Mode: locking.Shared}}
-	if len(p.OnNodes) > 0 {
-		reqs = append(reqs, locking.Request{Level: locking.LevelNode, Names: p.OnNodes, Mode: locking.Exclusive})
+	nodes := unique(p.OnNodes)
+	if p.OnMaster {
+		if m := env.NodeName(); m != "" && !slices.Contains(nodes, m) {
+			nodes = append(nodes, m)
+		}
+	}
+	if len(nodes) > 0 {
+		reqs = append(reqs, locking.Request{Level: locking.LevelNode, Names: nodes, Mode: locking.Exclusive})
 	}
 	return reqs
 }
@@ -257,32 +267,4 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// TestJqueue is OP_TEST_JQUEUE: logs the given messages and fails on
-// request; used to test the queue itself.
-type TestJqueue struct {
-	NotifyWaitlock bool     `json:"notify_waitlock"`
-	NotifyExec     bool     `json:"notify_exec"`
-	LogMessages    []string `json:"log_messages"`
-	Fail           bool     `json:"fail"`
-}
-
-var testJqueueDef = Definition{
-	ID:  "OP_TEST_JQUEUE",
-	New: func() Params { return &TestJqueue{} },
-}
-
-// Validate implements Params.
-func (p *TestJqueue) Validate() error { return nil }
-
-// Exec implements Params.
-func (p *TestJqueue) Exec(ctx context.Context, env Env) (any, error) {
-	for _, m := range p.LogMessages {
-		env.Log(m)
-	}
-	if p.Fail {
-		return nil, ExecError("Opcode failure was requested")
-	}
-	return true, ctx.Err()
 }

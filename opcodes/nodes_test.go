@@ -301,3 +301,31 @@ func TestTestDelayOnSelfWithoutNodes(t *testing.T) {
 		t.Error("selfOnly slept on another node")
 	}
 }
+
+// OP_TEST_DELAY's locks as Ganeti's LUTestDelay: the nodes it sleeps on,
+// the master (env's node, "node1") included with on_master, exclusively,
+// under the shared cluster lock; none with no_locks.
+func TestTestDelayLocks(t *testing.T) {
+	r := Builtin()
+	e := &clusterEnv{nodes: newFakeNodes("node1", "n2")}
+	bgl := locking.Request{Level: locking.LevelCluster, Names: []string{locking.BGL}, Mode: locking.Shared}
+	node := func(names ...string) locking.Request {
+		return locking.Request{Level: locking.LevelNode, Names: names, Mode: locking.Exclusive}
+	}
+	for in, want := range map[string][]locking.Request{
+		// What gnt-debug delay sends.
+		`{"OP_ID":"OP_TEST_DELAY","duration":1,"on_master":true,"no_locks":false}`:                           {bgl, node("node1")},
+		`{"OP_ID":"OP_TEST_DELAY","duration":1,"no_locks":false}`:                                            {bgl, node("node1")},
+		`{"OP_ID":"OP_TEST_DELAY","duration":1,"on_master":true,"on_nodes":["n2","n2"],"no_locks":false}`:    {bgl, node("n2", "node1")},
+		`{"OP_ID":"OP_TEST_DELAY","duration":1,"on_master":true,"on_nodes":["node1","n2"],"no_locks":false}`: {bgl, node("node1", "n2")},
+		`{"OP_ID":"OP_TEST_DELAY","duration":1,"on_master":false,"on_nodes":["n2"],"no_locks":false}`:        {bgl, node("n2")},
+		`{"OP_ID":"OP_TEST_DELAY","duration":1,"on_master":false,"no_locks":false}`:                          {bgl},
+		`{"OP_ID":"OP_TEST_DELAY","duration":1,"on_master":true}`:                                            nil,
+		`{"OP_ID":"OP_TEST_DELAY","duration":1,"on_master":true,"on_nodes":["n2"],"no_locks":true}`:          nil,
+	} {
+		got := prepare(t, r, in).(Locker).Locks(e)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: locks %v, want %v", in, got, want)
+		}
+	}
+}

@@ -113,6 +113,23 @@ type Preparer interface {
 	Prepare(env Env) error
 }
 
+// Expander is implemented by Params with a step that runs while the job
+// is still "waiting", after Prepare and before the opcode's locks are
+// taken, as Ganeti's ExpandNames (OP_TEST_JQUEUE notifies its client
+// there). The queue calls it holding none of its own locks, with a
+// context that a cancel of the job or the daemon's stop ends; an error
+// fails the opcode with OpPrereqError.
+type Expander interface {
+	ExpandNames(ctx context.Context, env Env) error
+}
+
+// TypedLogger is implemented by an Env that logs entries of another type
+// than "message", with any JSON value as the message (Ganeti's
+// ELOG_JQUEUE_TEST entries are [socket path, test, argument]).
+type TypedLogger interface {
+	LogTyped(kind string, msg any)
+}
+
 // Locker is implemented by Params that need locks while they execute. The
 // queue takes the requests in order (they must go up level by level, see
 // package locking) before the opcode runs, and releases them when it ends;

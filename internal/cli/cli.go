@@ -51,6 +51,9 @@ const (
 	// exitUnknownField: a listing asked for fields that do not exist
 	// (Ganeti's EXIT_UNKNOWN_FIELD); the listing is still printed.
 	exitUnknownField = 14
+	// exitConfirmation: the user did not confirm (Ganeti's
+	// EXIT_CONFIRMATION).
+	exitConfirmation = 13
 )
 
 // SocketEnv is the environment variable naming the LUXI socket.
@@ -67,6 +70,8 @@ const autoArchiveTimeout = 89
 // Env is the world a jobq invocation talks to. Zero fields mean the
 // process's own: os.Stdout, os.Stderr, os.Getenv, time.Local, time.Now.
 type Env struct {
+	// Stdin answers confirmation questions (cancel --pending).
+	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 	// Getenv reads environment variables ($JOBQ_SOCKET).
@@ -78,6 +83,9 @@ type Env struct {
 }
 
 func (e Env) withDefaults() Env {
+	if e.Stdin == nil {
+		e.Stdin = os.Stdin
+	}
 	if e.Stdout == nil {
 		e.Stdout = os.Stdout
 	}

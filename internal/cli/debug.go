@@ -11,6 +11,7 @@ import (
 
 	"github.com/jobq-dev/jobq/internal/cli/format"
 	"github.com/jobq-dev/jobq/internal/duration"
+	"github.com/jobq-dev/jobq/internal/jsonobj"
 )
 
 // The "gnt-debug delay" equivalent.
@@ -102,7 +103,7 @@ func (a *app) newDelayCmd() *cobra.Command {
 	var (
 		submit, printJobID, noMaster bool
 		interruptible, noLocks       bool
-		dryRun                       bool
+		dryRun, asJSON               bool
 		repeat                       int
 		nodes                        []string
 		prio                         string
@@ -118,7 +119,11 @@ sleeps N times, logging each iteration.
 Without --submit, jobq waits for the job, printing its log messages as they
 arrive; if the job fails, the error goes to stderr and the exit code is 1.
 With --submit it prints "JobID: N" and returns at once. --print-jobid prints
-the bare job ID first.`,
+the bare job ID first.
+
+With --json and --submit, stdout is {"id": N}; without --submit, one JSON
+object per line: each log entry as it arrives, then the finished job (as
+"jobq watch --json").`,
 		Example: `  jobq debug delay 0.5
   jobq debug delay --submit --repeat=3 0.3
   jobq debug delay --print-jobid --priority high 2`,
@@ -152,6 +157,18 @@ the bare job ID first.`,
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				if submit {
+					o := &jsonobj.Object{}
+					o.Add("id", id)
+					writeJSONLine(a.env.Stdout, o)
+					return nil
+				}
+				return a.pollJSON(ctx, id, true, func(jobErr any) error {
+					code, msg := format.FormatError(jobErr)
+					return &exitError{code: code, msg: msg}
+				})
+			}
 			if printJobID {
 				fmt.Fprintln(a.env.Stdout, id)
 			}
@@ -171,6 +188,7 @@ the bare job ID first.`,
 	f.BoolVarP(&interruptible, "interruptible", "i", false, "let the opcode be interrupted")
 	f.BoolVarP(&noLocks, "no-locks", "l", false, "do not take locks while sleeping")
 	f.BoolVar(&dryRun, "dry-run", false, "check the opcode and run nothing (no sleep, no locks), as Ganeti's dry run")
-	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal, low or -20..19")
+	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal or low (jobqd takes -10, 0 and 10, as Ganeti)")
+	addJSONFlag(f, &asJSON)
 	return cmd
 }

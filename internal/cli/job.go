@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -85,10 +87,10 @@ func (a *app) newListCmd() *cobra.Command {
 		tab                                tableOptions
 		output                             string
 		pending, running, failed, finished bool
-		archived, asJSON                   bool
+		archived, asJSON, forceFilter      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "list [flags] [ID...]",
+		Use:   "list [flags] [ID... | FILTER]",
 		Short: "List jobs and their status",
 		Long: `List the jobs in the queue (or only the given job IDs), one line each, like
 "gnt-job list". The default fields are id, status and summary; -o replaces
@@ -100,13 +102,32 @@ them ("-o id,status,priority") or, with a leading "+", adds to them
 "archived" column, which also makes archived jobs part of the listing; jobs
 given by ID are found whether archived or not.
 
+A single argument with a space, quote, parenthesis or one of ! / < = > \ ~
+(or any argument with -F/--filter) is a filter in Ganeti's query language:
+conditions such as status == "running", id > 100, priority != 0,
+summary =~ /DELAY/i, "error" in opstatus, or a field alone, combined with
+not, and, or and parentheses.
+
 Unknown fields are shown as "??", with a warning and exit code 14. A job given
 by ID that does not exist is named on stderr and the exit code is 1.`,
 		Example: `  jobq list
   jobq list --pending -o id,status,priority,summary
   jobq list --no-headers --separator='|' -o id,status,received_ts 6040 6046
-  jobq list --archived --json`,
+  jobq list --archived --json
+  jobq list -F 'status == "error" and id > 6040'
+  jobq list 'summary =~ /DELAY/ and not priority == 0'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var textFilter any
+			if forceFilter || len(args) == 1 && query.LooksLikeFilter(args[0]) {
+				if len(args) != 1 {
+					return usagef(cmd, "with -F/--filter give exactly one argument, the filter (quote it)")
+				}
+				f, err := query.ParseText(args[0])
+				if err != nil {
+					return usagef(cmd, "invalid filter %q: %s", args[0], err.Error())
+				}
+				textFilter, args = f, nil
+			}
 			ids, err := parseJobIDs(cmd, args)
 			if err != nil {
 				return err
@@ -139,6 +160,9 @@ by ID that does not exist is named on stderr and the exit code is 1.`,
 			}
 			if statuses != nil {
 				statusFilter = query.SimpleFilter("status", statuses...)
+			}
+			if textFilter != nil {
+				idFilter = textFilter
 			}
 			var filter any
 			switch {
@@ -187,6 +211,7 @@ by ID that does not exist is named on stderr and the exit code is 1.`,
 	f.BoolVar(&failed, "error", false, "only failed jobs")
 	f.BoolVar(&finished, "finished", false, "only finished jobs (canceled, success or error)")
 	f.BoolVar(&archived, "archived", false, "include archived jobs and show the \"archived\" column")
+	f.BoolVarP(&forceFilter, "filter", "F", false, "take the argument as a filter in Ganeti's query language, even without the characters that mark one")
 	addJSONFlag(f, &asJSON)
 	return cmd
 }
@@ -352,24 +377,33 @@ Unknown fields are listed with type Unknown, a warning and exit code 14.`,
 func (a *app) newInfoCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:     "info [flags] ID...",
+		Use:     "info [flags] [ID...]",
 		Aliases: []string{"show"},
 		Short:   "Show everything about jobs",
 		Long: `Show the details of the given jobs like "gnt-job info": status, timestamps,
 and for each opcode its parameters, result and log. Archived jobs are found
 too. A job that does not exist is an error: it is named on stderr and the
-exit code is 1 (the jobs that exist are shown all the same).
+exit code is 1 (the jobs that exist are shown all the same). Without IDs,
+every job of the live queue is shown, as "gnt-job info" does.
 
 With --json, each job is an object of its fields (id, status, ops, opresult,
 opstatus, oplog, opstart, opexec, opend, received_ts, start_ts, end_ts).`,
 		Example: `  jobq info 6040
   jobq show 6040 6046
-  jobq info --json 6040`,
-		Args: minArgs(1, "at least one job ID"),
+  jobq info --json 6040
+  jobq info`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ids, err := parseJobIDs(cmd, args)
 			if err != nil {
 				return err
+			}
+			if len(ids) == 0 {
+				if ids, err = a.jobIDs(cmd.Context(), nil); err != nil {
+					return err
+				}
+				if len(ids) == 0 {
+					return nil
+				}
 			}
 			var rows []json.RawMessage
 			if err := a.call(cmd.Context(), &rows, "QueryJobs", ids, format.JobInfoFields); err != nil {
@@ -482,22 +516,141 @@ func (a *app) jobAction(cmd *cobra.Command, ids []int64, method string, extra ..
 	return nil
 }
 
+// jobIDs lists the ids of the live queue's jobs whose status is one of
+// statuses (all jobs when nil), in id order.
+func (a *app) jobIDs(ctx context.Context, statuses []any) ([]int64, error) {
+	var filter any
+	if statuses != nil {
+		filter = query.SimpleFilter("status", statuses...)
+	}
+	var res queryResult
+	if err := a.call(ctx, &res, "Query", "job", []string{"id"}, filter); err != nil {
+		return nil, err
+	}
+	return rowIDs(res)
+}
+
+// rowIDs returns the job ids of a Query result whose first field is "id".
+func rowIDs(res queryResult) ([]int64, error) {
+	ids := make([]int64, 0, len(res.Data))
+	for _, row := range res.Data {
+		var id int64
+		err := errors.New("a row without its id")
+		if len(row) > 0 {
+			if cell, ok := row[0].([]any); ok && len(cell) == 2 {
+				if n, ok := cell[1].(json.Number); ok {
+					id, err = n.Int64()
+				}
+			}
+		}
+		if err != nil {
+			return nil, failf("jobqd's answer to Query is not what jobq expects (%v)", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// statusSelection is gnt-job cancel's and change-priority's choice of jobs
+// by status instead of by ID: --pending, --queued or --waiting, and
+// --force to act without asking.
+type statusSelection struct {
+	pending, queued, waiting, force bool
+}
+
+func (s *statusSelection) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&s.pending, "pending", false, "act on every job that is queued, waiting or canceling (instead of job IDs)")
+	f.BoolVar(&s.queued, "queued", false, "act on every queued job (instead of job IDs)")
+	f.BoolVar(&s.waiting, "waiting", false, "act on every waiting job (instead of job IDs)")
+	f.BoolVar(&s.force, "force", false, "with --pending, --queued or --waiting: do not ask for confirmation")
+}
+
+// selectJobs returns the jobs to act on: the IDs of args, or the jobs of
+// the chosen status, listed and confirmed (unless --force) with question;
+// exit code 13 when the user does not confirm.
+func (a *app) selectJobs(cmd *cobra.Command, s statusSelection, args []string, question string) ([]int64, error) {
+	var statuses []any
+	chosen := 0
+	for _, c := range []struct {
+		on  bool
+		set []any
+	}{{s.pending, statusPending}, {s.queued, []any{"queued"}}, {s.waiting, []any{"waiting"}}} {
+		if c.on {
+			chosen++
+			statuses = c.set
+		}
+	}
+	switch {
+	case chosen > 1:
+		return nil, usagef(cmd, "give at most one of --pending, --queued and --waiting")
+	case chosen == 1 && len(args) > 0:
+		return nil, usagef(cmd, "give either job IDs or one of --pending, --queued and --waiting, not both")
+	case chosen == 0 && len(args) == 0:
+		return nil, usagef(cmd, "give job IDs or one of --pending, --queued and --waiting")
+	case chosen == 0:
+		if s.force {
+			return nil, usagef(cmd, "--force only goes with --pending, --queued or --waiting")
+		}
+		return parseJobIDs(cmd, args)
+	}
+	ctx := cmd.Context()
+	var res queryResult
+	if err := a.call(ctx, &res, "Query", "job", []string{"id", "status", "summary"}, query.SimpleFilter("status", statuses...)); err != nil {
+		return nil, err
+	}
+	if len(res.Data) == 0 {
+		return nil, failf("No jobs with the requested status have been found")
+	}
+	ids, err := rowIDs(res)
+	if err != nil {
+		return nil, err
+	}
+	if s.force {
+		return ids, nil
+	}
+	if err := a.printQueryTable(cmd, res, tableOptions{}); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(a.env.Stdout, "%s y/[n]: ", question)
+	line, _ := bufio.NewReader(a.env.Stdin).ReadString('\n')
+	if answer := strings.ToLower(strings.TrimSpace(line)); answer != "y" && answer != "yes" {
+		if line == "" {
+			fmt.Fprintln(a.env.Stdout)
+		}
+		return nil, &exitError{code: exitConfirmation, msg: "Nothing done: not confirmed (add --force to act without asking)."}
+	}
+	return ids, nil
+}
+
 func (a *app) newCancelCmd() *cobra.Command {
-	var kill bool
+	var (
+		kill, yesDoIt bool
+		sel           statusSelection
+	)
 	cmd := &cobra.Command{
-		Use:   "cancel [--kill] ID...",
+		Use:   "cancel [--kill] {ID... | --pending | --queued | --waiting [--force]}",
 		Short: "Cancel jobs that have not started",
 		Long: `Cancel the given jobs, like "gnt-job cancel". A queued job is canceled at
 once, a waiting one before it runs; a running or finished job is not
 canceled. The daemon's answer is printed for each job; the exit code is 1 if
 any job was not canceled.
 
+Instead of IDs, --pending (queued, waiting or canceling), --queued or
+--waiting cancel every job in that state: they are listed and you are asked
+to confirm (exit code 13 if you do not), unless --force is given.
+
 --kill also stops a running job by cancelling the opcode being executed.`,
 		Example: `  jobq cancel 6049
-  jobq cancel --kill 6048`,
-		Args: minArgs(1, "at least one job ID"),
+  jobq cancel --kill 6048
+  jobq cancel --queued --force`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids, err := parseJobIDs(cmd, args)
+			_ = yesDoIt // accepted as gnt-job's (which needs it with --kill)
+			action := "Cancel"
+			if kill {
+				action = "KILL"
+			}
+			ids, err := a.selectJobs(cmd, sel, args, action+" job(s) listed above?")
 			if err != nil {
 				return err
 			}
@@ -505,21 +658,30 @@ any job was not canceled.
 		},
 	}
 	cmd.Flags().BoolVar(&kill, "kill", false, "also stop jobs that are running")
+	cmd.Flags().BoolVar(&yesDoIt, "yes-do-it", false, "accepted for gnt-job's \"--kill --yes-do-it\"; jobq does not need it")
+	sel.addFlags(cmd)
 	return cmd
 }
 
 func (a *app) newChangePriorityCmd() *cobra.Command {
-	var prio string
+	var (
+		prio string
+		sel  statusSelection
+	)
 	cmd := &cobra.Command{
-		Use:   "change-priority --priority PRIO ID...",
+		Use:   "change-priority --priority PRIO {ID... | --pending | --queued | --waiting [--force]}",
 		Short: "Change the priority of jobs",
 		Long: `Change the priority of the opcodes of the given jobs that have not started
 yet, like "gnt-job change-priority". PRIO is high (-10), normal (0), low (10)
 or a number from -20 (most urgent) to 19. The daemon's answer is printed for
-each job; the exit code is 1 if any job's priority could not be changed.`,
+each job; the exit code is 1 if any job's priority could not be changed.
+
+Instead of IDs, --pending, --queued or --waiting select every job in that
+state: they are listed and you are asked to confirm (exit code 13 if you do
+not), unless --force is given.`,
 		Example: `  jobq change-priority --priority=low 6050
-  jobq change-priority --priority -15 6050 6051`,
-		Args: minArgs(1, "at least one job ID"),
+  jobq change-priority --priority -15 6050 6051
+  jobq change-priority --priority high --pending --force`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("priority") {
 				return usagef(cmd, "the --priority option must be given")
@@ -528,7 +690,7 @@ each job; the exit code is 1 if any job's priority could not be changed.`,
 			if err != nil {
 				return usagef(cmd, "%s", err.Error())
 			}
-			ids, err := parseJobIDs(cmd, args)
+			ids, err := a.selectJobs(cmd, sel, args, "Change priority of job(s) listed above?")
 			if err != nil {
 				return err
 			}
@@ -536,6 +698,7 @@ each job; the exit code is 1 if any job's priority could not be changed.`,
 		},
 	}
 	cmd.Flags().StringVar(&prio, "priority", "", "the new priority `PRIO`: high, normal, low or -20..19")
+	sel.addFlags(cmd)
 	return cmd
 }
 

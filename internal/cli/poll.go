@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/jobq-dev/jobq/internal/cli/format"
+	"github.com/jobq-dev/jobq/internal/jsonobj"
 )
 
 // pollReporter is told what pollJob sees while it waits, as Ganeti's
@@ -168,42 +170,144 @@ func (a *app) jobResult(ctx context.Context, id int64, lost any) (jobErr any, er
 	return nil, nil
 }
 
+// jsonHelp describes the JSON output of watch, wait and debug delay.
+const jsonHelp = `With --json, stdout has one JSON object per line: each log entry as it
+arrives ({"job", "serial", "time" as [seconds, microseconds], "type",
+"message"}; not for wait), then the finished job ({"job", "status",
+"opstatus", "opresult", "end_ts"}). The exit code and stderr are as without
+--json.`
+
+// jsonReporter prints each log entry as one line of JSON.
+type jsonReporter struct {
+	a  *app
+	id int64
+}
+
+func (jsonReporter) notChanged(string) {}
+func (jsonReporter) found()            {}
+
+func (r jsonReporter) logEntry(e []any) {
+	if len(e) != 4 {
+		return
+	}
+	o := &jsonobj.Object{}
+	o.Add("job", r.id)
+	o.Add("serial", e[0])
+	o.Add("time", e[1])
+	o.Add("type", e[2])
+	o.Add("message", e[3])
+	writeJSONLine(r.a.env.Stdout, o)
+}
+
+// writeJSONLine writes v as one line of JSON.
+func writeJSONLine(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // stdout gone: nothing better to do
+}
+
+// printJobEnd prints the finished job as one line of JSON.
+func (a *app) printJobEnd(ctx context.Context, id int64) error {
+	fields := []string{"status", "opstatus", "opresult", "end_ts"}
+	var rows [][]json.RawMessage
+	if err := a.call(ctx, &rows, "QueryJobs", []int64{id}, fields); err != nil {
+		return err
+	}
+	if len(rows) != 1 || len(rows[0]) != len(fields) {
+		return nil // not found: the caller's error says so
+	}
+	o := &jsonobj.Object{}
+	o.Add("job", id)
+	for i, f := range fields {
+		o.Add(f, rows[0][i])
+	}
+	writeJSONLine(a.env.Stdout, o)
+	return nil
+}
+
+// pollJSON follows job id with --json output (its log entries when logs is
+// set, then the finished job); failed turns a failure into the command's
+// error as the text output does.
+func (a *app) pollJSON(ctx context.Context, id int64, logs bool, failed func(jobErr any) error) error {
+	var rep pollReporter = silentReporter{}
+	if logs {
+		rep = jsonReporter{a: a, id: id}
+	}
+	jobErr, err := a.pollJob(ctx, id, rep)
+	if err != nil {
+		return err
+	}
+	if err := a.printJobEnd(ctx, id); err != nil {
+		return err
+	}
+	if jobErr != nil {
+		return failed(jobErr)
+	}
+	return nil
+}
+
+// waitFailed is watch's and wait's error for a job that did not succeed.
+func waitFailed(id int64) func(jobErr any) error {
+	return func(jobErr any) error {
+		code, _ := format.FormatError(jobErr)
+		return &exitError{code: code, msg: format.JobFailed(id, jobErr)}
+	}
+}
+
 func (a *app) newWatchCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "watch ID",
 		Short: "Follow a job's log until it finishes",
 		Long: `Print the log messages of a job as they arrive, until the job has finished,
 like "gnt-job watch". A finished job's whole log is printed. The exit code is
-1 if the job did not succeed (the reason goes to stderr).`,
-		Example: `  jobq watch 6046`,
-		Args:    exactArgs(1, "one job ID"),
+1 if the job did not succeed (the reason goes to stderr).
+
+` + jsonHelp,
+		Example: `  jobq watch 6046
+  jobq watch --json 6046`,
+		Args: exactArgs(1, "one job ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseJobID(cmd, args[0])
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return a.pollJSON(cmd.Context(), id, true, waitFailed(id))
 			}
 			return a.waitJob(cmd.Context(), id, &stdioReporter{a: a, id: id, header: format.WatchHeader(id)})
 		},
 	}
+	addJSONFlag(cmd.Flags(), &asJSON)
+	return cmd
 }
 
 func (a *app) newWaitCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "wait ID",
 		Short: "Wait for a job to finish",
 		Long: `Wait silently until a job has finished, like "gnt-job wait". The exit code is
 0 if it succeeded; otherwise the reason is printed on stderr and the exit
-code is 1.`,
-		Example: `  jobq wait 6046 && echo done`,
-		Args:    exactArgs(1, "one job ID"),
+code is 1.
+
+` + jsonHelp,
+		Example: `  jobq wait 6046 && echo done
+  jobq wait --json 6046`,
+		Args: exactArgs(1, "one job ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseJobID(cmd, args[0])
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return a.pollJSON(cmd.Context(), id, false, waitFailed(id))
+			}
 			return a.waitJob(cmd.Context(), id, silentReporter{})
 		},
 	}
+	addJSONFlag(cmd.Flags(), &asJSON)
+	return cmd
 }
 
 // waitJob polls a job and fails with "Job N failed: ..." if it did not

@@ -129,7 +129,7 @@ once; "jobq info N" shows the result later.`,
 	f.StringSliceVarP(&nodes, "nodes", "n", nil, "run the command on each `NODE` (comma-separated, repeatable)")
 	f.BoolVar(&useLocking, "use-locking", false, "take the nodes' locks exclusively while the command runs")
 	f.BoolVar(&submit, "submit", false, "submit the job and print its ID without waiting for it")
-	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal, low or -20..19")
+	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal or low (jobqd takes -10, 0 and 10, as Ganeti)")
 	addJSONFlag(f, &asJSON)
 	return cmd
 }

@@ -909,10 +909,8 @@ func TestGoldenPendingJobs(t *testing.T) {
 	t.Run("CancelJob-running", func(t *testing.T) {
 		play(t, c, "luxi-CancelJob-running", expect{
 			ids: []string{"[24,", "[" + itoa(a) + ","},
-			// Documented difference (SPEC §3): a running job is not
-			// canceled, with jobq's message instead of luxid's "Job no
-			// longer waiting, can't cancel (informed it anyway)".
-			ours: map[string]string{"result/1": fmt.Sprintf(`"Job %d is no longer waiting in the queue"`, a)},
+			// luxid's answer byte for byte: a running job is not
+			// canceled (kill stops it).
 		})
 	})
 	t.Run("WaitForJobChange-nochange", func(t *testing.T) {
@@ -1318,7 +1316,7 @@ func TestNullArguments(t *testing.T) {
 	n.waitStatus(done, "success")
 	hold := n.gateJob("hold")
 	n.waitGate("hold")
-	queued := n.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.01,"priority":5}`)
+	queued := n.submit(`{"OP_ID":"OP_TEST_DELAY","duration":0.01,"priority":10}`)
 
 	cases := []struct{ method, args, harm string }{
 		{"SubmitJob", `[null]`, ""},
@@ -1329,7 +1327,7 @@ func TestNullArguments(t *testing.T) {
 		{"QueryJobs", fmt.Sprintf(`[[%d], null]`, done), ""},
 		{"Query", `["job", null, null]`, ""},
 		{"QueryFields", `[null, ["id"]]`, ""},
-		{"ChangeJobPriority", fmt.Sprintf(`[%d, null]`, queued), "null taken as priority 0: the queued job's priority changes from 5 to 0"},
+		{"ChangeJobPriority", fmt.Sprintf(`[%d, null]`, queued), "null taken as priority 0: the queued job's priority changes from 10 to 0"},
 		{"CancelJob", `[null]`, ""},
 		{"CancelJob", fmt.Sprintf(`[%d, null]`, queued), "null taken as kill=false: the queued job is canceled"},
 		{"ArchiveJob", `[null]`, ""},
@@ -1367,8 +1365,8 @@ func TestNullArguments(t *testing.T) {
 	}
 	var rows [][]any
 	n.call(&rows, "QueryJobs", []int64{done, hold, queued}, []string{"archived", "status", "priority"})
-	if got := fmt.Sprint(rows); got != "[[false success 0] [false running 0] [false queued 5]]" {
-		t.Errorf("jobs after the null arguments: %s, want [[false success 0] [false running 0] [false queued 5]]", got)
+	if got := fmt.Sprint(rows); got != "[[false success 0] [false running 0] [false queued 10]]" {
+		t.Errorf("jobs after the null arguments: %s, want [[false success 0] [false running 0] [false queued 10]]", got)
 	}
 }
 

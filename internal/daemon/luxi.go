@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/query"
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/luxi"
@@ -94,6 +95,11 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		var ops []json.RawMessage
 		if err := req.UnmarshalArgs(&ops); err != nil {
 			return nil, err
+		}
+		// A relative dependency names an earlier job of a
+		// SubmitManyJobs call; alone, a job has none (Ganeti's check).
+		if err := job.CheckNoRelativeDeps(ops); err != nil {
+			return nil, luxi.NewError("GenericError", err.Error())
 		}
 		res, err := h.q.Submit([][]json.RawMessage{ops}, req.Method == "SubmitJobToDrainedQueue")
 		if err != nil {

@@ -147,7 +147,11 @@ func TestTransitionProperties(t *testing.T) {
 					StatusCanceling: StatusCanceling}[statusBefore]
 				switch {
 				case want == "":
-					if res.OK || res.Changed || res.Message != fmt.Sprintf("Job %d is no longer waiting in the queue", j.ID) {
+					msg := fmt.Sprintf("Job %d is no longer waiting in the queue", j.ID)
+					if statusBefore == StatusRunning {
+						msg = MsgCancelRunning
+					}
+					if res.OK || res.Changed || res.Message != msg {
 						t.Fatalf("Cancel of a %s job: %+v", statusBefore, res)
 					}
 				case !res.OK || j.CalcStatus() != want || res.Changed != (statusBefore != StatusCanceling):

@@ -11,6 +11,9 @@ const (
 	MsgUncleanShutdown = "Unclean master shutdown"
 	MsgPrecedingFailed = "Preceding opcode failed"
 	MsgKilled          = "Job killed by request"
+	// MsgCancelRunning refuses to cancel a running job, in luxid's words
+	// (luxi-CancelJob-running.txt); kill is what stops one.
+	MsgCancelRunning = "Job no longer waiting, can't cancel (informed it anyway)"
 )
 
 // Common holds the opcode parameters every opcode has that the queue itself
@@ -232,7 +235,9 @@ type CancelResult struct {
 
 // Cancel applies a cancel request: a queued job is canceled at once, a
 // waiting job becomes canceling (the worker finishes it), anything else is
-// refused.
+// refused: a running job with Ganeti 3.0's MsgCancelRunning, a final one
+// with "Job N is no longer waiting in the queue" (SPEC §3; luxid says "Job
+// N not found in queue", which reads as if the job did not exist).
 func (j *Job) Cancel(now Timestamp) CancelResult {
 	switch j.CalcStatus() {
 	case StatusQueued:
@@ -248,6 +253,8 @@ func (j *Job) Cancel(now Timestamp) CancelResult {
 		return CancelResult{OK: true, Message: fmt.Sprintf("Job %d will be canceled", j.ID), Changed: true}
 	case StatusCanceling:
 		return CancelResult{OK: true, Message: fmt.Sprintf("Job %d will be canceled", j.ID)}
+	case StatusRunning:
+		return CancelResult{OK: false, Message: MsgCancelRunning}
 	}
 	return CancelResult{OK: false, Message: fmt.Sprintf("Job %d is no longer waiting in the queue", j.ID)}
 }

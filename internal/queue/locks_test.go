@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/locking"
@@ -196,4 +197,37 @@ func TestChangePriorityMovesALockWaiter(t *testing.T) {
 	for _, id := range []int64{a, b, c} {
 		h.waitFinal(id)
 	}
+}
+
+// Two plain "gnt-debug delay" jobs (on_master, no_locks false) take the
+// master's node lock one after the other, as in Ganeti: the second waits,
+// and so can still be canceled.
+func TestPlainDelaysLockTheMaster(t *testing.T) {
+	h, waits := newLockHarness(t)
+	plain := `{"OP_ID":"OP_TEST_DELAY","duration":%v,"on_master":true,"no_locks":false}`
+	first := h.submit(op(fmt.Sprintf(plain, 300)))
+	h.waitStatus(first, job.StatusRunning)
+	second := h.submit(op(fmt.Sprintf(plain, 0.001)))
+	deadline := time.After(waitTimeout)
+	for waiting := false; !waiting; {
+		select {
+		case id := <-waits:
+			waiting = id == second
+		case <-deadline:
+			t.Fatalf("job %d did not wait for a lock within %s while job %d ran (locks: %v)", second, waitTimeout, first, h.q.Locks())
+		}
+	}
+	if got, want := lockLine(h.q.Locks(), "node/node1"), fmt.Sprintf("node/node1 exclusive owners=[%d] pending=[{exclusive [%d]}]", first, second); got != want {
+		t.Errorf("the master's lock: %s, want %s", got, want)
+	}
+	if ok, msg, _ := h.q.CancelJob(second, false); !ok || msg != fmt.Sprintf("Job %d will be canceled", second) {
+		t.Fatalf("cancel of the waiting delay: %v %q", ok, msg)
+	}
+	if st := h.waitFinal(second); st != job.StatusCanceled {
+		t.Fatalf("the second delay ended %s", st)
+	}
+	if ok, msg, _ := h.q.CancelJob(first, true); !ok {
+		t.Fatalf("kill of the first delay: %q", msg)
+	}
+	h.waitFinal(first)
 }

@@ -556,6 +556,16 @@ type SubmitResult struct {
 // handed to the store submitChunk at a time, releasing the lock between
 // chunks, so that a submission of many jobs does not stall other calls.
 func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResult, error) {
+	// As Ganeti, an opcode priority a client may not ask for refuses the
+	// whole call (luxid fails to parse the request).
+	for i, ops := range jobs {
+		if err := job.CheckSubmitPriorities(ops); err != nil {
+			if len(jobs) > 1 {
+				return nil, &RefusedError{Err: genericError("Job %d of the submission: %s", i, err)}
+			}
+			return nil, &RefusedError{Err: genericError("%s", err)}
+		}
+	}
 	res := make([]SubmitResult, len(jobs))
 	refused := make([]bool, len(jobs))
 	for i, ops := range jobs {
@@ -595,7 +605,20 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			if refused[i] {
 				continue
 			}
-			j, err := job.New(q.serial+1, jobs[i], job.TS(now), now.UnixMicro()*1000)
+			// Relative dependencies name earlier jobs of this call; one
+			// that was refused has no id to depend on.
+			ops, err := job.ResolveRelativeDeps(jobs[i], func(rel int64) (int64, bool) {
+				k := i + int(rel)
+				if k < 0 || rel < int64(-len(jobs)) || res[k].ID == 0 {
+					return 0, false
+				}
+				return res[k].ID, true
+			})
+			if err != nil {
+				res[i].Err = &RefusedError{Err: err}
+				continue
+			}
+			j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixMicro()*1000)
 			if err != nil {
 				res[i].Err = &RefusedError{Err: err}
 				continue
@@ -714,6 +737,9 @@ func (q *Queue) tryStartLocked(e *entry) *started {
 	if err != nil {
 		return nil
 	}
+	if _, ok := params.(opcodes.Expander); ok {
+		return nil // its step while waiting runs in the worker
+	}
 	owner := locking.Owner(j.ID)
 	for _, r := range q.lockRequests(e, 0, params) {
 		if ok, err := q.locks.TryAcquire(owner, j.Ops[0].Priority, r); !ok || err != nil {
@@ -792,6 +818,38 @@ func (q *Queue) acquireLocked(e *entry, i int, params opcodes.Params) bool {
 	case err != nil:
 		q.locks.ReleaseAll(owner)
 		j.FinishOp(i, false, job.ExecError("Cannot acquire the opcode's locks: "+err.Error()).Raw(), q.ts())
+		q.endLocked(e)
+		return false
+	}
+	return true
+}
+
+// expandLocked runs opcode i's step before its locks (opcodes.Expander)
+// with q.mu released, the job shown waiting; a cancel ends the step as it
+// ends a wait for locks. It reports whether the opcode goes on; when not,
+// it has ended the job (canceled, or failed with the step's
+// OpPrereqError) and released q.mu, or, at a hard shutdown, only released
+// q.mu.
+func (q *Queue) expandLocked(e *entry, i int, x opcodes.Expander) bool {
+	ctx, cancel := context.WithCancel(q.runCtx)
+	defer cancel()
+	e.lockCancel = cancel
+	env := &jobEnv{q: q, e: e, op: i}
+	q.mu.Unlock()
+	err := x.ExpandNames(ctx, env)
+	q.mu.Lock()
+	e.lockCancel = nil
+	j := e.job
+	switch {
+	case q.runCtx.Err() != nil:
+		q.mu.Unlock()
+		return false
+	case j.CalcStatus() == job.StatusCanceling:
+		j.FinishCanceled(q.ts())
+		q.endLocked(e)
+		return false
+	case err != nil:
+		j.FinishOp(i, false, encodeErr(opcodes.AsPrereq(err)), q.ts())
 		q.endLocked(e)
 		return false
 	}
@@ -948,12 +1006,18 @@ func (v *jobEnv) Nodes() opcodes.Nodes {
 	}
 	return localNodes{name: v.q.cfg.NodeName, dir: v.q.cfg.RestrictedDir}
 }
-func (v *jobEnv) Log(msg string) {
-	raw, _ := json.Marshal(msg)
+func (v *jobEnv) Log(msg string) { v.LogTyped("message", msg) }
+
+// LogTyped implements opcodes.TypedLogger.
+func (v *jobEnv) LogTyped(kind string, msg any) {
+	raw, err := json.Marshal(msg)
+	if err != nil {
+		raw, _ = json.Marshal(fmt.Sprintf("log message cannot be encoded: %v", err))
+	}
 	q := v.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, ok := v.e.job.AppendLogLimited(v.op, q.ts(), "message", raw, q.cfg.MaxLogEntries); !ok {
+	if _, ok := v.e.job.AppendLogLimited(v.op, q.ts(), kind, raw, q.cfg.MaxLogEntries); !ok {
 		return
 	}
 	q.showNowLocked(v.e)
@@ -1102,6 +1166,9 @@ func (q *Queue) nextOp(e *entry) (*started, bool) {
 	if perr != nil {
 		j.FinishOp(i, false, encodeErr(opcodes.AsPrereq(perr)), q.ts())
 		q.endLocked(e)
+		return nil, false
+	}
+	if x, ok := params.(opcodes.Expander); ok && !q.expandLocked(e, i, x) {
 		return nil, false
 	}
 	if !q.acquireLocked(e, i, params) {

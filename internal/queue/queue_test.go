@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -309,7 +310,7 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("canceled job on disk: %s", j.CalcStatus())
 	}
 	ok, msg, _ = h.q.CancelJob(running, false)
-	if ok || msg != fmt.Sprintf("Job %d is no longer waiting in the queue", running) {
+	if ok || msg != "Job no longer waiting, can't cancel (informed it anyway)" {
 		t.Fatalf("cancel running: %v %q", ok, msg)
 	}
 	ok, msg, _ = h.q.CancelJob(999, false)
@@ -649,4 +650,60 @@ func TestDryRunChecksAndRunsNothing(t *testing.T) {
 			t.Errorf("DryRun(%s) is true", in)
 		}
 	}
+}
+
+// A priority outside Ganeti's submit priorities refuses the whole call,
+// before any job is stored; relative dependencies name earlier jobs of the
+// call, never jobs before it or jobs the call refused.
+func TestSubmitChecksAsGaneti(t *testing.T) {
+	h := newHarness(t, t.TempDir(), 2)
+	delay := `{"OP_ID":"OP_TEST_DELAY","duration":0.001}`
+	for _, prio := range []int{-21, -20, -11, -9, -1, 1, 9, 11, 19, 20} {
+		_, err := h.q.Submit([][]json.RawMessage{{op(delay)}, {op(delay), op(fmt.Sprintf(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"priority":%d}`, prio))}}, false)
+		want := fmt.Sprintf("Job 1 of the submission: Opcode 1 has invalid priority %d, allowed are 0, 10, -10", prio)
+		var qe *Error
+		if !errors.As(err, &qe) || qe.Class != "GenericError" || fmt.Sprint(qe.Args) != "["+want+"]" {
+			t.Errorf("priority %d: %v, want GenericError %q", prio, err, want)
+		}
+	}
+	if rows, _ := h.q.QueryJobs(nil, []string{"id"}); len(rows) != 0 {
+		t.Fatalf("refused calls stored jobs: %s", rows)
+	}
+	first := h.submit(op(delay))
+	res, err := h.q.Submit([][]json.RawMessage{
+		{op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"depends":[[-1,[]]]}`)},
+		{op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"priority":-10}`)},
+		{op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"depends":[[-1,[]]]}`)},
+		{op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"depends":[[-2,["success"]],[-1,[]]]}`)},
+		{},
+		{op(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"depends":[[-1,[]]]}`)},
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err == nil || res[0].Err.Error() != "Unable to resolve relative job ID -1" {
+		t.Errorf("a relative dependency on a job before the call: %+v (the job before is %d)", res[0], first)
+	}
+	for _, i := range []int{1, 2, 3} {
+		if res[i].Err != nil {
+			t.Fatalf("job %d of the call refused: %v", i, res[i].Err)
+		}
+	}
+	if res[5].Err == nil || res[5].Err.Error() != "Unable to resolve relative job ID -1" {
+		t.Errorf("a relative dependency on a refused job: %+v", res[5])
+	}
+	for i, want := range map[int]string{
+		2: fmt.Sprintf("[[%d []]]", res[1].ID),
+		3: fmt.Sprintf("[[%d [success]] [%d []]]", res[1].ID, res[2].ID),
+	} {
+		if got := fmt.Sprint(h.fields(res[i].ID, "ops")[0].([]any)[0].(map[string]any)["depends"]); got != want {
+			t.Errorf("job %d of the call depends on %s, want %s", i, got, want)
+		}
+	}
+	for _, i := range []int{1, 2, 3} {
+		if st := h.waitFinal(res[i].ID); st != job.StatusSuccess {
+			t.Errorf("job %d of the call: %s", i, st)
+		}
+	}
+	h.waitFinal(first)
 }

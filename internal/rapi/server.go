@@ -1149,6 +1149,10 @@ func (s *Server) postJobs(req *request) (any, error) {
 		if errors.As(err, &qe) && len(qe.Args) == 1 && qe.Args[0] == "Queue drained" {
 			return nil, errorf(http.StatusServiceUnavailable, "Job queue is drained, cannot submit")
 		}
+		var refused *queue.RefusedError
+		if errors.As(err, &refused) {
+			return nil, errorf(http.StatusBadRequest, "%s", err.Error())
+		}
 		return nil, err
 	}
 	if len(res) != 1 {

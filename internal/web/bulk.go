@@ -133,6 +133,11 @@ func (h *Handler) postBulk(w http.ResponseWriter, r *http.Request, s *sessionInf
 		if ok {
 			done++
 		} else {
+			// Some of the queue's refusals (Ganeti's words for a running
+			// job) do not name the job.
+			if !strings.Contains(msg, strconv.FormatInt(id, 10)) {
+				msg = fmt.Sprintf("job %d: %s", id, msg)
+			}
 			refused = append(refused, msg)
 		}
 	}

@@ -739,7 +739,7 @@ func TestBulkActions(t *testing.T) {
 		"Cancel 3 jobs?", `<label for="kill">Kill the running opcodes`)
 	a.post("/ui/jobs/bulk", ids("cancel", run, q1, q2))
 	wantStatus(t, "after the bulk cancel", a.get("/ui/jobs"), http.StatusOK,
-		fmt.Sprintf("2 of 3 jobs canceled (or to be canceled). Refused: Job %d is no longer waiting in the queue.", run))
+		fmt.Sprintf("2 of 3 jobs canceled (or to be canceled). Refused: job %d: Job no longer waiting, can&#39;t cancel (informed it anyway).", run))
 	for _, id := range []int64{q1, q2} {
 		e.waitStatus(id, "canceled")
 	}

@@ -51,7 +51,7 @@ func submission(rng *rand.Rand) (method string, ops any) {
 	default: // the second job waits for the first (a cancel may catch it)
 		return "SubmitManyJobs", []any{[]any{delay(0.05 + rng.Float64()/5)},
 			[]any{delay(short(), "depends", []any{[]any{-1, []string{"success", "error", "canceled"}}})},
-			[]any{delay(short(), "priority", -5)}}
+			[]any{delay(short(), "priority", -10)}}
 	}
 }
 
