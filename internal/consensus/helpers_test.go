@@ -264,17 +264,8 @@ func (c *testCluster) open(name string, bootstrap bool) *testNode {
 	if addr == "" {
 		addr = testcert.LoopbackAddr()
 	}
-	var l net.Listener
+	l := testcert.Listen(c.t, addr)
 	var err error
-	for range 50 { // the port of a node just killed may be in TIME_WAIT for a moment
-		if l, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		c.t.Fatalf("listen for %s: %v", name, err)
-	}
 	c.mu.Lock()
 	n.addr = l.Addr().String()
 	c.mu.Unlock()

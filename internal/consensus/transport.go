@@ -31,11 +31,11 @@ import (
 // big-endian length and a raftpb.Message.
 
 const (
-	maxFrame        = 1 << 30 // a snapshot message carries the whole state
-	peerQueue       = 4096
-	dialTimeout     = 2 * time.Second
-	writeTimeout    = 10 * time.Second
-	snapWriteTimout = 10 * time.Minute
+	maxFrame         = 1 << 30 // a snapshot message carries the whole state
+	peerQueue        = 4096
+	dialTimeout      = 2 * time.Second
+	writeTimeout     = 10 * time.Second
+	snapWriteTimeout = 10 * time.Minute
 )
 
 type hello struct {
@@ -184,7 +184,7 @@ func (t *transport) runPeer(p *peer) {
 		}
 		timeout := writeTimeout
 		if m.GetType() == pb.MsgSnap {
-			timeout = snapWriteTimout
+			timeout = snapWriteTimeout
 		}
 		conn.SetWriteDeadline(time.Now().Add(timeout))
 		data, err := proto.Marshal(m)

@@ -77,7 +77,6 @@ type Member struct {
 
 	mu       sync.Mutex
 	q        *queue.Queue
-	qErr     error // why the queue is not open on the leader
 	closed   bool
 	stopping bool // a queue is being shut down
 
@@ -229,7 +228,7 @@ func (m *Member) lead() {
 			q, err = m.cfg.OpenQueue(m.cfg.Store)
 		}
 		m.mu.Lock()
-		m.q, m.qErr = q, err
+		m.q = q
 		m.mu.Unlock()
 		if err != nil {
 			m.log.Error("leading, but cannot open the queue; trying again at the next change", "err", err)

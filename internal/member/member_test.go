@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/jobq-dev/jobq/internal/cluster"
 	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/noderpc"
@@ -22,7 +24,6 @@ import (
 	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/internal/testcert"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -41,18 +42,8 @@ func (n *tnode) start(t *testing.T, cert tls.Certificate, bootstrap bool, nodes 
 	if addr == "" {
 		addr = testcert.LoopbackAddr()
 	}
-	var l net.Listener
+	l := testcert.Listen(t, addr)
 	var err error
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if l, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // the port of a node just stopped
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	n.addr = l.Addr().String()
 	n.srv = noderpc.NewServer(cert, nil, nil)
 	stream := n.srv.StreamListener(consensus.StreamName)

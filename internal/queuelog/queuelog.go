@@ -88,6 +88,12 @@ func (l *Log) Commit(changes []store.Change) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	return l.propose(ctx, data)
+}
+
+// propose proposes an entry and returns the log's error or the state
+// machine's.
+func (l *Log) propose(ctx context.Context, data []byte) error {
 	res, err := l.P.Apply(ctx, data)
 	if err != nil {
 		return err
@@ -105,14 +111,7 @@ func (l *Log) Set(ctx context.Context, key string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	res, err := l.P.Apply(ctx, data)
-	if err != nil {
-		return err
-	}
-	if err, ok := res.(error); ok && err != nil {
-		return err
-	}
-	return nil
+	return l.propose(ctx, data)
 }
 
 // EncodeSetting is the entry that sets key to value (JSON).

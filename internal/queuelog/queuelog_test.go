@@ -346,18 +346,8 @@ func (n *tnode) start(t testing.TB, cert tls.Certificate, bootstrap bool, fetch 
 	if addr == "" {
 		addr = testcert.LoopbackAddr()
 	}
-	var l net.Listener
+	l := testcert.Listen(t, addr)
 	var err error
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if l, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // the port of a node just stopped
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	n.addr = l.Addr().String()
 	logger := slog.New(slog.DiscardHandler)
 	n.srv = noderpc.NewServer(cert, nil, logger)

@@ -27,6 +27,25 @@ func LoopbackAddr() string {
 	return fmt.Sprintf("127.%d.%d.%d:0", 1+mrand.IntN(254), mrand.IntN(256), 1+mrand.IntN(254))
 }
 
+// Listen listens on addr (HOST:PORT; port 0 for any). A test node that
+// restarts listens on the address it had, whose port may still be held
+// for a moment by the connections of its former run: Listen tries again
+// for up to 10 seconds, then fails the test.
+func Listen(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := net.Listen("tcp", addr)
+		if err == nil {
+			return l
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cannot listen on %s for 10s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // the port frees itself; nothing to wait on
+	}
+}
+
 // New returns a new certificate whose common name is name.
 func New(t testing.TB, name string) tls.Certificate {
 	t.Helper()
