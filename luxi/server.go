@@ -524,6 +524,10 @@ func (s *Server) readLoop(ctx context.Context, cancel context.CancelFunc, nc net
 			return
 		}
 		if errors.Is(err, errTooLarge) || errors.Is(err, errBusy) {
+			// Give back what this connection held before the reply goes
+			// out, so a client that hears "busy" finds the bytes free.
+			buf = nil
+			release()
 			select {
 			case out <- inbound{tooLarge: errors.Is(err, errTooLarge), busy: errors.Is(err, errBusy)}:
 			case <-ctx.Done():
