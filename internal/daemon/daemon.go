@@ -23,6 +23,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/paths"
 	"github.com/jobq-dev/jobq/internal/replica"
+	"github.com/jobq-dev/jobq/internal/settings"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
 	"github.com/jobq-dev/jobq/opcodes"
@@ -240,6 +241,11 @@ func Run(ctx context.Context, o Options) error {
 		if l := n.takeRAPIListener(); l != nil {
 			l.Close()
 		}
+	}
+	if n.settings, err = settings.OpenLocal(filepath.Join(o.DataDir, "cluster", "settings")); err != nil {
+		closeListener()
+		st.Close()
+		return err
 	}
 	n.app, err = replica.NewApplier(o.DataDir, st, writeDurable, func(epoch int64, _ string) {
 		if stopped := n.fence.Observe(epoch); stopped > 0 {

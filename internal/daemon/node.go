@@ -25,6 +25,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/restricted"
+	"github.com/jobq-dev/jobq/internal/settings"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
 	"github.com/jobq-dev/jobq/opcodes"
@@ -42,6 +43,10 @@ type nodeRT struct {
 	app     *replica.Applier
 	client  *noderpc.Client
 	metrics *metrics.Set
+	// settings are the cluster-wide settings (filters, queue settings,
+	// opcode definitions, schedules): agreed through the log in a
+	// cluster.
+	settings settings.Store
 
 	changeMu sync.Mutex  // held while the master changes the configuration
 	cryptoMu sync.Mutex  // held during a phase of a certificate renewal
