@@ -185,7 +185,7 @@ type Node struct {
 
 	stop    chan struct{}
 	done    chan struct{}
-	snapReq chan chan struct{}
+	snapReq chan snapRequest
 	closeMu sync.Once
 	err     error
 
@@ -244,7 +244,7 @@ func Open(cfg Config) (*Node, error) {
 		// a restart) never answers a proposal of this run.
 		seq: rand.Uint64() >> 1,
 		cfg: cfg, id: ID(cfg.Name), timing: cfg.Timing.withDefaults(), log: cfg.Log,
-		stop: make(chan struct{}), done: make(chan struct{}), snapReq: make(chan chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}), snapReq: make(chan snapRequest),
 		members: map[uint64]Member{}, waiting: map[uint64]chan result{},
 	}
 	existed := walExists(cfg.Dir)
@@ -417,6 +417,12 @@ func (n *Node) Leader() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.members[n.lead].Name
+}
+
+func (n *Node) leaderID() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lead
 }
 
 // LeaderAddr is the node RPC address of the leader this node knows of.

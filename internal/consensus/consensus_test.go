@@ -294,6 +294,53 @@ func TestTransferLeadership(t *testing.T) {
 	}
 }
 
+// A follower asks for the leadership itself: the leader hands it over;
+// a follower cannot hand it to a third node.
+func TestFollowerTakesLeadership(t *testing.T) {
+	c := newTestCluster(t)
+	all := []string{"a", "b", "c"}
+	c.bootstrap("a")
+	c.join("b", true, "a")
+	c.join("c", true, "a", "b")
+	l := c.waitLeader(all...)
+	target, other := "c", "b"
+	if l == "c" {
+		target, other = "b", "a"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := c.node(target).TransferLeadership(ctx, other); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a follower handed the leadership to a third node: %v", err)
+	}
+	if err := c.node(target).TransferLeadership(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	c.waitUntil(target+" leads", func() bool { return c.leader(all...) == target })
+}
+
+// SnapshotAll drops the whole log: a node added afterwards gets the
+// snapshot, not the entries.
+func TestSnapshotAllDropsTheLog(t *testing.T) {
+	c := newTestCluster(t)
+	c.bootstrap("a")
+	c.waitLeader("a")
+	for i := range 3 {
+		c.submitOnLeader(fmt.Sprint("before-", i), "a")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := c.node("a").SnapshotAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.node("a").st.mem.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied := c.node("a").AppliedIndex(); first != applied+1 {
+		t.Fatalf("first index %d after SnapshotAll at applied %d: the log was kept", first, applied)
+	}
+}
+
 // Removing a voter shrinks the majority; a removed node's requests are not
 // needed for commits.
 func TestRemoveVoter(t *testing.T) {

@@ -43,8 +43,8 @@ func (n *Node) run() {
 			}
 			n.rn.Advance()
 		case req := <-n.snapReq:
-			n.maybeSnapshot(true)
-			close(req)
+			n.maybeSnapshot(true, req.all)
+			close(req.done)
 		case <-n.stop:
 			return
 		}
@@ -78,7 +78,7 @@ func (n *Node) handle(rd raft.Ready) error {
 	}
 	if len(rd.CommittedEntries) > 0 {
 		n.notify()
-		n.maybeSnapshot(false)
+		n.maybeSnapshot(false, false)
 	}
 	return nil
 }
@@ -233,7 +233,7 @@ type snapshotData struct {
 	State   []byte            `json:"state"`
 }
 
-func (n *Node) maybeSnapshot(force bool) {
+func (n *Node) maybeSnapshot(force, all bool) {
 	n.mu.Lock()
 	applied, last := n.applied, n.snapIndex
 	cs := n.confState
@@ -255,7 +255,11 @@ func (n *Node) maybeSnapshot(force bool) {
 		n.log.Error("cannot encode a snapshot", "err", err)
 		return
 	}
-	if err := n.st.snapshot(applied, cs, data, n.timing.TrailingEntries); err != nil {
+	trailing := n.timing.TrailingEntries
+	if all {
+		trailing = 0
+	}
+	if err := n.st.snapshot(applied, cs, data, trailing); err != nil {
 		n.log.Error("cannot store a snapshot", "err", err)
 		return
 	}
@@ -267,8 +271,21 @@ func (n *Node) maybeSnapshot(force bool) {
 
 // Snapshot takes a snapshot now, between two Readys (the node also takes
 // them by itself, see Timing.SnapshotEntries).
-func (n *Node) Snapshot(ctx context.Context) error {
-	req := make(chan struct{})
+func (n *Node) Snapshot(ctx context.Context) error { return n.snapshot(ctx, false) }
+
+// SnapshotAll takes a snapshot now and drops the whole log before it, so
+// that a node added later starts from the snapshot. A node bootstrapped
+// over a queue that existed before the log (an upgrade) needs this: its
+// older files are in no entry.
+func (n *Node) SnapshotAll(ctx context.Context) error { return n.snapshot(ctx, true) }
+
+type snapRequest struct {
+	all  bool
+	done chan struct{}
+}
+
+func (n *Node) snapshot(ctx context.Context, all bool) error {
+	req := snapRequest{all: all, done: make(chan struct{})}
 	select {
 	case n.snapReq <- req:
 	case <-ctx.Done():
@@ -277,7 +294,7 @@ func (n *Node) Snapshot(ctx context.Context) error {
 		return ErrClosed
 	}
 	select {
-	case <-req:
+	case <-req.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -365,6 +382,21 @@ func (n *Node) Demote(ctx context.Context, name string) error {
 	return n.changeMembers(ctx, "make "+name+" a non-voter", pb.ConfChangeAddLearnerNode, m)
 }
 
+// SetAddr changes the address the other members reach the member name
+// at, keeping its vote or its lack of one.
+func (n *Node) SetAddr(ctx context.Context, name, addr string) error {
+	m, ok := n.member(name)
+	if !ok {
+		return fmt.Errorf("cannot change the address of %s: it is not a member", name)
+	}
+	typ := pb.ConfChangeAddLearnerNode
+	if m.Voter {
+		typ = pb.ConfChangeAddNode
+	}
+	m.Addr = addr
+	return n.changeMembers(ctx, "change the address of "+name, typ, m)
+}
+
 // Remove takes the member name out of the group.
 func (n *Node) Remove(ctx context.Context, name string) error {
 	return n.changeMembers(ctx, "remove "+name, pb.ConfChangeRemoveNode, Member{Name: name})
@@ -417,20 +449,33 @@ func (n *Node) changeMembers(ctx context.Context, what string, typ pb.ConfChange
 
 // TransferLeadership hands the leadership to the voter name and waits
 // until this node knows it has it.
+//
+// A follower may ask for the leadership for itself (name is this node):
+// the engine forwards the request to the leader it knows.
 func (n *Node) TransferLeadership(ctx context.Context, name string) error {
-	if !n.IsLeader() {
+	self := name == n.cfg.Name
+	if !n.IsLeader() && !self {
 		return fmt.Errorf("cannot hand the leadership to %s: %w", name, ErrNotLeader)
 	}
 	m, ok := n.member(name)
 	if !ok || !m.Voter {
 		return fmt.Errorf("cannot hand the leadership to %s: it is not a voter", name)
 	}
+	ask := func() {
+		if self {
+			if lead := n.leaderID(); lead != 0 && lead != n.id {
+				n.rn.TransferLeadership(ctx, lead, n.id)
+			}
+		} else if n.IsLeader() {
+			n.rn.TransferLeadership(ctx, n.id, ID(name))
+		}
+	}
 	// The engine gives a transfer up after an election timeout (the
 	// target may not yet know it is a voter, or be behind): ask again
 	// while this node still leads.
 	retry := time.NewTicker(2 * n.timing.ElectionTimeout())
 	defer retry.Stop()
-	n.rn.TransferLeadership(ctx, n.id, ID(name))
+	ask()
 	for {
 		ch := n.Changed()
 		if n.Leader() == name {
@@ -439,9 +484,7 @@ func (n *Node) TransferLeadership(ctx context.Context, name string) error {
 		select {
 		case <-ch:
 		case <-retry.C:
-			if n.IsLeader() {
-				n.rn.TransferLeadership(ctx, n.id, ID(name))
-			}
+			ask()
 		case <-ctx.Done():
 			return fmt.Errorf("cannot hand the leadership to %s: %w", name, ctx.Err())
 		case <-n.stop:
