@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/durable"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/restricted"
@@ -104,12 +107,16 @@ type nodeInfo struct {
 	Online      bool            `json:"online"`
 	Replication replicationInfo `json:"replication"`
 	Role        string          `json:"role"`
+	// Voter: the node votes in the cluster's log (the master chooses
+	// the voters among the online candidates, up to five).
+	Voter bool `json:"voter"`
 }
 
-// replicationInfo is a node's replication state as this node knows it:
-// "self", "in sync", "behind", "unreachable", "resyncing", "catching up"
-// (a new or returning master candidate that does not count in majorities
-// yet), "not a replica" or "unknown".
+// replicationInfo is a node's copy of the log as this node knows it:
+// "self", "in sync", "behind" (Behind entries), "catching up" (a member
+// without a vote receiving the log), "not a member" (the master has not
+// added it to the log's group yet) or "unknown" (asked of a node that is
+// not the master).
 type replicationInfo struct {
 	Behind           int64             `json:"behind"`
 	LastError        string            `json:"last_error,omitempty"`
@@ -124,68 +131,60 @@ func (r replicationInfo) text() string {
 	case "self":
 		return "holds the queue (master)"
 	case "behind":
-		return fmt.Sprintf("behind by %d updates", r.Behind)
-	case "unreachable":
-		t := "unreachable"
-		if r.UnreachableSince != nil {
-			t += " since " + time.Unix(int64(*r.UnreachableSince), 0).Format("2006-01-02 15:04:05")
-		}
-		if r.LastError != "" {
-			t += " (" + r.LastError + ")"
-		}
-		return t
-	case "not a replica":
-		return "not a master candidate: holds no copy"
+		return fmt.Sprintf("behind by %d log entries", r.Behind)
 	case "catching up":
-		return "catching up: receiving the queue, counts in majorities once in sync"
+		return "catching up: receiving the log, votes once it holds it (if the cluster wants it to)"
+	case "not a member":
+		return "not in the log's group yet"
 	}
 	return r.State
 }
 
-// nodeList describes every node with its replication state as this node
-// knows it (the master knows every peer's).
+// nodeList describes every node with its copy of the log as this node
+// knows it (the master knows every member's).
 func (n *nodeRT) nodeList() []nodeInfo {
 	c := n.config()
-	peers := map[string]replica.PeerState{}
-	n.mu.Lock()
-	m := n.master
-	n.mu.Unlock()
-	if m != nil {
-		for _, p := range m.rep.Peers() {
-			peers[p.Name] = p
-		}
+	rn := n.raft()
+	leader := rn.Leader()
+	members := map[string]consensus.Member{}
+	for _, mb := range rn.Members() {
+		members[mb.Name] = mb
 	}
-	replicas := map[string]bool{}
-	for _, v := range c.Replicas() {
-		replicas[v.Name] = true
-	}
+	lead := rn.IsLeader()
+	commit := rn.CommitIndex()
 	var out []nodeInfo
 	for _, nd := range sortedNodes(c) {
+		mb, isMember := members[nd.Name]
 		repl := replicationInfo{State: "unknown"}
-		switch p, ok := peers[nd.Name]; {
-		case nd.Name == n.self:
-			pos := n.app.Position()
-			repl.State, repl.Position = "self", &pos
-		case !replicas[nd.Name]:
-			repl.State = "not a replica"
-		case ok:
-			repl.Position, repl.Behind, repl.LastError = &p.Position, p.Behind, p.LastError
-			switch {
-			case !p.UnreachableSince.IsZero():
-				since := float64(p.UnreachableSince.UnixNano()) / 1e9
-				repl.State, repl.UnreachableSince = "unreachable", &since
-			case nd.Syncing:
-				repl.State = "catching up"
-			case !p.InSync:
-				repl.State = "resyncing"
-			case p.Behind > 0:
-				repl.State = "behind"
-			default:
+		switch match := rn.Match(nd.Name); {
+		case nd.Name == n.self && lead:
+			repl.State = "self"
+		case !isMember:
+			repl.State = "not a member"
+		case !lead:
+		case !mb.Voter:
+			repl.State = "catching up"
+			if match >= commit {
 				repl.State = "in sync"
 			}
+		case match >= commit:
+			repl.State = "in sync"
+		default:
+			repl.State, repl.Behind = "behind", int64(commit-match)
 		}
-		out = append(out, nodeInfo{Name: nd.Name, Address: nd.Address, Role: c.Role(nd.Name),
-			Online: nd.Online, Candidate: nd.Candidate, Replication: repl})
+		role := c.Role(nd.Name)
+		if leader != "" {
+			switch {
+			case nd.Name == leader:
+				role = cluster.RoleMaster
+			case nd.Candidate:
+				role = cluster.RoleCandidate
+			default:
+				role = cluster.RoleRegular
+			}
+		}
+		out = append(out, nodeInfo{Name: nd.Name, Address: nd.Address, Role: role,
+			Online: nd.Online, Candidate: nd.Candidate, Replication: repl, Voter: mb.Voter})
 	}
 	return out
 }
@@ -208,28 +207,26 @@ func (n *nodeRT) nodeEntry(name string) *nodeInfo {
 	return nil
 }
 
-// changeConfig applies a change on the master: store, adopt, send.
+// changeConfig agrees a change of the configuration through the log (on
+// the master only).
 func (n *nodeRT) changeConfig(ctx context.Context, change func(*cluster.Config) (*cluster.Config, error)) (*cluster.Config, error) {
 	// One change at a time: two made from the same configuration would
-	// get the same serial, and the second would be lost.
+	// each lose the other's.
 	n.changeMu.Lock()
 	defer n.changeMu.Unlock()
-	n.mu.Lock()
-	master := n.rep != nil && n.cfg.Master == n.self
-	n.mu.Unlock()
-	if !master {
-		// Allowed while the master waits for a majority to start: that is
-		// when a lost node must be marked offline.
+	if n.queue() == nil {
 		return nil, n.notMaster()
 	}
 	nc, err := change(n.config())
 	if err != nil {
 		return nil, prereq("%v", err)
 	}
-	if err := n.setConfig(nc); err != nil {
+	for i := range nc.Nodes {
+		nc.Nodes[i].Syncing = false
+	}
+	if err := n.member().SetCluster(ctx, nc); err != nil {
 		return nil, err
 	}
-	n.pushConfig(ctx, nc)
 	return nc, nil
 }
 
@@ -254,21 +251,11 @@ func (n *nodeRT) modifyNode(ctx context.Context, name string, cand, offline *boo
 		on := !*offline
 		online = &on
 		if *offline && old.Online && n.client != nil && n.answers(ctx, old.Address) {
-			warnings = append(warnings, fmt.Sprintf("node %s still answers at %s; it no longer counts for majorities and gets no updates until it is marked online again", name, old.Address))
+			warnings = append(warnings, fmt.Sprintf("node %s still answers at %s; it no longer votes and runs nothing the master orders until it is marked online again", name, old.Address))
 		}
 	}
-	nc, err := n.changeConfig(ctx, func(c *cluster.Config) (*cluster.Config, error) { return c.Modify(name, cand, online) })
-	if err != nil {
+	if _, err := n.changeConfig(ctx, func(c *cluster.Config) (*cluster.Config, error) { return c.Modify(name, cand, online) }); err != nil {
 		return nil, err
-	}
-	if nd, _ := nc.Node(name); cand != nil && !*cand && old.Candidate && nd.Online {
-		// No longer a replica: it deletes its copy of the queue.
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := n.client.Purge(cctx, nd.Address, &noderpc.PurgeRequest{Master: n.self, Epoch: nc.Epoch})
-		cancel()
-		if err != nil {
-			warnings = append(warnings, fmt.Sprintf("node %s keeps its copy of the queue: %v", name, err))
-		}
 	}
 	return map[string]any{"node": n.nodeEntry(name), "warnings": nonNil(warnings)}, nil
 }
@@ -279,13 +266,39 @@ func (n *nodeRT) removeNode(ctx context.Context, name string) (any, error) {
 	if !ok {
 		return nil, prereq("node %s is not in the cluster", name)
 	}
+	if name == n.self {
+		return nil, prereq("node %s is the master and cannot be removed; move the mastership first with 'jobq cluster master-failover' on another node", name)
+	}
 	if old.Online && n.client != nil && n.answers(ctx, old.Address) {
 		warnings = append(warnings, fmt.Sprintf("node %s still runs jobqd at %s; stop it and clear its data directory before it joins again", name, old.Address))
 	}
+	n.changeMu.Lock()
+	if n.queue() == nil {
+		n.changeMu.Unlock()
+		return nil, n.notMaster()
+	}
+	// Out of the group first: a node that is in the configuration but
+	// not in the group is added again by the next master.
+	if _, isMember := n.raftMember(name); isMember {
+		if err := n.member().RemoveNode(ctx, name); err != nil {
+			n.changeMu.Unlock()
+			return nil, prereq("cannot remove %s from the cluster's log: %v", name, err)
+		}
+	}
+	n.changeMu.Unlock()
 	if _, err := n.changeConfig(ctx, func(c *cluster.Config) (*cluster.Config, error) { return c.RemoveNode(name) }); err != nil {
 		return nil, err
 	}
 	return map[string]any{"warnings": nonNil(warnings)}, nil
+}
+
+func (n *nodeRT) raftMember(name string) (consensus.Member, bool) {
+	for _, mb := range n.raft().Members() {
+		if mb.Name == name {
+			return mb, true
+		}
+	}
+	return consensus.Member{}, false
 }
 
 func nonNil(s []string) []string {
@@ -299,65 +312,65 @@ type verifyNode struct {
 	Name  string `json:"name"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
-	// CatchingUp: the node does not count in majorities yet (OK is
-	// false even when its files are the master's).
+	// CatchingUp: the node is behind the log (OK is false even when its
+	// files are the master's now).
 	CatchingUp bool     `json:"catching_up,omitempty"`
 	Missing    []string `json:"missing"`
 	Extra      []string `json:"extra"`
 	Differ     []string `json:"differ"`
 }
 
-// verifyOnce compares every replica's files, archive included and
-// hashed, with the reference (the master's queue).
+// scanNode is a node's queue files, archive included and hashed.
+func (n *nodeRT) scanNode(ctx context.Context, nd cluster.Node) ([]noderpc.FileInfo, error) {
+	if nd.Name == n.self {
+		live, arch, err := replica.Scan(n.st.Dir(), true, true)
+		return append(live, arch...), err
+	}
+	if n.client == nil {
+		return nil, errors.New("this node serves no node RPC (--rpc-addr)")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	st, err := n.client.State(cctx, nd.Address, &noderpc.StateRequest{Archive: true, HashArchive: true})
+	if err != nil {
+		return nil, err
+	}
+	return append(st.Files, st.Archive...), nil
+}
+
+// verifyOnce compares every online node's files, archive included and
+// hashed, with the master's queue.
 func (n *nodeRT) verifyOnce(ctx context.Context) (ref string, nodes []verifyNode, err error) {
 	c := n.config()
-	var refLive, refArch []noderpc.FileInfo
-	if c.Master == n.self {
-		refLive, refArch, err = replica.Scan(n.st.Dir(), true, true)
-	} else {
-		addr, aerr := n.nodeAddr(c.Master)
-		if aerr != nil {
-			return c.Master, nil, aerr
-		}
-		var st *noderpc.StateReply
-		st, err = n.client.State(ctx, addr, &noderpc.StateRequest{Archive: true, HashArchive: true})
-		if st != nil {
-			refLive, refArch = st.Files, st.Archive
-		}
+	ref = n.leader()
+	if ref == "" {
+		return c.Master, nil, errors.New("no master is elected")
 	}
+	refNode, ok := c.Node(ref)
+	if !ok {
+		return ref, nil, fmt.Errorf("the master %s is not in the configuration", ref)
+	}
+	refFiles, err := n.scanNode(ctx, refNode)
 	if err != nil {
-		return c.Master, nil, fmt.Errorf("cannot read the master's queue: %w", err)
+		return ref, nil, fmt.Errorf("cannot read the master's queue: %w", err)
 	}
-	ref_ := append(append([]noderpc.FileInfo{}, refLive...), refArch...)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, nd := range c.Replicas() {
-		if nd.Name == c.Master {
+	for _, nd := range c.Nodes {
+		if nd.Name == ref || !nd.Online {
 			continue
 		}
 		wg.Go(func() {
 			v := verifyNode{Name: nd.Name, Missing: []string{}, Extra: []string{}, Differ: []string{}}
-			var live, arch []noderpc.FileInfo
-			var err error
-			if nd.Name == n.self {
-				live, arch, err = replica.Scan(n.st.Dir(), true, true)
-			} else {
-				cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-				var st *noderpc.StateReply
-				st, err = n.client.State(cctx, nd.Address, &noderpc.StateRequest{Archive: true, HashArchive: true})
-				cancel()
-				if st != nil {
-					live, arch = st.Files, st.Archive
-				}
-			}
+			files, err := n.scanNode(ctx, nd)
 			if err != nil {
 				v.Error = err.Error()
 			} else {
 				have := map[string]bool{}
-				for _, f := range append(live, arch...) {
+				for _, f := range files {
 					have[f.Name] = true
 				}
-				d := replica.Compare(ref_, append(live, arch...))
+				d := replica.Compare(refFiles, files)
 				for _, w := range d.Write {
 					if have[w] {
 						v.Differ = append(v.Differ, w)
@@ -366,8 +379,7 @@ func (n *nodeRT) verifyOnce(ctx context.Context) (ref string, nodes []verifyNode
 					}
 				}
 				v.Extra = append(v.Extra, d.Remove...)
-				v.CatchingUp = nd.Syncing
-				v.OK = d.Empty() && !nd.Syncing
+				v.OK = d.Empty()
 			}
 			mu.Lock()
 			nodes = append(nodes, v)
@@ -376,7 +388,7 @@ func (n *nodeRT) verifyOnce(ctx context.Context) (ref string, nodes []verifyNode
 	}
 	wg.Wait()
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	return c.Master, nodes, nil
+	return ref, nodes, nil
 }
 
 func allOK(nodes []verifyNode) bool {
@@ -389,8 +401,10 @@ func allOK(nodes []verifyNode) bool {
 }
 
 // verifyQueue is `jobq cluster verify-queue`: compare, optionally repair
-// (on the master: resynchronise each differing node with its differing
-// files forced) and wait up to wait for the replicas to agree.
+// (on the master: the differing and missing files are written again
+// through the log, the extra ones removed, on every node) and wait up to
+// wait for the copies to agree (a node behind the log converges by
+// itself).
 func (n *nodeRT) verifyQueue(ctx context.Context, repair bool, wait time.Duration) (any, error) {
 	if n.client == nil {
 		return map[string]any{"ok": true, "reference": n.self, "repaired": false, "nodes": []verifyNode{}}, nil
@@ -398,23 +412,17 @@ func (n *nodeRT) verifyQueue(ctx context.Context, repair bool, wait time.Duratio
 	deadline := time.Now().Add(wait)
 	repaired := false
 	for {
-		ch := n.syncChanged()
 		ref, nodes, err := n.verifyOnce(ctx)
 		if err != nil {
 			return nil, prereq("%v", err)
 		}
 		ok := allOK(nodes)
 		if !ok && repair && !repaired {
-			n.mu.Lock()
-			m := n.master
-			n.mu.Unlock()
-			if m == nil {
+			if n.queue() == nil {
 				return nil, prereq("only the master can repair the queue; run this on %s", ref)
 			}
-			for _, v := range nodes {
-				if !v.OK && v.Error == "" && !(v.CatchingUp && len(v.Missing)+len(v.Differ)+len(v.Extra) == 0) {
-					m.rep.Resync(v.Name, append(append([]string{}, v.Differ...), v.Missing...))
-				}
+			if err := n.repairQueue(nodes); err != nil {
+				return nil, err
 			}
 			repaired = true
 			if wait < 30*time.Second {
@@ -425,221 +433,140 @@ func (n *nodeRT) verifyQueue(ctx context.Context, repair bool, wait time.Duratio
 		if ok || !time.Now().Before(deadline) {
 			return map[string]any{"ok": ok, "reference": ref, "repaired": repaired && ok, "nodes": nodes}, nil
 		}
-		t := time.NewTimer(time.Until(deadline))
+		t := time.NewTimer(min(250*time.Millisecond, time.Until(deadline)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
-		case <-ch:
 		case <-t.C:
 		}
-		t.Stop()
 	}
 }
 
-// masterFailover makes this node the master: a vote among the voters for
-// a new epoch, the newest queue among those who granted it, then the new
-// configuration.
+// repairQueue writes the master's version of every file some node lacks
+// or holds otherwise, and removes the files only other nodes hold,
+// through the log.
+func (n *nodeRT) repairQueue(nodes []verifyNode) error {
+	write, remove := map[string]bool{}, map[string]bool{}
+	for _, v := range nodes {
+		if v.Error != "" {
+			continue
+		}
+		for _, f := range append(append([]string{}, v.Differ...), v.Missing...) {
+			write[f] = true
+		}
+		for _, f := range v.Extra {
+			remove[f] = true
+		}
+	}
+	names := make([]string, 0, len(write))
+	for f := range write {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	files, err := replica.ReadFiles(n.st.Dir(), names)
+	if err != nil {
+		return err
+	}
+	var tickets []store.Ticket
+	for _, f := range files {
+		tickets = append(tickets, n.st.Write(f.Name, f.Data))
+	}
+	for f := range remove {
+		tickets = append(tickets, n.st.Remove(f))
+	}
+	n.log.Info("repairing the queue: files written again and removed through the log", "written", len(files), "removed", len(remove))
+	return waitAll(tickets)
+}
+
+// masterFailover makes this node the master. With a master running, it
+// asks it to hand the leadership over; with none (a majority of the
+// voters lost), --no-voting makes this node the only voter of a new
+// cluster with its queue.
 func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error) {
-	c := n.config()
-	if c.Master == n.self && n.wantMaster() {
+	rn := n.raft()
+	if rn.IsLeader() {
 		return nil, prereq("this node (%s) is already the master", n.self)
 	}
+	c := n.config()
 	me, ok := c.Node(n.self)
 	if !ok || !me.Candidate || !me.Online {
 		return nil, prereq("node %s is not an online master candidate; only those can become master", n.self)
 	}
-	if me.Syncing && !noVoting {
-		return nil, prereq("node %s is still catching up with the queue (it joined or came back recently) and may not hold every job; fail over to a node that 'jobq node list' shows in sync (or, if every node that holds the queue is lost, use --no-voting --yes-do-it here and accept that the jobs it lacks are lost)", n.self)
-	}
-	if n.client == nil {
-		return nil, prereq("this node serves no node RPC (--rpc-addr) and cannot take part in a cluster")
-	}
-	// Candidates that start at the same moment compete for the same
-	// epoch, the one after the configuration's: each voter votes once in
-	// it, so at most one of them wins. Only this node's own failed attempt
-	// (a split vote) moves a retry to the epoch after.
-	epoch := c.Epoch + 1
-	if v := n.app.Voter(); v.Epoch >= epoch {
-		if v.For != n.self {
-			return nil, prereq("this node voted for %s in epoch %d: a master-failover is under way or done there; see 'jobq cluster info' on %s", v.For, v.Epoch, v.For)
-		}
-		epoch = v.Epoch + 1
-	}
-	// master-failover is for a master that is down: a running one is
-	// stopped first (its running jobs then end cleanly).
-	if nd, ok := c.Node(c.Master); ok && c.Master != n.self && !noVoting {
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		st, err := n.client.State(cctx, nd.Address, &noderpc.StateRequest{})
-		cancel()
-		switch {
-		case err != nil:
-		case st.Master:
-			return nil, prereq("node %s is the master and is running; master-failover is for a master that is down: stop jobqd on %s first", c.Master, c.Master)
-		case st.Config != nil && st.Config.Master == c.Master && st.Voter.Epoch <= st.Config.Epoch:
-			// Elected (perhaps a moment ago, by a failover that ran
-			// at the same time as this one) and starting: waiting for a
-			// majority of the candidates to hold the queue.
-			return nil, prereq("node %s is the master (epoch %d) and is starting: it answers but does not run the queue yet; see 'jobq cluster info' there, or stop jobqd on %s first if it must be replaced",
-				c.Master, st.Config.Epoch, c.Master)
-		}
-	}
-	voters := c.Voters()
 	if noVoting {
-		// Without a vote, the epoch must be one nobody reachable has
-		// voted in or seen: above all of theirs.
-		for _, nd := range c.Nodes {
-			if nd.Name == n.self {
-				continue
-			}
-			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			st, err := n.client.State(cctx, nd.Address, &noderpc.StateRequest{})
-			cancel()
-			if err != nil {
-				continue
-			}
-			epoch = max(epoch, st.Voter.Epoch+1)
-			if st.Config != nil {
-				epoch = max(epoch, st.Config.Epoch+1)
-			}
-		}
+		return n.forceNewCluster(ctx)
 	}
-	names := make([]string, len(voters))
-	for i, v := range voters {
-		names[i] = v.Name
+	mb, ok := n.raftMember(n.self)
+	if !ok || !mb.Voter {
+		return nil, prereq("node %s does not vote yet (it is catching up with the log, or the cluster has enough voters); fail over to a node that 'jobq node list' shows as a voter", n.self)
 	}
-	tally := cluster.NewTally(epoch, names)
-	own, err := n.app.Vote(n.self, &noderpc.VoteRequest{Epoch: epoch, Candidate: n.self})
-	if err != nil {
+	if rn.Leader() == "" {
+		return nil, prereq("no master is elected and this node cannot become one: it does not reach a majority of the voters; bring voters back (a majority elects a master by itself), or, if they are lost for good, use --no-voting --yes-do-it here and accept that the jobs this node lacks are lost")
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := rn.TransferLeadership(tctx, n.self); err != nil {
+		return nil, prereq("the master (%s) did not hand the leadership over: %v; see 'jobq node list'", rn.Leader(), err)
+	}
+	if err := n.waitQueue(tctx); err != nil {
 		return nil, err
 	}
-	tally.Add(*own)
-	var problems []string
-	if !noVoting {
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for _, v := range voters {
-			if v.Name == n.self {
-				continue
-			}
-			wg.Go(func() {
-				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				defer cancel()
-				b, err := n.client.Vote(cctx, v.Address, &noderpc.VoteRequest{Epoch: epoch, Candidate: n.self})
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					problems = append(problems, fmt.Sprintf("%s: %v", v.Name, err))
-					return
-				}
-				b.Voter = v.Name
-				tally.Add(*b)
-				if !b.Granted {
-					problems = append(problems, fmt.Sprintf("%s has already voted for epoch %d", v.Name, b.Epoch))
-				}
-			})
-		}
-		wg.Wait()
-		sort.Strings(problems)
-		if !tally.Won() {
-			return nil, prereq("master-failover refused: %d of %d master candidates voted for %s in epoch %d, %d needed (%s)",
-				tally.Granted(), len(voters), n.self, epoch, cluster.Majority(len(voters)), strings.Join(problems, "; "))
-		}
+	term := n.term()
+	return map[string]any{"master": n.self, "epoch": term, "message": fmt.Sprintf("Node %s is now the master (epoch %d)", n.self, term)}, nil
+}
+
+// forceNewCluster is master-failover --no-voting: this node leaves its
+// group and starts a new one alone, with its queue and the cluster's
+// settings; the other nodes must join it again (with empty data
+// directories). The old group's members cannot reach the new group: it
+// talks on another stream.
+func (n *nodeRT) forceNewCluster(ctx context.Context) (any, error) {
+	n.changeMu.Lock()
+	defer n.changeMu.Unlock()
+	old := n.member()
+	c := n.config()
+	if err := old.Close(); err != nil {
+		n.log.Warn("stopping the cluster member", "err", err)
 	}
-	newest, pos := tally.Newest()
-	if noVoting {
-		newest, pos = n.self, n.app.Position()
+	dir := raftDir(n.o.DataDir)
+	aside := dir + ".forced-" + time.Now().UTC().Format("20060102T150405")
+	if err := durable.Rename(dir, aside); err != nil {
+		return nil, fmt.Errorf("cannot set the old log aside: %w", err)
 	}
-	// Still ours? A newer candidate may have had this node's vote since;
-	// then this epoch's mastership must not start.
-	stillOurs := func() error {
-		if v := n.app.Voter(); v.Epoch != epoch || v.For != n.self {
-			return prereq("won the vote for epoch %d, but this node has voted for %s in epoch %d since; see 'jobq cluster info'", epoch, v.For, v.Epoch)
-		}
-		return nil
-	}
-	if err := stillOurs(); err != nil {
+	group := newGroup()
+	if err := writeDurable(groupFile(n.o.DataDir), []byte(group+"\n")); err != nil {
 		return nil, err
 	}
-	if newest != n.self {
-		nd, _ := c.Node(newest)
-		if err := n.pullQueue(ctx, nd.Address); err != nil {
-			return nil, prereq("won the vote for epoch %d but cannot take the newest queue from %s (position %s): %v; run master-failover again", epoch, newest, pos, err)
-		}
-		if err := stillOurs(); err != nil {
-			return nil, err
-		}
-	}
-	if err := n.app.SetPosition(cluster.Position{Epoch: epoch}); err != nil {
+	if err := durable.Create(snapshotPending(n.o.DataDir), 0o640); err != nil {
 		return nil, err
 	}
 	nc := c.Clone()
-	nc.Master = n.self
-	nc.Epoch = epoch
 	nc.Serial++
-	for i := range nc.Nodes {
-		if nc.Nodes[i].Name == n.self {
-			nc.Nodes[i].Syncing = false // forced with --no-voting: its queue is the queue now
+	nc.Nodes = nil
+	var dropped []string
+	for _, nd := range c.Nodes {
+		if nd.Name == n.self {
+			nc.Nodes = append(nc.Nodes, nd)
+		} else {
+			dropped = append(dropped, nd.Name)
 		}
 	}
-	if err := n.setConfig(nc); err != nil {
+	n.mu.Lock()
+	n.boot = nc
+	n.mu.Unlock()
+	n.log.Warn("master-failover --no-voting: this node starts a new cluster alone with its queue; the other nodes must join it again", "old_log", aside, "dropped", dropped)
+	if err := n.startMember(group, true); err != nil {
+		return nil, fmt.Errorf("cannot start the new cluster: %w", err)
+	}
+	if err := n.waitQueue(ctx); err != nil {
 		return nil, err
 	}
-	n.log.Info("won the election: this node is the master", "epoch", epoch, "queue_from", newest, "position", pos)
-	go n.pushConfig(context.Background(), nc)
-	// Wait until the queue runs here.
-	for n.queue() == nil {
-		ch := n.syncChanged()
-		if n.config().Master != n.self {
-			return nil, prereq("lost the mastership again while starting")
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-ch:
-		}
+	term := n.term()
+	msg := fmt.Sprintf("Node %s is now the master (epoch %d) of a new cluster of one node", n.self, term)
+	if len(dropped) > 0 {
+		msg += fmt.Sprintf("; the other nodes (%s) must join it again with empty data directories", strings.Join(dropped, ", "))
 	}
-	msg := fmt.Sprintf("Node %s is now the master (epoch %d)", n.self, epoch)
-	if len(problems) > 0 {
-		msg += "; not reached: " + strings.Join(problems, "; ")
-	}
-	return map[string]any{"master": n.self, "epoch": epoch, "message": msg}, nil
-}
-
-// pullQueue makes the local queue equal to the node's at addr.
-func (n *nodeRT) pullQueue(ctx context.Context, addr string) error {
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	remote, err := n.client.State(cctx, addr, &noderpc.StateRequest{Archive: true})
-	if err != nil {
-		return err
-	}
-	live, arch, err := replica.Scan(n.st.Dir(), true, false)
-	if err != nil {
-		return err
-	}
-	d := replica.CompareQueues(remote.Files, remote.Archive, live, arch)
-	// Writes first, removals last, each group committed together.
-	for len(d.Write) > 0 {
-		k := min(len(d.Write), 500)
-		r, err := n.client.Fetch(cctx, addr, &noderpc.FetchRequest{Names: d.Write[:k]})
-		if err != nil {
-			return err
-		}
-		var tickets []store.Ticket
-		for _, f := range r.Files {
-			tickets = append(tickets, n.st.Write(f.Name, f.Data))
-		}
-		if err := waitAll(tickets); err != nil {
-			return err
-		}
-		d.Write = d.Write[k:]
-	}
-	var tickets []store.Ticket
-	for _, name := range d.Remove {
-		tickets = append(tickets, n.st.Remove(name))
-	}
-	return waitAll(tickets)
+	return map[string]any{"master": n.self, "epoch": term, "message": msg}, nil
 }
 
 // waitAll waits for every ticket and returns the first error.

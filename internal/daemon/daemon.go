@@ -12,18 +12,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"encoding/json"
 	"runtime/debug"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/durable"
+	"github.com/jobq-dev/jobq/internal/member"
 	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/paths"
-	"github.com/jobq-dev/jobq/internal/replica"
-	"github.com/jobq-dev/jobq/internal/settings"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
 	"github.com/jobq-dev/jobq/opcodes"
@@ -126,18 +127,28 @@ func Run(ctx context.Context, o Options) error {
 	if err := MakeDataDir(o.DataDir); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(o.DataDir)
+	// A data directory of a release before the Raft log has
+	// DIR/cluster.json and no log: it is upgraded below.
+	old, err := loadConfig(o.DataDir)
 	if err != nil {
 		return err
 	}
+	hasLog := consensus.HasState(raftDir(o.DataDir))
 	// The one-node cluster a first start made (e.g. the package's
 	// service) and no job yet: joining replaces it.
-	replace := cfg != nil && o.Join != "" && freshOneNode(o.DataDir, cfg, o.NodeName)
-	if cfg != nil && o.Join != "" && !replace {
-		log.Warn("--join is ignored: this data directory belongs to a cluster already", "cluster", cfg.Name, "master", cfg.Master)
-	}
-	if replace {
-		cfg = nil
+	if o.Join != "" && (hasLog || old != nil) {
+		if freshOneNode(o.DataDir, o.NodeName) {
+			log.Info("joining replaces this node's fresh one-node cluster (it holds no jobs)")
+			for _, p := range []string{raftDir(o.DataDir), settingsDir(o.DataDir), groupFile(o.DataDir), configPath(o.DataDir), snapshotPending(o.DataDir)} {
+				if err := os.RemoveAll(p); err != nil {
+					return fmt.Errorf("cannot reset %s to join: %w", p, err)
+				}
+			}
+			hasLog, old = false, nil
+		} else {
+			log.Warn("--join is ignored: this data directory belongs to a cluster already")
+			o.Join = ""
+		}
 	}
 	// The queue store first: it takes the queue's lock, so that a second
 	// jobqd on this data directory stops here, saying so.
@@ -146,119 +157,100 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	// Everything that can fail for want of an address or a path is
-	// checked before anything is written (the certificate, the cluster
-	// configuration): the listeners are opened first, so that a start
-	// that fails leaves neither behind.
-	ls, err := listen(o, cfg, log)
+	// checked before anything is written (the certificate, the log):
+	// the listeners are opened first, so that a start that fails leaves
+	// neither behind.
+	ls, err := listen(o, o.Join == "", log)
 	if err != nil {
 		st.Close()
 		return err
-	}
-	if replace {
-		log.Info("joining replaces this node's fresh one-node cluster (it holds no jobs)")
-		for _, f := range []string{replica.VoterFile(o.DataDir), replica.PositionFile(o.DataDir)} {
-			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				ls.close()
-				st.Close()
-				return fmt.Errorf("cannot reset %s to join: %w", f, err)
-			}
-		}
 	}
 	rpcListener := ls.rpc
 	if _, port, _ := net.SplitHostPort(o.RPCAddr); rpcListener != nil && port == "0" {
 		o.RPCAddr = rpcListener.Addr().String()
 	}
-	closeListener := ls.close
-	if cfg == nil && o.Join != "" {
-		if cfg, err = joinCluster(ctx, o, o.Join, o.Token, log); err != nil {
-			closeListener()
-			st.Close()
-			return err
-		}
-	}
-	if cfg != nil && !slices.Contains(cfg.NodeNames(), o.NodeName) {
-		closeListener()
-		st.Close()
-		return fmt.Errorf("this node is %q but the cluster's nodes are %v; run jobqd with the --node-name it joined with", o.NodeName, cfg.NodeNames())
-	}
-	if cfg != nil && len(cfg.Nodes) > 1 && rpcListener == nil {
-		closeListener()
-		st.Close()
-		return fmt.Errorf("this node belongs to a cluster of %d nodes, which reach each other over node RPC; give --rpc-addr HOST:PORT instead of %q", len(cfg.Nodes), o.RPCAddr)
-	}
-	if err := finishInterruptedSwitch(o.DataDir); err != nil {
-		closeListener()
-		st.Close()
-		return fmt.Errorf("cannot finish the cluster certificate renewal cut short: %w", err)
-	}
-	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
-	if err != nil {
-		closeListener()
-		st.Close()
-		return err
-	}
-	keys, err := loadKeyring(o.DataDir, cert)
-	if err != nil {
-		closeListener()
+	fail := func(err error) error {
+		ls.close()
 		st.Close()
 		return err
 	}
 	addr := o.RPCAddr
 	if rpcListener == nil {
-		addr = ""
+		addr = "local"
 	}
-	switch {
-	case cfg == nil:
-		cfg = cluster.NewConfig(o.NodeName, addr)
-		if err := saveConfig(o.DataDir, cfg); err != nil {
-			closeListener()
-			st.Close()
-			return fmt.Errorf("cannot create the cluster configuration: %w", err)
-		}
-		log.Info("created a one-node cluster", "cluster", cfg.Name, "master", o.NodeName, "config", configPath(o.DataDir))
-	case len(cfg.Nodes) == 1 && cfg.Master == o.NodeName && cfg.Nodes[0].Address != addr:
-		// A one-node cluster: no other node relies on its address, which
-		// follows --rpc-addr (an address saved empty by a start without
-		// node RPC is repaired by the next start with it).
-		nc, err := cfg.SetAddress(o.NodeName, addr)
-		if err == nil {
-			err = saveConfig(o.DataDir, nc)
-		}
-		if err != nil {
-			closeListener()
-			st.Close()
-			return fmt.Errorf("cannot record this node's address: %w", err)
-		}
-		log.Info("this node's address changed", "from", cfg.Nodes[0].Address, "to", addr)
-		cfg = nc
-	}
-	n := &nodeRT{o: o, log: log, self: o.NodeName, keys: keys, st: st, cfg: cfg,
-		syncCh: make(chan struct{}), kickCh: make(chan struct{}, 1), tokens: map[string]time.Time{},
-		rapiListener: ls.rapi}
-	ls.rapi = nil // promote serves on it
-	closeListener = func() {
+	n := &nodeRT{o: o, log: log, self: o.NodeName, addr: addr, st: st,
+		tokens: map[string]time.Time{}, rapiListener: ls.rapi, opened: make(chan struct{})}
+	ls.rapi = nil // the first leadership serves on it
+	closeListener := func() {
 		ls.close()
 		if l := n.takeRAPIListener(); l != nil {
 			l.Close()
 		}
 	}
-	if n.settings, err = settings.OpenLocal(filepath.Join(o.DataDir, "cluster", "settings")); err != nil {
+	fail = func(err error) error {
 		closeListener()
 		st.Close()
 		return err
 	}
-	n.app, err = replica.NewApplier(o.DataDir, st, writeDurable, func(epoch int64, _ string) {
-		if stopped := n.fence.Observe(epoch); stopped > 0 {
-			log.Warn("a newer epoch exists: stopped the executions older masters ordered here", "epoch", epoch, "stopped", stopped)
+	// How this start finds its place in a group: its log, a join, an
+	// upgrade of a cluster from before the log, or a new cluster.
+	var group string
+	bootstrap := false
+	switch {
+	case hasLog:
+		if group, err = readGroup(o.DataDir); err != nil {
+			return fail(fmt.Errorf("this node's log has no group file (%s): %w; restore it from another node of the cluster", groupFile(o.DataDir), err))
 		}
-		n.kick()
-	})
-	if err != nil {
-		closeListener()
-		st.Close()
-		return err
+	case o.Join != "":
+		r, err := joinCluster(ctx, o, o.Join, o.Token, log)
+		if err != nil {
+			return fail(err)
+		}
+		group, n.known = r.Group, r.Config
+	case old != nil:
+		if !slices.Contains(old.NodeNames(), o.NodeName) {
+			return fail(fmt.Errorf("this node is %q but the cluster's nodes are %v; run jobqd with the --node-name it joined with", o.NodeName, old.NodeNames()))
+		}
+		group, n.known = upgradeGroup(old), old
+		if old.Master == o.NodeName {
+			// The master of a cluster from before the log: its queue
+			// is the cluster's; the other nodes are added to the group
+			// as they were in the configuration, and start from a
+			// snapshot of it.
+			bootstrap, n.boot = true, old
+			log.Info("upgrading the cluster to the Raft log: this node (the master) starts it with its queue", "cluster", old.Name, "nodes", len(old.Nodes))
+		} else {
+			log.Info("upgrading to the Raft log: this node waits until the master adds it", "master", old.Master)
+		}
+	default:
+		group, bootstrap = newGroup(), true
 	}
-	n.fence.Observe(max(n.app.Voter().Epoch, cfg.Epoch))
+	if !hasLog && n.known != nil && len(n.known.Nodes) > 1 && rpcListener == nil {
+		return fail(fmt.Errorf("this node belongs to a cluster of %d nodes, which reach each other over node RPC; give --rpc-addr HOST:PORT instead of %q", len(n.known.Nodes), o.RPCAddr))
+	}
+	if err := finishInterruptedSwitch(o.DataDir); err != nil {
+		return fail(fmt.Errorf("cannot finish the cluster certificate renewal cut short: %w", err))
+	}
+	cert, err := LoadOrCreateClusterCert(o.DataDir, o.NodeName, log)
+	if err != nil {
+		return fail(err)
+	}
+	keys, err := loadKeyring(o.DataDir, cert)
+	if err != nil {
+		return fail(err)
+	}
+	n.keys = keys
+	if !hasLog {
+		if err := writeDurable(groupFile(o.DataDir), []byte(group+"\n")); err != nil {
+			return fail(fmt.Errorf("cannot record the cluster's group: %w", err))
+		}
+		if bootstrap && !freshQueue(o.DataDir) {
+			// Its files are in no entry of the new log.
+			if err := durable.Create(snapshotPending(o.DataDir), 0o640); err != nil {
+				return fail(err)
+			}
+		}
+	}
 	n.metrics = metrics.New(func() map[string]int {
 		out := map[string]int{}
 		if q := n.queue(); q != nil {
@@ -274,8 +266,6 @@ func Run(ctx context.Context, o Options) error {
 		return 0
 	})
 	st.OnCommit(n.metrics.Committed)
-	n.metrics.EnableCluster(n.clusterMetrics)
-	var rpcSrv *noderpc.Server
 	rpcErr := make(chan error, 1)
 	if rpcListener != nil {
 		var source net.IP
@@ -283,55 +273,49 @@ func Run(ctx context.Context, o Options) error {
 			source = net.ParseIP(host)
 		}
 		n.client = noderpc.NewClientKeyring(keys, source)
-		rpcSrv = noderpc.NewServerKeyring(keys, rpcHandler{n}, log)
+		n.srv = noderpc.NewServerKeyring(keys, rpcHandler{n}, log)
 		go func() {
-			if err := rpcSrv.Serve(rpcListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := n.srv.Serve(rpcListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				rpcErr <- err
 			}
 		}()
 		log.Info("node RPC listening", "addr", rpcListener.Addr().String())
 	}
 	stopRPC := func() {
-		if rpcSrv != nil {
+		if n.srv != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = rpcSrv.Shutdown(sctx)
+			_ = n.srv.Shutdown(sctx)
 			cancel()
 		}
 		if n.client != nil {
 			n.client.Close()
 		}
 	}
-
-	// The role loop runs the queue (and RAPI) while this node is master.
-	if cfg.Master == o.NodeName && len(cfg.Voters()) <= 1 {
-		// A one-node cluster: the queue opens before the socket is ready,
-		// as it always has (a failure to open it is fatal).
-		if err := n.promote(ctx); err != nil {
-			closeListener()
+	if err := n.startMember(group, bootstrap); err != nil {
+		stopRPC()
+		return fail(fmt.Errorf("cannot start this node's member of the cluster: %w", err))
+	}
+	if old != nil && !hasLog {
+		// The log holds the configuration from now on.
+		if err := durable.Rename(configPath(o.DataDir), configPath(o.DataDir)+".before-raft"); err != nil {
+			log.Warn("cannot set the configuration of the release before aside", "err", err)
+		}
+	}
+	n.metrics.EnableCluster(n.clusterMetrics)
+	if n.single() {
+		// One voter: the queue opens before the socket is ready, as it
+		// always has (a failure to open it is fatal).
+		if err := n.waitQueue(ctx); err != nil {
+			n.member().Close()
 			stopRPC()
-			st.Close()
-			return err
+			return fail(err)
 		}
 		// Loading decoded every job file: give that garbage back.
 		debug.FreeOSMemory()
-	}
-	if l := n.takeRAPIListener(); l != nil {
-		// Opened for a master that turned out not to run at once.
+	} else if l := n.takeRAPIListener(); l != nil {
+		// Opened at the start, but whether this node leads is for the
+		// cluster to say: the leadership opens its own.
 		l.Close()
-	}
-	roleCtx, roleCancel := context.WithCancel(context.Background())
-	roleDone := make(chan struct{})
-	go func() {
-		defer close(roleDone)
-		var wg sync.WaitGroup
-		wg.Go(func() { n.catchUpLoop(roleCtx) })
-		n.roleLoop(roleCtx)
-		wg.Wait()
-	}()
-	if cfg.Master != o.NodeName && n.client != nil {
-		// A node that was down may have missed configuration changes
-		// (regular nodes get no resync that would bring them).
-		go n.learnConfig()
 	}
 
 	srv := &luxi.Server{Handler: &luxiHandler{n: n}, Logger: log}
@@ -342,7 +326,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, l := range listeners {
 		go func() { serveErr <- srv.Serve(l) }()
 	}
-	log.Info("jobqd ready", "node", o.NodeName, "role", cfg.Role(o.NodeName), "data_dir", o.DataDir, "sockets", paths)
+	log.Info("jobqd ready", "node", o.NodeName, "role", n.config().Role(o.NodeName), "data_dir", o.DataDir, "sockets", paths)
 	if o.Ready != nil {
 		o.Ready()
 	}
@@ -357,8 +341,12 @@ func Run(ctx context.Context, o Options) error {
 	case err := <-rpcErr:
 		runErr = fmt.Errorf("node RPC server failed: %w", err)
 	}
-	roleCancel()
-	<-roleDone
+	if err := n.member().Close(); err != nil {
+		log.Warn("stopping the cluster member", "err", err)
+	}
+	if l := n.takeRAPIListener(); l != nil {
+		l.Close()
+	}
 	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer lcancel()
 	_ = srv.Shutdown(lctx)
@@ -425,11 +413,11 @@ func (ls *startListeners) close() {
 func off(addr string) bool { return addr == "" || addr == "off" }
 
 // listen opens every listener this start needs (node RPC, the LUXI
-// sockets, metrics, and RAPI when this node runs as master at once: a
-// fresh data directory, or a one-node cluster), so that a start that
-// cannot have them fails before it writes anything. o.RPCAddr with port
-// 0 becomes the address listened on.
-func listen(o Options, cfg *cluster.Config, log *slog.Logger) (*startListeners, error) {
+// sockets, metrics, and RAPI unless the node joins: a node that runs as
+// master at once must have it), so that a start that cannot have them
+// fails before it writes anything. o.RPCAddr with port 0 becomes the
+// address listened on.
+func listen(o Options, rapi bool, log *slog.Logger) (*startListeners, error) {
 	ls := &startListeners{}
 	fail := func(err error) (*startListeners, error) {
 		ls.close()
@@ -442,8 +430,7 @@ func listen(o Options, cfg *cluster.Config, log *slog.Logger) (*startListeners, 
 		}
 		ls.rpc = l
 	}
-	masterNow := (cfg == nil && o.Join == "") || (cfg != nil && cfg.Master == o.NodeName && len(cfg.Voters()) <= 1)
-	if masterNow && !off(o.RAPIAddr) {
+	if rapi && !off(o.RAPIAddr) {
 		l, err := listenRAPI(o.RAPIAddr)
 		if err != nil {
 			return fail(err)
@@ -471,12 +458,28 @@ func listen(o Options, cfg *cluster.Config, log *slog.Logger) (*startListeners, 
 	return ls, nil
 }
 
-// freshOneNode reports whether cfg is a one-node cluster of this node whose
-// queue never held a job: no job files, no archive, serial 0 or absent.
-func freshOneNode(dataDir string, cfg *cluster.Config, self string) bool {
-	if len(cfg.Nodes) != 1 || cfg.Master != self {
+// freshOneNode reports whether the data directory holds a one-node
+// cluster of this node whose queue never held a job (a first start made
+// it, e.g. the package's service): joining may replace it.
+func freshOneNode(dataDir, self string) bool {
+	var c *cluster.Config
+	if b, err := os.ReadFile(filepath.Join(settingsDir(dataDir), member.ClusterSetting+".json")); err == nil {
+		c = &cluster.Config{}
+		if json.Unmarshal(b, c) != nil {
+			return false
+		}
+	} else if old, err := loadConfig(dataDir); err == nil && old != nil {
+		c = old
+	}
+	if c != nil && (len(c.Nodes) != 1 || c.Nodes[0].Name != self) {
 		return false
 	}
+	return freshQueue(dataDir)
+}
+
+// freshQueue reports whether the queue never held a job: no job files,
+// no archive, serial 0 or absent.
+func freshQueue(dataDir string) bool {
 	q := filepath.Join(dataDir, "queue")
 	if b, err := os.ReadFile(filepath.Join(q, "serial")); err == nil && strings.TrimSpace(string(b)) != "0" {
 		return false
@@ -497,4 +500,35 @@ func freshOneNode(dataDir string, cfg *cluster.Config, self string) bool {
 		return false
 	}
 	return len(arch) == 0
+}
+
+// single reports whether this node is the cluster's only node: its queue
+// opens before the start is reported ready.
+func (n *nodeRT) single() bool {
+	c := n.config()
+	return len(c.Nodes) == 1 && c.Nodes[0].Name == n.self
+}
+
+// waitQueue waits until the queue runs here, or its opening failed.
+func (n *nodeRT) waitQueue(ctx context.Context) error {
+	deadline := time.NewTimer(2 * time.Minute)
+	defer deadline.Stop()
+	for {
+		n.mu.Lock()
+		ch, err := n.opened, n.openErr
+		n.mu.Unlock()
+		if n.queue() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return errors.New("the queue did not open within 2 minutes; see the log above")
+		}
+	}
 }

@@ -19,7 +19,10 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/durable"
 	"github.com/jobq-dev/jobq/internal/fence"
+	"github.com/jobq-dev/jobq/internal/member"
 	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/queue"
@@ -31,39 +34,49 @@ import (
 	"github.com/jobq-dev/jobq/opcodes"
 )
 
-// nodeRT is one jobqd: it always holds the queue directory (a replica of
-// the master's), serves the node RPC and the LUXI socket, and runs the
-// queue, its replication and RAPI while it is the master.
+// nodeRT is one jobqd: a member of the cluster's Raft group (package
+// member) whose state machine is the queue directory and the cluster-wide
+// settings. Every node holds the queue as the log makes it; the node the
+// group elects leader is the master: it runs the queue and RAPI.
 type nodeRT struct {
 	o       Options
 	log     *slog.Logger
 	self    string
-	keys    *noderpc.Keyring // the cluster certificate presented and those accepted
+	addr    string // this node's node RPC address ("local" without node RPC)
+	keys    *noderpc.Keyring
 	st      *store.Store
-	app     *replica.Applier
 	client  *noderpc.Client
+	srv     *noderpc.Server
 	metrics *metrics.Set
-	// settings are the cluster-wide settings (filters, queue settings,
-	// opcode definitions, schedules): agreed through the log in a
-	// cluster.
-	settings settings.Store
 
-	changeMu sync.Mutex  // held while the master changes the configuration
+	changeMu sync.Mutex  // one membership or configuration change at a time
 	cryptoMu sync.Mutex  // held during a phase of a certificate renewal
-	fence    fence.Fence // the executions masters ordered here, by epoch
+	fence    fence.Fence // the executions masters ordered here, by term
 
-	mu       sync.Mutex
-	cfg      *cluster.Config
-	master   *masterState        // nil: not (yet) running as master
-	rep      *replica.Replicator // from the start of promote to the end of demote
-	promoErr string              // why the master is not running (no quorum, ...)
-	syncCh   chan struct{}
-	kickCh   chan struct{}
-	tokens   map[string]time.Time // hex SHA-256 of a join token's secret -> expiry
+	mu     sync.Mutex
+	mem    *member.Member
+	group  string             // the Raft group's name (group file)
+	boot   *cluster.Config    // agreed at the first leadership when no configuration is
+	known  *cluster.Config    // the configuration before the log's (join reply, cluster.json)
+	master *masterState       // nil: not running as master
+	tokens map[string]time.Time // hex SHA-256 of a join token's secret -> expiry
 	// rapiListener is RAPI's listener opened at the start (listen), for
-	// the first promote; nil once taken.
+	// the first leadership; nil once taken.
 	rapiListener net.Listener
+	opened       chan struct{} // closed and replaced at each attempt to open the queue
+	openErr      error         // the last attempt's failure
 }
+
+// settings are the cluster-wide settings, agreed through the log.
+func (n *nodeRT) settings() settings.Store { return n.member() }
+
+func (n *nodeRT) member() *member.Member {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mem
+}
+
+func (n *nodeRT) raft() *consensus.Node { return n.member().Node() }
 
 // takeRAPIListener returns the RAPI listener opened at the start, once.
 func (n *nodeRT) takeRAPIListener() net.Listener {
@@ -76,14 +89,36 @@ func (n *nodeRT) takeRAPIListener() net.Listener {
 
 type masterState struct {
 	q    *queue.Queue
-	rep  *replica.Replicator
+	term int64
 	rapi *rapiService
 }
 
+// config is the agreed cluster configuration (before the first one is
+// applied here: what the join or the start knew).
 func (n *nodeRT) config() *cluster.Config {
+	if m := n.member(); m != nil {
+		if c, err := m.Cluster(); err == nil && c != nil {
+			return c
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.cfg
+	if n.known != nil {
+		return n.known
+	}
+	if n.boot != nil {
+		return n.boot
+	}
+	return cluster.NewConfig(n.self, n.cfgAddr())
+}
+
+// cfgAddr is this node's address as the configuration records it: ""
+// without node RPC.
+func (n *nodeRT) cfgAddr() string {
+	if n.addr == "local" {
+		return ""
+	}
+	return n.addr
 }
 
 // queue is the running queue, nil when this node is not the master.
@@ -96,46 +131,30 @@ func (n *nodeRT) queue() *queue.Queue {
 	return n.master.q
 }
 
-func (n *nodeRT) kick() {
-	select {
-	case n.kickCh <- struct{}{}:
-	default:
+// leader is the master as this node knows it ("" when none is elected).
+func (n *nodeRT) leader() string {
+	if m := n.member(); m != nil {
+		return m.Node().Leader()
 	}
+	return ""
 }
 
-// notifySync wakes everything waiting for a replication change.
-func (n *nodeRT) notifySync() {
-	n.mu.Lock()
-	close(n.syncCh)
-	n.syncCh = make(chan struct{})
-	n.mu.Unlock()
-}
-
-func (n *nodeRT) syncChanged() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.syncCh
-}
-
-// notMaster is the answer to job calls on a node that is not the master.
+// notMaster is the answer to job calls on a node that does not run the
+// queue.
 func (n *nodeRT) notMaster() error {
-	cfg := n.config()
-	n.mu.Lock()
-	why := n.promoErr
-	n.mu.Unlock()
-	if cfg.Master == n.self {
-		if why == "" {
-			why = "it is starting"
-		}
-		return luxi.NewError("OpPrereqError", fmt.Sprintf("This node is the master but does not accept jobs yet: %s", why), "wrong_state")
+	switch l := n.leader(); {
+	case l == n.self:
+		return luxi.NewError("OpPrereqError", "This node is the master but does not accept jobs yet: it is starting", "wrong_state")
+	case l != "":
+		return luxi.NewError("OpPrereqError", fmt.Sprintf("This is not the master node, please connect to node %s", l), "wrong_state")
 	}
-	return luxi.NewError("OpPrereqError", fmt.Sprintf("This is not the master node, please connect to node %s", cfg.Master), "wrong_state")
+	return luxi.NewError("OpPrereqError", "No master is elected: this node does not reach a majority of the voters; see 'jobq node list' and bring voters back (or, when they are lost for good, 'jobq cluster master-failover --no-voting --yes-do-it')", "wrong_state")
 }
 
 func configPath(dataDir string) string { return filepath.Join(dataDir, "cluster.json") }
 
-// loadConfig reads the data directory's cluster configuration (nil when
-// there is none).
+// loadConfig reads the data directory's cluster configuration as a
+// release before the Raft log wrote it (nil when there is none).
 func loadConfig(dataDir string) (*cluster.Config, error) {
 	p := configPath(dataDir)
 	b, err := os.ReadFile(p)
@@ -162,294 +181,277 @@ func loadConfig(dataDir string) (*cluster.Config, error) {
 	return &c, nil
 }
 
-func saveConfig(dataDir string, c *cluster.Config) error {
-	b, _ := json.MarshalIndent(c, "", "  ")
-	if err := writeDurable(configPath(dataDir), append(b, '\n')); err != nil {
-		return fmt.Errorf("cannot store the cluster configuration: %w", err)
-	}
-	return nil
+// Files of the cluster directory.
+func raftDir(dataDir string) string     { return filepath.Join(dataDir, "cluster", "raft") }
+func groupFile(dataDir string) string   { return filepath.Join(dataDir, "cluster", "group") }
+func settingsDir(dataDir string) string { return filepath.Join(dataDir, "cluster", "settings") }
+
+// snapshotPending marks a log bootstrapped over a queue that existed
+// before it: its first leader takes a snapshot that drops the log, so
+// that nodes added later get those files.
+func snapshotPending(dataDir string) string {
+	return filepath.Join(dataDir, "cluster", "snapshot-pending")
 }
 
-// setConfig stores and adopts a newer configuration and lets the role
-// loop follow it.
-func (n *nodeRT) setConfig(c *cluster.Config) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if !c.Newer(n.cfg) {
-		return nil
+func readGroup(dataDir string) (string, error) {
+	b, err := os.ReadFile(groupFile(dataDir))
+	if err != nil {
+		return "", err
 	}
-	if err := saveConfig(n.o.DataDir, c); err != nil {
+	return strings.TrimSpace(string(b)), nil
+}
+
+func newGroup() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// upgradeGroup is the group of a cluster made before the Raft log: the
+// same on every node of it, from the cluster's name.
+func upgradeGroup(c *cluster.Config) string {
+	sum := sha256.Sum256([]byte("jobq-upgrade:" + c.Name))
+	return hex.EncodeToString(sum[:8])
+}
+
+// streamName is the noderpc stream of group's Raft messages.
+func streamName(group string) string { return consensus.StreamName + "-" + group }
+
+// startMember starts this node's member of group (bootstrap: a new group
+// of this node alone, when the directory holds no state).
+func (n *nodeRT) startMember(group string, bootstrap bool) error {
+	var l net.Listener
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		return nil, errors.New("this node serves no node RPC (--rpc-addr off)")
+	}
+	if n.srv != nil {
+		l = n.srv.StreamListener(streamName(group))
+		client := n.client
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return client.DialStream(ctx, addr, streamName(group))
+		}
+	} else {
+		l = newIdleListener()
+	}
+	m, err := member.Start(member.Config{
+		Dir: filepath.Join(n.o.DataDir, "cluster"), Name: n.self, Addr: n.addr, Store: n.st,
+		Bootstrap: bootstrap, Listener: l, Dial: dial,
+		Fetch:           n.fetchFromMaster,
+		OpenQueue:       n.openQueue,
+		StopQueue:       n.stopQueue,
+		ShutdownTimeout: n.o.ShutdownTimeout,
+		Log:             n.log,
+	})
+	if err != nil {
+		l.Close()
 		return err
 	}
-	old := n.cfg
-	n.cfg = c
-	if n.rep != nil {
-		// Running as master or waiting for a majority to start: the
-		// majority follows the configuration (a node marked offline).
-		n.rep.SetConfig(c)
-	}
-	if n.master != nil {
-		_ = n.master.q.DeclareNodes(c.NodeNames()...)
-	}
-	// Whoever waits for the replicas (verify-queue --wait, the catch-up
-	// loop) looks again: a node may count now.
-	close(n.syncCh)
-	n.syncCh = make(chan struct{})
-	if old == nil || old.Master != c.Master || old.Epoch != c.Epoch {
-		n.log.Info("cluster configuration changed", "master", c.Master, "epoch", c.Epoch, "serial", c.Serial)
-	}
-	n.kick()
-	return nil
-}
-
-// clusterMetrics is the cluster state for the metrics.
-func (n *nodeRT) clusterMetrics() metrics.ClusterState {
-	st := metrics.ClusterState{Epoch: n.config().Epoch}
-	n.mu.Lock()
-	m := n.master
-	n.mu.Unlock()
-	if m == nil {
-		return st
-	}
-	st.Master = true
-	for _, p := range m.rep.Peers() {
-		st.Replicas = append(st.Replicas, metrics.Replica{Node: p.Name, InSync: p.InSync, Reachable: p.UnreachableSince.IsZero(), Behind: p.Behind})
-	}
-	return st
-}
-
-// pushConfig sends the configuration to every other node, in parallel,
-// and returns the failures by node.
-func (n *nodeRT) pushConfig(ctx context.Context, c *cluster.Config) map[string]error {
-	var mu sync.Mutex
-	fails := map[string]error{}
-	var wg sync.WaitGroup
-	for _, nd := range c.Nodes {
-		if nd.Name == n.self || !nd.Online {
-			continue
-		}
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			_, err := n.client.Config(cctx, nd.Address, &noderpc.ConfigRequest{Config: c})
-			if err != nil {
-				mu.Lock()
-				fails[nd.Name] = err
-				mu.Unlock()
-				n.log.Warn("cannot send the cluster configuration to a node", "node", nd.Name, "err", err)
-			}
-		})
-	}
-	wg.Wait()
-	return fails
-}
-
-// wantMaster: the configuration names this node and it has not voted for
-// a newer epoch since.
-func (n *nodeRT) wantMaster() bool {
-	c := n.config()
-	return c.Master == n.self && n.app.Voter().Epoch <= c.Epoch
-}
-
-// roleLoop runs the master's services while this node should be master
-// and stops them when it should not, until ctx ends.
-func (n *nodeRT) roleLoop(ctx context.Context) {
-	for {
-		want := n.wantMaster()
-		n.mu.Lock()
-		running := n.master != nil
-		n.mu.Unlock()
-		var retry <-chan time.Time
-		switch {
-		case want && !running:
-			if err := n.promote(ctx); err != nil && ctx.Err() == nil && n.wantMaster() {
-				n.log.Error("cannot run as master; trying again in 5s", "err", err)
-				t := time.NewTimer(5 * time.Second)
-				retry = t.C
-			}
-		case !want && running:
-			n.demote()
-		}
-		select {
-		case <-ctx.Done():
-			n.demote()
+	m.Node().OnLeaderChange(func(lc consensus.LeaderChange) {
+		if lc.Leader == "" {
 			return
-		case <-n.kickCh:
-		case <-retry:
 		}
-	}
+		// A master of this term exists: executions that older masters
+		// ordered here stop.
+		if stopped := n.fence.Observe(int64(lc.Term)); stopped > 0 {
+			n.log.Warn("a newer master exists: stopped the executions older masters ordered here", "term", lc.Term, "stopped", stopped)
+		}
+		if !lc.Self {
+			n.log.Info("cluster configuration changed", "master", lc.Leader, "epoch", lc.Term)
+		}
+	})
+	m.Watch(func(key string, value []byte) {
+		if key != member.ClusterSetting {
+			return
+		}
+		if q := n.queue(); q != nil {
+			var c cluster.Config
+			if json.Unmarshal(value, &c) == nil {
+				_ = q.DeclareNodes(c.NodeNames()...)
+			}
+		}
+	})
+	n.mu.Lock()
+	n.mem, n.group = m, group
+	n.mu.Unlock()
+	return nil
 }
 
-// promote starts replication, waits for a majority of the voters to hold
-// the queue, then opens the queue and RAPI.
-func (n *nodeRT) promote(ctx context.Context) error {
-	cfg := n.config()
-	if _, err := n.app.Observe(cfg.Epoch, n.self); err != nil {
-		return err
+// fetchFromMaster reads queue files from the master (a snapshot being
+// restored here).
+func (n *nodeRT) fetchFromMaster(ctx context.Context, names []string) ([]noderpc.Change, error) {
+	addr := n.raft().LeaderAddr()
+	if addr == "" || n.client == nil {
+		return nil, errors.New("no master to fetch the queue from")
 	}
-	start := int64(0)
-	if pos := n.app.Position(); pos.Epoch == cfg.Epoch {
-		// A batch may have reached peers but not our disk before a crash:
-		// skip a number so that no number means two things.
-		start = pos.Seq + 1
+	r, err := n.client.Fetch(ctx, addr, &noderpc.FetchRequest{Names: names})
+	if err != nil {
+		return nil, err
 	}
-	rep := replica.New(replica.Options{Self: n.self, Epoch: cfg.Epoch, StartSeq: start, QueueDir: n.st.Dir(),
-		Client: n.client, Logger: n.log, OnChange: n.notifySync, Metrics: n.metrics,
-		OnStale: func(epoch int64) {
-			n.log.Warn("a node knows a newer epoch: this node is no longer the master", "epoch", epoch)
-			_, _ = n.app.Observe(epoch, "")
-			go n.learnConfig()
-			n.kick()
-		},
-		BeforeResync: func(ctx context.Context, name, addr string) error {
-			_, err := n.client.Config(ctx, addr, &noderpc.ConfigRequest{Config: n.config()})
-			return err
-		}}, cfg)
-	n.st.SetReplicator(rep)
+	return r.Files, nil
+}
+
+// openQueue is what this node does when it starts leading (member calls
+// it after every entry of earlier terms is applied): agree the
+// configuration that names it master, then open the queue and RAPI.
+func (n *nodeRT) openQueue(st *store.Store) (*queue.Queue, error) {
+	q, err := n.openQueue1(st)
 	n.mu.Lock()
-	n.rep = rep
+	n.openErr = err
+	close(n.opened)
+	n.opened = make(chan struct{})
 	n.mu.Unlock()
-	fail := func(err error) error {
-		n.st.SetReplicator(nil)
-		rep.Stop()
-		n.mu.Lock()
-		n.rep = nil
-		n.promoErr = err.Error()
-		n.mu.Unlock()
-		return err
+	if err != nil {
+		n.log.Error("cannot run as master", "err", err)
 	}
-	for {
-		ch := n.syncChanged()
-		in, quorum := rep.InSync()
-		if in >= quorum {
-			break
-		}
-		n.mu.Lock()
-		n.promoErr = fmt.Sprintf("only %d of the %d master candidates a majority needs hold the queue (mark lost nodes offline with 'jobq node modify NAME --offline yes')", in, quorum)
-		n.mu.Unlock()
-		n.log.Info("waiting for a majority of the master candidates", "in_sync", in, "quorum", quorum)
-		select {
-		case <-ctx.Done():
-			return fail(ctx.Err())
-		case <-n.kickCh:
-			// The configuration changed (a node marked offline changes
-			// the majority) or a newer epoch appeared.
-			if !n.wantMaster() {
-				return fail(errors.New("no longer the master"))
-			}
-		case <-ch:
-		}
+	return q, err
+}
+
+func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m := n.member()
+	rn := m.Node()
+	term := int64(rn.Term())
+	n.changeMu.Lock()
+	c, err := n.takeOffice(ctx, m, term)
+	n.changeMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("cannot record this node as master: %w", err)
 	}
+	if _, err := os.Stat(snapshotPending(n.o.DataDir)); err == nil {
+		if err := rn.SnapshotAll(ctx); err != nil {
+			return nil, fmt.Errorf("cannot take the first snapshot of the queue: %w", err)
+		}
+		if err := durable.Remove(snapshotPending(n.o.DataDir)); err != nil {
+			return nil, err
+		}
+		n.log.Info("took the first snapshot of the queue: nodes added from now on start from it")
+	}
+	n.ensureMembers(ctx, c)
+	n.fence.Observe(term)
 	rapiL := n.takeRAPIListener()
-	q, err := queue.Open(queue.Config{Store: n.st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.o.MaxRunning,
-		NodeName: n.self, NodeNames: cfg.NodeNames(), Logger: n.log, Metrics: n.metrics,
+	if rapiL == nil && !off(n.o.RAPIAddr) {
+		if rapiL, err = listenRAPI(n.o.RAPIAddr); err != nil {
+			return nil, err
+		}
+	}
+	q, err := queue.Open(queue.Config{Store: st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.o.MaxRunning,
+		NodeName: n.self, NodeNames: c.NodeNames(), Logger: n.log, Metrics: n.metrics,
 		Nodes: n, RestrictedDir: restrictedDir(n.o.DataDir)})
 	if err != nil {
 		if rapiL != nil {
 			rapiL.Close()
 		}
-		return fail(err)
+		return nil, err
 	}
 	rs, err := startRAPI(n.o, rapiL, n.keys, q, n.config, n.replicationText, n.metrics, n.log)
 	if err != nil {
 		_ = q.Shutdown(context.Background())
-		return fail(err)
+		return nil, err
 	}
 	n.mu.Lock()
-	n.master = &masterState{q: q, rep: rep, rapi: rs}
-	n.promoErr = ""
+	n.master = &masterState{q: q, term: term, rapi: rs}
 	n.mu.Unlock()
-	n.log.Info("running as master", "epoch", cfg.Epoch, "nodes", len(cfg.Nodes), "quorum", cfg.Quorum())
-	n.notifySync()
-	return nil
+	n.log.Info("running as master", "epoch", term, "nodes", len(c.Nodes))
+	return q, nil
 }
 
-// catchUpLoop runs while the node runs: whenever this node is the master
-// (or waits for a majority to become it), it clears the catching-up mark
-// of each replica the replicator has brought in sync, so that the node
-// counts in majorities from then on. A node that holds nothing yet thus
-// never makes the cluster wait for it.
-func (n *nodeRT) catchUpLoop(ctx context.Context) {
-	for {
-		ch := n.syncChanged()
-		n.markCaughtUp(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
+// takeOffice agrees the configuration naming this node master of term:
+// the first one when the log has none (a new cluster, an upgrade, a
+// forced one), this node's address repaired in a one-node cluster.
+func (n *nodeRT) takeOffice(ctx context.Context, m *member.Member, term int64) (*cluster.Config, error) {
+	c, err := m.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		n.mu.Lock()
+		c = n.boot
+		n.mu.Unlock()
+		if c == nil {
+			c = cluster.NewConfig(n.self, n.cfgAddr())
 		}
+		c = c.Clone()
+	} else {
+		c = c.Clone()
+		c.Serial++
 	}
-}
-
-func (n *nodeRT) markCaughtUp(ctx context.Context) {
-	n.mu.Lock()
-	rep, cfg := n.rep, n.cfg
-	n.mu.Unlock()
-	if rep == nil || cfg.Master != n.self {
-		return
-	}
-	for _, p := range rep.Peers() {
-		if nd, ok := cfg.Node(p.Name); !ok || !nd.Syncing || !p.InSync {
-			continue
-		}
-		_, err := n.changeConfig(ctx, func(c *cluster.Config) (*cluster.Config, error) { return c.Synced(p.Name) })
-		if err != nil {
-			n.log.Debug("cannot mark a node caught up", "node", p.Name, "err", err)
-			continue
-		}
-		n.log.Info("a node caught up with the queue and counts in majorities now", "node", p.Name)
-	}
-}
-
-// demote stops the master's services: RAPI, the queue (running opcodes
-// get a moment, then are interrupted: the next master ends them in
-// error) and replication.
-func (n *nodeRT) demote() {
-	n.mu.Lock()
-	m := n.master
-	n.master = nil
-	n.mu.Unlock()
-	if m == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.o.ShutdownTimeout)
-	defer cancel()
-	m.rapi.stop(ctx)
-	if err := m.q.Shutdown(ctx); err != nil {
-		n.log.Warn("stopping the queue", "err", err)
-	}
-	n.st.SetReplicator(nil)
-	m.rep.Stop()
-	n.mu.Lock()
-	n.rep = nil
-	n.mu.Unlock()
-	if err := n.app.ReloadPosition(); err != nil {
-		n.log.Warn("cannot read the replication position", "err", err)
-	}
-	n.log.Info("stopped running as master")
-	n.notifySync()
-}
-
-// learnConfig asks the other nodes for their configuration and adopts
-// the newest (an old master that comes back finds the new one so).
-func (n *nodeRT) learnConfig() {
-	cfg := n.config()
-	for _, nd := range cfg.Nodes {
-		if nd.Name == n.self {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		st, err := n.client.State(ctx, nd.Address, &noderpc.StateRequest{})
-		cancel()
-		if err != nil || st.Config == nil || st.Config.Validate() != nil {
-			continue
-		}
-		if st.Config.Newer(n.config()) {
-			if err := n.setConfig(st.Config); err != nil {
-				n.log.Warn("cannot adopt a newer configuration", "from", nd.Name, "err", err)
+	c.Master, c.Epoch = n.self, term
+	for i := range c.Nodes {
+		c.Nodes[i].Syncing = false // the log's learners say who catches up
+		if nd := &c.Nodes[i]; nd.Name == n.self && len(c.Nodes) == 1 && nd.Address != n.cfgAddr() {
+			// A one-node cluster: its address follows --rpc-addr.
+			n.log.Info("this node's address changed", "from", nd.Address, "to", n.cfgAddr())
+			nd.Address = n.cfgAddr()
+			if err := m.Node().SetAddr(ctx, n.self, n.addr); err != nil {
+				return nil, err
 			}
 		}
 	}
+	if err := m.SetCluster(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ensureMembers adds every node of the configuration that is not a member
+// of the group (the nodes of a cluster upgraded from before the log; a
+// join cut short between its two steps).
+func (n *nodeRT) ensureMembers(ctx context.Context, c *cluster.Config) {
+	m := n.member()
+	have := map[string]bool{}
+	for _, mb := range m.Node().Members() {
+		have[mb.Name] = true
+	}
+	for _, nd := range c.Nodes {
+		if have[nd.Name] || nd.Address == "" {
+			continue
+		}
+		if err := m.AddNode(ctx, nd.Name, nd.Address); err != nil {
+			n.log.Warn("cannot add a node of the configuration to the group", "node", nd.Name, "err", err)
+			continue
+		}
+		n.log.Info("added a node of the configuration to the group; it catches up from the log", "node", nd.Name, "address", nd.Address)
+	}
+}
+
+// stopQueue is called before the queue is shut down (this node stops
+// leading, or stops): RAPI goes first.
+func (n *nodeRT) stopQueue(q *queue.Queue) {
+	n.mu.Lock()
+	ms := n.master
+	if ms != nil && ms.q == q {
+		n.master = nil
+	}
+	n.mu.Unlock()
+	if ms != nil && ms.rapi != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ms.rapi.stop(ctx)
+		cancel()
+	}
+}
+
+// clusterMetrics is the cluster state for the metrics.
+func (n *nodeRT) clusterMetrics() metrics.ClusterState {
+	rn := n.raft()
+	st := metrics.ClusterState{Epoch: int64(rn.Term()), LeaderChanges: rn.LeaderChanges()}
+	if n.queue() == nil {
+		return st
+	}
+	st.Master = true
+	commit := rn.CommitIndex()
+	for _, mb := range rn.Members() {
+		if mb.Name == n.self {
+			continue
+		}
+		match := rn.Match(mb.Name)
+		behind := int64(0)
+		if match < commit {
+			behind = int64(commit - match)
+		}
+		st.Replicas = append(st.Replicas, metrics.Replica{Node: mb.Name, InSync: behind == 0, Reachable: true, Behind: behind})
+	}
+	return st
 }
 
 func restrictedDir(dataDir string) string { return restricted.Dir(dataDir) }
@@ -458,25 +460,26 @@ func restrictedDir(dataDir string) string { return restricted.Dir(dataDir) }
 
 type rpcHandler struct{ n *nodeRT }
 
-func (h rpcHandler) Apply(ctx context.Context, req *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) {
-	n := h.n
-	n.mu.Lock()
-	m := n.master
-	n.mu.Unlock()
-	if m != nil && req.Master != n.self {
-		if req.Epoch <= n.config().Epoch {
-			return nil, &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: n.app.Voter().Epoch,
-				Message: fmt.Sprintf("refused a write from %s of epoch %d: this node is the master of epoch %d", req.Master, req.Epoch, n.config().Epoch)}
-		}
-		// A master of a newer epoch exists: stop first, so that nothing we
-		// write goes on replicating.
-		if _, err := n.app.Observe(req.Epoch, req.Master); err != nil {
-			return nil, err
-		}
-		n.demote()
-		go n.learnConfig()
-	}
-	return n.app.Apply(req)
+// errOldProtocol answers the calls of the replication protocol before the
+// Raft log.
+func errOldProtocol(what string) error {
+	return &noderpc.Error{Code: noderpc.CodeRefused, Message: what + " belongs to the replication of jobq before the Raft log; upgrade jobqd on the node that sent it"}
+}
+
+func (h rpcHandler) Apply(context.Context, *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) {
+	return nil, errOldProtocol("a replicated batch")
+}
+
+func (h rpcHandler) Vote(context.Context, *noderpc.VoteRequest) (*cluster.Ballot, error) {
+	return nil, errOldProtocol("a vote request")
+}
+
+func (h rpcHandler) Config(context.Context, *noderpc.ConfigRequest) (*noderpc.ConfigReply, error) {
+	return nil, errOldProtocol("a configuration push")
+}
+
+func (h rpcHandler) Purge(context.Context, *noderpc.PurgeRequest) error {
+	return errOldProtocol("a queue purge")
 }
 
 func (h rpcHandler) State(ctx context.Context, req *noderpc.StateRequest) (*noderpc.StateReply, error) {
@@ -485,8 +488,7 @@ func (h rpcHandler) State(ctx context.Context, req *noderpc.StateRequest) (*node
 	if err != nil {
 		return nil, err
 	}
-	return &noderpc.StateReply{Node: n.self, Position: n.app.Position(), Voter: n.app.Voter(),
-		Master: n.queue() != nil, Files: live, Archive: arch, Config: n.config()}, nil
+	return &noderpc.StateReply{Node: n.self, Master: n.queue() != nil, Files: live, Archive: arch, Config: n.config()}, nil
 }
 
 func (h rpcHandler) Fetch(ctx context.Context, req *noderpc.FetchRequest) (*noderpc.FetchReply, error) {
@@ -495,57 +497,6 @@ func (h rpcHandler) Fetch(ctx context.Context, req *noderpc.FetchRequest) (*node
 		return nil, err
 	}
 	return &noderpc.FetchReply{Files: files}, nil
-}
-
-func (h rpcHandler) Vote(ctx context.Context, req *noderpc.VoteRequest) (*cluster.Ballot, error) {
-	n := h.n
-	cfg := n.config()
-	if _, ok := cfg.Node(req.Candidate); !ok {
-		return nil, &noderpc.Error{Code: noderpc.CodeRefused, Message: fmt.Sprintf("%s is not a node of this cluster", req.Candidate)}
-	}
-	n.mu.Lock()
-	rep := n.rep
-	n.mu.Unlock()
-	if rep != nil && req.Epoch > n.app.Voter().Epoch {
-		// This node is master and is about to vote for a newer epoch's
-		// candidate: from now on nothing it writes may be acknowledged,
-		// and the ballot's position must cover all that was.
-		rep.Fence()
-		n.log.Warn("voting for a newer epoch: this node stops acknowledging as master", "epoch", req.Epoch, "candidate", req.Candidate)
-	}
-	b, err := n.app.Vote(n.self, req)
-	if err != nil {
-		return nil, err
-	}
-	if b.Granted {
-		n.log.Info("voted", "epoch", req.Epoch, "for", req.Candidate)
-	}
-	return b, nil
-}
-
-func (h rpcHandler) Config(ctx context.Context, req *noderpc.ConfigRequest) (*noderpc.ConfigReply, error) {
-	n := h.n
-	c := req.Config
-	if c == nil {
-		return nil, &noderpc.Error{Code: noderpc.CodeBadRequest, Message: "no configuration in the request"}
-	}
-	if err := c.Validate(); err != nil {
-		return nil, &noderpc.Error{Code: noderpc.CodeBadRequest, Message: err.Error()}
-	}
-	if v := n.app.Voter(); c.Epoch < v.Epoch {
-		return nil, &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: v.Epoch,
-			Message: fmt.Sprintf("refused the configuration of epoch %d: this node has seen epoch %d", c.Epoch, v.Epoch)}
-	}
-	if c.Newer(n.config()) {
-		// The configuration of an epoch names the master that won it.
-		if err := n.app.Follow(c.Epoch, c.Master); err != nil {
-			return nil, err
-		}
-		if err := n.setConfig(c); err != nil {
-			return nil, err
-		}
-	}
-	return &noderpc.ConfigReply{Config: n.config()}, nil
 }
 
 func (h rpcHandler) Join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.JoinReply, error) {
@@ -578,51 +529,13 @@ func (h rpcHandler) Delay(ctx context.Context, req *noderpc.DelayRequest) error 
 	return stoppedByFence(fctx, opcodes.Sleep(fctx, time.Duration(req.Seconds*float64(time.Second))))
 }
 
-// staleOrder refuses an order (what, e.g. "to purge the queue for X")
-// from a master of an epoch older than this node has seen; nil if the
-// order may be carried out.
+// staleOrder refuses an order (what) from a master of a term older than
+// this node has seen a master of; nil if the order may be carried out.
 func (n *nodeRT) staleOrder(master string, epoch int64, what string) error {
-	v := n.app.Voter()
-	if v.AcceptWrite(epoch, master) {
-		return nil
+	if newest := n.fence.Newest(); epoch < newest {
+		return &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: newest,
+			Message: fmt.Sprintf("refused %s of epoch %d: this node has seen epoch %d", what, epoch, newest)}
 	}
-	return &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: v.Epoch,
-		Message: fmt.Sprintf("refused %s of epoch %d: this node has seen epoch %d", what, epoch, v.Epoch)}
-}
-
-func (h rpcHandler) Purge(ctx context.Context, req *noderpc.PurgeRequest) error {
-	n := h.n
-	if err := n.staleOrder(req.Master, req.Epoch, "to purge the queue for "+req.Master); err != nil {
-		return err
-	}
-	cfg := n.config()
-	if cfg.Master == n.self || n.queue() != nil {
-		return &noderpc.Error{Code: noderpc.CodeRefused, Message: "refused to purge the queue: this node is the master"}
-	}
-	for _, nd := range cfg.Replicas() {
-		if nd.Name == n.self {
-			return &noderpc.Error{Code: noderpc.CodeRefused, Message: "refused to purge the queue: this node is a master candidate, its queue is a replica"}
-		}
-	}
-	live, arch, err := replica.Scan(n.st.Dir(), true, false)
-	if err != nil {
-		return err
-	}
-	var tickets []store.Ticket
-	for _, f := range append(live, arch...) {
-		if f.Name == "version" {
-			continue
-		}
-		tickets = append(tickets, n.st.Remove(f.Name))
-	}
-	if err := waitAll(tickets); err != nil {
-		return err
-	}
-	// No longer a replica: it claims nothing.
-	if err := n.app.SetPosition(cluster.Position{}); err != nil {
-		return err
-	}
-	n.log.Info("purged the queue: this node is no longer a master candidate", "files", len(tickets), "master", req.Master)
 	return nil
 }
 
@@ -644,10 +557,20 @@ func (n *nodeRT) nodeAddr(name string) (string, error) {
 	return nd.Address, nil
 }
 
+// term is the term this node runs the queue in (0 when it does not).
+func (n *nodeRT) term() int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.master == nil {
+		return 0
+	}
+	return n.master.term
+}
+
 func (n *nodeRT) RunCommand(ctx context.Context, name, command string) (bool, string, error) {
-	epoch := n.config().Epoch
+	req := &noderpc.CommandRequest{Command: command, Epoch: n.term()}
 	if name == n.self {
-		r, err := rpcHandler{n}.Command(ctx, &noderpc.CommandRequest{Command: command, Epoch: epoch})
+		r, err := rpcHandler{n}.Command(ctx, req)
 		if err != nil {
 			return false, "", err
 		}
@@ -657,7 +580,7 @@ func (n *nodeRT) RunCommand(ctx context.Context, name, command string) (bool, st
 	if err != nil {
 		return false, "", err
 	}
-	r, err := n.client.Command(ctx, addr, &noderpc.CommandRequest{Command: command, Epoch: epoch})
+	r, err := n.client.Command(ctx, addr, req)
 	if err != nil {
 		return false, "", err
 	}
@@ -665,7 +588,7 @@ func (n *nodeRT) RunCommand(ctx context.Context, name, command string) (bool, st
 }
 
 func (n *nodeRT) Delay(ctx context.Context, name string, d time.Duration) error {
-	req := &noderpc.DelayRequest{Seconds: d.Seconds(), Epoch: n.config().Epoch}
+	req := &noderpc.DelayRequest{Seconds: d.Seconds(), Epoch: n.term()}
 	if name == n.self {
 		return rpcHandler{n}.Delay(ctx, req)
 	}
@@ -676,9 +599,9 @@ func (n *nodeRT) Delay(ctx context.Context, name string, d time.Duration) error 
 	return n.client.Delay(ctx, addr, req)
 }
 
-// fenced starts an execution ordered by the master of epoch: refused if
-// this node knows a newer epoch, stopped if it learns of one while it
-// runs (package fence).
+// fenced starts an execution ordered by the master of epoch (its term):
+// refused if this node knows a newer master, stopped if it learns of one
+// while it runs (package fence).
 func (n *nodeRT) fenced(ctx context.Context, epoch int64, what string) (context.Context, func(), error) {
 	fctx, end, err := n.fence.Begin(ctx, epoch)
 	if err != nil {
@@ -738,7 +661,9 @@ func parseToken(tok string) (secret, fp string, err error) {
 	return parts[1], parts[2], nil
 }
 
-// join is the master's side of a node joining.
+// join is the master's side of a node joining: the node enters the
+// configuration and the group (as a learner: the master promotes it once
+// it holds the log, if the cluster wants it to vote).
 func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.JoinReply, error) {
 	refuse := func(format string, args ...any) error {
 		msg := fmt.Sprintf(format, args...)
@@ -746,7 +671,11 @@ func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.J
 		return &noderpc.Error{Code: noderpc.CodeRefused, Message: msg}
 	}
 	if n.queue() == nil {
-		return nil, refuse("this node is not the master; join through the master, %s", n.config().Master)
+		master := n.leader()
+		if master == "" {
+			master = "no master is elected now"
+		}
+		return nil, refuse("this node is not the master; join through the master (%s)", master)
 	}
 	secret, _, err := parseToken(req.Token)
 	if err != nil {
@@ -771,22 +700,34 @@ func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.J
 	}
 	n.changeMu.Lock()
 	defer n.changeMu.Unlock()
+	m := n.member()
 	cfg := n.config()
 	nc, err := cfg.AddNode(req.Node, req.Address)
 	if err != nil {
 		return nil, refuse("%v", err)
 	}
-	if self, _ := nc.Node(n.self); req.Via != "" && strings.HasPrefix(self.Address, ":") {
-		for i := range nc.Nodes {
-			if nc.Nodes[i].Name == n.self {
-				nc.Nodes[i].Address = req.Via
+	for _, mb := range m.Node().Members() {
+		if mb.Name != req.Node && consensus.ID(mb.Name) == consensus.ID(req.Node) {
+			return nil, refuse("the name %s collides with node %s's in the cluster's log; choose another --node-name", req.Node, mb.Name)
+		}
+	}
+	for i := range nc.Nodes {
+		nc.Nodes[i].Syncing = false
+		if nd := &nc.Nodes[i]; nd.Name == n.self && req.Via != "" && strings.HasPrefix(nd.Address, ":") {
+			// Listening on every interface: the new node reached this
+			// one at Via, which the others will use too.
+			nd.Address = req.Via
+			if err := m.Node().SetAddr(ctx, n.self, req.Via); err != nil {
+				return nil, err
 			}
 		}
 	}
-	if err := n.setConfig(nc); err != nil {
+	if err := m.SetCluster(ctx, nc); err != nil {
 		return nil, err
 	}
-	go n.pushConfig(context.Background(), nc)
+	if err := m.AddNode(ctx, req.Node, req.Address); err != nil {
+		return nil, err
+	}
 	certPEM, err := os.ReadFile(filepath.Join(n.o.DataDir, "cluster", clusterCertFile))
 	if err != nil {
 		return nil, err
@@ -795,13 +736,17 @@ func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.J
 	if err != nil {
 		return nil, err
 	}
+	n.mu.Lock()
+	group := n.group
+	n.mu.Unlock()
 	n.log.Info("a node joined", "node", req.Node, "address", req.Address)
-	return &noderpc.JoinReply{Config: nc, CertPEM: certPEM, KeyPEM: keyPEM}, nil
+	return &noderpc.JoinReply{Config: nc, CertPEM: certPEM, KeyPEM: keyPEM, Group: group}, nil
 }
 
 // joinCluster is the new node's side: ask the node at addr to let us in,
-// store the certificate and the configuration it gives.
-func joinCluster(ctx context.Context, o Options, addr, token string, log *slog.Logger) (*cluster.Config, error) {
+// store the certificate and the group it gives; the configuration comes
+// with the log.
+func joinCluster(ctx context.Context, o Options, addr, token string, log *slog.Logger) (*noderpc.JoinReply, error) {
 	if token == "" {
 		return nil, errors.New("--join needs --token (or --token-file FILE, or $JOBQ_JOIN_TOKEN); get one with 'jobq cluster join-token' on the master")
 	}
@@ -826,6 +771,9 @@ func joinCluster(ctx context.Context, o Options, addr, token string, log *slog.L
 	if _, ok := r.Config.Node(o.NodeName); !ok {
 		return nil, fmt.Errorf("the node at %s did not add this node to the cluster", addr)
 	}
+	if r.Group == "" {
+		return nil, fmt.Errorf("the node at %s runs a jobqd without the Raft log; upgrade it first", addr)
+	}
 	certFile, keyFile := ClusterCertPaths(o.DataDir)
 	if err := os.MkdirAll(filepath.Dir(certFile), 0o750); err != nil {
 		return nil, err
@@ -836,11 +784,11 @@ func joinCluster(ctx context.Context, o Options, addr, token string, log *slog.L
 	if err := writeDurableMode(certFile, r.CertPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("cannot store the cluster certificate: %w", err)
 	}
-	if err := saveConfig(o.DataDir, r.Config); err != nil {
+	if err := writeDurable(groupFile(o.DataDir), []byte(r.Group+"\n")); err != nil {
 		return nil, err
 	}
 	log.Info("joined the cluster", "cluster", r.Config.Name, "master", r.Config.Master, "via", addr)
-	return r.Config, nil
+	return r, nil
 }
 
 // sortedNodes is the configuration's nodes by name.
@@ -849,3 +797,29 @@ func sortedNodes(c *cluster.Config) []cluster.Node {
 	slices.SortFunc(out, func(a, b cluster.Node) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// idleListener is the Raft stream listener of a node without node RPC:
+// nothing ever connects.
+type idleListener struct {
+	once sync.Once
+	done chan struct{}
+}
+
+func newIdleListener() *idleListener { return &idleListener{done: make(chan struct{})} }
+
+func (l *idleListener) Accept() (net.Conn, error) {
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+func (l *idleListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *idleListener) Addr() net.Addr { return idleAddr{} }
+
+type idleAddr struct{}
+
+func (idleAddr) Network() string { return "none" }
+func (idleAddr) String() string  { return "none" }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/member"
 )
 
 // runUntilReady runs a node with o until it is ready, then stops it, and
@@ -65,9 +69,13 @@ func written(dir string) []string {
 // for node.
 func selfAddress(t *testing.T, dir, node string) string {
 	t.Helper()
-	cfg, err := loadConfig(dir)
+	b, err := os.ReadFile(filepath.Join(settingsDir(dir), member.ClusterSetting+".json"))
+	var cfg *cluster.Config
+	if err == nil {
+		err = json.Unmarshal(b, &cfg)
+	}
 	if err != nil || cfg == nil {
-		t.Fatalf("the cluster configuration: %v %v", cfg, err)
+		t.Fatalf("the agreed cluster configuration: %v %v", cfg, err)
 	}
 	n, ok := cfg.Node(node)
 	if !ok {

@@ -18,8 +18,6 @@
 // setting), a member's progress, a leadership change. A joining node is
 // added as a learner (AddNode) and promoted once its log matches the
 // leader's commit index, up to the pool of voters.
-//
-// jobqd does not use this package yet (the Raft issue lands in steps).
 package member
 
 import (
@@ -61,6 +59,9 @@ type Config struct {
 	// registry, workers, metrics); called each time this node starts
 	// leading.
 	OpenQueue func(st *store.Store) (*queue.Queue, error)
+	// StopQueue, when set, is called before the queue opened by
+	// OpenQueue is shut down (the daemon stops what serves it).
+	StopQueue func(q *queue.Queue)
 	// ShutdownTimeout is how long running opcodes get when the node
 	// stops leading.
 	ShutdownTimeout time.Duration
@@ -83,6 +84,9 @@ type Member struct {
 	stop chan struct{}
 	done chan struct{}
 	kick chan struct{}
+
+	watchMu  sync.Mutex
+	watchers []func(key string, value []byte)
 }
 
 // Start runs the member.
@@ -99,9 +103,15 @@ func Start(cfg Config) (*Member, error) {
 	}
 	m := &Member{cfg: cfg, fsm: fsm, log: cfg.Log,
 		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
-	fsm.OnSetting(func(key string, _ []byte) {
+	fsm.OnSetting(func(key string, value []byte) {
 		if key == ClusterSetting {
 			m.poke()
+		}
+		m.watchMu.Lock()
+		ws := m.watchers
+		m.watchMu.Unlock()
+		for _, fn := range ws {
+			fn(key, value)
 		}
 	})
 	node, err := consensus.Open(consensus.Config{
@@ -150,6 +160,24 @@ func (m *Member) Cluster() (*cluster.Config, error) {
 		return nil, fmt.Errorf("the agreed cluster configuration is malformed: %w", err)
 	}
 	return &c, nil
+}
+
+// Get is the agreed value of the setting key as applied here (nil: never
+// set); Member is a settings.Store.
+func (m *Member) Get(key string) []byte { return m.fsm.Setting(key) }
+
+// Set proposes the setting key and waits until it is agreed and applied
+// here; only the master may.
+func (m *Member) Set(ctx context.Context, key string, value []byte) error {
+	return m.lg.Set(ctx, key, value)
+}
+
+// Watch calls fn after each setting applied here (from the log's
+// goroutine, in order).
+func (m *Member) Watch(fn func(key string, value []byte)) {
+	m.watchMu.Lock()
+	m.watchers = append(append([]func(string, []byte){}, m.watchers...), fn)
+	m.watchMu.Unlock()
 }
 
 // SetCluster proposes a cluster configuration and waits until it is
@@ -261,6 +289,9 @@ func (m *Member) follow(graceful bool) {
 	timeout := m.cfg.ShutdownTimeout
 	if !graceful {
 		timeout = 0
+	}
+	if m.cfg.StopQueue != nil {
+		m.cfg.StopQueue(q)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -140,9 +140,10 @@ type Replica struct {
 
 // ClusterState is what the cluster metrics report at scrape time.
 type ClusterState struct {
-	Master   bool  // this node runs the queue
-	Epoch    int64 // the configuration's epoch
-	Replicas []Replica
+	Master        bool   // this node runs the queue
+	Epoch         int64  // the configuration's epoch (the Raft term)
+	LeaderChanges uint64 // leader changes this node has seen since it started
+	Replicas      []Replica
 }
 
 type clusterMetrics struct {
@@ -180,15 +181,17 @@ func (s *Set) EnableCluster(state func() ClusterState) {
 	}
 	master := prometheus.NewDesc("jobq_master", "1 while this node runs the queue as the master.", nil, nil)
 	epoch := prometheus.NewDesc("jobq_cluster_epoch", "The cluster configuration's epoch as this node knows it.", nil, nil)
+	changes := prometheus.NewDesc("jobq_leader_changes_total", "Changes of the master (the Raft leader) this node has seen since it started.", nil, nil)
 	inSync := prometheus.NewDesc("jobq_replica_in_sync", "1 when the replica holds every batch sent so far (master only), by node.", []string{"node"}, nil)
 	reachable := prometheus.NewDesc("jobq_replica_reachable", "1 when the last call to the replica succeeded (master only), by node.", []string{"node"}, nil)
 	behind := prometheus.NewDesc("jobq_replica_behind_batches", "Batches of queue changes the replica has not acknowledged (master only), by node.", []string{"node"}, nil)
 	s.reg.MustRegister(c.replicated, c.quorumFails, c.resyncs, c.applySecs, c.peerFails, collectorFunc{
-		descs: []*prometheus.Desc{master, epoch, inSync, reachable, behind},
+		descs: []*prometheus.Desc{master, epoch, changes, inSync, reachable, behind},
 		collect: func(ch chan<- prometheus.Metric) {
 			st := state()
 			ch <- prometheus.MustNewConstMetric(master, prometheus.GaugeValue, b2f(st.Master))
 			ch <- prometheus.MustNewConstMetric(epoch, prometheus.GaugeValue, float64(st.Epoch))
+			ch <- prometheus.MustNewConstMetric(changes, prometheus.CounterValue, float64(st.LeaderChanges))
 			for _, r := range st.Replicas {
 				ch <- prometheus.MustNewConstMetric(inSync, prometheus.GaugeValue, b2f(r.InSync), r.Node)
 				ch <- prometheus.MustNewConstMetric(reachable, prometheus.GaugeValue, b2f(r.Reachable), r.Node)

@@ -66,7 +66,7 @@ func TestClusterMetrics(t *testing.T) {
 		t.Fatalf("cluster metrics before EnableCluster:\n%s", out)
 	}
 	s.EnableCluster(func() ClusterState {
-		return ClusterState{Master: true, Epoch: 3, Replicas: []Replica{
+		return ClusterState{Master: true, Epoch: 3, LeaderChanges: 2, Replicas: []Replica{
 			{Node: "node2", InSync: true, Reachable: true},
 			{Node: "node3", Behind: 4},
 		}}
@@ -81,6 +81,7 @@ func TestClusterMetrics(t *testing.T) {
 	for _, want := range []string{
 		"jobq_master 1",
 		"jobq_cluster_epoch 3",
+		"jobq_leader_changes_total 2",
 		`jobq_replica_in_sync{node="node2"} 1`,
 		`jobq_replica_in_sync{node="node3"} 0`,
 		`jobq_replica_reachable{node="node3"} 0`,

@@ -120,6 +120,11 @@ type JoinReply struct {
 	Config  *cluster.Config `json:"config"`
 	CertPEM []byte          `json:"cert_pem"`
 	KeyPEM  []byte          `json:"key_pem"`
+	// Group names the cluster's Raft group: its members talk on the
+	// stream "raft-GROUP", so that the members of another group (a
+	// cluster forced anew with master-failover --no-voting) never reach
+	// this one's.
+	Group string `json:"group,omitempty"`
 }
 
 // CommandRequest runs a restricted command on the node (POST /v1/command).
