@@ -327,17 +327,19 @@ func (a *app) newMasterFailoverCmd() *cobra.Command {
 		Use:   "master-failover [--no-voting --yes-do-it]",
 		Short: "Make this node the master",
 		Long: `Make the node jobq talks to the master of the cluster, like "gnt-cluster
-master-failover". Run it on a master candidate that is not catching up
-(see "jobq node list -o +replication"). The node asks the other
-nodes for their votes for a new epoch; with votes from a majority it takes
-the newest queue among the voters, raises the epoch and becomes master.
-Nodes then refuse writes from the old master, so that it cannot corrupt the
-queue if it comes back. Jobs that were running become errors.
+master-failover". The master is the leader the voters of the cluster's Raft
+log elect: when it dies or is cut off, the others elect a new one within
+seconds without this command. Run it on a voter (see "jobq node list -o
++voter") to move the mastership there gracefully: the master hands the
+leadership over once this node holds the whole log; the jobs it was running
+end in error ("Unclean master shutdown"), queued jobs run on the new master.
 
---no-voting skips the vote, for when most nodes are down: this node becomes
-master even if the old master still runs or another node has a newer queue
-(it may also be a node still catching up). Two masters may then exist and
-accepted jobs may be lost, so it also needs --yes-do-it.
+--no-voting is the disaster recovery for when a majority of the voters is
+lost for good: this node leaves the cluster and starts a new one alone, with
+its queue and settings (like etcd's --force-new-cluster). Jobs it does not
+hold are lost, and the other nodes must join the new cluster again with
+empty data directories (the old cluster's nodes cannot reach it: it has a
+new identity). So it also needs --yes-do-it.
 
 The message of jobqd is printed; the exit code is 0 on success, 1
 otherwise.`,
@@ -346,7 +348,7 @@ otherwise.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if noVoting && !yesDoIt {
-				return failf("Refusing to fail over without a vote: with --no-voting this node becomes master even if the current master still runs or another node has a newer queue, so two masters could accept jobs and jobs could be lost; add --yes-do-it if you are sure the other nodes are down.")
+				return failf("Refusing to fail over without a vote: with --no-voting this node starts a new cluster alone with its queue, jobs it does not hold are lost and every other node must join again; add --yes-do-it if a majority of the voters is lost for good.")
 			}
 			var res struct {
 				Master  string `json:"master"`
@@ -367,7 +369,7 @@ otherwise.`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&noVoting, "no-voting", false, "become master without a majority's vote (dangerous; needs --yes-do-it)")
+	f.BoolVar(&noVoting, "no-voting", false, "start a new cluster alone with this node's queue, when a majority of the voters is lost for good (needs --yes-do-it)")
 	f.BoolVar(&yesDoIt, "yes-do-it", false, "confirm --no-voting")
 	return cmd
 }

@@ -22,7 +22,7 @@ func TestClusterInfo(t *testing.T) {
 		"Node  Address       Role      Online Replication\n" +
 		"node1 10.0.0.1:1811 master    Y      -\n" +
 		"node2 10.0.0.2:1811 candidate Y      in sync\n" +
-		"node3 10.0.0.3:1811 candidate Y      behind by 3 updates\n" +
+		"node3 10.0.0.3:1811 candidate Y      behind by 3 log entries\n" +
 		"node4 10.0.0.4:1811 candidate Y      unreachable since 2026-11-27 10:01:02 (dial tcp 10.0.0.4:1811: connect: connection refused)\n" +
 		"node5 10.0.0.5:1811 regular   N      not a replica\n" +
 		"node7 10.0.0.7:1811 candidate Y      resyncing\n",
@@ -52,8 +52,8 @@ func TestReplicationText(t *testing.T) {
 	}{
 		{replicationInfo{State: "self"}, "-"},
 		{replicationInfo{State: "in sync"}, "in sync"},
-		{replicationInfo{State: "behind", Behind: 1}, "behind by 1 update"},
-		{replicationInfo{State: "behind", Behind: 250}, "behind by 250 updates"},
+		{replicationInfo{State: "behind", Behind: 1}, "behind by 1 log entry"},
+		{replicationInfo{State: "behind", Behind: 250}, "behind by 250 log entries"},
 		{replicationInfo{State: "unreachable", UnreachableSince: &since, LastError: "no route to host"}, "unreachable since 2026-11-27 11:01:02 (no route to host)"},
 		{replicationInfo{State: "unreachable", UnreachableSince: &since}, "unreachable since 2026-11-27 11:01:02"},
 		{replicationInfo{State: "unreachable", LastError: "tls: bad certificate\nretrying"}, `unreachable (tls: bad certificate\nretrying)`},
@@ -260,7 +260,7 @@ func TestMasterFailover(t *testing.T) {
 		got := run(t, f.path, append([]string{"cluster", "master-failover"}, args...)...)
 		if got.code != 1 || got.stdout != "" || strings.Count(got.stderr, "\n") != 1 ||
 			!strings.HasPrefix(got.stderr, "Refusing to fail over without a vote: ") ||
-			!strings.Contains(got.stderr, "two masters") || !strings.HasSuffix(got.stderr, "add --yes-do-it if you are sure the other nodes are down.\n") {
+			!strings.Contains(got.stderr, "jobs it does not hold are lost") || !strings.HasSuffix(got.stderr, "add --yes-do-it if a majority of the voters is lost for good.\n") {
 			t.Errorf("master-failover %v: %+v", args, got)
 		}
 	}

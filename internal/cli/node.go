@@ -33,6 +33,7 @@ type nodeInfo struct {
 	Online          bool            `json:"online"`
 	MasterCandidate bool            `json:"master_candidate"`
 	Replication     replicationInfo `json:"replication"`
+	Voter           bool            `json:"voter"`
 }
 
 // replicationInfo is a node's replication state.
@@ -49,15 +50,15 @@ type replicationInfo struct {
 }
 
 // replicationText renders a replication state for a table cell: "-" for
-// the answering node itself, "in sync", "behind by 3 updates",
+// the answering node itself, "in sync", "behind by 3 log entries",
 // "unreachable since 2026-11-27 10:01:02 (connection refused)", or the
-// state as jobqd names it ("resyncing", "not a replica", "unknown").
+// state as jobqd names it ("catching up", "not a member", "unknown").
 func replicationText(r replicationInfo, loc *time.Location) string {
 	switch r.State {
 	case replSelf:
 		return "-"
 	case replBehind:
-		return fmt.Sprintf("behind by %d update%s", r.Behind, plural(int(min(r.Behind, 2))))
+		return fmt.Sprintf("behind by %d log entr%s", r.Behind, map[bool]string{true: "y", false: "ies"}[r.Behind == 1])
 	case replUnreachable:
 		s := "unreachable"
 		if r.UnreachableSince != nil {
@@ -102,7 +103,8 @@ var nodeFields = []nodeField{
 	{"role", "Role", "master, candidate (a master candidate) or regular", func(n *nodeInfo, _ *time.Location) string { return n.Role }},
 	{"online", "Online", "Y, or N when marked offline", func(n *nodeInfo, _ *time.Location) string { return yesNo(n.Online) }},
 	{"master_candidate", "Candidate", "Y when the node is a master candidate (the master is one)", func(n *nodeInfo, _ *time.Location) string { return yesNo(n.MasterCandidate) }},
-	{"replication", "Replication", "its replication state as the answering node sees it", func(n *nodeInfo, loc *time.Location) string { return replicationText(n.Replication, loc) }},
+	{"replication", "Replication", "its copy of the log as the answering node sees it (known on the master)", func(n *nodeInfo, loc *time.Location) string { return replicationText(n.Replication, loc) }},
+	{"voter", "Voter", "Y when the node votes in the cluster's log (the master chooses up to five voters among the online candidates)", func(n *nodeInfo, _ *time.Location) string { return yesNo(n.Voter) }},
 }
 
 // defaultNodeFields are the columns of "jobq node list" without -o.
@@ -202,9 +204,8 @@ default fields are name, address, role and online; -o replaces them
 ` + nodeFieldsHelp() + `
 
 With --json, print a JSON array with one object per node as jobqd describes
-it (name, address, role, online, master_candidate and replication, an object
-with state, behind, unreachable_since, last_error and position); with -o,
-only the chosen members.
+it (name, address, role, online, master_candidate, voter and replication,
+an object with state and behind); with -o, only the chosen members.
 
 Unknown fields are shown as "??" (null in JSON), with a warning and exit
 code 14.`,

@@ -49,10 +49,10 @@ func TestNodeList(t *testing.T) {
 			"Node  Address       Role      Online Candidate Replication\n" +
 			"node1 10.0.0.1:1811 master    Y      Y         -\n" +
 			"node2 10.0.0.2:1811 candidate Y      Y         in sync\n" +
-			"node3 10.0.0.3:1811 candidate Y      Y         behind by 3 updates\n" +
+			"node3 10.0.0.3:1811 candidate Y      Y         behind by 3 log entries\n" +
 			"node4 10.0.0.4:1811 candidate Y      Y         unreachable since 2026-11-27 10:01:02 (dial tcp 10.0.0.4:1811: connect: connection refused)\n" +
 			"node5 10.0.0.5:1811 regular   N      N         not a replica\n" +
-			"node6 10.0.0.6:1811 candidate Y      Y         behind by 1 update\n" +
+			"node6 10.0.0.6:1811 candidate Y      Y         behind by 1 log entry\n" +
 			"node7 10.0.0.7:1811 candidate Y      Y         resyncing\n"},
 		{[]string{"--no-headers", "--separator=|", "-o", "name,role"}, "" +
 			"node1|master\nnode2|candidate\nnode3|candidate\nnode4|candidate\nnode5|regular\nnode6|candidate\nnode7|candidate\n"},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -517,3 +518,47 @@ func (r *raftLogger) Fatal(v ...any)            { r.Panic(v...) }
 func (r *raftLogger) Fatalf(f string, v ...any) { r.Panicf(f, v...) }
 func (r *raftLogger) Panic(v ...any)            { s := fmt.Sprint(v...); r.l.Error(s); panic(s) }
 func (r *raftLogger) Panicf(f string, v ...any) { s := fmt.Sprintf(f, v...); r.l.Error(s); panic(s) }
+
+// ApplyLog applies to fsm, in order, every entry of the log in dir after
+// its last snapshot, whether this node knows it to be committed or not
+// (its record of the commit index may lag: it is written without a sync
+// between two appends). It is for a node that leaves its group to start a
+// new one alone (master-failover --no-voting): what its log holds is all
+// there is. The engine of dir must not run. It returns how many entries
+// it applied.
+func ApplyLog(dir string, fsm StateMachine, log *slog.Logger) (int, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st, snap, err := openStorage(dir, log)
+	if err != nil {
+		return 0, err
+	}
+	defer st.close()
+	first := uint64(1)
+	if snap != nil {
+		first = snap.GetMetadata().GetIndex() + 1
+	}
+	last, err := st.mem.LastIndex()
+	if err != nil || last < first {
+		return 0, err
+	}
+	ents, err := st.mem.Entries(first, last+1, math.MaxUint64)
+	if err != nil {
+		return 0, err
+	}
+	applied := 0
+	for _, e := range ents {
+		data := e.GetData()
+		if e.GetType() != pb.EntryNormal || len(data) < envelopeLen || data[0] != kindApp {
+			continue
+		}
+		if v := fsm.Apply(Entry{Index: e.GetIndex(), Term: e.GetTerm(), Data: data[envelopeLen:]}); v != nil {
+			if err, ok := v.(error); ok {
+				return applied, fmt.Errorf("log entry %d: %w", e.GetIndex(), err)
+			}
+		}
+		applied++
+	}
+	return applied, nil
+}

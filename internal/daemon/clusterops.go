@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/cluster"
 	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/durable"
+	"github.com/jobq-dev/jobq/internal/member"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/restricted"
@@ -413,11 +415,11 @@ func (n *nodeRT) verifyQueue(ctx context.Context, repair bool, wait time.Duratio
 	repaired := false
 	for {
 		ref, nodes, err := n.verifyOnce(ctx)
-		if err != nil {
+		if err != nil && !time.Now().Before(deadline) {
 			return nil, prereq("%v", err)
 		}
-		ok := allOK(nodes)
-		if !ok && repair && !repaired {
+		ok := err == nil && allOK(nodes)
+		if err == nil && !ok && repair && !repaired {
 			if n.queue() == nil {
 				return nil, prereq("only the master can repair the queue; run this on %s", ref)
 			}
@@ -430,7 +432,7 @@ func (n *nodeRT) verifyQueue(ctx context.Context, repair bool, wait time.Duratio
 			}
 			continue
 		}
-		if ok || !time.Now().Before(deadline) {
+		if err == nil && (ok || !time.Now().Before(deadline)) {
 			return map[string]any{"ok": ok, "reference": ref, "repaired": repaired && ok, "nodes": nodes}, nil
 		}
 		t := time.NewTimer(min(250*time.Millisecond, time.Until(deadline)))
@@ -521,6 +523,26 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 // directories). The old group's members cannot reach the new group: it
 // talks on another stream.
 func (n *nodeRT) forceNewCluster(ctx context.Context) (any, error) {
+	dropped, err := n.restartAlone()
+	if err != nil {
+		return nil, err
+	}
+	if err := n.waitQueue(ctx); err != nil {
+		return nil, err
+	}
+	term := n.term()
+	msg := fmt.Sprintf("Node %s is now the master (epoch %d) of a new cluster of one node", n.self, term)
+	if len(dropped) > 0 {
+		msg += fmt.Sprintf("; the other nodes (%s) must join it again with empty data directories", strings.Join(dropped, ", "))
+	}
+	return map[string]any{"master": n.self, "epoch": term, "message": msg}, nil
+}
+
+// restartAlone sets the log aside and starts a new group of this node
+// alone; it returns the nodes left out.
+func (n *nodeRT) restartAlone() ([]string, error) {
+	// No configuration change meanwhile; the new member's first
+	// leadership takes the lock too, once this returns.
 	n.changeMu.Lock()
 	defer n.changeMu.Unlock()
 	old := n.member()
@@ -528,6 +550,16 @@ func (n *nodeRT) forceNewCluster(ctx context.Context) (any, error) {
 	if err := old.Close(); err != nil {
 		n.log.Warn("stopping the cluster member", "err", err)
 	}
+	// Everything this node's log holds goes into its queue first: it may
+	// not know that its last entries were committed (and acknowledged).
+	applied, err := member.ApplyLog(member.Config{Dir: filepath.Join(n.o.DataDir, "cluster"), Store: n.st, Log: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("cannot apply this node's log to its queue: %w", err)
+	}
+	if err := n.st.Sync(); err != nil {
+		return nil, fmt.Errorf("cannot make this node's queue durable: %w", err)
+	}
+	n.log.Info("applied this node's whole log to its queue", "entries", applied)
 	dir := raftDir(n.o.DataDir)
 	aside := dir + ".forced-" + time.Now().UTC().Format("20060102T150405")
 	if err := durable.Rename(dir, aside); err != nil {
@@ -554,19 +586,16 @@ func (n *nodeRT) forceNewCluster(ctx context.Context) (any, error) {
 	n.mu.Lock()
 	n.boot = nc
 	n.mu.Unlock()
+	// The new cluster's terms start again: what the old one ordered here
+	// stops.
+	if stopped := n.fence.Reset(); stopped > 0 {
+		n.log.Warn("stopped the executions the old cluster's masters ordered here", "stopped", stopped)
+	}
 	n.log.Warn("master-failover --no-voting: this node starts a new cluster alone with its queue; the other nodes must join it again", "old_log", aside, "dropped", dropped)
 	if err := n.startMember(group, true); err != nil {
 		return nil, fmt.Errorf("cannot start the new cluster: %w", err)
 	}
-	if err := n.waitQueue(ctx); err != nil {
-		return nil, err
-	}
-	term := n.term()
-	msg := fmt.Sprintf("Node %s is now the master (epoch %d) of a new cluster of one node", n.self, term)
-	if len(dropped) > 0 {
-		msg += fmt.Sprintf("; the other nodes (%s) must join it again with empty data directories", strings.Join(dropped, ", "))
-	}
-	return map[string]any{"master": n.self, "epoch": term, "message": msg}, nil
+	return dropped, nil
 }
 
 // waitAll waits for every ticket and returns the first error.

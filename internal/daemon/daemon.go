@@ -291,6 +291,9 @@ func Run(ctx context.Context, o Options) error {
 			n.client.Close()
 		}
 	}
+	// Whether this node is the only one, read before the member starts:
+	// while it applies its log again its settings go back in time.
+	single := n.single()
 	if err := n.startMember(group, bootstrap); err != nil {
 		stopRPC()
 		return fail(fmt.Errorf("cannot start this node's member of the cluster: %w", err))
@@ -302,8 +305,8 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	n.metrics.EnableCluster(n.clusterMetrics)
-	if n.single() {
-		// One voter: the queue opens before the socket is ready, as it
+	if single {
+		// One node: the queue opens before the socket is ready, as it
 		// always has (a failure to open it is fatal).
 		if err := n.waitQueue(ctx); err != nil {
 			n.member().Close()
@@ -502,10 +505,17 @@ func freshQueue(dataDir string) bool {
 	return len(arch) == 0
 }
 
-// single reports whether this node is the cluster's only node: its queue
-// opens before the start is reported ready.
+// single reports whether this node is the cluster's only node (its
+// queue opens before the start is reported ready), from the agreed
+// configuration on disk, or what the start knows without one.
 func (n *nodeRT) single() bool {
 	c := n.config()
+	if b, err := os.ReadFile(filepath.Join(settingsDir(n.o.DataDir), member.ClusterSetting+".json")); err == nil {
+		var agreed cluster.Config
+		if json.Unmarshal(b, &agreed) == nil {
+			c = &agreed
+		}
+	}
 	return len(c.Nodes) == 1 && c.Nodes[0].Name == n.self
 }
 

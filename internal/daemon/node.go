@@ -278,16 +278,44 @@ func (n *nodeRT) startMember(group string, bootstrap bool) error {
 
 // fetchFromMaster reads queue files from the master (a snapshot being
 // restored here).
+//
+// A node that starts from a snapshot knows no member before it is
+// restored: it asks the master the configuration names (the join's). A
+// master that does not answer is asked again for up to a minute (the
+// engine stops if the restore fails).
 func (n *nodeRT) fetchFromMaster(ctx context.Context, names []string) ([]noderpc.Change, error) {
-	addr := n.raft().LeaderAddr()
-	if addr == "" || n.client == nil {
-		return nil, errors.New("no master to fetch the queue from")
+	if n.client == nil {
+		return nil, errors.New("this node serves no node RPC (--rpc-addr off)")
 	}
-	r, err := n.client.Fetch(ctx, addr, &noderpc.FetchRequest{Names: names})
-	if err != nil {
-		return nil, err
+	deadline := time.Now().Add(time.Minute)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		var addrs []string
+		if m := n.member(); m != nil {
+			if a := m.Node().LeaderAddr(); a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+		c := n.config()
+		if nd, ok := c.Node(c.Master); ok && nd.Address != "" && c.Master != n.self {
+			addrs = append(addrs, nd.Address)
+		}
+		err := errors.New("no master to fetch the queue from")
+		for _, addr := range addrs {
+			var r *noderpc.FetchReply
+			if r, err = n.client.Fetch(ctx, addr, &noderpc.FetchRequest{Names: names}); err == nil {
+				return r.Files, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		n.log.Warn("cannot fetch the queue files of a snapshot from the master; trying again", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	return r.Files, nil
 }
 
 // openQueue is what this node does when it starts leading (member calls
@@ -364,15 +392,22 @@ func (n *nodeRT) takeOffice(ctx context.Context, m *member.Member, term int64) (
 	if err != nil {
 		return nil, err
 	}
-	if c == nil {
-		n.mu.Lock()
-		c = n.boot
-		n.mu.Unlock()
-		if c == nil {
-			c = cluster.NewConfig(n.self, n.cfgAddr())
+	n.mu.Lock()
+	boot := n.boot
+	n.mu.Unlock()
+	switch {
+	case boot != nil:
+		// The first configuration of a new group (an upgrade, a forced
+		// new cluster): it replaces what the settings held.
+		serial := boot.Serial
+		if c != nil {
+			serial = max(serial, c.Serial)
 		}
-		c = c.Clone()
-	} else {
+		c = boot.Clone()
+		c.Serial = serial + 1
+	case c == nil:
+		c = cluster.NewConfig(n.self, n.cfgAddr())
+	default:
 		c = c.Clone()
 		c.Serial++
 	}
@@ -391,6 +426,11 @@ func (n *nodeRT) takeOffice(ctx context.Context, m *member.Member, term int64) (
 	if err := m.SetCluster(ctx, c); err != nil {
 		return nil, err
 	}
+	n.mu.Lock()
+	if n.boot == boot {
+		n.boot = nil
+	}
+	n.mu.Unlock()
 	return c, nil
 }
 
@@ -412,6 +452,16 @@ func (n *nodeRT) ensureMembers(ctx context.Context, c *cluster.Config) {
 			continue
 		}
 		n.log.Info("added a node of the configuration to the group; it catches up from the log", "node", nd.Name, "address", nd.Address)
+		n.snapshotFor(ctx, nd.Name)
+	}
+}
+
+// snapshotFor takes a snapshot after the node name was added: a node
+// refuses a snapshot that does not name it as a member, so one taken
+// before it joined cannot start it when the log before it is dropped.
+func (n *nodeRT) snapshotFor(ctx context.Context, name string) {
+	if err := n.raft().Snapshot(ctx); err != nil {
+		n.log.Warn("cannot take a snapshot for a new node; it waits for the next one", "node", name, "err", err)
 	}
 }
 
@@ -728,6 +778,7 @@ func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.J
 	if err := m.AddNode(ctx, req.Node, req.Address); err != nil {
 		return nil, err
 	}
+	n.snapshotFor(ctx, req.Node)
 	certPEM, err := os.ReadFile(filepath.Join(n.o.DataDir, "cluster", clusterCertFile))
 	if err != nil {
 		return nil, err

@@ -107,3 +107,19 @@ func (f *Fence) Running() map[int64]int {
 	}
 	return out
 }
+
+// Reset stops every execution and forgets the epochs known: the node
+// starts a new cluster (master-failover --no-voting), whose epochs start
+// again from the beginning. It returns how many executions it stopped.
+func (f *Fence) Reset() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for e := range f.running {
+		e.cancel(&StaleError{Epoch: e.epoch, Newest: f.newest + 1})
+		delete(f.running, e)
+		n++
+	}
+	f.newest = 0
+	return n
+}

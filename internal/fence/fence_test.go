@@ -65,3 +65,28 @@ func TestFence(t *testing.T) {
 		t.Fatalf("running after all ended: %v", f.Running())
 	}
 }
+
+// TestReset: Reset stops every execution, and an epoch lower than those
+// known before is accepted afterwards.
+func TestReset(t *testing.T) {
+	var f Fence
+	ctx, end, err := f.Begin(context.Background(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end()
+	if _, _, err := f.Begin(context.Background(), 2); err == nil {
+		t.Fatal("epoch 2 accepted after 5")
+	}
+	if n := f.Reset(); n != 1 {
+		t.Fatalf("Reset stopped %d executions", n)
+	}
+	if ctx.Err() == nil {
+		t.Fatal("the execution of epoch 5 runs on")
+	}
+	_, end2, err := f.Begin(context.Background(), 2)
+	if err != nil {
+		t.Fatalf("epoch 2 after Reset: %v", err)
+	}
+	end2()
+}

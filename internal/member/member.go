@@ -380,3 +380,15 @@ func (m *Member) Close() error {
 	}
 	return err
 }
+
+// ApplyLog brings the queue directory and the settings in cfg.Dir up to
+// everything the node's log holds, committed or not as far as it knows
+// (consensus.ApplyLog), with no member running: for a node that leaves
+// its group to start a new one alone.
+func ApplyLog(cfg Config) (int, error) {
+	fsm, err := queuelog.NewFSM(cfg.Store, filepath.Join(cfg.Dir, "settings"), nil, cfg.Log)
+	if err != nil {
+		return 0, err
+	}
+	return consensus.ApplyLog(filepath.Join(cfg.Dir, "raft"), fsm, cfg.Log)
+}

@@ -95,7 +95,12 @@ func (l *Log) Commit(changes []store.Change) error {
 // machine's.
 func (l *Log) propose(ctx context.Context, data []byte) error {
 	res, err := l.P.Apply(ctx, data)
-	if err != nil {
+	switch {
+	case errors.Is(err, consensus.ErrOutcomeUnknown):
+		return fmt.Errorf("a majority of the voters did not confirm it (this node lost its place as master, or the others are unreachable): %w", err)
+	case errors.Is(err, consensus.ErrNotLeader):
+		return fmt.Errorf("this node is no longer the master, elected by a majority of the voters: %w", err)
+	case err != nil:
 		return err
 	}
 	if err, ok := res.(error); ok && err != nil {

@@ -49,6 +49,7 @@ func TestRenewCrypto(t *testing.T) {
 	// Restart the master with RAPI on.
 	n1.d.Stop()
 	n1.start(t, "--rapi-addr", rapiAddr)
+	makeMaster(t, n1, n1, n2, n3)
 	waitInSync(t, n1)
 	submitAndFinish(t, n1.client(t), 3)
 	oldPair, oldPEM := clusterPair(t, n1)
