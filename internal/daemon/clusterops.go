@@ -15,7 +15,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/durable"
 	"github.com/jobq-dev/jobq/internal/member"
 	"github.com/jobq-dev/jobq/internal/noderpc"
-	"github.com/jobq-dev/jobq/internal/replica"
+	"github.com/jobq-dev/jobq/internal/queuelog"
 	"github.com/jobq-dev/jobq/internal/restricted"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
@@ -325,7 +325,7 @@ type verifyNode struct {
 // scanNode is a node's queue files, archive included and hashed.
 func (n *nodeRT) scanNode(ctx context.Context, nd cluster.Node) ([]noderpc.FileInfo, error) {
 	if nd.Name == n.self {
-		live, arch, err := replica.Scan(n.st.Dir(), true, true)
+		live, arch, err := queuelog.Scan(n.st.Dir(), true, true)
 		return append(live, arch...), err
 	}
 	if n.client == nil {
@@ -372,7 +372,7 @@ func (n *nodeRT) verifyOnce(ctx context.Context) (ref string, nodes []verifyNode
 				for _, f := range files {
 					have[f.Name] = true
 				}
-				d := replica.Compare(refFiles, files)
+				d := queuelog.Compare(refFiles, files)
 				for _, w := range d.Write {
 					if have[w] {
 						v.Differ = append(v.Differ, w)
@@ -466,7 +466,7 @@ func (n *nodeRT) repairQueue(nodes []verifyNode) error {
 		names = append(names, f)
 	}
 	sort.Strings(names)
-	files, err := replica.ReadFiles(n.st.Dir(), names)
+	files, err := queuelog.ReadFiles(n.st.Dir(), names)
 	if err != nil {
 		return err
 	}

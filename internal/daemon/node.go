@@ -26,7 +26,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/queue"
-	"github.com/jobq-dev/jobq/internal/replica"
+	"github.com/jobq-dev/jobq/internal/queuelog"
 	"github.com/jobq-dev/jobq/internal/restricted"
 	"github.com/jobq-dev/jobq/internal/settings"
 	"github.com/jobq-dev/jobq/internal/store"
@@ -55,10 +55,10 @@ type nodeRT struct {
 
 	mu     sync.Mutex
 	mem    *member.Member
-	group  string             // the Raft group's name (group file)
-	boot   *cluster.Config    // agreed at the first leadership when no configuration is
-	known  *cluster.Config    // the configuration before the log's (join reply, cluster.json)
-	master *masterState       // nil: not running as master
+	group  string               // the Raft group's name (group file)
+	boot   *cluster.Config      // agreed at the first leadership when no configuration is
+	known  *cluster.Config      // the configuration before the log's (join reply, cluster.json)
+	master *masterState         // nil: not running as master
 	tokens map[string]time.Time // hex SHA-256 of a join token's secret -> expiry
 	// rapiListener is RAPI's listener opened at the start (listen), for
 	// the first leadership; nil once taken.
@@ -534,7 +534,7 @@ func (h rpcHandler) Purge(context.Context, *noderpc.PurgeRequest) error {
 
 func (h rpcHandler) State(ctx context.Context, req *noderpc.StateRequest) (*noderpc.StateReply, error) {
 	n := h.n
-	live, arch, err := replica.Scan(n.st.Dir(), req.Archive, req.HashArchive)
+	live, arch, err := queuelog.Scan(n.st.Dir(), req.Archive, req.HashArchive)
 	if err != nil {
 		return nil, err
 	}
@@ -542,7 +542,7 @@ func (h rpcHandler) State(ctx context.Context, req *noderpc.StateRequest) (*node
 }
 
 func (h rpcHandler) Fetch(ctx context.Context, req *noderpc.FetchRequest) (*noderpc.FetchReply, error) {
-	files, err := replica.ReadFiles(h.n.st.Dir(), req.Names)
+	files, err := queuelog.ReadFiles(h.n.st.Dir(), req.Names)
 	if err != nil {
 		return nil, err
 	}

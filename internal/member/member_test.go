@@ -21,7 +21,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/queue"
-	"github.com/jobq-dev/jobq/internal/replica"
+	"github.com/jobq-dev/jobq/internal/queuelog"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/internal/testcert"
 )
@@ -67,7 +67,7 @@ func (n *tnode) start(t *testing.T, cert tls.Certificate, bootstrap bool, nodes 
 		Fetch: func(ctx context.Context, names []string) ([]noderpc.Change, error) {
 			for _, o := range nodes {
 				if o.name != self && o.m != nil && o.m.Node().IsLeader() {
-					return replica.ReadFiles(filepath.Join(o.dir, "queue"), names)
+					return queuelog.ReadFiles(filepath.Join(o.dir, "queue"), names)
 				}
 			}
 			return nil, fmt.Errorf("no master")

@@ -55,7 +55,6 @@ import (
 	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/durable"
 	"github.com/jobq-dev/jobq/internal/noderpc"
-	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/store"
 )
 
@@ -432,7 +431,7 @@ func (f *FSM) Snapshot() ([]byte, error) {
 	if err := f.st.Sync(); err != nil {
 		return nil, err
 	}
-	live, arch, err := replica.Scan(f.st.Dir(), true, false)
+	live, arch, err := Scan(f.st.Dir(), true, false)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list the queue for a snapshot: %w", err)
 	}
@@ -478,11 +477,11 @@ func (f *FSM) Restore(data []byte) error {
 		delete(f.values, k)
 		f.mu.Unlock()
 	}
-	live, arch, err := replica.Scan(f.st.Dir(), true, false)
+	live, arch, err := Scan(f.st.Dir(), true, false)
 	if err != nil {
 		return err
 	}
-	diff := replica.CompareQueues(m.Live, m.Archive, live, arch)
+	diff := CompareQueues(m.Live, m.Archive, live, arch)
 	var changes []store.Change
 	if len(diff.Write) > 0 {
 		if f.fetch == nil {

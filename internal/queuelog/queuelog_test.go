@@ -23,7 +23,6 @@ import (
 	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/queue"
-	"github.com/jobq-dev/jobq/internal/replica"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/internal/testcert"
 )
@@ -165,7 +164,7 @@ func TestQueueThroughTheLog(t *testing.T) {
 		return func(ctx context.Context, want []string) ([]noderpc.Change, error) {
 			for _, nd := range nodes {
 				if nd.name != self && nd.node != nil && nd.node.IsLeader() {
-					return replica.ReadFiles(filepath.Join(nd.dir, "queue"), want)
+					return ReadFiles(filepath.Join(nd.dir, "queue"), want)
 				}
 			}
 			return nil, errors.New("no master")
@@ -245,7 +244,7 @@ func TestLaggingNodeRestoresFromManifest(t *testing.T) {
 	var fetches atomic.Int64
 	fetchFromA := func(ctx context.Context, want []string) ([]noderpc.Change, error) {
 		fetches.Add(1)
-		return replica.ReadFiles(filepath.Join(a.dir, "queue"), want)
+		return ReadFiles(filepath.Join(a.dir, "queue"), want)
 	}
 	a.start(t, cert, true, nil)
 	waitFor(t, "a leads", func() bool { return a.node.IsLeader() })

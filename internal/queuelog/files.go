@@ -1,4 +1,4 @@
-package replica
+package queuelog
 
 import (
 	"crypto/sha256"
