@@ -307,6 +307,10 @@ func TestFollowerTakesLeadership(t *testing.T) {
 	if l == "c" {
 		target, other = "b", "a"
 	}
+	c.waitUntil(target+" knows it votes", func() bool {
+		m, ok := c.node(target).member(target)
+		return ok && m.Voter
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	if err := c.node(target).TransferLeadership(ctx, other); !errors.Is(err, ErrNotLeader) {

@@ -499,7 +499,7 @@ func (n *nodeRT) clusterMetrics() metrics.ClusterState {
 		if match < commit {
 			behind = int64(commit - match)
 		}
-		st.Replicas = append(st.Replicas, metrics.Replica{Node: mb.Name, InSync: behind == 0, Reachable: true, Behind: behind})
+		st.Replicas = append(st.Replicas, metrics.Replica{Node: mb.Name, InSync: behind == 0, Behind: behind})
 	}
 	return st
 }

@@ -5,7 +5,6 @@ package metrics
 
 import (
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +23,6 @@ type Set struct {
 	batchSize   prometheus.Histogram
 	lockWait    prometheus.Histogram
 	waiters     prometheus.Gauge
-	cluster     atomic.Pointer[clusterMetrics]
 }
 
 // New makes a Set. queueDepth is called at scrape time for the number of
@@ -130,12 +128,11 @@ func (s *Set) Waiter(delta int) {
 	}
 }
 
-// Replica is one peer's replication state at scrape time.
+// Replica is a member of the cluster's log as the master sees it.
 type Replica struct {
-	Node      string
-	InSync    bool
-	Reachable bool
-	Behind    int64 // batches not yet acknowledged
+	Node   string
+	InSync bool  // it holds every committed entry
+	Behind int64 // committed entries it does not hold yet
 }
 
 // ClusterState is what the cluster metrics report at scrape time.
@@ -146,47 +143,18 @@ type ClusterState struct {
 	Replicas      []Replica
 }
 
-type clusterMetrics struct {
-	replicated  prometheus.Histogram
-	quorumFails prometheus.Counter
-	resyncs     *prometheus.CounterVec
-	applySecs   *prometheus.HistogramVec
-	peerFails   *prometheus.CounterVec
-}
-
-// EnableCluster adds the replication metrics; state is called at scrape
-// time.
+// EnableCluster adds the cluster metrics; state is called at scrape time.
 func (s *Set) EnableCluster(state func() ClusterState) {
 	if s == nil {
 		return
 	}
-	c := &clusterMetrics{
-		replicated: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "jobq_replication_seconds", Help: "Time from a batch of queue changes being handed to replication to a majority of the master candidates holding it.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}),
-		quorumFails: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "jobq_replication_quorum_failures_total", Help: "Batches of queue changes (and so submissions) that a majority of the master candidates did not store.",
-		}),
-		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "jobq_replica_resyncs_total", Help: "Full resynchronisations of a replica's queue, by node.",
-		}, []string{"node"}),
-		applySecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "jobq_replica_apply_seconds", Help: "Time one replication call to a replica took (send, store durably, answer), by node.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}, []string{"node"}),
-		peerFails: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "jobq_replica_failures_total", Help: "Replication calls to a replica that failed (unreachable, refused, out of sync), by node.",
-		}, []string{"node"}),
-	}
 	master := prometheus.NewDesc("jobq_master", "1 while this node runs the queue as the master.", nil, nil)
-	epoch := prometheus.NewDesc("jobq_cluster_epoch", "The cluster configuration's epoch as this node knows it.", nil, nil)
+	epoch := prometheus.NewDesc("jobq_cluster_epoch", "The master's term (epoch) as this node knows it.", nil, nil)
 	changes := prometheus.NewDesc("jobq_leader_changes_total", "Changes of the master (the Raft leader) this node has seen since it started.", nil, nil)
-	inSync := prometheus.NewDesc("jobq_replica_in_sync", "1 when the replica holds every batch sent so far (master only), by node.", []string{"node"}, nil)
-	reachable := prometheus.NewDesc("jobq_replica_reachable", "1 when the last call to the replica succeeded (master only), by node.", []string{"node"}, nil)
-	behind := prometheus.NewDesc("jobq_replica_behind_batches", "Batches of queue changes the replica has not acknowledged (master only), by node.", []string{"node"}, nil)
-	s.reg.MustRegister(c.replicated, c.quorumFails, c.resyncs, c.applySecs, c.peerFails, collectorFunc{
-		descs: []*prometheus.Desc{master, epoch, changes, inSync, reachable, behind},
+	inSync := prometheus.NewDesc("jobq_replica_in_sync", "1 when the member holds every committed log entry (master only), by node.", []string{"node"}, nil)
+	behind := prometheus.NewDesc("jobq_replica_behind_entries", "Committed log entries the member does not hold yet (master only), by node.", []string{"node"}, nil)
+	s.reg.MustRegister(collectorFunc{
+		descs: []*prometheus.Desc{master, epoch, changes, inSync, behind},
 		collect: func(ch chan<- prometheus.Metric) {
 			st := state()
 			ch <- prometheus.MustNewConstMetric(master, prometheus.GaugeValue, b2f(st.Master))
@@ -194,11 +162,9 @@ func (s *Set) EnableCluster(state func() ClusterState) {
 			ch <- prometheus.MustNewConstMetric(changes, prometheus.CounterValue, float64(st.LeaderChanges))
 			for _, r := range st.Replicas {
 				ch <- prometheus.MustNewConstMetric(inSync, prometheus.GaugeValue, b2f(r.InSync), r.Node)
-				ch <- prometheus.MustNewConstMetric(reachable, prometheus.GaugeValue, b2f(r.Reachable), r.Node)
 				ch <- prometheus.MustNewConstMetric(behind, prometheus.GaugeValue, float64(r.Behind), r.Node)
 			}
 		}})
-	s.cluster.Store(c)
 }
 
 func b2f(b bool) float64 {
@@ -208,46 +174,3 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// Replicated records a batch's replication: how long until a majority
-// held it, or that it failed to reach one.
-func (s *Set) Replicated(d time.Duration, ok bool) {
-	if s == nil {
-		return
-	}
-	c := s.cluster.Load()
-	if c == nil {
-		return
-	}
-	if ok {
-		c.replicated.Observe(d.Seconds())
-	} else {
-		c.quorumFails.Inc()
-	}
-}
-
-// Resynced counts a full resynchronisation of node's replica.
-func (s *Set) Resynced(node string) {
-	if s == nil {
-		return
-	}
-	if c := s.cluster.Load(); c != nil {
-		c.resyncs.WithLabelValues(node).Inc()
-	}
-}
-
-// ReplicaCall records one replication call to node: its time, or that it
-// failed.
-func (s *Set) ReplicaCall(node string, d time.Duration, ok bool) {
-	if s == nil {
-		return
-	}
-	c := s.cluster.Load()
-	if c == nil {
-		return
-	}
-	if ok {
-		c.applySecs.WithLabelValues(node).Observe(d.Seconds())
-	} else {
-		c.peerFails.WithLabelValues(node).Inc()
-	}
-}

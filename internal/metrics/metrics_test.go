@@ -61,22 +61,15 @@ func TestNilSetRecordsNothing(t *testing.T) {
 
 func TestClusterMetrics(t *testing.T) {
 	s := New(func() map[string]int { return nil }, func() int { return 0 })
-	s.Replicated(time.Millisecond, true) // before EnableCluster: dropped
-	if out := scrape(t, s); strings.Contains(out, "jobq_replication") {
+	if out := scrape(t, s); strings.Contains(out, "jobq_master") {
 		t.Fatalf("cluster metrics before EnableCluster:\n%s", out)
 	}
 	s.EnableCluster(func() ClusterState {
 		return ClusterState{Master: true, Epoch: 3, LeaderChanges: 2, Replicas: []Replica{
-			{Node: "node2", InSync: true, Reachable: true},
+			{Node: "node2", InSync: true},
 			{Node: "node3", Behind: 4},
 		}}
 	})
-	s.Replicated(2*time.Millisecond, true)
-	s.Replicated(0, false)
-	s.Resynced("node3")
-	s.Resynced("node3")
-	s.ReplicaCall("node2", time.Millisecond, true)
-	s.ReplicaCall("node3", 0, false)
 	out := scrape(t, s)
 	for _, want := range []string{
 		"jobq_master 1",
@@ -84,13 +77,7 @@ func TestClusterMetrics(t *testing.T) {
 		"jobq_leader_changes_total 2",
 		`jobq_replica_in_sync{node="node2"} 1`,
 		`jobq_replica_in_sync{node="node3"} 0`,
-		`jobq_replica_reachable{node="node3"} 0`,
-		`jobq_replica_behind_batches{node="node3"} 4`,
-		"jobq_replication_seconds_count 1",
-		"jobq_replication_quorum_failures_total 1",
-		`jobq_replica_resyncs_total{node="node3"} 2`,
-		`jobq_replica_apply_seconds_count{node="node2"} 1`,
-		`jobq_replica_failures_total{node="node3"} 1`,
+		`jobq_replica_behind_entries{node="node3"} 4`,
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("metrics lack %q", want)
@@ -98,7 +85,4 @@ func TestClusterMetrics(t *testing.T) {
 	}
 	var nilSet *Set
 	nilSet.EnableCluster(nil)
-	nilSet.Replicated(time.Second, true)
-	nilSet.Resynced("x")
-	nilSet.ReplicaCall("x", 0, true)
 }
