@@ -32,6 +32,14 @@ func snapDir(dir string) string { return filepath.Join(dir, "snap") }
 
 func walExists(dir string) bool { return wal.Exist(walDir(dir)) }
 
+// SegmentBytes is the size of each log segment file, allocated whole
+// ahead of use (etcd's default is 64 MB; jobq's entries are batches of
+// small files, and a node's disk may be small): a write that fits in a
+// segment never fails for want of space.
+const SegmentBytes = 4 << 20
+
+func init() { wal.SegmentSizeBytes = SegmentBytes }
+
 // openStorage opens (or creates) the log in dir and loads it into
 // memory; it returns the newest snapshot, if any.
 func openStorage(dir string, log *slog.Logger) (*storage, *pb.Snapshot, error) {

@@ -123,7 +123,7 @@ func Start(cfg Config) (*Member, error) {
 		return nil, err
 	}
 	m.node = node
-	m.lg = &queuelog.Log{P: node}
+	m.lg = &queuelog.Log{P: node, Dir: cfg.Store.Dir()}
 	// Every change of the queue goes through the log, on every node:
 	// a node that does not lead has its writes refused (not master).
 	cfg.Store.SetLog(m.lg)

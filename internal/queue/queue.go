@@ -11,14 +11,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jobq-dev/jobq/internal/metrics"
-	"github.com/jobq-dev/jobq/locking"
 	"log/slog"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jobq-dev/jobq/internal/metrics"
+	"github.com/jobq-dev/jobq/locking"
 
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/store"
@@ -461,10 +463,16 @@ func (q *Queue) load() error {
 		j, summary, err := results[i].j, results[i].summary, results[i].err
 		results[i] = loaded{}
 		if err != nil {
-			dst := fmt.Sprintf("quarantine/%s.%d", store.JobFileName(id), now[0])
-			q.log.Error("job file is corrupt; moved aside", "file", store.JobFileName(id), "to", dst, "err", err)
-			if err := q.store.Rename(store.JobFileName(id), dst).Wait(); err != nil {
-				return fmt.Errorf("cannot move corrupt job file job-%d aside: %w", id, err)
+			// Kept here for inspection; the job leaves the queue on every
+			// node (the others' copies follow the master's view).
+			name := store.JobFileName(id)
+			dst, merr := q.store.MoveAside(name, strconv.FormatInt(now[0], 10))
+			if merr != nil {
+				return fmt.Errorf("cannot move corrupt job file job-%d aside: %w", id, merr)
+			}
+			q.log.Error("job file is corrupt; moved aside", "file", name, "to", dst, "err", err)
+			if err := q.store.Remove(name).Wait(); err != nil {
+				return fmt.Errorf("cannot remove corrupt job file job-%d from the queue: %w", id, err)
 			}
 			continue
 		}

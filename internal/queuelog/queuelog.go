@@ -50,7 +50,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/durable"
@@ -73,12 +76,21 @@ type Proposer interface {
 type Log struct {
 	P       Proposer
 	Timeout time.Duration // how long a batch may take to be agreed; 0: 30s
+	// Dir, when set, is the queue directory: a batch is proposed only
+	// when its file system has room for it twice and a log segment
+	// (consensus.SegmentBytes) besides, so that a full disk refuses
+	// changes here (with an error that is syscall.ENOSPC) instead of
+	// agreeing on what this node cannot write.
+	Dir string
 }
 
 // Commit proposes the batch and waits until it is agreed and written here.
 func (l *Log) Commit(changes []store.Change) error {
 	data, err := EncodeBatch(changes)
 	if err != nil {
+		return err
+	}
+	if err := l.checkRoom(int64(len(data))); err != nil {
 		return err
 	}
 	timeout := l.Timeout
@@ -88,6 +100,23 @@ func (l *Log) Commit(changes []store.Change) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return l.propose(ctx, data)
+}
+
+// checkRoom refuses a batch of size bytes that Dir's file system has no
+// room for.
+func (l *Log) checkRoom(size int64) error {
+	if l.Dir == "" {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(l.Dir, &st); err != nil {
+		return nil // no answer: the write itself will tell
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if need := 2*size + consensus.SegmentBytes; free < need {
+		return fmt.Errorf("%w: the queue's file system has %d bytes free, a change of %d bytes needs %d", syscall.ENOSPC, free, size, need)
+	}
+	return nil
 }
 
 // propose proposes an entry and returns the log's error or the state

@@ -428,6 +428,27 @@ func (s *Store) Rename(src, dst string) Ticket {
 	return s.add(op{kind: opRename, name: src, dst: dst})
 }
 
+// MoveAside moves the file name of this node's queue directory to
+// quarantine/NAME.SUFFIX at once and durably, outside the group commit and
+// the log: a file found corrupt here is this node's own damage, kept for
+// inspection; removing the job from the queue (on every node) is a
+// separate Remove. It returns where the file went, relative to Dir.
+func (s *Store) MoveAside(name, suffix string) (string, error) {
+	if strings.ContainsAny(name, "/\\") || strings.ContainsAny(suffix, "/\\") || name == "" {
+		return "", fmt.Errorf("cannot move %q aside: not a file of the queue directory", name)
+	}
+	dst := "quarantine/" + name + "." + suffix
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if err := s.fs.MkdirAll(filepath.Join(s.dir, "quarantine"), DirMode); err != nil {
+		return "", err
+	}
+	if err := durable.Rename(filepath.Join(s.dir, name), filepath.Join(s.dir, dst)); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
 // Remove deletes name; a missing file is not an error.
 func (s *Store) Remove(name string) Ticket {
 	return s.add(op{kind: opRemove, name: name})

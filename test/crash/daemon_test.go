@@ -8,12 +8,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/member"
+	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/internal/testbin"
 	"github.com/jobq-dev/jobq/luxi"
 )
@@ -148,4 +151,55 @@ func scanQueue(t *testing.T, dir string) (jobs map[int64]*job.Job, bad []string)
 		}
 	}
 	return jobs, bad
+}
+
+// logState is the queue as jobqd's log left it at a kill: a copy of the
+// data directory with every entry of the log applied (the queue files
+// may lag the log by the entries agreed but not yet written; a restart
+// writes them). One node: every entry in its log is committed.
+func logState(t *testing.T, dir string) map[int64]*job.Job {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "copy")
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "socket" || filepath.Base(p) == "lock" {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		to := filepath.Join(cp, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o750)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o640)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(cp, "queue"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := member.ApplyLog(member.Config{Dir: filepath.Join(cp, "cluster"), Store: st}); err != nil {
+		t.Fatalf("applying the log of %s: %v", dir, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	jobs, bad := scanQueue(t, cp)
+	if len(bad) > 0 {
+		t.Fatalf("the log's queue has bad files: %v", bad)
+	}
+	return jobs
 }

@@ -102,13 +102,13 @@ func waitStatus(t *testing.T, c *luxi.Client, id int64, want job.Status) {
 	}
 }
 
-// TestFullDisk runs jobqd on a 2 MiB tmpfs and fills it: submissions fail
+// TestFullDisk runs jobqd on a 16 MiB tmpfs (room for the log's segments) and fills it: submissions fail
 // with a clear error reply while queries are answered, nothing on disk is
 // torn, no acknowledged job is lost, and once space returns the jobs stuck
 // retrying their writes (a killed job, a canceled one) finish and
 // submissions succeed again.
 func TestFullDisk(t *testing.T) {
-	dir := mountTmpfs(t, "2m")
+	dir := mountTmpfs(t, "16m")
 	d := start(t, dir, "--max-running-jobs", "3")
 	c := d.client()
 	defer c.Close()
@@ -131,7 +131,7 @@ func TestFullDisk(t *testing.T) {
 
 	filler := filepath.Join(dir, "filler")
 	n := fill(t, filler)
-	t.Logf("filled the 2 MiB data dir with %d bytes", n)
+	t.Logf("filled the 16 MiB data dir with %d bytes", n)
 
 	// Submissions fail with a clear error.
 	_, err := c.Call(context.Background(), "SubmitJob", []any{delay(0.001)})

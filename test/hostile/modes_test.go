@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -13,7 +14,8 @@ import (
 // directory it creates, and checks the mode of everything it made: data
 // directory and every directory 0750, the socket 0660, job files (live,
 // archived, quarantined) and every other file 0640, except the cluster
-// certificate (0644, public) and its key (0600).
+// certificate (0644, public), its key (0600) and the Raft log (0700
+// directories, 0600 files).
 func TestFileModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	laxStart := func() *daemon {
@@ -62,6 +64,13 @@ func TestFileModes(t *testing.T) {
 		exp, named := want[rel]
 		switch {
 		case named:
+		case rel == "cluster/raft" || strings.HasPrefix(rel, "cluster/raft/"):
+			// The log (etcd's WAL and snapshots, which etcd makes for
+			// its owner only): the jobs' contents, read by jobqd alone.
+			exp = 0o600
+			if fi.IsDir() {
+				exp = fs.ModeDir | 0o700
+			}
 		case fi.IsDir():
 			exp = fs.ModeDir | 0o750
 		case fi.Mode().IsRegular():
@@ -78,7 +87,7 @@ func TestFileModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{".", "queue", "queue/archive", "queue/quarantine", "socket", "cluster", "queue/serial", "queue/version", "queue/lock", "queue/drain", "cluster.json"} {
+	for _, p := range []string{".", "queue", "queue/archive", "queue/quarantine", "socket", "cluster", "queue/serial", "queue/version", "queue/lock", "queue/drain", "cluster/raft/wal", "cluster/settings/cluster.json", "cluster/group"} {
 		want[p] = 0
 	}
 	for p := range want {
