@@ -510,28 +510,6 @@ func restrictedDir(dataDir string) string { return restricted.Dir(dataDir) }
 
 type rpcHandler struct{ n *nodeRT }
 
-// errOldProtocol answers the calls of the replication protocol before the
-// Raft log.
-func errOldProtocol(what string) error {
-	return &noderpc.Error{Code: noderpc.CodeRefused, Message: what + " belongs to the replication of jobq before the Raft log; upgrade jobqd on the node that sent it"}
-}
-
-func (h rpcHandler) Apply(context.Context, *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) {
-	return nil, errOldProtocol("a replicated batch")
-}
-
-func (h rpcHandler) Vote(context.Context, *noderpc.VoteRequest) (*cluster.Ballot, error) {
-	return nil, errOldProtocol("a vote request")
-}
-
-func (h rpcHandler) Config(context.Context, *noderpc.ConfigRequest) (*noderpc.ConfigReply, error) {
-	return nil, errOldProtocol("a configuration push")
-}
-
-func (h rpcHandler) Purge(context.Context, *noderpc.PurgeRequest) error {
-	return errOldProtocol("a queue purge")
-}
-
 func (h rpcHandler) State(ctx context.Context, req *noderpc.StateRequest) (*noderpc.StateReply, error) {
 	n := h.n
 	live, arch, err := queuelog.Scan(n.st.Dir(), req.Archive, req.HashArchive)
