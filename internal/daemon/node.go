@@ -413,7 +413,6 @@ func (n *nodeRT) takeOffice(ctx context.Context, m *member.Member, term int64) (
 	}
 	c.Master, c.Epoch = n.self, term
 	for i := range c.Nodes {
-		c.Nodes[i].Syncing = false // the log's learners say who catches up
 		if nd := &c.Nodes[i]; nd.Name == n.self && len(c.Nodes) == 1 && nd.Address != n.cfgAddr() {
 			// A one-node cluster: its address follows --rpc-addr.
 			n.log.Info("this node's address changed", "from", nd.Address, "to", n.cfgAddr())
@@ -740,7 +739,6 @@ func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.J
 		}
 	}
 	for i := range nc.Nodes {
-		nc.Nodes[i].Syncing = false
 		if nd := &nc.Nodes[i]; nd.Name == n.self && req.Via != "" && strings.HasPrefix(nd.Address, ":") {
 			// Listening on every interface: the new node reached this
 			// one at Via, which the others will use too.
