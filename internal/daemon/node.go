@@ -28,7 +28,6 @@ import (
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/queuelog"
 	"github.com/jobq-dev/jobq/internal/restricted"
-	"github.com/jobq-dev/jobq/internal/settings"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
 	"github.com/jobq-dev/jobq/opcodes"
@@ -66,9 +65,6 @@ type nodeRT struct {
 	opened       chan struct{} // closed and replaced at each attempt to open the queue
 	openErr      error         // the last attempt's failure
 }
-
-// settings are the cluster-wide settings, agreed through the log.
-func (n *nodeRT) settings() settings.Store { return n.member() }
 
 func (n *nodeRT) member() *member.Member {
 	n.mu.Lock()
