@@ -1,8 +1,9 @@
 // Package cluster is the pure core of jobq's cluster: the cluster
-// configuration (nodes, roles, master, epoch), majorities, replication
-// positions and the election rules (who may vote for whom, when a
-// candidate has won, whose queue is newest). It does no I/O: the daemon
-// stores and sends what these functions decide.
+// configuration (nodes, roles, master, epoch) and which master candidates
+// should vote in the cluster's Raft group (voters.go). Elections,
+// majorities and replication are the Raft log's (internal/consensus,
+// internal/member). It does no I/O: the daemon stores and sends what
+// these functions decide.
 package cluster
 
 import (
@@ -35,13 +36,6 @@ type Node struct {
 	Address   string `json:"address"` // node RPC HOST:PORT
 	Candidate bool   `json:"master_candidate"`
 	Online    bool   `json:"online"`
-	// Syncing marks a master candidate that is catching up with the
-	// queue: it joined, became a candidate or came back online. It gets
-	// every change, as a voter does, but counts in no majority and
-	// cannot become master until the master has seen it in sync and
-	// cleared the mark (Synced), so that a node that holds nothing yet
-	// never makes the cluster wait for it.
-	Syncing bool `json:"syncing,omitempty"`
 }
 
 // Role names as `jobq node list` prints them.
@@ -100,58 +94,6 @@ func (c *Config) Role(name string) string {
 	return RoleRegular
 }
 
-// Replicas are the online master candidates, the master included: the
-// nodes that hold a replica of the queue, those catching up included.
-func (c *Config) Replicas() []Node {
-	var out []Node
-	for _, n := range c.Nodes {
-		if n.Online && (n.Candidate || n.Name == c.Master) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// Voters are the replicas that are not catching up: the nodes that count
-// in majorities and vote in elections.
-func (c *Config) Voters() []Node {
-	var out []Node
-	for _, n := range c.Replicas() {
-		if !n.Syncing || n.Name == c.Master {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// Peers are the replicas other than self: the nodes the master sends
-// the queue's changes to.
-func (c *Config) Peers(self string) []Node {
-	var out []Node
-	for _, n := range c.Replicas() {
-		if n.Name != self {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// Votes reports whether the named node counts in majorities.
-func (c *Config) Votes(name string) bool {
-	for _, n := range c.Voters() {
-		if n.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// Quorum is the number of voters (self included) that make a majority.
-func (c *Config) Quorum() int { return Majority(len(c.Voters())) }
-
-// Majority is the smallest number of n that is more than half.
-func Majority(n int) int { return n/2 + 1 }
-
 // ErrNodeExists is returned when adding a node whose name is taken.
 var ErrNodeExists = errors.New("node already in the cluster")
 
@@ -174,8 +116,7 @@ func ValidNodeName(name string) error {
 }
 
 // AddNode returns a new configuration with node added: a master
-// candidate while the pool is not full (catching up until Synced),
-// online, serial raised.
+// candidate while the pool is not full, online, serial raised.
 func (c *Config) AddNode(name, address string) (*Config, error) {
 	if err := ValidNodeName(name); err != nil {
 		return nil, err
@@ -200,7 +141,7 @@ func (c *Config) AddNode(name, address string) (*Config, error) {
 	}
 	nc := c.Clone()
 	nc.Serial++
-	nc.Nodes = append(nc.Nodes, Node{Name: name, Address: address, Candidate: cands < pool, Online: true, Syncing: cands < pool})
+	nc.Nodes = append(nc.Nodes, Node{Name: name, Address: address, Candidate: cands < pool, Online: true})
 	return nc, nil
 }
 
@@ -222,8 +163,6 @@ func (c *Config) RemoveNode(name string) (*Config, error) {
 
 // Modify returns a new configuration with the node's candidate or online
 // flag changed (nil: unchanged). The master stays a candidate and online.
-// A node that becomes a replica (an online candidate) catches up first
-// (Syncing); one that stops being one is no longer catching up.
 func (c *Config) Modify(name string, candidate, online *bool) (*Config, error) {
 	i := slices.IndexFunc(c.Nodes, func(n Node) bool { return n.Name == name })
 	if i < 0 {
@@ -240,36 +179,12 @@ func (c *Config) Modify(name string, candidate, online *bool) (*Config, error) {
 	nc := c.Clone()
 	nc.Serial++
 	nd := &nc.Nodes[i]
-	was := nd.Candidate && nd.Online
 	if candidate != nil {
 		nd.Candidate = *candidate
 	}
 	if online != nil {
 		nd.Online = *online
 	}
-	switch is := nd.Candidate && nd.Online; {
-	case name == c.Master:
-	case is && !was:
-		nd.Syncing = true
-	case !is:
-		nd.Syncing = false
-	}
-	return nc, nil
-}
-
-// Synced returns a new configuration in which the named node, caught up
-// with the queue, counts in majorities.
-func (c *Config) Synced(name string) (*Config, error) {
-	i := slices.IndexFunc(c.Nodes, func(n Node) bool { return n.Name == name })
-	if i < 0 {
-		return nil, fmt.Errorf("node %s is not in the cluster", name)
-	}
-	if !c.Nodes[i].Syncing {
-		return nil, fmt.Errorf("node %s is not catching up", name)
-	}
-	nc := c.Clone()
-	nc.Serial++
-	nc.Nodes[i].Syncing = false
 	return nc, nil
 }
 
@@ -290,9 +205,6 @@ func (c *Config) Validate() error {
 	}
 	if !names[c.Master] {
 		return fmt.Errorf("the master %q is not a node of the cluster configuration", c.Master)
-	}
-	if m, _ := c.Node(c.Master); m.Syncing {
-		return fmt.Errorf("the master %s is marked as catching up with the queue", c.Master)
 	}
 	return nil
 }

@@ -20,19 +20,8 @@ func threeNodes(t testing.TB) *Config {
 		if c, err = c.AddNode(n, "10.0.0."+map[string]string{"b": "2", "c": "3"}[n]+":1811"); err != nil {
 			t.Fatal(err)
 		}
-		if c, err = c.Synced(n); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return c
-}
-
-func names(nodes []Node) []string {
-	var out []string
-	for _, n := range nodes {
-		out = append(out, n.Name)
-	}
-	return out
 }
 
 func TestNewConfig(t *testing.T) {
@@ -45,8 +34,8 @@ func TestNewConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Role("node1") != RoleMaster || c.Quorum() != 1 || len(c.Peers("node1")) != 0 {
-		t.Fatalf("one-node cluster: role %s, quorum %d, peers %v", c.Role("node1"), c.Quorum(), c.Peers("node1"))
+	if c.Role("node1") != RoleMaster {
+		t.Fatalf("one-node cluster: role %s", c.Role("node1"))
 	}
 }
 
@@ -82,7 +71,7 @@ func TestNewer(t *testing.T) {
 	}
 }
 
-func TestRolesVotersPeers(t *testing.T) {
+func TestRoles(t *testing.T) {
 	c := threeNodes(t)
 	c.Nodes = append(c.Nodes, Node{Name: "d", Address: "10.0.0.4:1811", Online: true}) // regular
 	c.Nodes = append(c.Nodes, Node{Name: "e", Address: "10.0.0.5:1811", Candidate: true})
@@ -91,36 +80,13 @@ func TestRolesVotersPeers(t *testing.T) {
 			t.Errorf("Role(%s) = %s, want %s", n, got, want)
 		}
 	}
-	// e is an offline candidate, d is not a candidate: neither votes.
-	if got := names(c.Voters()); !slices.Equal(got, []string{"a", "b", "c"}) {
-		t.Errorf("Voters = %v", got)
-	}
-	if got := names(c.Peers("b")); !slices.Equal(got, []string{"a", "c"}) {
-		t.Errorf("Peers(b) = %v", got)
-	}
-	if c.Quorum() != 2 {
-		t.Errorf("Quorum = %d", c.Quorum())
-	}
-	// The master votes even when its candidate flag is off.
+	// The master is the master even when its candidate flag is off.
 	c.Nodes[0].Candidate = false
-	if got := names(c.Voters()); !slices.Contains(got, "a") {
-		t.Errorf("the master is not a voter: %v", got)
+	if got := c.Role("a"); got != RoleMaster {
+		t.Errorf("Role(a) = %s with its candidate flag off, want %s", got, RoleMaster)
 	}
 	if _, ok := c.Node("zz"); ok {
 		t.Error("Node found a node that does not exist")
-	}
-}
-
-func TestMajority(t *testing.T) {
-	want := []int{1, 1, 2, 2, 3, 3, 4, 4, 5}
-	for n, w := range want {
-		if got := Majority(n); got != w {
-			t.Errorf("Majority(%d) = %d, want %d", n, got, w)
-		}
-		// Two majorities of the same voters always share a voter.
-		if n > 0 && 2*Majority(n) <= n {
-			t.Errorf("two majorities of %d voters can be disjoint", n)
-		}
 	}
 }
 
@@ -234,9 +200,6 @@ func TestRemoveNode(t *testing.T) {
 	if len(c.Nodes) != 3 {
 		t.Error("RemoveNode changed its receiver")
 	}
-	if c2.Quorum() != 2 {
-		t.Errorf("two voters: quorum %d", c2.Quorum())
-	}
 }
 
 func TestModify(t *testing.T) {
@@ -269,16 +232,20 @@ func TestModify(t *testing.T) {
 	if n, _ := c.Node("b"); !n.Online {
 		t.Error("Modify changed its receiver")
 	}
-	// Offline, b no longer votes: two voters, a majority of two.
-	if got := names(c2.Voters()); !slices.Equal(got, []string{"a", "c"}) || c2.Quorum() != 2 {
-		t.Errorf("voters %v, quorum %d", got, c2.Quorum())
-	}
 	c3, err := c2.Modify("c", &no, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := names(c3.Voters()); !slices.Equal(got, []string{"a"}) || c3.Quorum() != 1 {
-		t.Errorf("voters %v, quorum %d", got, c3.Quorum())
+	if n, _ := c3.Node("c"); n.Candidate || !n.Online || c3.Role("c") != RoleRegular || c3.Serial != c2.Serial+1 {
+		t.Errorf("c after --master-candidate no: %+v, role %s, serial %d", n, c3.Role("c"), c3.Serial)
+	}
+	// Back online and a candidate again: both flags at once.
+	c4, err := c3.Modify("c", &yes, &yes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c4.Node("c"); !n.Candidate || !n.Online || c4.Role("c") != RoleCandidate {
+		t.Errorf("c after --master-candidate yes --online yes: %+v, role %s", n, c4.Role("c"))
 	}
 }
 
@@ -322,7 +289,7 @@ func TestNodeNamesString(t *testing.T) {
 // TestConfigProperties applies random sequences of AddNode, RemoveNode and
 // Modify: a successful change raises the serial by one, leaves its
 // receiver alone and keeps the configuration valid with the master an
-// online voter; a refused one names why.
+// online candidate; a refused one names why.
 func TestConfigProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := NewConfig("n0", "h0:1")
@@ -390,50 +357,10 @@ func TestConfigProperties(t *testing.T) {
 			if err := next.Validate(); err != nil {
 				t.Fatalf("invalid after a change: %v\n%s", err, next)
 			}
-			if !slices.Contains(names(next.Voters()), next.Master) {
-				t.Fatalf("the master %s is not a voter: %v", next.Master, names(next.Voters()))
-			}
-			if next.Quorum() != Majority(len(next.Voters())) || next.Quorum() < 1 {
-				t.Fatalf("quorum %d of %d voters", next.Quorum(), len(next.Voters()))
+			if m, ok := next.Node(next.Master); !ok || !m.Candidate || !m.Online || next.Role(next.Master) != RoleMaster {
+				t.Fatalf("the master %s is not an online candidate: %+v\n%s", next.Master, m, next)
 			}
 			c = next
 		}
 	})
-}
-
-func TestCatchingUpNodeIsReplicaNotVoter(t *testing.T) {
-	c := threeNodes(t)
-	c, err := c.AddNode("d", "10.0.0.4:1811")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := c.Node("d"); !n.Syncing || !n.Candidate {
-		t.Fatalf("new node: %+v", n)
-	}
-	if got := names(c.Peers("a")); !slices.Equal(got, []string{"b", "c", "d"}) {
-		t.Errorf("Peers(a) = %v: d must get the changes", got)
-	}
-	if got := names(c.Voters()); !slices.Equal(got, []string{"a", "b", "c"}) || c.Quorum() != 2 || c.Votes("d") || !c.Votes("b") {
-		t.Errorf("Voters = %v, quorum %d, d votes %v", got, c.Quorum(), c.Votes("d"))
-	}
-	c2, err := c.Synced("d")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !c2.Votes("d") || c2.Quorum() != 3 || c2.Serial != c.Serial+1 {
-		t.Errorf("after Synced: votes %v, quorum %d, serial %d", c2.Votes("d"), c2.Quorum(), c2.Serial)
-	}
-	if n, _ := c.Node("d"); !n.Syncing {
-		t.Error("Synced changed its receiver")
-	}
-	// Demoted, then a candidate again: catching up again.
-	no, yes := false, true
-	c3, _ := c2.Modify("d", &no, nil)
-	if n, _ := c3.Node("d"); n.Syncing {
-		t.Errorf("demoted node still catching up: %+v", n)
-	}
-	c4, _ := c3.Modify("d", &yes, nil)
-	if n, _ := c4.Node("d"); !n.Syncing || c4.Votes("d") {
-		t.Errorf("promoted node: %+v", n)
-	}
 }

@@ -120,11 +120,10 @@ type nodeInfo struct {
 // added it to the log's group yet) or "unknown" (asked of a node that is
 // not the master).
 type replicationInfo struct {
-	Behind           int64             `json:"behind"`
-	LastError        string            `json:"last_error,omitempty"`
-	Position         *cluster.Position `json:"position,omitempty"`
-	State            string            `json:"state"`
-	UnreachableSince *float64          `json:"unreachable_since"` // Unix seconds
+	Behind           int64    `json:"behind"`
+	LastError        string   `json:"last_error,omitempty"`
+	State            string   `json:"state"`
+	UnreachableSince *float64 `json:"unreachable_since"` // Unix seconds
 }
 
 // text is the state in words (the dashboard's overview).
@@ -222,9 +221,6 @@ func (n *nodeRT) changeConfig(ctx context.Context, change func(*cluster.Config) 
 	nc, err := change(n.config())
 	if err != nil {
 		return nil, prereq("%v", err)
-	}
-	for i := range nc.Nodes {
-		nc.Nodes[i].Syncing = false
 	}
 	if err := n.member().SetCluster(ctx, nc); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"encoding/json"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -169,11 +169,6 @@ func Run(ctx context.Context, o Options) error {
 	if _, port, _ := net.SplitHostPort(o.RPCAddr); rpcListener != nil && port == "0" {
 		o.RPCAddr = rpcListener.Addr().String()
 	}
-	fail := func(err error) error {
-		ls.close()
-		st.Close()
-		return err
-	}
 	addr := o.RPCAddr
 	if rpcListener == nil {
 		addr = "local"
@@ -187,7 +182,7 @@ func Run(ctx context.Context, o Options) error {
 			l.Close()
 		}
 	}
-	fail = func(err error) error {
+	fail := func(err error) error {
 		closeListener()
 		st.Close()
 		return err

@@ -28,7 +28,6 @@ import (
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/queuelog"
 	"github.com/jobq-dev/jobq/internal/restricted"
-	"github.com/jobq-dev/jobq/internal/settings"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
 	"github.com/jobq-dev/jobq/opcodes"
@@ -66,9 +65,6 @@ type nodeRT struct {
 	opened       chan struct{} // closed and replaced at each attempt to open the queue
 	openErr      error         // the last attempt's failure
 }
-
-// settings are the cluster-wide settings, agreed through the log.
-func (n *nodeRT) settings() settings.Store { return n.member() }
 
 func (n *nodeRT) member() *member.Member {
 	n.mu.Lock()
@@ -413,7 +409,6 @@ func (n *nodeRT) takeOffice(ctx context.Context, m *member.Member, term int64) (
 	}
 	c.Master, c.Epoch = n.self, term
 	for i := range c.Nodes {
-		c.Nodes[i].Syncing = false // the log's learners say who catches up
 		if nd := &c.Nodes[i]; nd.Name == n.self && len(c.Nodes) == 1 && nd.Address != n.cfgAddr() {
 			// A one-node cluster: its address follows --rpc-addr.
 			n.log.Info("this node's address changed", "from", nd.Address, "to", n.cfgAddr())
@@ -509,28 +504,6 @@ func restrictedDir(dataDir string) string { return restricted.Dir(dataDir) }
 // --- node RPC (noderpc.Handler) ---
 
 type rpcHandler struct{ n *nodeRT }
-
-// errOldProtocol answers the calls of the replication protocol before the
-// Raft log.
-func errOldProtocol(what string) error {
-	return &noderpc.Error{Code: noderpc.CodeRefused, Message: what + " belongs to the replication of jobq before the Raft log; upgrade jobqd on the node that sent it"}
-}
-
-func (h rpcHandler) Apply(context.Context, *noderpc.ApplyRequest) (*noderpc.ApplyReply, error) {
-	return nil, errOldProtocol("a replicated batch")
-}
-
-func (h rpcHandler) Vote(context.Context, *noderpc.VoteRequest) (*cluster.Ballot, error) {
-	return nil, errOldProtocol("a vote request")
-}
-
-func (h rpcHandler) Config(context.Context, *noderpc.ConfigRequest) (*noderpc.ConfigReply, error) {
-	return nil, errOldProtocol("a configuration push")
-}
-
-func (h rpcHandler) Purge(context.Context, *noderpc.PurgeRequest) error {
-	return errOldProtocol("a queue purge")
-}
 
 func (h rpcHandler) State(ctx context.Context, req *noderpc.StateRequest) (*noderpc.StateReply, error) {
 	n := h.n
@@ -762,7 +735,6 @@ func (n *nodeRT) join(ctx context.Context, req *noderpc.JoinRequest) (*noderpc.J
 		}
 	}
 	for i := range nc.Nodes {
-		nc.Nodes[i].Syncing = false
 		if nd := &nc.Nodes[i]; nd.Name == n.self && req.Via != "" && strings.HasPrefix(nd.Address, ":") {
 			// Listening on every interface: the new node reached this
 			// one at Via, which the others will use too.

@@ -59,25 +59,16 @@ func (h *fakeHandler) lastRequest(call string) any {
 	return h.last[call]
 }
 
-func (h *fakeHandler) Apply(ctx context.Context, req *ApplyRequest) (*ApplyReply, error) {
-	h.record("apply", req)
-	if h.err != nil {
-		return nil, h.err
-	}
-	return &ApplyReply{Position: cluster.Position{Epoch: req.Epoch, Seq: req.LastSeq}}, nil
-}
-
 func (h *fakeHandler) State(ctx context.Context, req *StateRequest) (*StateReply, error) {
 	h.record("state", req)
 	if h.err != nil {
 		return nil, h.err
 	}
 	rep := &StateReply{
-		Node:     "node2",
-		Position: cluster.Position{Epoch: 2, Seq: 41},
-		Voter:    cluster.Voter{Epoch: 2, For: "node1"},
-		Files:    []FileInfo{{Name: "job-1", Size: 120, SHA256: strings.Repeat("ab", 32)}, {Name: "serial", Size: 2, SHA256: strings.Repeat("cd", 32)}},
-		Config:   cluster.NewConfig("node1", "192.0.2.1:1811"),
+		Node:   "node2",
+		Master: true,
+		Files:  []FileInfo{{Name: "job-1", Size: 120, SHA256: strings.Repeat("ab", 32)}, {Name: "serial", Size: 2, SHA256: strings.Repeat("cd", 32)}},
+		Config: cluster.NewConfig("node1", "192.0.2.1:1811"),
 	}
 	if req.Archive {
 		rep.Archive = []FileInfo{{Name: "archive/0/job-7", Size: 99}}
@@ -98,22 +89,6 @@ func (h *fakeHandler) Fetch(ctx context.Context, req *FetchRequest) (*FetchReply
 	return rep, nil
 }
 
-func (h *fakeHandler) Vote(ctx context.Context, req *VoteRequest) (*cluster.Ballot, error) {
-	h.record("vote", req)
-	if h.err != nil {
-		return nil, h.err
-	}
-	return &cluster.Ballot{Voter: "node2", Granted: true, Epoch: req.Epoch, Position: cluster.Position{Epoch: 1, Seq: 9}}, nil
-}
-
-func (h *fakeHandler) Config(ctx context.Context, req *ConfigRequest) (*ConfigReply, error) {
-	h.record("config", req)
-	if h.err != nil {
-		return nil, h.err
-	}
-	return &ConfigReply{Config: req.Config}, nil
-}
-
 func (h *fakeHandler) Join(ctx context.Context, req *JoinRequest) (*JoinReply, error) {
 	h.record("join", req)
 	if h.err != nil {
@@ -132,11 +107,6 @@ func (h *fakeHandler) Command(ctx context.Context, req *CommandRequest) (*Comman
 		return nil, h.err
 	}
 	return &CommandReply{Success: true, Output: "ran " + req.Command}, nil
-}
-
-func (h *fakeHandler) Purge(ctx context.Context, req *PurgeRequest) error {
-	h.record("purge", req)
-	return h.err
 }
 
 func (h *fakeHandler) Crypto(ctx context.Context, req *CryptoRequest) error {

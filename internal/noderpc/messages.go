@@ -4,47 +4,16 @@ import (
 	"github.com/jobq-dev/jobq/internal/cluster"
 )
 
-// Change kinds in a replication batch.
-const (
-	OpWrite  = "write"  // replace Name with Data
-	OpRename = "rename" // move Name to Dst (archive); a missing Name whose Dst exists is done already
-	OpRemove = "remove" // delete Name; a missing file is not an error
-)
+// OpWrite is the operation of every file in a FetchReply: the file
+// Name holds Data.
+const OpWrite = "write"
 
-// Change is one file change, names relative to the queue directory and
+// Change is one queue file, its name relative to the queue directory and
 // checked with ValidQueueName on the receiving node.
 type Change struct {
 	Op   string `json:"op"`
 	Name string `json:"name"`
-	Dst  string `json:"dst,omitempty"`
 	Data []byte `json:"data,omitempty"`
-}
-
-// ApplyRequest carries one or more batches of queue changes from the
-// master (POST /v1/apply). Normal batches must follow the replica's
-// position directly (cluster.Accept): FirstSeq is the sequence number of
-// the first batch in the request, LastSeq of the last; the replica applies
-// them and its position becomes (Epoch, LastSeq). A Resync brings a
-// replica to the master's state as of LastSeq in one or more chunks: the
-// first (ResyncStart) must not be behind the replica's position
-// (cluster.AcceptResync), the others must belong to the resync in
-// progress, and the replica's position stays where it was until the last
-// chunk (ResyncEnd) sets it to (Epoch, LastSeq) — a position never goes
-// down.
-type ApplyRequest struct {
-	Master      string   `json:"master"`
-	Epoch       int64    `json:"epoch"`
-	FirstSeq    int64    `json:"first_seq"`
-	LastSeq     int64    `json:"last_seq"`
-	Resync      bool     `json:"resync,omitempty"`
-	ResyncStart bool     `json:"resync_start,omitempty"`
-	ResyncEnd   bool     `json:"resync_end,omitempty"`
-	Changes     []Change `json:"changes"`
-}
-
-// ApplyReply is the replica's position after the request.
-type ApplyReply struct {
-	Position cluster.Position `json:"position"`
 }
 
 // FileInfo describes one queue file in a state report.
@@ -62,17 +31,14 @@ type StateRequest struct {
 	HashArchive bool `json:"hash_archive,omitempty"`
 }
 
-// StateReply is a node's queue state: its replication position, its
-// voter record, its live queue files (job-N, serial, drain, version) and,
-// when asked, its archive.
+// StateReply is a node's queue state: its live queue files (job-N,
+// serial, drain, version) and, when asked, its archive.
 type StateReply struct {
-	Node     string           `json:"node"`
-	Position cluster.Position `json:"position"`
-	Voter    cluster.Voter    `json:"voter"`
-	Master   bool             `json:"master"` // this node runs the queue now
-	Files    []FileInfo       `json:"files"`
-	Archive  []FileInfo       `json:"archive,omitempty"`
-	Config   *cluster.Config  `json:"config"`
+	Node    string          `json:"node"`
+	Master  bool            `json:"master"` // this node runs the queue now
+	Files   []FileInfo      `json:"files"`
+	Archive []FileInfo      `json:"archive,omitempty"`
+	Config  *cluster.Config `json:"config"`
 }
 
 // FetchRequest asks for the contents of queue files (POST /v1/fetch).
@@ -83,24 +49,6 @@ type FetchRequest struct {
 // FetchReply holds the files asked for; a missing file is left out.
 type FetchReply struct {
 	Files []Change `json:"files"` // Op is OpWrite
-}
-
-// VoteRequest asks for a vote in the election of epoch (POST /v1/vote).
-type VoteRequest struct {
-	Epoch     int64  `json:"epoch"`
-	Candidate string `json:"candidate"`
-}
-
-// ConfigRequest pushes a cluster configuration (POST /v1/config); the
-// node keeps it when it is newer than its own (cluster.Config.Newer) and
-// its epoch is not below the node's voter epoch.
-type ConfigRequest struct {
-	Config *cluster.Config `json:"config"`
-}
-
-// ConfigReply is the node's configuration after the request.
-type ConfigReply struct {
-	Config *cluster.Config `json:"config"`
 }
 
 // JoinRequest is a new node's request to join (POST /v1/join). It is the
@@ -146,15 +94,6 @@ type CommandReply struct {
 type DelayRequest struct {
 	Seconds float64 `json:"seconds"`
 	Epoch   int64   `json:"epoch,omitempty"` // as CommandRequest's
-}
-
-// PurgeRequest asks a node that is no longer a master candidate to delete
-// its copy of the queue (POST /v1/purge): the live job files, the serial,
-// the drain flag and the archive. Only the master of the node's newest
-// epoch may ask.
-type PurgeRequest struct {
-	Master string `json:"master"`
-	Epoch  int64  `json:"epoch"`
 }
 
 // Crypto phases: a cluster certificate renewal, run by the master on

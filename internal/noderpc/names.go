@@ -61,33 +61,6 @@ func jobNumber(s string) (int64, bool) {
 	return n, err == nil
 }
 
-// checkApply refuses an ApplyRequest with a change that is not a write,
-// rename or remove of queue files (a rename, and only a rename, has a
-// destination).
-func checkApply(req *ApplyRequest) error {
-	for i, c := range req.Changes {
-		if err := validQueueName(c.Name); err != nil {
-			return err
-		}
-		switch c.Op {
-		case OpWrite, OpRemove:
-			if c.Dst != "" {
-				return fmt.Errorf("change %d (%s %q) has a destination, which only a rename may have", i, c.Op, c.Name)
-			}
-		case OpRename:
-			if c.Dst == "" {
-				return fmt.Errorf("change %d renames %q without a destination", i, c.Name)
-			}
-			if err := validQueueName(c.Dst); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("change %d has the unknown operation %q (want write, rename or remove)", i, c.Op)
-		}
-	}
-	return nil
-}
-
 // checkFetch refuses a FetchRequest for a file that is not a queue file.
 func checkFetch(req *FetchRequest) error {
 	for _, name := range req.Names {

@@ -1,7 +1,8 @@
 // Package noderpc is jobq's node-to-node RPC (SPEC §8): JSON over HTTPS
 // with mutual TLS on the cluster certificate. Every node serves it; the
-// master replicates the queue through it, candidates vote through it, and
-// opcodes run restricted commands through it.
+// consensus engine's messages travel over its streams, nodes catch up by
+// fetching queue files through it, and opcodes run restricted commands
+// through it.
 //
 // Both ends present the cluster certificate and accept exactly that
 // certificate from the other end (pinned by its bytes; during a
@@ -16,15 +17,11 @@
 // Each [Handler] method is one POST endpoint taking its request as a JSON
 // body and answering its reply as JSON:
 //
-//	POST /v1/apply    ApplyRequest   → ApplyReply
 //	POST /v1/state    StateRequest   → StateReply
 //	POST /v1/fetch    FetchRequest   → FetchReply
-//	POST /v1/vote     VoteRequest    → cluster.Ballot
-//	POST /v1/config   ConfigRequest  → ConfigReply
 //	POST /v1/join     JoinRequest    → JoinReply (no client certificate needed)
 //	POST /v1/command  CommandRequest → CommandReply
 //	POST /v1/delay    DelayRequest   → {}
-//	POST /v1/purge    PurgeRequest   → {}
 //	POST /v1/crypto   CryptoRequest  → {}
 //
 // Besides the calls, GET /v1/stream/NAME with "Upgrade: jobq-stream"
@@ -33,17 +30,17 @@
 // with Client.DialStream: same port, same mutual TLS, no handler involved.
 //
 // An error is a non-2xx status with an [Error] as body: 400 bad_request,
-// 403 refused, 409 stale_epoch and out_of_sync, 500 internal (404, 405 and
+// 403 refused, 409 stale_epoch, 500 internal (404, 405 and
 // 413 for an unknown call, a method other than POST and a body over its
 // limit, all bad_request). The [Client] returns such answers as *Error
 // values (use errors.As) and transport failures as other errors that name
 // the node's address.
 //
-// The server checks every queue file name in an ApplyRequest or
-// FetchRequest with [ValidQueueName] (and each change's operation) before
-// the Handler sees the request, so handlers only ever get names of queue
-// files. Request bodies are limited to [MaxBatchBytes] for apply and fetch
-// and to much less for the other calls; replies to MaxBatchBytes.
+// The server checks every queue file name in a FetchRequest with
+// [ValidQueueName] before the Handler sees the request, so handlers only
+// ever get names of queue files. Request bodies are limited to
+// [MaxBatchBytes] for fetch and to much less for the other calls; replies
+// to MaxBatchBytes.
 package noderpc
 
 import (
@@ -56,30 +53,23 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/jobq-dev/jobq/internal/cluster"
 )
 
 // Handler serves the calls on a node. Errors of type *Error reach the
 // caller as they are; other errors become CodeInternal. Each call's ctx is
 // cancelled when the caller goes away or the server shuts down.
 type Handler interface {
-	Apply(ctx context.Context, req *ApplyRequest) (*ApplyReply, error)
 	State(ctx context.Context, req *StateRequest) (*StateReply, error)
 	Fetch(ctx context.Context, req *FetchRequest) (*FetchReply, error)
-	Vote(ctx context.Context, req *VoteRequest) (*cluster.Ballot, error)
-	Config(ctx context.Context, req *ConfigRequest) (*ConfigReply, error)
 	Join(ctx context.Context, req *JoinRequest) (*JoinReply, error)
 	Command(ctx context.Context, req *CommandRequest) (*CommandReply, error)
 	Delay(ctx context.Context, req *DelayRequest) error
-	Purge(ctx context.Context, req *PurgeRequest) error
 	Crypto(ctx context.Context, req *CryptoRequest) error
 }
 
 // Error codes.
 const (
 	CodeStaleEpoch = "stale_epoch" // the caller's epoch is older than the node's; Epoch is the node's
-	CodeOutOfSync  = "out_of_sync" // the batch does not follow the replica's position; Position is it
 	CodeBadRequest = "bad_request" // malformed request or a refused file name
 	CodeRefused    = "refused"     // refused on purpose (bad token, not a candidate, ...)
 	CodeInternal   = "internal"
@@ -87,17 +77,16 @@ const (
 
 // Error is an error answered by the remote node.
 type Error struct {
-	Code     string            `json:"code"`
-	Message  string            `json:"message"`
-	Epoch    int64             `json:"epoch,omitempty"`
-	Position *cluster.Position `json:"position,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Epoch   int64  `json:"epoch,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Message }
 
-// MaxBatchBytes is the largest body of an apply or fetch request and the
-// largest reply a Client reads (256 MiB): larger replications and fetches
-// have to be split into several calls.
+// MaxBatchBytes is the largest body of a fetch request and the largest
+// reply a Client reads (256 MiB): larger fetches have to be split into
+// several calls.
 const MaxBatchBytes = 256 << 20
 
 // Server serves a Handler over mutual TLS.
@@ -189,12 +178,7 @@ func Fingerprint(der []byte) string {
 // job's. The error names the file.
 func ValidQueueName(name string) error { return validQueueName(name) }
 
-// Apply sends batches of queue changes to the node at addr (HOST:PORT).
-func (c *Client) Apply(ctx context.Context, addr string, req *ApplyRequest) (*ApplyReply, error) {
-	return call[ApplyReply](ctx, c, addr, pathApply, req)
-}
-
-// State asks the node at addr for its queue state.
+// State asks the node at addr (HOST:PORT) for its queue state.
 func (c *Client) State(ctx context.Context, addr string, req *StateRequest) (*StateReply, error) {
 	return call[StateReply](ctx, c, addr, pathState, req)
 }
@@ -210,16 +194,6 @@ func (c *Client) Fetch(ctx context.Context, addr string, req *FetchRequest) (*Fe
 		return nil, err
 	}
 	return rep, nil
-}
-
-// Vote asks the node at addr for its vote.
-func (c *Client) Vote(ctx context.Context, addr string, req *VoteRequest) (*cluster.Ballot, error) {
-	return call[cluster.Ballot](ctx, c, addr, pathVote, req)
-}
-
-// Config pushes a cluster configuration to the node at addr.
-func (c *Client) Config(ctx context.Context, addr string, req *ConfigRequest) (*ConfigReply, error) {
-	return call[ConfigReply](ctx, c, addr, pathConfig, req)
 }
 
 // Join asks the node at addr to let this node join the cluster.
@@ -243,12 +217,6 @@ func (c *Client) Delay(ctx context.Context, addr string, req *DelayRequest) erro
 // certificate renewal.
 func (c *Client) Crypto(ctx context.Context, addr string, req *CryptoRequest) error {
 	_, err := call[struct{}](ctx, c, addr, pathCrypto, req)
-	return err
-}
-
-// Purge asks the node at addr to delete its copy of the queue.
-func (c *Client) Purge(ctx context.Context, addr string, req *PurgeRequest) error {
-	_, err := call[struct{}](ctx, c, addr, pathPurge, req)
 	return err
 }
 

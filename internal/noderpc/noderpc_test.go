@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jobq-dev/jobq/internal/cluster"
 )
 
 // TestRoundTrip makes every call once and checks that the handler got the
@@ -34,20 +32,6 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 
-	t.Run("Apply", func(t *testing.T) {
-		req := &ApplyRequest{Master: "node1", Epoch: 3, FirstSeq: 10, LastSeq: 12, Resync: true, ResyncStart: true, ResyncEnd: true,
-			Changes: []Change{
-				{Op: OpWrite, Name: "job-12", Data: []byte(`{"id": 12}`)},
-				{Op: OpWrite, Name: "serial", Data: []byte("12\n")},
-				{Op: OpRename, Name: "job-10001", Dst: "archive/1/job-10001"},
-				{Op: OpRemove, Name: "drain"},
-			}}
-		rep, err := c.Apply(ctx, addr, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, "apply", req, rep, &ApplyReply{Position: cluster.Position{Epoch: 3, Seq: 12}})
-	})
 	t.Run("State", func(t *testing.T) {
 		req := &StateRequest{Archive: true, HashArchive: true}
 		rep, err := c.State(ctx, addr, req)
@@ -65,26 +49,6 @@ func TestRoundTrip(t *testing.T) {
 		}
 		want, _ := newFakeHandler().Fetch(ctx, req)
 		check(t, "fetch", req, rep, want)
-	})
-	t.Run("Vote", func(t *testing.T) {
-		req := &VoteRequest{Epoch: 4, Candidate: "node3"}
-		rep, err := c.Vote(ctx, addr, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, "vote", req, rep, &cluster.Ballot{Voter: "node2", Granted: true, Epoch: 4, Position: cluster.Position{Epoch: 1, Seq: 9}})
-	})
-	t.Run("Config", func(t *testing.T) {
-		cfg, err := cluster.NewConfig("node1", "192.0.2.1:1811").AddNode("node2", "192.0.2.2:1811")
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := &ConfigRequest{Config: cfg}
-		rep, err := c.Config(ctx, addr, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, "config", req, rep, &ConfigReply{Config: cfg})
 	})
 	t.Run("Join", func(t *testing.T) {
 		req := &JoinRequest{Token: "secret", Node: "node3", Address: "192.0.2.3:1811"}
@@ -109,13 +73,6 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(t, "delay", req, nil, nil)
-	})
-	t.Run("Purge", func(t *testing.T) {
-		req := &PurgeRequest{Master: "node1", Epoch: 4}
-		if err := c.Purge(ctx, addr, req); err != nil {
-			t.Fatal(err)
-		}
-		check(t, "purge", req, nil, nil)
 	})
 	t.Run("Crypto", func(t *testing.T) {
 		req := &CryptoRequest{Master: "node1", Epoch: 4, Phase: CryptoFinish, Fingerprint: strings.Repeat("ab", 32)}
@@ -278,14 +235,10 @@ func TestJoin(t *testing.T) {
 		// An address that cannot be dialled: no network I/O is attempted.
 		const nowhere = "192.0.2.1:0"
 		calls := map[string]error{}
-		_, calls["apply"] = c.Apply(ctx, nowhere, &ApplyRequest{})
 		_, calls["state"] = c.State(ctx, nowhere, &StateRequest{})
 		_, calls["fetch"] = c.Fetch(ctx, nowhere, &FetchRequest{})
-		_, calls["vote"] = c.Vote(ctx, nowhere, &VoteRequest{})
-		_, calls["config"] = c.Config(ctx, nowhere, &ConfigRequest{})
 		_, calls["command"] = c.Command(ctx, nowhere, &CommandRequest{})
 		calls["delay"] = c.Delay(ctx, nowhere, &DelayRequest{})
-		calls["purge"] = c.Purge(ctx, nowhere, &PurgeRequest{})
 		calls["crypto"] = c.Crypto(ctx, nowhere, &CryptoRequest{})
 		for call, err := range calls {
 			want := "a join client cannot make the " + call + " call to node at " + nowhere + ": it may only join"
@@ -312,48 +265,49 @@ func TestJoin(t *testing.T) {
 	})
 }
 
-// TestBadNamesRefused: apply and fetch requests naming anything but queue
-// files, or with malformed changes, are answered bad_request and never
-// reach the handler.
+// TestBadNamesRefused: fetch requests naming anything but queue files
+// are answered bad_request and never reach the handler, nor do malformed
+// requests of the other calls that check theirs (crypto).
 func TestBadNamesRefused(t *testing.T) {
 	cert := newTestCert(t, "node1")
 	h := newFakeHandler()
 	_, addr, logs := startServer(t, cert, h)
 	c := newTestClient(t, cert)
 	ctx := context.Background()
-	ok := Change{Op: OpWrite, Name: "job-1", Data: []byte("{}")}
-	applies := map[string][]Change{
-		"dot-dot":           {ok, {Op: OpWrite, Name: "../etc/passwd", Data: []byte("x")}},
-		"absolute":          {{Op: OpWrite, Name: "/etc/passwd"}},
-		"lock":              {{Op: OpRemove, Name: "lock"}},
-		"empty":             {{Op: OpRemove, Name: ""}},
-		"rename to outside": {{Op: OpRename, Name: "job-1", Dst: "../job-1"}},
-		"wrong bucket":      {{Op: OpRename, Name: "job-1", Dst: "archive/1/job-1"}},
-		"rename no dst":     {{Op: OpRename, Name: "job-1"}},
-		"dst on write":      {{Op: OpWrite, Name: "job-1", Dst: "job-2"}},
-		"dst on remove":     {{Op: OpRemove, Name: "job-1", Dst: "job-2"}},
-		"unknown op":        {{Op: "chmod", Name: "job-1"}},
-		"no op":             {{Name: "job-1"}},
-	}
-	for name, changes := range applies {
-		_, err := c.Apply(ctx, addr, &ApplyRequest{Master: "node1", Epoch: 1, FirstSeq: 1, LastSeq: 1, Changes: changes})
-		var e *Error
-		if !errors.As(err, &e) || e.Code != CodeBadRequest {
-			t.Errorf("apply %s: got %v, want a bad_request *Error", name, err)
-		}
-	}
-	for _, bad := range []string{"..", "job-1/../../x", "archive/x/job-1", "queue/job-1", "job-1\x00"} {
+	for _, bad := range []string{
+		"../etc/passwd", "/etc/passwd", "lock", "", "..", "../job-1",
+		"job-1/../../x", "archive/x/job-1", "archive/1/job-1", "queue/job-1",
+		"job-1\x00", "job-01", "job-0", "job--1", "job-1/", "archive/0/job-1/x",
+	} {
 		_, err := c.Fetch(ctx, addr, &FetchRequest{Names: []string{"job-1", bad}})
 		var e *Error
 		if !errors.As(err, &e) || e.Code != CodeBadRequest || !strings.Contains(e.Message, "is not a queue file name") {
 			t.Errorf("fetch %q: got %v, want a bad_request *Error", bad, err)
 		}
+		// The refused name need not come after a good one.
+		_, err = c.Fetch(ctx, addr, &FetchRequest{Names: []string{bad, "serial"}})
+		if !errors.As(err, &e) || e.Code != CodeBadRequest {
+			t.Errorf("fetch %q first: got %v, want a bad_request *Error", bad, err)
+		}
+	}
+	// A malformed request of a call with a check is refused and logged
+	// as such, not as a refused name.
+	err := c.Crypto(ctx, addr, &CryptoRequest{Phase: "chmod", Fingerprint: strings.Repeat("ab", 32)})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeBadRequest {
+		t.Errorf("crypto with an unknown phase: got %v, want a bad_request *Error", err)
 	}
 	if n := h.total(); n != 0 {
 		t.Errorf("the handler was called %d times", n)
 	}
 	l := logs.String()
-	for _, want := range []string{`level=WARN msg="refused queue file name" name=../etc/passwd remote=127.0.0.1:`, `name=archive/x/job-1`, `unknown operation`} {
+	for _, want := range []string{
+		`level=WARN msg="refused queue file name" name=../etc/passwd remote=127.0.0.1:`,
+		`name=archive/x/job-1`,
+		`call=/v1/fetch`,
+		`level=WARN msg="refused a malformed node RPC request" remote=127.0.0.1:`,
+		`unknown certificate renewal phase`,
+	} {
 		if !strings.Contains(l, want) {
 			t.Errorf("the log lacks %q:\n%s", want, l)
 		}
@@ -375,7 +329,8 @@ func TestClientRefusesBadFetchedNames(t *testing.T) {
 }
 
 // TestHandlerErrors: an *Error from the handler reaches the client with
-// its code, epoch and position; other errors become internal.
+// its code and epoch, and the HTTP status of its code; other errors become
+// internal.
 func TestHandlerErrors(t *testing.T) {
 	cert := newTestCert(t, "node1")
 	h := newFakeHandler()
@@ -386,8 +341,8 @@ func TestHandlerErrors(t *testing.T) {
 		err  error
 		want Error
 	}{
-		{"out of sync", &Error{Code: CodeOutOfSync, Message: "the batch does not follow 3/7", Position: &cluster.Position{Epoch: 3, Seq: 7}},
-			Error{Code: CodeOutOfSync, Message: "the batch does not follow 3/7", Position: &cluster.Position{Epoch: 3, Seq: 7}}},
+		{"bad request", &Error{Code: CodeBadRequest, Message: "no such restricted command"},
+			Error{Code: CodeBadRequest, Message: "no such restricted command"}},
 		{"stale epoch", &Error{Code: CodeStaleEpoch, Message: "epoch 2 is older than 5", Epoch: 5},
 			Error{Code: CodeStaleEpoch, Message: "epoch 2 is older than 5", Epoch: 5}},
 		{"wrapped", errors.Join(&Error{Code: CodeRefused, Message: "bad token"}),
@@ -399,13 +354,18 @@ func TestHandlerErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h.err = tc.err
-			_, err := c.Apply(context.Background(), addr, &ApplyRequest{Changes: []Change{}})
+			_, err := c.Command(context.Background(), addr, &CommandRequest{Command: "restart-foo"})
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Fatalf("got %v, want an *Error", err)
 			}
 			if !reflect.DeepEqual(*e, tc.want) {
 				t.Errorf("got %+v, want %+v", *e, tc.want)
+			}
+			// The same over a raw request: the status of the code.
+			status, raw := rawPost(t, "https://"+addr+pathState, `{}`, cert)
+			if status != statusOf(tc.want.Code) || raw == nil || !reflect.DeepEqual(*raw, tc.want) {
+				t.Errorf("state: got %d %+v, want %d %+v", status, raw, statusOf(tc.want.Code), tc.want)
 			}
 		})
 	}
@@ -479,7 +439,7 @@ func TestUnreachableNode(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	c := newTestClient(t, newTestCert(t, "node1"))
-	_, err = c.Vote(context.Background(), addr, &VoteRequest{Epoch: 1, Candidate: "node1"})
+	_, err = c.State(context.Background(), addr, &StateRequest{})
 	var e *Error
 	if err == nil || errors.As(err, &e) || !strings.HasPrefix(err.Error(), "cannot reach node at "+addr+": ") {
 		t.Errorf("got %v, want cannot reach node at %s: ...", err, addr)

@@ -18,26 +18,22 @@ import (
 
 // The calls' paths.
 const (
-	pathApply   = "/v1/apply"
 	pathState   = "/v1/state"
 	pathFetch   = "/v1/fetch"
-	pathVote    = "/v1/vote"
-	pathConfig  = "/v1/config"
 	pathJoin    = "/v1/join"
 	pathCommand = "/v1/command"
 	pathDelay   = "/v1/delay"
-	pathPurge   = "/v1/purge"
 	pathCrypto  = "/v1/crypto"
 )
 
 const (
-	maxSmallBody = 1 << 20  // the largest body of the calls other than apply, fetch and join
+	maxSmallBody = 1 << 20  // the largest body of the calls other than fetch and join
 	maxJoinBody  = 64 << 10 // join is served to anyone: keep it small
 
 	readHeaderTimeout = 30 * time.Second // TLS handshake and request headers
 	idleTimeout       = 2 * time.Minute  // above the client's idleConnTimeout
 	smallBodyTimeout  = 30 * time.Second // to read a small request's body
-	batchBodyTimeout  = 10 * time.Minute // to read an apply or fetch body
+	batchBodyTimeout  = 10 * time.Minute // to read a fetch body
 )
 
 // endpoint is how one call is served.
@@ -49,18 +45,12 @@ type endpoint struct {
 }
 
 var endpoints = map[string]endpoint{
-	pathApply:   route(MaxBatchBytes, batchBodyTimeout, checkApply, Handler.Apply),
 	pathState:   route(maxSmallBody, smallBodyTimeout, nil, Handler.State),
 	pathFetch:   route(MaxBatchBytes, batchBodyTimeout, checkFetch, Handler.Fetch),
-	pathVote:    route(maxSmallBody, smallBodyTimeout, nil, Handler.Vote),
-	pathConfig:  route(maxSmallBody, smallBodyTimeout, nil, Handler.Config),
 	pathJoin:    withoutCert(route(maxJoinBody, smallBodyTimeout, nil, Handler.Join)),
 	pathCommand: route(maxSmallBody, smallBodyTimeout, nil, Handler.Command),
 	pathDelay: route(maxSmallBody, smallBodyTimeout, nil, func(h Handler, ctx context.Context, req *DelayRequest) (struct{}, error) {
 		return struct{}{}, h.Delay(ctx, req)
-	}),
-	pathPurge: route(maxSmallBody, smallBodyTimeout, nil, func(h Handler, ctx context.Context, req *PurgeRequest) (struct{}, error) {
-		return struct{}{}, h.Purge(ctx, req)
 	}),
 	pathCrypto: route(maxSmallBody, smallBodyTimeout, checkCrypto, func(h Handler, ctx context.Context, req *CryptoRequest) (struct{}, error) {
 		return struct{}{}, h.Crypto(ctx, req)
@@ -285,7 +275,7 @@ func statusOf(code string) int {
 		return http.StatusBadRequest
 	case CodeRefused:
 		return http.StatusForbidden
-	case CodeStaleEpoch, CodeOutOfSync:
+	case CodeStaleEpoch:
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError

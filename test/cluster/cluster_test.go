@@ -6,9 +6,10 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -763,24 +764,33 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("repair on the master: %+v", r)
 	}
 
-	// The replication's calls before the Raft log are refused (a node
-	// of an older release cannot write here).
+	// The calls of the replication before the Raft log are gone: a node
+	// of an older release that posts them, even with the cluster
+	// certificate, gets 404 and cannot write here.
 	cert, err := daemon.LoadOrCreateClusterCert(n1.dir, n1.name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := noderpc.NewClient(cert)
-	defer c.Close()
-	ctx := context.Background()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{
+		Certificates:       []tls.Certificate{cert},
+		InsecureSkipVerify: true, // the node's certificate is the cluster's; not what is tested
+		MinVersion:         tls.VersionTLS13,
+	}}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: time.Minute}
 	for _, node := range []*cnode{n1, n2} {
-		err := c.Purge(ctx, node.addr, &noderpc.PurgeRequest{Master: "node1", Epoch: 99})
-		var e *noderpc.Error
-		if !errors.As(err, &e) || e.Code != noderpc.CodeRefused || !strings.Contains(e.Message, "upgrade jobqd on the node that sent it") {
-			t.Errorf("purge on %s: %v", node.name, err)
-		}
-		_, err = c.Apply(ctx, node.addr, &noderpc.ApplyRequest{Master: "node1", Epoch: 99})
-		if !errors.As(err, &e) || e.Code != noderpc.CodeRefused {
-			t.Errorf("apply on %s: %v", node.name, err)
+		for _, path := range []string{"/v1/apply", "/v1/purge", "/v1/vote", "/v1/config"} {
+			resp, err := hc.Post("https://"+node.addr+path, "application/json", strings.NewReader(`{"master":"node1","epoch":99,"first_seq":1,"last_seq":1,"changes":[]}`))
+			if err != nil {
+				t.Errorf("%s on %s: %v", path, node.name, err)
+				continue
+			}
+			var e noderpc.Error
+			derr := json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound || derr != nil || e.Code != noderpc.CodeBadRequest {
+				t.Errorf("%s on %s: got %s %+v (%v), want 404 bad_request", path, node.name, resp.Status, e, derr)
+			}
 		}
 	}
 	waitInSync(t, n1)
