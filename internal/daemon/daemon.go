@@ -175,6 +175,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	n := &nodeRT{o: o, log: log, self: o.NodeName, addr: addr, st: st,
 		tokens: map[string]time.Time{}, rapiListener: ls.rapi, opened: make(chan struct{})}
+	n.settings = &clusterSettings{n: n}
 	ls.rapi = nil // the first leadership serves on it
 	closeListener := func() {
 		ls.close()

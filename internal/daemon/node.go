@@ -28,6 +28,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/queuelog"
 	"github.com/jobq-dev/jobq/internal/restricted"
+	"github.com/jobq-dev/jobq/internal/settings"
 	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/luxi"
 	"github.com/jobq-dev/jobq/opcodes"
@@ -51,6 +52,12 @@ type nodeRT struct {
 	changeMu sync.Mutex  // one membership or configuration change at a time
 	cryptoMu sync.Mutex  // held during a phase of a certificate renewal
 	fence    fence.Fence // the executions masters ordered here, by term
+
+	// settings are the cluster-wide settings (filters, queue settings,
+	// opcode definitions, schedules), agreed through the log: the current
+	// member's, with watchers that outlive a member (a forced new
+	// cluster).
+	settings *clusterSettings
 
 	mu     sync.Mutex
 	mem    *member.Member
@@ -255,6 +262,7 @@ func (n *nodeRT) startMember(group string, bootstrap bool) error {
 			n.log.Info("cluster configuration changed", "master", lc.Leader, "epoch", lc.Term)
 		}
 	})
+	m.Watch(n.settings.changed)
 	m.Watch(func(key string, value []byte) {
 		if key != member.ClusterSetting {
 			return
@@ -846,3 +854,43 @@ type idleAddr struct{}
 
 func (idleAddr) Network() string { return "none" }
 func (idleAddr) String() string  { return "none" }
+
+// clusterSettings is settings.Store over the node's current member.
+type clusterSettings struct {
+	n        *nodeRT
+	mu       sync.Mutex
+	watchers []func(key string, value []byte)
+}
+
+var _ settings.Store = (*clusterSettings)(nil)
+
+func (s *clusterSettings) Get(key string) []byte {
+	if m := s.n.member(); m != nil {
+		return m.Get(key)
+	}
+	return nil
+}
+
+func (s *clusterSettings) Set(ctx context.Context, key string, value []byte) error {
+	m := s.n.member()
+	if m == nil || s.n.queue() == nil {
+		return s.n.notMaster()
+	}
+	return m.Set(ctx, key, value)
+}
+
+func (s *clusterSettings) Watch(fn func(key string, value []byte)) {
+	s.mu.Lock()
+	s.watchers = append(append([]func(string, []byte){}, s.watchers...), fn)
+	s.mu.Unlock()
+}
+
+// changed passes a setting applied by the member to the watchers.
+func (s *clusterSettings) changed(key string, value []byte) {
+	s.mu.Lock()
+	ws := s.watchers
+	s.mu.Unlock()
+	for _, fn := range ws {
+		fn(key, value)
+	}
+}
