@@ -1,7 +1,9 @@
 package queuelog
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/store"
 )
 
@@ -129,7 +132,19 @@ func powerLossRounds(t *testing.T, size, rounds int) {
 		}
 		return nil
 	}
-	formCluster(t, cert, nodes, names, noFetch)
+	// A node that falls behind the compacted log (on a loaded machine)
+	// starts again from a snapshot: it fetches the files from the master.
+	fetchFrom := func(self string) Fetch {
+		return func(ctx context.Context, want []string) ([]noderpc.Change, error) {
+			for _, n := range names {
+				if nd := nodes[n]; n != self && nd.node != nil && nd.node.IsLeader() {
+					return ReadFiles(filepath.Join(nd.dir, "queue"), want)
+				}
+			}
+			return nil, errors.New("no master")
+		}
+	}
+	formCluster(t, cert, nodes, names, fetchFrom)
 	acked := map[int64]string{} // id -> comment
 	for round := range rounds {
 		var m *tnode
@@ -180,7 +195,7 @@ func powerLossRounds(t *testing.T, size, rounds int) {
 			if err := disks[name].crash(); err != nil {
 				t.Fatal(err)
 			}
-			nodes[name].start(t, cert, false, nil)
+			nodes[name].start(t, cert, false, fetchFrom(name))
 		}
 	}
 	var m *tnode
