@@ -247,6 +247,7 @@ func Run(ctx context.Context, o Options) error {
 		st.Close()
 		return err
 	}
+	n.watchFilters()
 	n.app, err = replica.NewApplier(o.DataDir, st, writeDurable, func(epoch int64, _ string) {
 		if stopped := n.fence.Observe(epoch); stopped > 0 {
 			log.Warn("a newer epoch exists: stopped the executions older masters ordered here", "epoch", epoch, "stopped", stopped)

@@ -49,6 +49,7 @@ type nodeRT struct {
 	settings settings.Store
 
 	changeMu sync.Mutex  // held while the master changes the configuration
+	filterMu sync.Mutex  // held while the master changes the job filters
 	cryptoMu sync.Mutex  // held during a phase of a certificate renewal
 	fence    fence.Fence // the executions masters ordered here, by epoch
 
@@ -341,7 +342,8 @@ func (n *nodeRT) promote(ctx context.Context) error {
 		}
 	}
 	rapiL := n.takeRAPIListener()
-	q, err := queue.Open(queue.Config{Store: n.st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.o.MaxRunning,
+	_, filters := n.loadFilters()
+	q, err := queue.Open(queue.Config{Store: n.st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.o.MaxRunning, Filters: filters,
 		NodeName: n.self, NodeNames: cfg.NodeNames(), Logger: n.log, Metrics: n.metrics,
 		Nodes: n, RestrictedDir: restrictedDir(n.o.DataDir)})
 	if err != nil {
@@ -359,6 +361,9 @@ func (n *nodeRT) promote(ctx context.Context) error {
 	n.master = &masterState{q: q, rep: rep, rapi: rs}
 	n.promoErr = ""
 	n.mu.Unlock()
+	// A change of the filters while the queue opened was not handed to it.
+	_, filters = n.loadFilters()
+	q.SetFilters(filters)
 	n.log.Info("running as master", "epoch", cfg.Epoch, "nodes", len(cfg.Nodes), "quorum", cfg.Quorum())
 	n.notifySync()
 	return nil
