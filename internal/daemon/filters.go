@@ -5,12 +5,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/filter"
 	"github.com/jobq-dev/jobq/internal/query"
+	"github.com/jobq-dev/jobq/internal/queue"
+	"github.com/jobq-dev/jobq/internal/rapi"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
@@ -281,4 +285,38 @@ func decodeNumbers(b []byte) (any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// rapiFilters serves RAPI's /2/filters from the same rules.
+type rapiFilters struct {
+	n *nodeRT
+	q *queue.Queue
+}
+
+func (f rapiFilters) Rules() []filter.Rule { return f.n.rulesByUUID() }
+
+func (f rapiFilters) Replace(ctx context.Context, in filter.Input) (string, error) {
+	u, err := f.n.replaceFilter(ctx, in, f.q.Serial())
+	return u, rapiFilterError(err)
+}
+
+func (f rapiFilters) Delete(ctx context.Context, uuid string) error {
+	return rapiFilterError(f.n.deleteFilter(ctx, uuid))
+}
+
+// rapiFilterError turns the LUXI errors of a filter change into RAPI's
+// statuses: 404 for a filter that does not exist, 400 for an invalid one.
+func rapiFilterError(err error) error {
+	var le *luxi.Error
+	if !errors.As(err, &le) || len(le.Args) != 2 {
+		return err
+	}
+	msg := fmt.Sprint(le.Args[0])
+	switch le.Args[1] {
+	case "unknown_entity":
+		return rapi.StatusError(http.StatusNotFound, msg)
+	case "wrong_input":
+		return rapi.StatusError(http.StatusBadRequest, msg)
+	}
+	return err
 }

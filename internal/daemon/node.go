@@ -352,7 +352,7 @@ func (n *nodeRT) promote(ctx context.Context) error {
 		}
 		return fail(err)
 	}
-	rs, err := startRAPI(n.o, rapiL, n.keys, q, n.config, n.replicationText, n.metrics, n.log)
+	rs, err := startRAPI(n.o, rapiL, n.keys, q, rapiFilters{n: n, q: q}, n.config, n.replicationText, n.metrics, n.log)
 	if err != nil {
 		_ = q.Shutdown(context.Background())
 		return fail(err)
