@@ -144,3 +144,14 @@ func TestFilterCommandServerErrors(t *testing.T) {
 	checkResult(t, run(t, f.path, "filter", "add", `--predicates=[["status", null]]`), result{code: 1,
 		stderr: "Failure: prerequisites not met for this operation:\nerror type: wrong_input, error details:\nInvalid filter: predicates[0]: unknown predicate \"status\": use jobid, opcode or reason\n"})
 }
+
+// jobq debug delay --reason puts the user's reason first, as gnt-debug
+// delay --reason does (rate-limit:N:LABEL is Ganeti's ad hoc rate limit).
+func TestDelayReason(t *testing.T) {
+	f := startFake(t)
+	f.script("SubmitJob", "278")
+	checkResult(t, run(t, f.path, "debug", "delay", "--submit", "--reason=rate-limit:1:mylabel", "3"), result{stdout: "JobID: 278\n"})
+	f.checkCalls(t, `SubmitJob [[{"duration":3.0,"on_master":true,"on_nodes":[],"repeat":0,"interruptible":false,"no_locks":false,`+
+		`"dry_run":false,"debug_level":0,"priority":0,"depends":null,"comment":null,`+
+		`"reason":[["gnt:user","rate-limit:1:mylabel",1795758421569201152],["gnt:client:jobq","delay",1795758421569201152]],"OP_ID":"OP_TEST_DELAY"}]]`)
+}
