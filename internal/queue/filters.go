@@ -26,7 +26,8 @@ type filterState struct {
 	// running are the jobs in a worker (entry.owned when they were added;
 	// those no longer owned are dropped at the next dispatch).
 	running map[*entry]struct{}
-	views   map[*entry]*filter.Job
+	// views are the decoded jobs of running, the decision's input.
+	views map[*entry]*filter.Job
 }
 
 // SetFilters replaces the job filter rules the scheduler applies (nil: no
@@ -101,7 +102,12 @@ func (q *Queue) viewLocked(e *entry) *filter.Job {
 	} else {
 		v = filter.NewJob(e.id, nil)
 	}
-	q.flt.views[e] = v
+	if e.owned {
+		// Kept while the job is in a worker: every decision reads it.
+		// Queued jobs are decoded again when decided again, so that jobs
+		// canceled or ended elsewhere leave nothing behind.
+		q.flt.views[e] = v
+	}
 	return v
 }
 

@@ -177,3 +177,32 @@ func TestFiltersAtOpen(t *testing.T) {
 		t.Fatalf("job queued before the restart: %s", st)
 	}
 }
+
+// BenchmarkSubmitToSuccessFilters is BenchmarkSubmitToSuccess with 100
+// filter rules, none of which applies to the jobs (each is evaluated for
+// every job the scheduler takes).
+func BenchmarkSubmitToSuccessFilters(b *testing.B) {
+	var rules []filter.Rule
+	for i := range 100 {
+		var preds any
+		switch i % 3 {
+		case 0:
+			preds = []any{[]any{"opcode", []any{"=", "OP_ID", fmt.Sprintf("OP_OTHER_%d", i)}}}
+		case 1:
+			preds = []any{[]any{"reason", []any{"=~", "reason", fmt.Sprintf("maintenance %d", i)}}}
+		default:
+			preds = []any{[]any{"jobid", []any{"<", "id", "watermark"}}}
+		}
+		r, err := filter.NewRule(filter.Input{Priority: i % 7, Predicates: preds, Action: []string{"PAUSE", "REJECT", "RATE_LIMIT 5"}[i%3]}, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.UUID = fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		rules = append(rules, r)
+	}
+	set, err := filter.Compile(rules)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchSubmitToSuccess(b, set)
+}
