@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jobq-dev/jobq/internal/ganetiref"
 	"github.com/jobq-dev/jobq/internal/settings"
@@ -95,6 +96,17 @@ func TestGoldenFilters(t *testing.T) {
 	checkReply(t, cp(6), c.roundTrip(rewrite(t, reqs[6], ids)), classic)
 	checkReply(t, cp(7), c.roundTrip(rewrite(t, reqs[7], ids)), expect{})
 	checkReply(t, cp(8), c.roundTrip(reqs[8]), expect{})
+
+	// gnt-cluster watcher pause 60, info, continue (the capture's time has
+	// passed: ours is a minute from now).
+	until := float64(time.Now().Add(time.Minute).UnixMicro()) / 1e6
+	untilText := strconv.FormatFloat(until, 'f', -1, 64)
+	checkReply(t, cp(9), c.roundTrip(rewrite(t, reqs[9], []string{"1796663215.4243946", untilText})), expect{ours: map[string]string{"result": untilText}})
+	checkReply(t, cp(10), c.roundTrip(reqs[10]), expect{ours: map[string]string{"result/0": strconv.FormatInt(int64(until), 10)}})
+	checkReply(t, cp(11), c.roundTrip(reqs[11]), expect{})
+	if got := strings.TrimSpace(strings.TrimSuffix(string(c.roundTrip(reqs[10])), "\x03")); got != `{"success":true,"result":[null]}` {
+		t.Errorf("watcher_pause after SetWatcherPause(null): %s", got)
+	}
 
 	// Errors say what to do.
 	for _, tc := range []struct{ method, args, want string }{

@@ -180,6 +180,8 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		return nil, h.n.deleteFilter(ctx, uuid)
 	case "QueryFilters":
 		return h.classicQueryFilters(req)
+	case "SetWatcherPause":
+		return h.n.setWatcherPause(ctx, req)
 	case "QueryFields":
 		if len(raw) != 2 {
 			return nil, badArgs(req.Method, "expected [resource, fields]")
@@ -276,7 +278,12 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 			case "drain_flag":
 				out[i] = h.q.Drained()
 			case "watcher_pause":
-				out[i] = nil
+				// Whole seconds, as luxid answers.
+				if until := h.n.watcherPause(time.Now()); until != nil {
+					out[i] = int64(*until)
+				} else {
+					out[i] = nil
+				}
 			default:
 				return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Unknown configuration value '%s'", n), "wrong_input")
 			}

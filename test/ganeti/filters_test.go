@@ -45,7 +45,7 @@ func filterTranscripts(t *testing.T) []string {
 // TestGanetiFilter runs Ganeti's own gnt-filter (and the gnt-debug and
 // gnt-job calls of the captured session) against jobqd and compares what
 // it prints with Ganeti 3.0.2's session (filters/cli-filters*.txt): list,
-// list-fields, add, info, delete, replace; a job submitted under a REJECT
+// list-fields, add, info, delete, replace, gnt-cluster watcher; a job submitted under a REJECT
 // filter is canceled, one under a PAUSE filter stays queued until the
 // filter is deleted, and of two jobs with --reason=rate-limit:1:mylabel
 // the second waits for the first. jobqd's serial is seeded with 274 so
@@ -111,6 +111,14 @@ func TestGanetiFilter(t *testing.T) {
 	waitForStatus(t, sock, 275, "canceled")
 	check("gnt-filter delete", refOf("gnt-filter delete", 0), gnt("gnt-filter", "delete", uuid))
 	check("gnt-filter list --no-headers", refOf("gnt-filter list --no-headers", 0), gnt("gnt-filter", "list", "--no-headers"))
+
+	// gnt-cluster watcher: the pause is agreed and reported back.
+	check("gnt-cluster watcher pause", refOf("gnt-cluster watcher pause 60", 0), gnt("gnt-cluster", "watcher", "pause", "60"))
+	check("gnt-cluster watcher info (paused)", refOf("gnt-cluster watcher info", 0), gnt("gnt-cluster", "watcher", "info"))
+	check("gnt-cluster watcher continue", refOf("gnt-cluster watcher continue", 0), gnt("gnt-cluster", "watcher", "continue"))
+	if got := gnt("gnt-cluster", "watcher", "info"); !strings.HasSuffix(got, "\nThe watcher is not paused.\n[rc=0]\n") {
+		t.Errorf("gnt-cluster watcher info after continue:\n%s", got)
+	}
 
 	// cli-filters-2: a REJECT filter, then replaced by a PAUSE filter.
 	gnt("gnt-filter", "add", "--priority=5", "--action=REJECT", preds, "--reason=maintenance")
