@@ -36,7 +36,7 @@ var clusterInfoFields = []string{"name", "address", "role", "online", "replicati
 
 func (a *app) newClusterCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "cluster info|join-token|verify-queue|master-failover|watcher",
+		Use:   "cluster info|join-token|verify-queue|master-failover|modify|watcher",
 		Short: "Show the cluster, add nodes, check the queues, fail over the master",
 		Long: `Manage the jobq cluster, like "gnt-cluster": show its nodes and how far each
 is replicated, make a token for a node to join with, compare (and repair)
@@ -49,7 +49,7 @@ the queues of all nodes, and make this node the master.`,
 		RunE: groupRunE,
 	}
 	cmd.AddCommand(a.newClusterInfoCmd(), a.newJoinTokenCmd(), a.newVerifyQueueCmd(), a.newMasterFailoverCmd(), a.newRenewCryptoCmd(),
-		a.newWatcherCmd())
+		a.newWatcherCmd(), a.newClusterModifyCmd())
 	return cmd
 }
 

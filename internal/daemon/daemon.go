@@ -248,6 +248,13 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	n.watchFilters()
+	n.watchQueueSettings()
+	if n.o.Registry == nil {
+		n.o.Registry = opcodes.Builtin()
+	}
+	if err := n.registerClusterSetParams(n.o.Registry); err != nil {
+		log.Warn("OP_CLUSTER_SET_PARAMS is not jobq's: the queue settings cannot change at run time", "err", err)
+	}
 	n.app, err = replica.NewApplier(o.DataDir, st, writeDurable, func(epoch int64, _ string) {
 		if stopped := n.fence.Observe(epoch); stopped > 0 {
 			log.Warn("a newer epoch exists: stopped the executions older masters ordered here", "epoch", epoch, "stopped", stopped)

@@ -343,7 +343,7 @@ func (n *nodeRT) promote(ctx context.Context) error {
 	}
 	rapiL := n.takeRAPIListener()
 	_, filters := n.loadFilters()
-	q, err := queue.Open(queue.Config{Store: n.st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.o.MaxRunning, Filters: filters,
+	q, err := queue.Open(queue.Config{Store: n.st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.maxRunning(), Filters: filters,
 		NodeName: n.self, NodeNames: cfg.NodeNames(), Logger: n.log, Metrics: n.metrics,
 		Nodes: n, RestrictedDir: restrictedDir(n.o.DataDir)})
 	if err != nil {
@@ -364,6 +364,7 @@ func (n *nodeRT) promote(ctx context.Context) error {
 	// A change of the filters while the queue opened was not handed to it.
 	_, filters = n.loadFilters()
 	q.SetFilters(filters)
+	q.SetMaxRunning(n.maxRunning())
 	n.log.Info("running as master", "epoch", cfg.Epoch, "nodes", len(cfg.Nodes), "quorum", cfg.Quorum())
 	n.notifySync()
 	return nil
