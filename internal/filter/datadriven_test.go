@@ -27,7 +27,8 @@ import (
 //
 //	decide job=N [running=(A,B,…)]
 //	----
-//	run | paused | limited | rejected, with rule=UUID / bucket=TEXT
+//	run | paused | limited | rejected, with rule=UUID / bucket=TEXT, and
+//	(counted) when the verdict depends on the running jobs
 func TestDataDriven(t *testing.T) {
 	paths, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
 	if err != nil || len(paths) == 0 {
@@ -103,6 +104,9 @@ func TestDataDriven(t *testing.T) {
 					}
 					if dec.Bucket != "" {
 						out += " bucket=" + dec.Bucket
+					}
+					if dec.Counted {
+						out += " (counted)"
 					}
 					return out + "\n"
 				}

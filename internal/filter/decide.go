@@ -99,6 +99,10 @@ type Decision struct {
 	Verdict Verdict
 	Rule    string
 	Bucket  string
+	// Counted is true when the verdict depends on the running jobs (a
+	// RATE_LIMIT rule applies, or the job is in an ad hoc bucket): with
+	// other jobs running it may differ.
+	Counted bool
 }
 
 type compiled struct {
@@ -252,6 +256,7 @@ func (s *Set) Decide(j *Job, running []*Job) Decision {
 			d.Verdict = Paused
 			return d
 		case RateLimit:
+			d.Counted = true
 			n := int64(0)
 			for _, o := range running {
 				if s.Applying(o) == k {
@@ -265,6 +270,7 @@ func (s *Set) Decide(j *Job, running []*Job) Decision {
 		}
 	}
 	for _, b := range j.buckets {
+		d.Counted = true
 		n := int64(0)
 		for _, o := range running {
 			if o.inBucket(b.key) {

@@ -294,13 +294,18 @@ func TestPropertyLimitsHold(t *testing.T) {
 	})
 }
 
-// A rule that pauses or rejects a job does so whatever runs.
-func TestPropertyPauseRejectIgnoreRunning(t *testing.T) {
+// A verdict that does not count the running jobs (PAUSE, REJECT, ACCEPT,
+// no rule, and no ad hoc bucket) is the same whatever runs; pausing and
+// rejecting never count.
+func TestPropertyUncountedIgnoreRunning(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		s := mustCompile(t, genRules(t))
 		j := genJob(t, 1)
 		d := s.Decide(j, nil)
-		if d.Verdict != Paused && d.Verdict != Rejected {
+		if (d.Verdict == Paused || d.Verdict == Rejected) && d.Counted {
+			t.Fatalf("a %s verdict counted the running jobs: %+v", d.Verdict, d)
+		}
+		if d.Counted {
 			return
 		}
 		var running []*Job

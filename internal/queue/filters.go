@@ -72,10 +72,13 @@ func (q *Queue) unholdLocked(e *entry) {
 
 // mayHoldLocked reports whether a rule or a rate limit could keep e from
 // running: such a job does not start at submission but goes through the
-// scheduler.
+// scheduler. A job that the rules let run whatever else runs (no
+// RATE_LIMIT rule applies, no ad hoc bucket) starts at submission as
+// without rules.
 func (q *Queue) mayHoldLocked(e *entry) bool {
 	if q.flt.set.Len() > 0 {
-		return true
+		d := q.flt.set.Decide(q.viewLocked(e), nil)
+		return d.Verdict != filter.Run || d.Counted
 	}
 	for _, op := range e.job.Ops {
 		if bytes.Contains(op.Input, []byte("rate-limit:")) {
@@ -179,7 +182,7 @@ func (q *Queue) pushReadyLocked(e *entry) {
 // now; a job that does not is held or canceled.
 func (q *Queue) admitLocked(e *entry) bool {
 	delete(q.flt.held, e)
-	if q.flt.set.Len() == 0 && !q.mayHoldLocked(e) {
+	if !q.mayHoldLocked(e) {
 		return true
 	}
 	running := make([]*filter.Job, 0, len(q.flt.running))
