@@ -226,11 +226,11 @@ func parsePredicate(v any) (Predicate, error) {
 			return Predicate{}, fmt.Errorf("%s expression: %s", name, errText(err))
 		}
 	}
-	var canon any
-	if err := json.Unmarshal([]byte(f.String()), &canon); err != nil {
+	canon, err := decode([]byte(f.String())) // exact numbers
+	if err != nil {
 		return Predicate{}, err
 	}
-	return Predicate{Name: name, Expr: numbers(canon)}, nil
+	return Predicate{Name: name, Expr: canon}, nil
 }
 
 func errText(err error) string {
