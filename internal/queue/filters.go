@@ -19,10 +19,11 @@ type filterState struct {
 	// changed (or the queue opened), so a REJECT or PAUSE may now apply to
 	// jobs that were queued before.
 	sweep bool
-	// held are queued jobs out of the ready heap: paused by a rule
-	// (back in the heap when the rules change) or limited by a rate limit
-	// (back when a running job stops).
-	held map[*entry]filter.Verdict
+	// paused and limited are queued jobs out of the ready heap: paused by
+	// a rule (back in the heap when the rules change), limited by a rate
+	// limit (back when a running job stops, or the rules change). A job
+	// canceled while paused is dropped when the rules change.
+	paused, limited map[*entry]struct{}
 	// running are the jobs in a worker (entry.owned when they were added;
 	// those no longer owned are dropped at the next dispatch).
 	running map[*entry]struct{}
@@ -38,7 +39,10 @@ func (q *Queue) SetFilters(set *filter.Set) {
 	defer q.mu.Unlock()
 	q.flt.set = set
 	q.flt.sweep = true
-	for e := range q.flt.held {
+	for e := range q.flt.paused {
+		q.unholdLocked(e)
+	}
+	for e := range q.flt.limited {
 		q.unholdLocked(e)
 	}
 	q.dispatchLocked()
@@ -60,7 +64,8 @@ func (q *Queue) Serial() int64 {
 
 // unholdLocked puts a held job back among the ready ones.
 func (q *Queue) unholdLocked(e *entry) {
-	delete(q.flt.held, e)
+	delete(q.flt.paused, e)
+	delete(q.flt.limited, e)
 	if e.job == nil || e.job.Final() {
 		delete(q.flt.views, e) // canceled while held
 		return
@@ -131,17 +136,13 @@ func (q *Queue) beforeDispatchLocked() {
 	for e := range q.flt.running {
 		if !e.owned {
 			delete(q.flt.running, e)
-			if _, held := q.flt.held[e]; !held {
-				delete(q.flt.views, e)
-			}
+			delete(q.flt.views, e)
 			stopped = true
 		}
 	}
 	if stopped {
-		for e, v := range q.flt.held {
-			if v == filter.Limited {
-				q.unholdLocked(e)
-			}
+		for e := range q.flt.limited {
+			q.unholdLocked(e)
 		}
 	}
 	if !q.flt.sweep || q.closing {
@@ -181,7 +182,8 @@ func (q *Queue) pushReadyLocked(e *entry) {
 // admitLocked decides whether e, just taken from the ready heap, starts
 // now; a job that does not is held or canceled.
 func (q *Queue) admitLocked(e *entry) bool {
-	delete(q.flt.held, e)
+	delete(q.flt.paused, e)
+	delete(q.flt.limited, e)
 	if !q.mayHoldLocked(e) {
 		return true
 	}
@@ -201,10 +203,14 @@ func (q *Queue) admitLocked(e *entry) bool {
 
 func (q *Queue) holdOrRejectLocked(e *entry, v filter.Verdict) {
 	if v != filter.Rejected {
-		if q.flt.held == nil {
-			q.flt.held = map[*entry]filter.Verdict{}
+		if q.flt.paused == nil {
+			q.flt.paused, q.flt.limited = map[*entry]struct{}{}, map[*entry]struct{}{}
 		}
-		q.flt.held[e] = v
+		if v == filter.Paused {
+			q.flt.paused[e] = struct{}{}
+		} else {
+			q.flt.limited[e] = struct{}{}
+		}
 		return
 	}
 	delete(q.flt.views, e)
