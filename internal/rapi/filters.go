@@ -84,7 +84,7 @@ func (s *Server) getFilters(req *request) (any, error) {
 }
 
 func filterNotFound(uuid string) error {
-	return errorf(http.StatusNotFound, "Filter %s not found", uuid)
+	return errorf(http.StatusNotFound, "Filter %s not found; GET /2/filters lists the filters", uuid)
 }
 
 func (s *Server) getFilter(req *request) (any, error) {

@@ -95,7 +95,7 @@ func TestFilterResources(t *testing.T) {
 	check(e.do("DELETE", "/2/filters/"+u2, "admin", "adminpw", ""), 404,
 		`{"code": 404, "message": "Filter `+u2+` does not exist", "explain": "Nothing matches the given URI"}`+"\n")
 	check(e.do("GET", "/2/filters/"+u2, "", "", ""), 404,
-		`{"code": 404, "message": "Filter `+u2+` not found", "explain": "Nothing matches the given URI"}`+"\n")
+		`{"code": 404, "message": "Filter `+u2+` not found; GET /2/filters lists the filters", "explain": "Nothing matches the given URI"}`+"\n")
 	if r := e.do("PATCH", "/2/filters", "admin", "adminpw", ""); r.code != 501 || !strings.Contains(r.body, "PATCH is unsupported") {
 		t.Errorf("PATCH: %d %s", r.code, r.body)
 	}
