@@ -165,6 +165,29 @@ func (q *Queue) beforeDispatchLocked() {
 		heap.Remove(&q.ready, e.heapIdx)
 		q.holdOrRejectLocked(e, verdicts[i])
 	}
+	// Jobs parked until a dependency ends are in the queue too: a REJECT
+	// cancels them now (a PAUSE holds them when they are ready again).
+	for _, parked := range q.parkedLocked() {
+		if q.flt.set.Decide(q.viewLocked(parked), nil).Verdict == filter.Rejected {
+			q.holdOrRejectLocked(parked, filter.Rejected)
+		}
+	}
+}
+
+// parkedLocked are the jobs parked until a dependency ends: in no worker,
+// not ready, not final (see Queue.depWaiters).
+func (q *Queue) parkedLocked() []*entry {
+	var out []*entry
+	seen := map[*entry]bool{}
+	for _, ds := range q.depWaiters {
+		for _, d := range ds {
+			if !seen[d] && d.job != nil && !d.owned && d.heapIdx < 0 && !d.job.Final() {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out
 }
 
 // pushReadyLocked makes a new job ready, unless a rule rejects or pauses

@@ -206,3 +206,23 @@ func BenchmarkSubmitToSuccessFilters(b *testing.B) {
 	}
 	benchSubmitToSuccess(b, set)
 }
+
+// A job parked until its dependency ends is in the queue: a REJECT rule
+// added meanwhile cancels it at once.
+func TestFilterRejectCancelsParkedJobs(t *testing.T) {
+	h := newHarness(t, t.TempDir(), 2)
+	first := h.submit(gate("first"))
+	s, r := h.g.get("first")
+	await(t, s, "the first job to run")
+	dep := h.submit(op(fmt.Sprintf(`{"OP_ID":"OP_TEST_GATE","name":"dep","depends":[[%d,[]]]}`, first)))
+	h.waitStatus(dep, job.StatusWaiting)
+	h.q.SetFilters(rules(t, `REJECT [["opcode", ["=", "name", "dep"]]]`))
+	if st := h.waitFinal(dep); st != job.StatusCanceled {
+		t.Fatalf("parked job matching REJECT: %s", st)
+	}
+	if st := h.status(first); st != job.StatusRunning {
+		t.Fatalf("its dependency: %s", st)
+	}
+	close(r)
+	h.waitFinal(first)
+}
