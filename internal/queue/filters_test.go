@@ -226,3 +226,32 @@ func TestFilterRejectCancelsParkedJobs(t *testing.T) {
 	close(r)
 	h.waitFinal(first)
 }
+
+// A job that no rule holds, whatever runs, starts at submission as
+// without rules (its first durable state says running); one a RATE_LIMIT
+// rule or an ad hoc bucket counts goes through the scheduler.
+func TestFilteredJobsStartAtSubmission(t *testing.T) {
+	h := newHarness(t, t.TempDir(), 5)
+	h.q.SetFilters(rules(t, `PAUSE [["opcode", ["=", "name", "other"]]]`, `RATE_LIMIT:3 [["opcode", ["=~", "name", "^l"]]]`))
+	for _, tc := range []struct {
+		in   json.RawMessage
+		hold bool
+	}{
+		{gate("free"), false},
+		{gate("other"), true},
+		{gate("limited"), true},
+		{gateReason("bucket", "rate-limit:4:x"), true},
+		{gateReason("reason", "maintenance"), false},
+	} {
+		j, err := job.New(1, []json.RawMessage{tc.in}, job.Timestamp{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.q.mu.Lock()
+		got := h.q.mayHoldLocked(h.q.newEntry(j, nil))
+		h.q.mu.Unlock()
+		if got != tc.hold {
+			t.Errorf("%s: held back from the start at submission: %v, want %v", tc.in, got, tc.hold)
+		}
+	}
+}
