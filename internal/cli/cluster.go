@@ -36,7 +36,7 @@ var clusterInfoFields = []string{"name", "address", "role", "online", "replicati
 
 func (a *app) newClusterCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "cluster info|join-token|verify-queue|master-failover",
+		Use:   "cluster info|join-token|verify-queue|master-failover|modify|watcher",
 		Short: "Show the cluster, add nodes, check the queues, fail over the master",
 		Long: `Manage the jobq cluster, like "gnt-cluster": show its nodes and how far each
 is replicated, make a token for a node to join with, compare (and repair)
@@ -48,7 +48,8 @@ the queues of all nodes, and make this node the master.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
-	cmd.AddCommand(a.newClusterInfoCmd(), a.newJoinTokenCmd(), a.newVerifyQueueCmd(), a.newMasterFailoverCmd(), a.newRenewCryptoCmd())
+	cmd.AddCommand(a.newClusterInfoCmd(), a.newJoinTokenCmd(), a.newVerifyQueueCmd(), a.newMasterFailoverCmd(), a.newRenewCryptoCmd(),
+		a.newWatcherCmd(), a.newClusterModifyCmd())
 	return cmd
 }
 

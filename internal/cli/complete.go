@@ -16,7 +16,8 @@ import (
 // Shell completion (cobra's, through "jobq __complete"): the commands that
 // take job IDs complete the live jobs' IDs (with their status and summary
 // as descriptions), those that take node names complete the cluster's
-// nodes, and -o completes field names. Completion asks jobqd over the
+// nodes, those that take filter uuids the filters', and -o completes field
+// names. Completion asks jobqd over the
 // socket the command line points at, for at most completeTimeout; when
 // jobqd does not answer it offers nothing (never file names).
 
@@ -85,6 +86,34 @@ func summaryText(cell any) string {
 		parts = append(parts, fmt.Sprint(s))
 	}
 	return strings.Join(parts, ",")
+}
+
+// completeFilterUUIDs offers the filter rules' uuids (with their action
+// and priority) not on the command line yet; with one set, only one.
+func (a *app) completeFilterUUIDs(one bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if one && len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := completeCtx(cmd)
+		defer cancel()
+		var res queryResult
+		if err := a.call(ctx, &res, "Query", "filter", []string{"uuid", "action", "priority"}, nil); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+		}
+		var out []cobra.Completion
+		for _, row := range res.Data {
+			if len(row) != 3 {
+				continue
+			}
+			u := cellText(row[0])
+			if u == "" || !strings.HasPrefix(u, toComplete) || slices.Contains(args, u) {
+				continue
+			}
+			out = append(out, cobra.CompletionWithDesc(u, cellText(row[1])+", priority "+cellText(row[2])))
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // nodeNames asks jobqd for the cluster's node names.
@@ -176,6 +205,10 @@ func (a *app) addCompletion(root *cobra.Command) {
 	}
 	_ = find("debug", "delay").RegisterFlagCompletionFunc("on-nodes", a.completeNodes(false, false))
 	_ = find("command").RegisterFlagCompletionFunc("nodes", a.completeNodes(false, true))
+	for _, path := range [][]string{{"filter", "delete"}, {"filter", "info"}, {"filter", "list"}} {
+		find(path...).ValidArgsFunction = a.completeFilterUUIDs(false)
+	}
+	find("filter", "replace").ValidArgsFunction = a.completeFilterUUIDs(true)
 	_ = find("list").RegisterFlagCompletionFunc("output", completeFields)
 	find("list-fields").ValidArgsFunction = completeFields
 }

@@ -70,3 +70,25 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("without jobqd: %q %s", w, d)
 	}
 }
+
+func TestCompletionFilterUUIDs(t *testing.T) {
+	f := startFake(t)
+	rows := `{"fields":[{"name":"uuid","title":"UUID","kind":"other","doc":"Filter ID"},{"name":"action","title":"Action","kind":"other","doc":"Filter action"},{"name":"priority","title":"Priority","kind":"other","doc":"Filter priority"}],` +
+		`"data":[[[0,"2828f17b-e475-435d-bd95-3e8a7d97210d"],[0,"PAUSE"],[0,5]],[[0,"da500483-e40c-48fa-990d-9ce0250e908d"],[0,["RATE_LIMIT",2]],[0,0]]]}`
+	f.script("Query", rows, rows, rows)
+	r := run(t, f.path, "__complete", "filter", "delete", "")
+	if !strings.Contains(r.stdout, "2828f17b-e475-435d-bd95-3e8a7d97210d\tPAUSE, priority 5\n") ||
+		!strings.Contains(r.stdout, "da500483-e40c-48fa-990d-9ce0250e908d\t['RATE_LIMIT', 2], priority 0\n") {
+		t.Errorf("filter delete:\n%s", r.stdout)
+	}
+	if w, _ := complete(t, f.path, "filter", "info", "2828f17b-e475-435d-bd95-3e8a7d97210d", ""); strings.Join(w, " ") != "da500483-e40c-48fa-990d-9ce0250e908d" {
+		t.Errorf("filter info UUID: %q", w)
+	}
+	if w, _ := complete(t, f.path, "filter", "replace", "da"); strings.Join(w, " ") != "da500483-e40c-48fa-990d-9ce0250e908d" {
+		t.Errorf("filter replace da: %q", w)
+	}
+	if w, _ := complete(t, f.path, "filter", "replace", "da500483-e40c-48fa-990d-9ce0250e908d", ""); len(w) != 0 {
+		t.Errorf("filter replace takes one uuid, offered %q", w)
+	}
+	f.checkCalls(t, `Query ["filter",["uuid","action","priority"],null]`, `Query ["filter",["uuid","action","priority"],null]`, `Query ["filter",["uuid","action","priority"],null]`)
+}

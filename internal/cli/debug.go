@@ -106,7 +106,7 @@ func (a *app) newDelayCmd() *cobra.Command {
 		dryRun, asJSON               bool
 		repeat                       int
 		nodes                        []string
-		prio                         string
+		prio, reason                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "delay [flags] DURATION",
@@ -123,10 +123,14 @@ the bare job ID first.
 
 With --json and --submit, stdout is {"id": N}; without --submit, one JSON
 object per line: each log entry as it arrives, then the finished job (as
-"jobq watch --json").`,
+"jobq watch --json").
+
+--reason puts a reason into the job's reason trail; "rate-limit:N:LABEL" makes
+the job wait while N jobs with that reason run (Ganeti's ad hoc rate limit).`,
 		Example: `  jobq debug delay 0.5
   jobq debug delay --submit --repeat=3 0.3
-  jobq debug delay --print-jobid --priority high 2`,
+  jobq debug delay --print-jobid --priority high 2
+  jobq debug delay --submit --reason=rate-limit:1:backup 10`,
 		Args: exactArgs(1, "one duration (seconds, or such as 10s)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := delaySeconds(args[0])
@@ -150,6 +154,10 @@ object per line: each log entry as it arrives, then the finished job (as
 				DryRun:        dryRun,
 				Priority:      p,
 				Reason:        [][]any{{reasonSource, "delay", a.env.Now().UnixNano()}},
+			}
+			if reason != "" {
+				// As Ganeti's --reason: the user's entry first.
+				op.Reason = append([][]any{{"gnt:user", reason, a.env.Now().UnixNano()}}, op.Reason...)
 			}
 			op.OpCode = op.OpID()
 			ctx := cmd.Context()
@@ -189,6 +197,7 @@ object per line: each log entry as it arrives, then the finished job (as
 	f.BoolVarP(&noLocks, "no-locks", "l", false, "do not take locks while sleeping")
 	f.BoolVar(&dryRun, "dry-run", false, "check the opcode and run nothing (no sleep, no locks), as Ganeti's dry run")
 	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal or low (jobqd takes -10, 0 and 10, as Ganeti)")
+	f.StringVar(&reason, "reason", "", "put `REASON` into the job's reason trail (\"rate-limit:N:LABEL\": at most N such jobs run at once)")
 	addJSONFlag(f, &asJSON)
 	return cmd
 }

@@ -176,6 +176,14 @@ func Run(ctx context.Context, o Options) error {
 	n := &nodeRT{o: o, log: log, self: o.NodeName, addr: addr, st: st,
 		tokens: map[string]time.Time{}, rapiListener: ls.rapi, opened: make(chan struct{})}
 	n.settings = &clusterSettings{n: n}
+	n.watchFilters()
+	n.watchQueueSettings()
+	if n.o.Registry == nil {
+		n.o.Registry = opcodes.Builtin()
+	}
+	if err := n.registerClusterSetParams(n.o.Registry); err != nil {
+		log.Warn("OP_CLUSTER_SET_PARAMS is not jobq's: the queue settings cannot change at run time", "err", err)
+	}
 	ls.rapi = nil // the first leadership serves on it
 	closeListener := func() {
 		ls.close()

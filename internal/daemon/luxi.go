@@ -170,6 +170,18 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		return h.q.QueryJobs(qids, fields)
 	case "Query":
 		return h.query(req, raw)
+	case "ReplaceFilter":
+		return h.replaceFilter(ctx, req)
+	case "DeleteFilter":
+		var uuid string
+		if err := req.UnmarshalArgs(&uuid); err != nil {
+			return nil, err
+		}
+		return nil, h.n.deleteFilter(ctx, uuid)
+	case "QueryFilters":
+		return h.classicQueryFilters(req)
+	case "SetWatcherPause":
+		return h.n.setWatcherPause(ctx, req)
 	case "QueryFields":
 		if len(raw) != 2 {
 			return nil, badArgs(req.Method, "expected [resource, fields]")
@@ -186,6 +198,8 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		switch what {
 		case "job":
 			return query.BuildFieldsResult(query.FieldsForQueryFields(names)), nil
+		case "filter":
+			return query.BuildFieldsResult(filterFieldsForQueryFields(names)), nil
 		case "lock":
 			if len(names) == 0 {
 				return query.BuildFieldsResult(query.LockFields()), nil
@@ -264,7 +278,12 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 			case "drain_flag":
 				out[i] = h.q.Drained()
 			case "watcher_pause":
-				out[i] = nil
+				// Whole seconds, as luxid answers.
+				if until := h.n.watcherPause(time.Now()); until != nil {
+					out[i] = int64(*until)
+				} else {
+					out[i] = nil
+				}
 			default:
 				return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Unknown configuration value '%s'", n), "wrong_input")
 			}
@@ -283,11 +302,14 @@ func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, erro
 	if err := json.Unmarshal(raw[0], &what); err != nil {
 		return nil, badArgs(req.Method, "resource must be a string")
 	}
-	if what != "job" && what != "lock" {
+	if what != "job" && what != "lock" && what != "filter" {
 		return nil, unsupportedResource(what)
 	}
 	if err := json.Unmarshal(raw[1], &fields); err != nil || fields == nil {
 		return nil, badArgs(req.Method, "fields must be a list of strings")
+	}
+	if what == "filter" {
+		return h.queryFilters(fields, raw[2])
 	}
 	flt, err := query.ParseFilter(raw[2])
 	if err != nil {
@@ -366,7 +388,7 @@ func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, erro
 }
 
 func unsupportedResource(what string) error {
-	return luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\" and \"lock\"", what), "wrong_input")
+	return luxi.NewError("OpPrereqError", fmt.Sprintf("Resource %q is not supported by jobq, only \"job\", \"lock\" and \"filter\"", what), "wrong_input")
 }
 
 // queryLocks answers Query on "lock" (gnt-debug locks, jobq locks): every

@@ -50,6 +50,7 @@ type nodeRT struct {
 	metrics *metrics.Set
 
 	changeMu sync.Mutex  // one membership or configuration change at a time
+	filterMu sync.Mutex  // held while the master changes the job filters
 	cryptoMu sync.Mutex  // held during a phase of a certificate renewal
 	fence    fence.Fence // the executions masters ordered here, by term
 
@@ -367,7 +368,8 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 			return nil, err
 		}
 	}
-	q, err := queue.Open(queue.Config{Store: st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.o.MaxRunning,
+	_, filters := n.loadFilters()
+	q, err := queue.Open(queue.Config{Store: st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.maxRunning(), Filters: filters,
 		NodeName: n.self, NodeNames: c.NodeNames(), Logger: n.log, Metrics: n.metrics,
 		Nodes: n, RestrictedDir: restrictedDir(n.o.DataDir)})
 	if err != nil {
@@ -376,7 +378,7 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 		}
 		return nil, err
 	}
-	rs, err := startRAPI(n.o, rapiL, n.keys, q, n.config, n.replicationText, n.metrics, n.log)
+	rs, err := startRAPI(n.o, rapiL, n.keys, q, rapiFilters{n: n, q: q}, n.config, n.replicationText, n.metrics, n.log)
 	if err != nil {
 		_ = q.Shutdown(context.Background())
 		return nil, err
@@ -384,6 +386,10 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	n.mu.Lock()
 	n.master = &masterState{q: q, term: term, rapi: rs}
 	n.mu.Unlock()
+	// A change of the filters while the queue opened was not handed to it.
+	_, filters = n.loadFilters()
+	q.SetFilters(filters)
+	q.SetMaxRunning(n.maxRunning())
 	n.log.Info("running as master", "epoch", term, "nodes", len(c.Nodes))
 	return q, nil
 }

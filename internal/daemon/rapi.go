@@ -40,7 +40,7 @@ type rapiService struct {
 // "off", presenting the keyring's cluster certificate (a renewed one from
 // the next connection on). It serves on l when l is not nil (opened by
 // listenRAPI at the start).
-func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
+func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue, filters rapi.Filters, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
 	var err error
 	if o.RAPIAddr == "" || o.RAPIAddr == RAPIOff {
 		log.Info("RAPI is off")
@@ -56,16 +56,13 @@ func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue,
 		}
 		return nil, fmt.Errorf("cannot create the RAPI directory: %w", err)
 	}
-	maxRunning := o.MaxRunning
-	if maxRunning <= 0 {
-		maxRunning = queue.DefaultMaxRunning
-	}
 	srv := rapi.New(rapi.Config{
 		Queue:     q,
+		Filters:   filters,
 		UsersFile: users,
 		Cluster: func() rapi.ClusterInfo {
 			c := clusterCfg()
-			return rapi.ClusterInfo{Name: c.Name, Master: c.Master, MaxRunningJobs: maxRunning}
+			return rapi.ClusterInfo{Name: c.Name, Master: c.Master, MaxRunningJobs: q.MaxRunning()}
 		},
 		RequireAuth: o.RAPIRequireAuth,
 		Logger:      log,
@@ -75,7 +72,7 @@ func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue,
 	// The web dashboard under /ui/, for the same users (package web).
 	srv.HandlePrefix(web.Prefix, web.New(web.Config{Queue: q, Users: srv, Guard: srv.Guard(), Logger: log, Cluster: func() web.Cluster {
 		cfg := clusterCfg()
-		c := web.Cluster{Name: cfg.Name, Master: cfg.Master, MaxRunningJobs: maxRunning}
+		c := web.Cluster{Name: cfg.Name, Master: cfg.Master, MaxRunningJobs: q.MaxRunning()}
 		repl := replication()
 		for _, n := range cfg.Nodes {
 			c.Nodes = append(c.Nodes, web.Node{Name: n.Name, Address: n.Address, Candidate: n.Candidate, Online: n.Online, Replication: repl[n.Name]})

@@ -134,6 +134,14 @@ func ParseFilter(raw json.RawMessage) (*Filter, error) {
 // encoding/json decoding into an `any` (numbers as float64 or json.Number),
 // or an equivalent Go value ([]any, string, integer types). See ParseFilter.
 func ParseFilterValue(v any) (*Filter, error) {
+	return ParseFilterValueFor(v, IsJobField)
+}
+
+// ParseFilterValueFor is ParseFilterValue for a resource other than jobs:
+// known says which field names exist (nil: any name, as for the opcode
+// predicate of a job filter rule, whose fields are the opcode's members).
+// An id-list filter is recognised only when "id" is known.
+func ParseFilterValueFor(v any, known func(string) bool) (*Filter, error) {
 	cv, err := canon(v)
 	if err != nil {
 		return nil, newError(ClassRequest, "cannot read the filter: %v", err)
@@ -148,7 +156,7 @@ func ParseFilterValue(v any) (*Filter, error) {
 		return f, nil
 	}
 	// As in Ganeti, an id list with an id that is not valid fails the query.
-	if vals, ok := requestedValues(root); ok && len(vals) > 0 {
+	if vals, ok := requestedValues(root); ok && len(vals) > 0 && known != nil && known(FieldID) {
 		ids, err := jobIDs(vals)
 		if err != nil {
 			return nil, err
@@ -162,7 +170,7 @@ func ParseFilterValue(v any) (*Filter, error) {
 			return
 		}
 		seen[n.field] = true
-		if !IsJobField(n.field) {
+		if known != nil && !known(n.field) {
 			walkErr = newError(ClassParameterError, "Can't find field named '%s'", n.field)
 			return
 		}

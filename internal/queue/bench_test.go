@@ -7,18 +7,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/filter"
 	"github.com/jobq-dev/jobq/internal/store"
 )
 
 // BenchmarkSubmitToSuccess measures the engine end to end on a real queue
 // directory: jobs of one OP_TEST_JQUEUE opcode (no sleep) submitted by 4
 // clients in batches of 10 and waited for, per job.
-func BenchmarkSubmitToSuccess(b *testing.B) {
+func BenchmarkSubmitToSuccess(b *testing.B) { benchSubmitToSuccess(b, nil) }
+
+// benchSubmitToSuccess is BenchmarkSubmitToSuccess with job filter rules.
+func benchSubmitToSuccess(b *testing.B, filters *filter.Set) {
 	st, err := store.Open(b.TempDir(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	q, err := Open(Config{Store: st, NodeName: "node1"})
+	q, err := Open(Config{Store: st, NodeName: "node1", Filters: filters})
 	if err != nil {
 		b.Fatal(err)
 	}

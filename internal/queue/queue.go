@@ -19,11 +19,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jobq-dev/jobq/internal/metrics"
-	"github.com/jobq-dev/jobq/locking"
-
+	"github.com/jobq-dev/jobq/internal/filter"
 	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/store"
+	"github.com/jobq-dev/jobq/locking"
 	"github.com/jobq-dev/jobq/opcodes"
 )
 
@@ -73,6 +73,9 @@ type Config struct {
 	// one write of the job instead of one each (watchers see them at
 	// once). 0 means DefaultLogFlushDelay, negative stores each at once.
 	LogFlushDelay time.Duration
+	// Filters are the job filter rules the scheduler applies from the
+	// start (SetFilters changes them); nil: none.
+	Filters *filter.Set
 	// testBetweenChunks, when set, is called between the chunks of a
 	// submission, without the queue lock (tests submit meanwhile).
 	testBetweenChunks func()
@@ -312,6 +315,8 @@ type Queue struct {
 	depWaiters map[int64][]*entry
 	drained    bool
 	closing    bool
+	// flt is the scheduler's state of the job filters (filters.go).
+	flt filterState
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
@@ -362,6 +367,7 @@ func Open(cfg Config) (*Queue, error) {
 			return nil, err
 		}
 	}
+	q.flt.set, q.flt.sweep = cfg.Filters, true
 	q.runCtx, q.runCancel = context.WithCancel(context.Background())
 	if err := q.load(); err != nil {
 		return nil, err
@@ -635,7 +641,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 			// A job that a free worker would take at once starts here: its
 			// first write already says "running", which saves one durable
 			// write per short job.
-			if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 {
+			if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 && !q.mayHoldLocked(e) {
 				if st := q.tryStartLocked(e); st != nil {
 					starts[i] = st
 					q.running++
@@ -702,7 +708,7 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 				go q.runJob(e, e.worker, st)
 				continue
 			}
-			heap.Push(&q.ready, e)
+			q.pushReadyLocked(e)
 		}
 		q.dispatchLocked()
 		q.mu.Unlock()
@@ -903,12 +909,17 @@ func (q *Queue) execLocked(e *entry, i int, params opcodes.Params, now job.Times
 func (q *Queue) ownLocked(e *entry) {
 	q.workerSeq++
 	e.owned, e.worker = true, q.workerSeq
+	q.trackRunningLocked(e)
 }
 
 // dispatchLocked starts workers for ready jobs while slots are free.
 func (q *Queue) dispatchLocked() {
+	q.beforeDispatchLocked()
 	for !q.closing && q.running < q.cfg.MaxRunning && q.ready.Len() > 0 {
 		e := heap.Pop(&q.ready).(*entry)
+		if !q.admitLocked(e) {
+			continue // held or rejected by a filter or a rate limit
+		}
 		q.running++
 		q.ownLocked(e)
 		q.wg.Add(1)

@@ -20,6 +20,14 @@
 //	                             soon as the job differs from what the client
 //	                             had, null if nothing changed within
 //	                             Config.WaitTimeout (write access, as Ganeti)
+//	GET    /2/filters[?bulk=1]   the job filter rules: [{"uuid": UUID, "uri":
+//	                             "/2/filters/UUID"}, ...], or with bulk the
+//	                             rules (Config.Filters; see package filter)
+//	POST   /2/filters            {"priority", "predicates", "action",
+//	                             "reason"} adds a rule; answers its uuid
+//	GET    /2/filters/UUID       the rule
+//	PUT    /2/filters/UUID       replaces the rule, or adds it with that uuid
+//	DELETE /2/filters/UUID       deletes it (POST, PUT, DELETE: write access)
 //	GET    /, /2                 null (Ganeti's legacy root resources)
 //
 // Answers are byte for byte what Ganeti 3.0's RAPI writes: Python-style
@@ -145,6 +153,8 @@ type ClusterInfo struct {
 // Config configures a Server.
 type Config struct {
 	Queue Queue
+	// Filters serves /2/filters; nil: not served (404).
+	Filters Filters
 	// UsersFile is the users file (DATA_DIR/rapi/users). Empty or missing:
 	// nobody can authenticate.
 	UsersFile string
@@ -375,6 +385,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type request struct {
 	r    *http.Request
 	id   int64
+	uuid string          // the filter uuid of /2/filters/UUID
 	body json.RawMessage // the JSON body, checked (readBody); nil if none
 	user string
 }
@@ -449,6 +460,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *RequestInfo) int {
 	path := r.URL.Path
 	name, id, eps, ok := s.route(path)
+	var uuid string
+	if !ok {
+		name, uuid, eps, ok = s.filterRoute(path)
+	}
 	var ep endpoint
 	var extra *extraRoute
 	if ok {
@@ -498,7 +513,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *RequestInfo
 		extra.h.ServeHTTP(sw, r)
 		return sw.status
 	}
-	req := &request{r: r, id: id, user: user}
+	req := &request{r: r, id: id, user: user, uuid: uuid}
 	if herr := limitBody(w, r, ep.maxBody); herr != nil {
 		return s.writeError(w, herr)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,6 +101,13 @@ const (
 // the end of the test, which must make it exit 0 with a clean log.
 func startJobqd(t *testing.T, bin string) (sockDir string) {
 	t.Helper()
+	return startJobqdWith(t, bin, serialSeed, 1)
+}
+
+// startJobqdWith is startJobqd with another queue serial and number of
+// workers.
+func startJobqdWith(t *testing.T, bin string, serialSeed, maxRunning int) (sockDir string) {
+	t.Helper()
 	data, sockDir := t.TempDir(), t.TempDir()
 	if err := os.MkdirAll(filepath.Join(data, "queue"), 0o750); err != nil {
 		t.Fatal(err)
@@ -109,7 +117,7 @@ func startJobqd(t *testing.T, bin string) (sockDir string) {
 	}
 	cmd := exec.Command(bin, "--data-dir", data, "--node-name", nodeName,
 		"--luxi-socket", filepath.Join(sockDir, "ganeti-query"),
-		"--max-running-jobs", "1", "--shutdown-timeout", "5s",
+		"--max-running-jobs", strconv.Itoa(maxRunning), "--shutdown-timeout", "5s",
 		"--rpc-addr", "127.0.0.1:0", "--rapi-addr", "127.0.0.1:0")
 	log := &logWatcher{ready: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = log, log

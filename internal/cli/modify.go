@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/jobq-dev/jobq/client"
+)
+
+// "gnt-cluster modify", for the queue's parameters.
+
+func (a *app) newClusterModifyCmd() *cobra.Command {
+	var maxRunning, maxTracked int
+	cmd := &cobra.Command{
+		Use:   "modify [flags]",
+		Short: "Change the queue's parameters cluster-wide",
+		Long: `Change how many jobs run at once (--max-running-jobs) and how many the
+scheduler tracks (--max-tracked-jobs), like "gnt-cluster modify" (which works
+against jobqd too): a job with OP_CLUSTER_SET_PARAMS agrees the values
+cluster-wide and the queue applies them at once, on this master and on the
+next. jobq waits for the job; its failure is the command's.`,
+		Example: `  jobq cluster modify --max-running-jobs=40`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op := client.RawOp{"OP_ID": "OP_CLUSTER_SET_PARAMS",
+				"reason": [][]any{{reasonSource, "modify", a.env.Now().UnixNano()}}}
+			given := false
+			for _, f := range []struct {
+				flag, param string
+				v           int
+			}{{"max-running-jobs", "max_running_jobs", maxRunning}, {"max-tracked-jobs", "max_tracked_jobs", maxTracked}} {
+				if !cmd.Flags().Changed(f.flag) {
+					continue
+				}
+				if f.v < 1 {
+					return usagef(cmd, "--%s must be 1 or more, got %d", f.flag, f.v)
+				}
+				op[f.param] = f.v
+				given = true
+			}
+			if !given {
+				return usagef(cmd, "give --max-running-jobs or --max-tracked-jobs (or both)")
+			}
+			ctx := cmd.Context()
+			id, err := a.submitJob(ctx, op)
+			if err != nil {
+				return err
+			}
+			return a.followJob(ctx, id, silentReporter{})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&maxRunning, "max-running-jobs", 0, "run at most `N` jobs at once")
+	f.IntVar(&maxTracked, "max-tracked-jobs", 0, "track at most `N` jobs in the scheduler")
+	return cmd
+}

@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/jobq-dev/jobq/internal/settings"
+)
+
+// gntClusterModify is the opcode gnt-cluster modify --max-running-jobs=5
+// submits (Ganeti 3.0.2's client against jobqd).
+const gntClusterModify = `{"OP_ID": "OP_CLUSTER_SET_PARAMS", "beparams": {}, "comment": null, "data_collector_interval": {}, "debug_level": 0, "depends": null, "disk_state": {}, "diskparams": {}, "dry_run": false, "enabled_data_collectors": {}, "force": false, "hv_state": {}, "hvparams": {}, "ipolicy": {}, "max_running_jobs": 5, "nicparams": {}, "priority": 0, "reason": [["gnt:client:gnt-cluster", "modify", 1796677820434263552]]}`
+
+func TestUnsupportedClusterParams(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{gntClusterModify, nil},
+		{`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "max_tracked_jobs": 30, "vg_name": null, "candidate_pool_size": 10, "hvparams": {"kvm": {}}, "tags": [], "mac_prefix": ""}`, []string{"candidate_pool_size", "hvparams"}},
+		{`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "drbd_helper": "x", "uid_pool": [[1, 2]], "force": true}`, []string{"drbd_helper", "uid_pool"}},
+	} {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(tc.in), &m); err != nil {
+			t.Fatal(err)
+		}
+		if got := unsupportedClusterParams(m); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// OP_CLUSTER_SET_PARAMS as gnt-cluster modify sends it changes
+// max_running_jobs at once; other parameters are refused naming them.
+func TestClusterSetParamsMaxRunning(t *testing.T) {
+	n := startNode(t, 1, nil)
+	id := n.submit(gntClusterModify)
+	n.waitStatus(id, "success")
+	var rows [][]any
+	n.call(&rows, "QueryJobs", []int64{id}, []string{"oplog"})
+	if got := fmt.Sprint(rows[0][0]); got != "[[]]" {
+		t.Fatalf("oplog %s (gnt-cluster modify would print it)", got)
+	}
+	// Five gates run at once now (the node started with one worker).
+	var ids []int64
+	for i := range 5 {
+		ids = append(ids, n.gateJob(fmt.Sprintf("g%d", i)))
+	}
+	for i := range 5 {
+		n.waitGate(fmt.Sprintf("g%d", i))
+	}
+	n.gates.openAll()
+	for _, g := range ids {
+		n.waitStatus(g, "success")
+	}
+	bad := n.submit(`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "max_running_jobs": 2, "candidate_pool_size": 3}`)
+	n.waitStatus(bad, "error")
+	n.call(&rows, "QueryJobs", []int64{bad}, []string{"opresult"})
+	want := `[[OpPrereqError [jobq changes only max_running_jobs and max_tracked_jobs of the cluster; leave out [candidate_pool_size] (gnt-cluster modify and jobq cluster modify take --max-running-jobs and --max-tracked-jobs) wrong_input]]]`
+	if got := fmt.Sprint(rows[0][0]); got != want {
+		t.Errorf("opresult %s,\nwant %s", got, want)
+	}
+	zero := n.submit(`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "max_running_jobs": 0}`)
+	n.waitStatus(zero, "error")
+	n.call(&rows, "QueryJobs", []int64{zero}, []string{"opresult"})
+	if got := fmt.Sprint(rows[0][0]); got != `[[OpPrereqError [max_running_jobs must be between 1 and 1048576, got 0 wrong_input]]]` {
+		t.Errorf("opresult %s", got)
+	}
+}
+
+// A queue that opens (a new master) takes max_running_jobs from the
+// cluster-wide settings rather than jobqd's --max-running-jobs.
+func TestMaxRunningLoadedFromSettings(t *testing.T) {
+	n := startNode(t, 1, func(dir string) {
+		st, err := settings.OpenLocal(filepath.Join(dir, "cluster", "settings"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Set(context.Background(), "queue", []byte(`{"max_running_jobs":3}`)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for i := range 3 {
+		n.gateJob(fmt.Sprintf("g%d", i))
+	}
+	for i := range 3 {
+		n.waitGate(fmt.Sprintf("g%d", i))
+	}
+}
