@@ -1,0 +1,145 @@
+package job
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Jobs in time: jobq's additions to Ganeti's job file, each a member that
+// Ganeti's readers ignore (its Python _QueuedJob.Restore and
+// _QueuedOpCode.Restore read named members only):
+//
+//   - the job's "not_before" ([seconds, microseconds]): the job stays
+//     queued until then;
+//   - the job's "timeout" (seconds): the job's time limit, counted from
+//     its start (the first opcode's start);
+//   - an opcode's "timeout" (seconds): that opcode's time limit, counted
+//     from the start of its execution (after its locks).
+//
+// An opcode past a limit is killed as "cancel --kill" does and ends in
+// error (TimeOut). Every decision here takes the time as a parameter.
+
+// MaxTimeout is the longest time limit a job or opcode may have.
+const MaxTimeout = 366 * 24 * time.Hour
+
+// maxNotBefore bounds a not-before time (year 10000 or so): far enough,
+// and still a time.Time without overflow.
+const maxNotBefore = 253402300799
+
+// Timing is what a submission asks of a job's time.
+type Timing struct {
+	// NotBefore: the job does not start before then; nil: at once.
+	NotBefore *Timestamp
+	// Timeout is the job's time limit from its start; 0: none.
+	Timeout time.Duration
+	// OpTimeout is each opcode's time limit from the start of its
+	// execution; 0: none.
+	OpTimeout time.Duration
+}
+
+// Zero reports whether t asks for nothing.
+func (t Timing) Zero() bool { return t.NotBefore == nil && t.Timeout == 0 && t.OpTimeout == 0 }
+
+// Check refuses a timing a job cannot carry, in one sentence saying what
+// to do.
+func (t Timing) Check() error {
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+	}{{"job", t.Timeout}, {"opcode", t.OpTimeout}} {
+		if c.d < 0 {
+			return fmt.Errorf("the %s time limit %s is negative; give a positive duration such as 10m", c.name, c.d)
+		}
+		if c.d > MaxTimeout {
+			return fmt.Errorf("the %s time limit %s is longer than %s; give a shorter one", c.name, c.d, MaxTimeout)
+		}
+		if c.d > 0 && c.d < time.Millisecond {
+			return fmt.Errorf("the %s time limit %s is shorter than a millisecond; give a longer one", c.name, c.d)
+		}
+	}
+	if nb := t.NotBefore; nb != nil {
+		if nb[0] < 0 || nb[0] > maxNotBefore || nb[1] < 0 || nb[1] > 999999 {
+			return fmt.Errorf("the not-before time %v is not a valid [seconds, microseconds] time; give a time after 1970 and before 10000", *nb)
+		}
+	}
+	return nil
+}
+
+// seconds is d in seconds, as the job file stores limits.
+func seconds(d time.Duration) float64 { return d.Seconds() }
+
+// duration is a stored limit back as a duration (0 for none or invalid).
+func duration(s float64) time.Duration {
+	if !(s > 0) || math.IsInf(s, 0) || s > MaxTimeout.Seconds() {
+		return 0
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// SetTiming records t in a new job (its opcodes all get t.OpTimeout).
+func (j *Job) SetTiming(t Timing) {
+	if t.NotBefore != nil {
+		j.NotBefore = t.NotBefore.ptr()
+	}
+	j.Timeout = seconds(t.Timeout)
+	for _, op := range j.Ops {
+		op.Timeout = seconds(t.OpTimeout)
+	}
+}
+
+// Due reports whether the job may start at now: it has no not-before
+// time, or that time has come.
+func (j *Job) Due(now Timestamp) bool {
+	return j.NotBefore == nil || !now.Before(*j.NotBefore)
+}
+
+// Limit names which time limit a deadline comes from.
+type Limit string
+
+// The limits.
+const (
+	LimitNone   Limit = ""
+	LimitJob    Limit = "job"
+	LimitOpcode Limit = "opcode"
+)
+
+// OpDeadline is when running opcode i is past a time limit: the earlier
+// of the job's start plus its limit and the opcode's execution start plus
+// its own. which is LimitNone (and at zero) when neither applies.
+func (j *Job) OpDeadline(i int) (at time.Time, which Limit) {
+	if i < 0 || i >= len(j.Ops) {
+		return time.Time{}, LimitNone
+	}
+	if d := duration(j.Timeout); d > 0 && j.StartTimestamp != nil {
+		at, which = j.StartTimestamp.Time().Add(d), LimitJob
+	}
+	op := j.Ops[i]
+	if d := duration(op.Timeout); d > 0 && op.ExecTimestamp != nil {
+		if t := op.ExecTimestamp.Time().Add(d); which == LimitNone || t.Before(at) {
+			at, which = t, LimitOpcode
+		}
+	}
+	return at, which
+}
+
+// TimeoutMessage is the error of an opcode ended by a time limit.
+func (j *Job) TimeoutMessage(i int, which Limit) string {
+	switch which {
+	case LimitJob:
+		return fmt.Sprintf("Job timed out: it ran longer than its time limit of %s", duration(j.Timeout))
+	case LimitOpcode:
+		return fmt.Sprintf("Opcode timed out: it ran longer than its time limit of %s", duration(j.Ops[i].Timeout))
+	}
+	return "Opcode timed out"
+}
+
+// TimeOut ends running opcode i in error because of limit which: its
+// result says it timed out, later opcodes fail ("Preceding opcode
+// failed") and the job ends in error.
+func (j *Job) TimeOut(i int, which Limit, now Timestamp) {
+	if j.Final() || i < 0 || i >= len(j.Ops) {
+		return
+	}
+	j.FinishOp(i, false, ExecError(j.TimeoutMessage(i, which)).Raw(), now)
+}
