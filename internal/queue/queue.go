@@ -310,6 +310,8 @@ type Queue struct {
 	depWaiters map[int64][]*entry
 	drained    bool
 	closing    bool
+	// delay holds queued jobs until their not-before time (delay.go).
+	delay delayed
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
@@ -488,7 +490,7 @@ func (q *Queue) load() error {
 			e.evict() // finished before this start: its index is enough
 		}
 		q.jobs[j.ID] = e
-		if j.CalcStatus() == job.StatusQueued {
+		if j.CalcStatus() == job.StatusQueued && !q.holdLocked(e) {
 			heap.Push(&q.ready, e)
 		}
 	}
@@ -524,6 +526,7 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	q.runCancel()
+	q.stopDelay()
 	<-q.sampled
 	if q.cfg.KeepStore {
 		return err
@@ -556,6 +559,16 @@ type SubmitResult struct {
 // handed to the store submitChunk at a time, releasing the lock between
 // chunks, so that a submission of many jobs does not stall other calls.
 func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResult, error) {
+	return q.SubmitTimed(jobs, ignoreDrain, job.Timing{})
+}
+
+// SubmitTimed is Submit with a timing for every job of the call: a
+// not-before time (the job stays queued until then) and time limits
+// (see job.Timing). A timing a job cannot carry refuses the whole call.
+func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing job.Timing) ([]SubmitResult, error) {
+	if err := timing.Check(); err != nil {
+		return nil, &RefusedError{Err: genericError("%s", err)}
+	}
 	// As Ganeti, an opcode priority a client may not ask for refuses the
 	// whole call (luxid fails to parse the request).
 	for i, ops := range jobs {
@@ -623,11 +636,12 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 				res[i].Err = &RefusedError{Err: err}
 				continue
 			}
+			j.SetTiming(timing)
 			e := q.newEntry(j, nil)
 			// A job that a free worker would take at once starts here: its
 			// first write already says "running", which saves one durable
 			// write per short job.
-			if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 {
+			if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 && j.Due(job.TS(now)) {
 				if st := q.tryStartLocked(e); st != nil {
 					starts[i] = st
 					q.running++
@@ -694,7 +708,9 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 				go q.runJob(e, e.worker, st)
 				continue
 			}
-			heap.Push(&q.ready, e)
+			if !q.holdLocked(e) {
+				heap.Push(&q.ready, e)
+			}
 		}
 		q.dispatchLocked()
 		q.mu.Unlock()
@@ -886,7 +902,7 @@ func (dryRun) Exec(_ context.Context, env opcodes.Env) (any, error) {
 // cancels.
 func (q *Queue) execLocked(e *entry, i int, params opcodes.Params, now job.Timestamp) *started {
 	e.job.ExecOp(i, now)
-	ctx, cancel := context.WithCancelCause(q.runCtx)
+	ctx, cancel := q.opContext(e.job, i)
 	e.cancelRun = cancel
 	return &started{i: i, opID: job.OpID(e.job.Ops[i].Input), params: params, env: &jobEnv{q: q, e: e, op: i}, ctx: ctx, cancel: cancel}
 }
@@ -1075,13 +1091,14 @@ func (q *Queue) runJob(e *entry, worker uint64, first *started) {
 		result, err := safeExec(ctx, params, env)
 		q.cfg.Metrics.OpcodeDone(st.opID, time.Since(began))
 		killed := errors.Is(context.Cause(ctx), errKilled)
+		limit := timedOut(ctx)
 		st.cancel(nil)
 		// Locks are held for one opcode, as Ganeti's logical units do.
 		q.locks.ReleaseAll(locking.Owner(e.id))
 
 		q.mu.Lock()
 		e.cancelRun = nil
-		if !killed && q.runCtx.Err() != nil {
+		if !killed && limit == job.LimitNone && q.runCtx.Err() != nil {
 			// Hard shutdown: leave the job running on disk; recovery ends
 			// it in error, as after a crash.
 			q.mu.Unlock()
@@ -1090,6 +1107,8 @@ func (q *Queue) runJob(e *entry, worker uint64, first *started) {
 		j := e.job
 		now := q.ts()
 		switch {
+		case limit != job.LimitNone:
+			j.TimeOut(i, limit, now)
 		case killed:
 			j.Kill(now)
 		case err != nil:
