@@ -107,6 +107,7 @@ func (a *app) newDelayCmd() *cobra.Command {
 		repeat                       int
 		nodes                        []string
 		prio                         string
+		timing                       timingFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "delay [flags] DURATION",
@@ -123,10 +124,18 @@ the bare job ID first.
 
 With --json and --submit, stdout is {"id": N}; without --submit, one JSON
 object per line: each log entry as it arrives, then the finished job (as
-"jobq watch --json").`,
+"jobq watch --json").
+
+--at TIME or --in DURATION keeps the job queued until then ("jobq info"
+shows its "Not before" time; cancel and change-priority work meanwhile).
+--timeout and --op-timeout limit how long the job and each opcode run:
+past the limit the opcode is killed and the job ends in error saying it
+timed out.`,
 		Example: `  jobq debug delay 0.5
   jobq debug delay --submit --repeat=3 0.3
-  jobq debug delay --print-jobid --priority high 2`,
+  jobq debug delay --print-jobid --priority high 2
+  jobq debug delay --submit --in 10m 1
+  jobq debug delay --submit --at 18:00 --op-timeout 30s 5`,
 		Args: exactArgs(1, "one duration (seconds, or such as 10s)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := delaySeconds(args[0])
@@ -134,6 +143,10 @@ object per line: each log entry as it arrives, then the finished job (as
 				return usagef(cmd, "%s", err.Error())
 			}
 			p, err := optionalPriority(cmd, prio)
+			if err != nil {
+				return err
+			}
+			tm, err := timing.timing(cmd, a.env.Now(), a.env.Location)
 			if err != nil {
 				return err
 			}
@@ -153,7 +166,7 @@ object per line: each log entry as it arrives, then the finished job (as
 			}
 			op.OpCode = op.OpID()
 			ctx := cmd.Context()
-			id, err := a.submitJob(ctx, op)
+			id, err := a.submitTimed(ctx, tm, op)
 			if err != nil {
 				return err
 			}
@@ -189,6 +202,7 @@ object per line: each log entry as it arrives, then the finished job (as
 	f.BoolVarP(&noLocks, "no-locks", "l", false, "do not take locks while sleeping")
 	f.BoolVar(&dryRun, "dry-run", false, "check the opcode and run nothing (no sleep, no locks), as Ganeti's dry run")
 	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal or low (jobqd takes -10, 0 and 10, as Ganeti)")
+	addTimingFlags(f, &timing)
 	addJSONFlag(f, &asJSON)
 	return cmd
 }

@@ -115,7 +115,7 @@ var referenceCases = []referenceCase{
 	{
 		name:  "cli-09-job-info",
 		setup: func(t *testing.T, f *fake, _ reference) { f.addTestJobs("6040") },
-		calls: []string{`QueryJobs [[6040],["id","status","ops","opresult","opstatus","oplog","opstart","opexec","opend","received_ts","start_ts","end_ts"]]`},
+		calls: []string{`QueryJobs [[6040],["id","status","ops","opresult","opstatus","oplog","opstart","opexec","opend","received_ts","start_ts","end_ts","not_before","timeout","optimeout"]]`},
 	},
 	{
 		name: "cli-10-job-watch",
@@ -328,7 +328,7 @@ var referenceCases = []referenceCase{
 	},
 	{
 		name:  "cli-39-job-info-nonexistent",
-		calls: []string{`QueryJobs [[999999],["id","status","ops","opresult","opstatus","oplog","opstart","opexec","opend","received_ts","start_ts","end_ts"]]`},
+		calls: []string{`QueryJobs [[999999],["id","status","ops","opresult","opstatus","oplog","opstart","opexec","opend","received_ts","start_ts","end_ts","not_before","timeout","optimeout"]]`},
 		// Ganeti prints "- Job ID 999999 not found" and exits 0.
 		deviates: &result{stderr: "Job 999999 not found: there is no such job in the queue or its archive ('jobq list --archived' lists the jobs)\n", code: 1},
 	},

@@ -1,8 +1,12 @@
 package job
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -74,7 +78,9 @@ func duration(s float64) time.Duration {
 	if !(s > 0) || math.IsInf(s, 0) || s > MaxTimeout.Seconds() {
 		return 0
 	}
-	return time.Duration(s * float64(time.Second))
+	// Microseconds, as the file's timestamps: 1.001 is not exact in
+	// binary.
+	return time.Duration(math.Round(s*1e6)) * time.Microsecond
 }
 
 // SetTiming records t in a new job (its opcodes all get t.OpTimeout).
@@ -142,4 +148,84 @@ func (j *Job) TimeOut(i int, which Limit, now Timestamp) {
 		return
 	}
 	j.FinishOp(i, false, ExecError(j.TimeoutMessage(i, which)).Raw(), now)
+}
+
+// TimingMembers are the members of a submission's timing object (LUXI's
+// optional last argument of SubmitJob/SubmitManyJobs, RAPI's POST
+// /2/jobs body): "not_before" (seconds since the epoch, a number, or
+// [seconds, microseconds]), "timeout" and "op_timeout" (seconds).
+var TimingMembers = []string{"not_before", "timeout", "op_timeout"}
+
+// ParseTiming reads a submission's timing from its members (missing or
+// null ones ask for nothing); an error is one sentence saying what to
+// send.
+func ParseTiming(m map[string]json.RawMessage) (Timing, error) {
+	var t Timing
+	if raw, ok := m["not_before"]; ok && string(bytes.TrimSpace(raw)) != "null" {
+		var ts Timestamp
+		var secs float64
+		switch {
+		case json.Unmarshal(raw, &secs) == nil:
+			if math.IsNaN(secs) || secs < 0 || secs > maxNotBefore {
+				return t, fmt.Errorf("not_before %s is not a time; send seconds since the epoch, e.g. %d", raw, int64(1893456000))
+			}
+			whole := math.Floor(secs)
+			ts = Timestamp{int64(whole), int64(math.Round((secs - whole) * 1e6))}
+			if ts[1] == 1e6 {
+				ts = Timestamp{ts[0] + 1, 0}
+			}
+		case ts.UnmarshalJSON(raw) == nil:
+		default:
+			return t, fmt.Errorf("not_before %s is not a time; send seconds since the epoch or [seconds, microseconds]", truncate(raw))
+		}
+		t.NotBefore = &ts
+	}
+	for _, l := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"timeout", &t.Timeout}, {"op_timeout", &t.OpTimeout}} {
+		raw, ok := m[l.name]
+		if !ok || string(bytes.TrimSpace(raw)) == "null" {
+			continue
+		}
+		var secs float64
+		if err := json.Unmarshal(raw, &secs); err != nil || math.IsNaN(secs) || secs > MaxTimeout.Seconds() || secs < -MaxTimeout.Seconds() {
+			return t, fmt.Errorf("%s %s is not a time limit; send a number of seconds up to %d", l.name, truncate(raw), int64(MaxTimeout.Seconds()))
+		}
+		*l.dst = time.Duration(math.Round(secs*1e6)) * time.Microsecond
+	}
+	return t, t.Check()
+}
+
+// ParseTimingObject reads a submission's timing object, refusing members
+// other than TimingMembers.
+func ParseTimingObject(raw json.RawMessage) (Timing, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return Timing{}, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return Timing{}, fmt.Errorf("the submission's options must be an object such as {\"not_before\": 1893456000, \"timeout\": 600}")
+	}
+	for k := range m {
+		if !slices.Contains(TimingMembers, k) {
+			return Timing{}, fmt.Errorf("unknown submission option %q; the options are %s", k, strings.Join(TimingMembers, ", "))
+		}
+	}
+	return ParseTiming(m)
+}
+
+// Members is t as a submission's timing object (nil members omitted).
+func (t Timing) Members() map[string]any {
+	m := map[string]any{}
+	if t.NotBefore != nil {
+		m["not_before"] = *t.NotBefore
+	}
+	if t.Timeout != 0 {
+		m["timeout"] = t.Timeout.Seconds()
+	}
+	if t.OpTimeout != 0 {
+		m["op_timeout"] = t.OpTimeout.Seconds()
+	}
+	return m
 }

@@ -1,11 +1,14 @@
 package job
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"pgregory.net/rapid"
 )
 
 // timing runs the scenario commands of timing.go (see TestScenarios).
@@ -55,4 +58,100 @@ func (s *scenario) timing(t *testing.T, d *datadriven.TestData, j *Job, op int, 
 		return out
 	}
 	return ""
+}
+
+func TestParseTimingObject(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, err string
+	}{
+		{``, `{}`, ""},
+		{`null`, `{}`, ""},
+		{`{}`, `{}`, ""},
+		{`{"not_before": 1893456000}`, `{"not_before":[1893456000,0]}`, ""},
+		{`{"not_before": 1893456000.25}`, `{"not_before":[1893456000,250000]}`, ""},
+		{`{"not_before": 1893456000.9999999}`, `{"not_before":[1893456001,0]}`, ""},
+		{`{"not_before": [1893456000, 5]}`, `{"not_before":[1893456000,5]}`, ""},
+		{`{"not_before": null, "timeout": null}`, `{}`, ""},
+		{`{"timeout": 600, "op_timeout": 1.5}`, `{"op_timeout":1.5,"timeout":600}`, ""},
+		{`{"not_before": "tomorrow"}`, ``, `not_before "tomorrow" is not a time; send seconds since the epoch or [seconds, microseconds]`},
+		{`{"not_before": -1}`, ``, `not_before -1 is not a time; send seconds since the epoch, e.g. 1893456000`},
+		{`{"timeout": "10m"}`, ``, `timeout "10m" is not a time limit; send a number of seconds up to 31622400`},
+		{`{"timeout": 1e300}`, ``, `timeout 1e300 is not a time limit; send a number of seconds up to 31622400`},
+		{`{"timeout": -5}`, ``, `the job time limit -5s is negative; give a positive duration such as 10m`},
+		{`{"op_timeout": 0.0001}`, ``, `the opcode time limit 100µs is shorter than a millisecond; give a longer one`},
+		{`{"timout": 5}`, ``, `unknown submission option "timout"; the options are not_before, timeout, op_timeout`},
+		{`[1]`, ``, `the submission's options must be an object such as {"not_before": 1893456000, "timeout": 600}`},
+	} {
+		tm, err := ParseTimingObject(json.RawMessage(tc.in))
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("ParseTimingObject(%s) error = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseTimingObject(%s): %v", tc.in, err)
+			continue
+		}
+		got, _ := json.Marshal(tm.Members())
+		if string(got) != tc.want {
+			t.Errorf("ParseTimingObject(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+		// Members reads back as the same timing.
+		back, err := ParseTimingObject(got)
+		if err != nil || !reflect.DeepEqual(back, tm) {
+			t.Errorf("ParseTimingObject(Members(%s)) = %+v, %v; want %+v", tc.in, back, err, tm)
+		}
+	}
+}
+
+// TestDueProperties: Due is monotone in time and false exactly before the
+// not-before time; OpDeadline is the earlier of the two limits.
+func TestDueProperties(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		nb := Timestamp{rapid.Int64Range(0, 1e10).Draw(t, "nbs"), rapid.Int64Range(0, 999999).Draw(t, "nbus")}
+		now := Timestamp{rapid.Int64Range(0, 1e10).Draw(t, "nows"), rapid.Int64Range(0, 999999).Draw(t, "nowus")}
+		j := &Job{ID: 1, Ops: []*Op{{Status: StatusQueued}}}
+		if !j.Due(now) {
+			t.Fatalf("a job without a not-before time is not due at %v", now)
+		}
+		j.SetTiming(Timing{NotBefore: &nb})
+		if got, want := j.Due(now), !now.Before(nb); got != want {
+			t.Fatalf("Due(%v) with not-before %v = %v", now, nb, got)
+		}
+		later := Timestamp{now[0] + rapid.Int64Range(0, 1e6).Draw(t, "dt"), now[1]}
+		if j.Due(now) && !j.Due(later) {
+			t.Fatalf("due at %v but not at the later %v", now, later)
+		}
+
+		jt := time.Duration(rapid.Int64Range(0, 1e6).Draw(t, "jobms")) * time.Millisecond
+		ot := time.Duration(rapid.Int64Range(0, 1e6).Draw(t, "opms")) * time.Millisecond
+		j.SetTiming(Timing{Timeout: jt, OpTimeout: ot})
+		start := Timestamp{rapid.Int64Range(0, 1e9).Draw(t, "start"), 0}
+		exec := Timestamp{start[0] + rapid.Int64Range(0, 1e5).Draw(t, "wait"), 0}
+		j.StartTimestamp, j.Ops[0].StartTimestamp, j.Ops[0].ExecTimestamp = &start, &start, &exec
+		at, which := j.OpDeadline(0)
+		var cands []time.Time
+		if jt > 0 {
+			cands = append(cands, start.Time().Add(jt))
+		}
+		if ot > 0 {
+			cands = append(cands, exec.Time().Add(ot))
+		}
+		if len(cands) == 0 {
+			if which != LimitNone {
+				t.Fatalf("no limits but a deadline %v (%s)", at, which)
+			}
+			return
+		}
+		want := cands[0]
+		for _, c := range cands[1:] {
+			if c.Before(want) {
+				want = c
+			}
+		}
+		if !at.Equal(want) || which == LimitNone {
+			t.Fatalf("OpDeadline = %v (%s), want %v", at, which, want)
+		}
+	})
 }

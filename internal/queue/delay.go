@@ -164,3 +164,30 @@ func timedOut(ctx context.Context) job.Limit {
 	}
 	return job.LimitNone
 }
+
+// timingField computes jobq's job fields of jobs in time: not_before (a
+// timestamp or null), timeout (seconds or null), optimeout (per opcode).
+func timingField(j *job.Job, name string) (any, bool) {
+	limit := func(s float64) any {
+		if s == 0 {
+			return nil
+		}
+		return s
+	}
+	switch name {
+	case "not_before":
+		if j.NotBefore == nil {
+			return nil, true
+		}
+		return *j.NotBefore, true
+	case "timeout":
+		return limit(j.Timeout), true
+	case "optimeout":
+		out := make([]any, len(j.Ops))
+		for i, op := range j.Ops {
+			out[i] = limit(op.Timeout)
+		}
+		return out, true
+	}
+	return nil, false
+}

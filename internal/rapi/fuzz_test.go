@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/queue"
 )
 
@@ -28,6 +29,10 @@ func (fakeQueue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]queue.Sub
 		res[i].ID = int64(i + 1)
 	}
 	return res, nil
+}
+
+func (f fakeQueue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, _ job.Timing) ([]queue.SubmitResult, error) {
+	return f.Submit(jobs, ignoreDrain)
 }
 
 func (fakeQueue) row(id int64, fields []string) json.RawMessage {
