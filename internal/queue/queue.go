@@ -312,6 +312,8 @@ type Queue struct {
 	closing    bool
 	// delay holds queued jobs until their not-before time (delay.go).
 	delay delayed
+	// hk is the built-in housekeeping (archive.go).
+	hk housekeeping
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
@@ -515,6 +517,7 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	q.mu.Lock()
 	q.closing = true
 	q.mu.Unlock()
+	q.stopHousekeeping()
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	var err error
