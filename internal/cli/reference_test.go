@@ -337,7 +337,9 @@ var referenceCases = []referenceCase{
 		setup: func(t *testing.T, f *fake, _ reference) {
 			f.script("QueryConfigValues", `[false,"cluster1.ganeti.test","node1.ganeti.test"]`)
 		},
-		calls: []string{`QueryConfigValues [["drain_flag","cluster_name","master_node"]]`},
+		// JobqHousekeeping: an unknown method here, as in Ganeti: the
+		// output is Ganeti's.
+		calls: []string{`QueryConfigValues [["drain_flag","cluster_name","master_node"]]`, "JobqHousekeeping []"},
 	},
 	{
 		name:  "cli-firstrun-30-queue-drain",

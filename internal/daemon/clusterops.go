@@ -92,6 +92,9 @@ func (n *nodeRT) serveCluster(ctx context.Context, req *luxi.Request) (any, erro
 	case "JobqRenewCrypto":
 		return n.renewCrypto(ctx)
 	}
+	if res, ok, err := n.serveHousekeeping(ctx, req); ok {
+		return res, err
+	}
 	return nil, luxi.UnknownMethod(req.Method)
 }
 

@@ -251,6 +251,9 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 			return nil, err
 		}
 		return true, nil
+	case "SetWatcherPause":
+		res, _, err := h.n.serveHousekeeping(ctx, req)
+		return res, err
 	case "QueryConfigValues":
 		var names []string
 		if err := req.UnmarshalArgs(&names); err != nil {
@@ -266,7 +269,7 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 			case "drain_flag":
 				out[i] = h.q.Drained()
 			case "watcher_pause":
-				out[i] = nil
+				out[i] = h.n.watcherPause()
 			default:
 				return nil, luxi.NewError("OpPrereqError", fmt.Sprintf("Unknown configuration value '%s'", n), "wrong_input")
 			}

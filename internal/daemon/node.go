@@ -47,6 +47,7 @@ type nodeRT struct {
 	// opcode definitions, schedules): agreed through the log in a
 	// cluster.
 	settings settings.Store
+	hkOnce   sync.Once // the housekeeping's settings watched (housekeeping.go)
 
 	changeMu sync.Mutex  // held while the master changes the configuration
 	cryptoMu sync.Mutex  // held during a phase of a certificate renewal
@@ -359,6 +360,7 @@ func (n *nodeRT) promote(ctx context.Context) error {
 	n.master = &masterState{q: q, rep: rep, rapi: rs}
 	n.promoErr = ""
 	n.mu.Unlock()
+	n.startHousekeeping(q)
 	n.log.Info("running as master", "epoch", cfg.Epoch, "nodes", len(cfg.Nodes), "quorum", cfg.Quorum())
 	n.notifySync()
 	return nil
