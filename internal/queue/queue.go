@@ -314,6 +314,8 @@ type Queue struct {
 	delay delayed
 	// hk is the built-in housekeeping (archive.go).
 	hk housekeeping
+	// sched runs the recurring schedules (schedules.go).
+	sched schedules
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
@@ -518,6 +520,7 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	q.closing = true
 	q.mu.Unlock()
 	q.stopHousekeeping()
+	q.stopSchedules()
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	var err error
