@@ -9,6 +9,7 @@ import (
 
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/retention"
+	"github.com/jobq-dev/jobq/internal/schedule"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
@@ -21,17 +22,19 @@ import (
 func (n *nodeRT) startHousekeeping(q *queue.Queue) {
 	n.hkOnce.Do(func() {
 		n.settings.Watch(func(key string, _ []byte) {
-			if key != retention.Key && key != retention.PauseKey {
+			if key != retention.Key && key != retention.PauseKey && key != schedule.Key {
 				return
 			}
 			if q := n.queue(); q != nil {
 				p, pause := n.housekeepingSettings()
 				q.SetHousekeeping(p, pause)
+				n.runSchedules(q)
 			}
 		})
 	})
 	p, pause := n.housekeepingSettings()
 	q.StartHousekeeping(p, pause)
+	n.runSchedules(q)
 }
 
 // housekeepingSettings are the cluster's policy (Default when none was
