@@ -155,3 +155,20 @@ func TestDueProperties(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkDue is the decision whether a queued job may start.
+func BenchmarkDue(b *testing.B) {
+	j := &Job{ID: 1, Ops: []*Op{{Status: StatusQueued}}}
+	nb := Timestamp{1893456000, 0}
+	j.SetTiming(Timing{NotBefore: &nb})
+	now := Timestamp{1893455999, 999999}
+	n := 0
+	for b.Loop() {
+		if j.Due(now) {
+			n++
+		}
+	}
+	if n != 0 {
+		b.Fatal("due before its time")
+	}
+}

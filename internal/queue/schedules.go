@@ -141,20 +141,28 @@ func (q *Queue) readScheduleState(name string) (schedule.State, error) {
 	return st, nil
 }
 
-// loadScheduleState is a schedule's state when the master starts running
-// it: its record, or a later fire found in a live job's "schedule"
-// member (a crash between the two files of the fire's batch).
-func (q *Queue) loadScheduleState(name string) schedule.State {
-	st, err := q.readScheduleState(name)
-	if err != nil {
-		q.log.Error("cannot read a schedule's fire record; the jobs of the queue say what it fired", "schedule", name, "err", err)
+// loadScheduleStates are the states of schedules names when the master
+// starts running them: each one's record, or a later fire found in a
+// live job's "schedule" member (a crash between the two files of the
+// fire's batch). One pass over the live jobs serves them all.
+func (q *Queue) loadScheduleStates(names []string) map[string]schedule.State {
+	states := make(map[string]schedule.State, len(names))
+	var since time.Time
+	for i, name := range names {
+		st, err := q.readScheduleState(name)
+		if err != nil {
+			q.log.Error("cannot read a schedule's fire record; the jobs of the queue say what it fired", "schedule", name, "err", err)
+		}
+		states[name] = st
+		if t := schedule.Time(st.LastFire); i == 0 || t.Before(since) {
+			since = t
+		}
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	// Only a job received after the recorded fire can hold a later one
-	// (a fire's job is made at or after its fire time): the others'
-	// files are not read.
-	since := schedule.Time(st.LastFire)
+	// Only a job received after a recorded fire can hold a later one (a
+	// fire's job is made at or after its fire time): the others are not
+	// looked at, and their files not read.
 	for id, e := range q.jobs {
 		recv := e.idx.receivedTS(e)
 		if recv == nil || recv.Time().Before(since.Truncate(time.Second)) {
@@ -168,15 +176,17 @@ func (q *Queue) loadScheduleState(name string) schedule.State {
 			}
 		}
 		var tag scheduleTag
-		if j.Extra["schedule"] == nil || json.Unmarshal(j.Extra["schedule"], &tag) != nil || tag.Name != name {
+		if j.Extra["schedule"] == nil || json.Unmarshal(j.Extra["schedule"], &tag) != nil {
 			continue
 		}
-		if tag.Fire > st.LastFire {
+		st, ok := states[tag.Name]
+		if ok && tag.Fire > st.LastFire {
 			st.LastFire, st.LastJob = tag.Fire, id
 			st.Jobs = append(st.Jobs, id)
+			states[tag.Name] = st
 		}
 	}
-	return st
+	return states
 }
 
 func (q *Queue) scheduleLoop(ctx context.Context) {
@@ -186,21 +196,28 @@ func (q *Queue) scheduleLoop(ctx context.Context) {
 		s.mu.Lock()
 		specs, pause := s.specs, s.pause
 		s.mu.Unlock()
+		var load []string
+		s.mu.Lock()
+		for _, sp := range specs {
+			if !s.loaded[sp.Name] {
+				load = append(load, sp.Name)
+			}
+		}
+		s.mu.Unlock()
+		if len(load) > 0 {
+			states := q.loadScheduleStates(load)
+			s.mu.Lock()
+			for name, st := range states {
+				s.states[name], s.loaded[name] = st, true
+			}
+			s.mu.Unlock()
+		}
 		now := q.now()
 		var earliest time.Time
 		handled := false
 		for _, sp := range specs {
 			if ctx.Err() != nil {
 				return
-			}
-			s.mu.Lock()
-			loaded := s.loaded[sp.Name]
-			s.mu.Unlock()
-			if !loaded {
-				st := q.loadScheduleState(sp.Name)
-				s.mu.Lock()
-				s.states[sp.Name], s.loaded[sp.Name] = st, true
-				s.mu.Unlock()
 			}
 			s.mu.Lock()
 			st := s.states[sp.Name]

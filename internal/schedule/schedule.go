@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -158,7 +159,25 @@ func (s Spec) Check() error {
 	return nil
 }
 
+// parsed caches parsed cron expressions by expression and time zone
+// (loading a zone reads its file): a master decides for every schedule at
+// every wake-up.
+var parsed sync.Map // cronKey -> cron.Schedule
+
+type cronKey struct{ expr, tz string }
+
 func (s Spec) cron() (cron.Schedule, error) {
+	if c, ok := parsed.Load(cronKey{s.Cron, s.TZ}); ok {
+		return c.(cron.Schedule), nil
+	}
+	c, err := s.parseCron()
+	if err == nil {
+		parsed.Store(cronKey{s.Cron, s.TZ}, c)
+	}
+	return c, err
+}
+
+func (s Spec) parseCron() (cron.Schedule, error) {
 	if strings.HasPrefix(strings.TrimSpace(s.Cron), "TZ=") || strings.HasPrefix(strings.TrimSpace(s.Cron), "CRON_TZ=") {
 		return nil, fmt.Errorf("schedule %s: give the time zone with --timezone, not in the cron expression", s.Name)
 	}

@@ -143,3 +143,24 @@ func TestDecideFiresEachTimeOnce(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkDecide is one schedule's decision when nothing is due (what
+// the master does for each schedule at each wake-up), for an interval and
+// a cron expression in a time zone.
+func BenchmarkDecide(b *testing.B) {
+	op := []json.RawMessage{json.RawMessage(`{"OP_ID":"OP_TEST_DELAY"}`)}
+	now := time.Date(2026, 12, 7, 12, 0, 30, 0, time.UTC)
+	for _, s := range []Spec{
+		{Name: "every", Every: 60, Ops: op, Concurrency: Allow, CatchUp: CatchSkip},
+		{Name: "cron", Cron: "0 3 * * *", TZ: "Europe/Zurich", Ops: op, Concurrency: Allow, CatchUp: CatchSkip},
+	} {
+		b.Run(s.Name, func(b *testing.B) {
+			st := State{LastFire: Seconds(now.Add(-30 * time.Second))}
+			for b.Loop() {
+				if d := Decide(s, st, now, false, false); d.Action != Wait {
+					b.Fatal(d)
+				}
+			}
+		})
+	}
+}
