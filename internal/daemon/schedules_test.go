@@ -81,6 +81,13 @@ func TestSchedulesOverLUXI(t *testing.T) {
 	if err != nil || !strings.Contains(string(rows[0][0]), "OP_TEST_DELAY") {
 		t.Fatalf("the schedule's job %d: %s %v", l[0].LastJob, rows, err)
 	}
+	// RAPI's view (no credentials needed to read).
+	r := n.do("GET", "/2/schedules", "", "", "")
+	var rs []map[string]any
+	if err := json.Unmarshal([]byte(r.body), &rs); err != nil || r.code != 200 || len(rs) != 1 ||
+		rs[0]["name"] != "tick" || rs[0]["every"] != 1.0 || rs[0]["concurrency"] != "allow" || rs[0]["next_fire"] == nil || rs[0]["last_job"] == 0.0 {
+		t.Fatalf("GET /2/schedules: %d %s", r.code, r.body)
+	}
 	b, err := os.ReadFile(filepath.Join(n.dir, "queue", "schedule-tick"))
 	if err != nil || !strings.Contains(string(b), `"last_fire"`) {
 		t.Fatalf("the fire record: %s %v", b, err)

@@ -35,6 +35,8 @@ func (f fakeQueue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, _ job
 	return f.Submit(jobs, ignoreDrain)
 }
 
+func (fakeQueue) Schedules() []queue.ScheduleState { return nil }
+
 func (fakeQueue) row(id int64, fields []string) json.RawMessage {
 	vals := make([]any, len(fields))
 	for i, f := range fields {

@@ -10,6 +10,7 @@
 //	GET    /2/jobs[?bulk=1]      [{"id": N, "uri": "/2/jobs/N"}, ...], or with
 //	                             bulk the fields id, ops, status, summary,
 //	                             opstatus, received_ts, start_ts, end_ts
+//	GET    /2/schedules          jobq's: the recurring schedules and their state
 //	POST   /2/jobs               {"ops": [...]} submits a job; answers its id
 //	                             (optional "not_before", "timeout",
 //	                             "op_timeout": jobq's job.ParseTiming)
@@ -141,6 +142,8 @@ type Queue interface {
 	WaitForJobChange(ctx context.Context, id int64, fields []string, prevInfo json.RawMessage,
 		prevLogSerial int64, timeout time.Duration) (*queue.WaitResult, error)
 	CancelJob(id int64, kill bool) (bool, string, error)
+	// Schedules are the recurring schedules the master runs.
+	Schedules() []queue.ScheduleState
 }
 
 // ClusterInfo is what GET /2/info tells about the cluster.
@@ -408,6 +411,8 @@ func (s *Server) route(path string) (name string, id int64, eps map[string]endpo
 		return path, 0, map[string]endpoint{"GET": {fn: s.getInfo}}, true
 	case "/2/features":
 		return path, 0, map[string]endpoint{"GET": {fn: func(*request) (any, error) { return Features, nil }}}, true
+	case "/2/schedules":
+		return path, 0, map[string]endpoint{"GET": {fn: s.getSchedules}}, true
 	case "/2/jobs":
 		return path, 0, map[string]endpoint{
 			"GET":  {fn: s.getJobs},
