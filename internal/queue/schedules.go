@@ -107,6 +107,15 @@ func (q *Queue) Schedules() []ScheduleState {
 		if !s.loaded[sp.Name] {
 			st.State, _ = q.readScheduleState(sp.Name)
 		}
+		if st.Next.IsZero() {
+			// Not decided yet by the loop: the next fire time after the
+			// last (or the creation).
+			base := schedule.Time(sp.Created)
+			if st.State.LastFire > 0 {
+				base = schedule.Time(st.State.LastFire)
+			}
+			st.Next = sp.Next(base)
+		}
 		out = append(out, st)
 	}
 	return out

@@ -59,3 +59,9 @@ func (h *Handler) addNotBefore(byID map[int64]listRow, now time.Time) error {
 	}
 	return nil
 }
+
+// tsOf is t as a job timestamp.
+func tsOf(t time.Time) *job.Timestamp {
+	ts := job.TS(t)
+	return &ts
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/schedule"
 )
 
 // A delayed job shows when it starts: on its page and in the job list.
@@ -51,4 +52,24 @@ func TestUntil(t *testing.T) {
 			t.Errorf("until(%s) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+// The schedules page lists each schedule with when it fires next.
+func TestSchedulesPage(t *testing.T) {
+	e := newEnv(t, 2, Config{})
+	v := e.login("viewer", "viewerpw")
+	wantStatus(t, "no schedule", v.get("/ui/schedules"), http.StatusOK, "<h1>Schedules</h1>", "No schedule.",
+		`href="/ui/schedules" aria-current="page">Schedules</a>`)
+	e.q.SetSchedules([]schedule.Spec{
+		{Name: "nightly", Cron: "0 3 * * *", TZ: "Europe/Zurich", Ops: []json.RawMessage{json.RawMessage(`{"OP_ID":"OP_TEST_DELAY","duration":1}`)},
+			Concurrency: schedule.Forbid, CatchUp: schedule.CatchOnce, Created: schedule.Seconds(time.Now())},
+	}, nil)
+	next := e.q.Schedules()[0].Next
+	if next.IsZero() || !next.After(time.Now()) || next.In(time.FixedZone("", 0)).Minute() != 0 {
+		t.Fatalf("the schedule's next fire time %v", next)
+	}
+	wantStatus(t, "a schedule", v.get("/ui/schedules"), http.StatusOK,
+		"<code>nightly</code>", "cron 0 3 * * * (Europe/Zurich)", "concurrency forbid, catch-up once",
+		fmt.Sprintf(`<time datetime="%s"`, next.UTC().Format(time.RFC3339Nano)),
+		`<code>{&#34;OP_ID&#34;:&#34;OP_TEST_DELAY&#34;,&#34;duration&#34;:1}</code>`)
 }
