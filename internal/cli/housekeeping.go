@@ -178,6 +178,18 @@ M, G or T; 0 turns the budget off.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			f := cmd.Flags()
+			changes := false
+			for _, name := range []string{"auto-archive", "archive-age", "every", "delete-age", "max-size"} {
+				changes = changes || f.Changed(name)
+			}
+			var maxBytes int64
+			if f.Changed("max-size") {
+				var err error
+				if maxBytes, err = parseBytes(maxSize); err != nil {
+					return usagef(cmd, "--max-size: %s", err)
+				}
+			}
 			hk, err := a.housekeeping(ctx)
 			if err != nil {
 				return err
@@ -185,8 +197,7 @@ M, G or T; 0 turns the budget off.`,
 			if hk == nil {
 				return failf("jobqd does not run a built-in housekeeping (an older jobqd?)")
 			}
-			f := cmd.Flags()
-			if f.NFlag() > 0 && !(f.NFlag() == 1 && f.Changed("json")) {
+			if changes {
 				p, err := retention.Parse(hk.Policy)
 				if err != nil {
 					return failf("%s", err)
@@ -204,9 +215,7 @@ M, G or T; 0 turns the budget off.`,
 					p.DeleteAge = deleteAge
 				}
 				if f.Changed("max-size") {
-					if p.MaxBytes, err = parseBytes(maxSize); err != nil {
-						return usagef(cmd, "--max-size: %s", err)
-					}
+					p.MaxBytes = maxBytes
 				}
 				if err := p.Check(); err != nil {
 					return usagef(cmd, "%s", err)
