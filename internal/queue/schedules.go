@@ -30,6 +30,9 @@ import (
 // master reads back (scheduleStatesLocked). Fires while the queue is
 // drained or the watcher paused are skipped.
 
+// errQueueClosing: a fire met the queue's shutdown; nothing was stored.
+var errQueueClosing = errors.New("the job queue is shutting down")
+
 // ScheduleFile is the fire record's file name of schedule name.
 func ScheduleFile(name string) string { return "schedule-" + name }
 
@@ -242,11 +245,11 @@ func (q *Queue) scheduleLoop(ctx context.Context) {
 			}
 			if d.Action != schedule.Wait {
 				next, err := q.handleFire(sp, st, d)
+				if errors.Is(err, errQueueClosing) || errors.Is(err, store.ErrClosed) || (err != nil && ctx.Err() != nil) {
+					return // the next master handles the fire time
+				}
 				if err != nil {
 					q.log.Error("schedule fire not recorded; it is tried again", "schedule", sp.Name, "err", err)
-					if ctx.Err() != nil {
-						return
-					}
 					// Retry after a pause rather than spin.
 					d.Next = now.Add(time.Second)
 				} else {
@@ -318,7 +321,7 @@ func (q *Queue) handleFire(sp schedule.Spec, st schedule.State, d schedule.Decis
 	q.mu.Lock()
 	if q.closing {
 		q.mu.Unlock()
-		return st, fmt.Errorf("the job queue is shutting down")
+		return st, errQueueClosing
 	}
 	j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixMicro()*1000)
 	if err != nil {
