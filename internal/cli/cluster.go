@@ -48,7 +48,7 @@ the queues of all nodes, and make this node the master.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
-	cmd.AddCommand(a.newClusterInfoCmd(), a.newJoinTokenCmd(), a.newVerifyQueueCmd(), a.newMasterFailoverCmd(), a.newRenewCryptoCmd())
+	cmd.AddCommand(a.newClusterInfoCmd(), a.newJoinTokenCmd(), a.newVerifyQueueCmd(), a.newMasterFailoverCmd(), a.newRenewCryptoCmd(), a.newWatcherCmd())
 	return cmd
 }
 
