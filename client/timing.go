@@ -15,6 +15,8 @@ type Timing struct {
 	// opcode's from the start of its execution. Past one, the opcode is
 	// killed and ends in error saying it timed out. Zero: no limit.
 	Timeout, OpTimeout time.Duration
+	// OpTimeouts are the opcodes' own limits by position (0: OpTimeout).
+	OpTimeouts []time.Duration
 }
 
 // arg is the timing as LUXI's timing object.
@@ -28,6 +30,15 @@ func (t Timing) arg() map[string]any {
 	}
 	if t.OpTimeout != 0 {
 		m["op_timeout"] = t.OpTimeout.Seconds()
+	}
+	if len(t.OpTimeouts) > 0 {
+		l := make([]any, len(t.OpTimeouts))
+		for i, d := range t.OpTimeouts {
+			if d != 0 {
+				l[i] = d.Seconds()
+			}
+		}
+		m["op_timeouts"] = l
 	}
 	return m
 }

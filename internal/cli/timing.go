@@ -95,7 +95,7 @@ func parseAt(s string, now time.Time, loc *time.Location) (time.Time, error) {
 // submitTimed submits a job of one opcode, with its timing when it has
 // one (without, the call is Ganeti's SubmitJob as it is).
 func (a *app) submitTimed(ctx context.Context, tm client.Timing, op client.Opcode) (int64, error) {
-	if tm == (client.Timing{}) {
+	if tm.NotBefore.IsZero() && tm.Timeout == 0 && tm.OpTimeout == 0 && len(tm.OpTimeouts) == 0 {
 		return a.submitJob(ctx, op)
 	}
 	var id int64

@@ -48,7 +48,7 @@ func TestTimingOverRAPIAndLUXI(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 1}], "not_before": "soon"}`: `not_before "soon" is not a time; send seconds since the epoch or [seconds, microseconds]`,
 		`{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 1}], "timeout": -1}`:        `the job time limit -1s is negative; give a positive duration such as 10m`,
-		`{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 1}], "when": 5}`:            `Unknown parameter 'when'; the body is {"ops": [opcode, ...]} with optional not_before, timeout, op_timeout`,
+		`{"ops": [{"OP_ID": "OP_TEST_DELAY", "duration": 1}], "when": 5}`:            `Unknown parameter 'when'; the body is {"ops": [opcode, ...]} with optional not_before, timeout, op_timeout, op_timeouts`,
 	} {
 		r := n.do("POST", "/2/jobs", "admin", "adminpw", body)
 		// The message is HTML-escaped, as Ganeti's.
@@ -82,7 +82,7 @@ func TestTimingOverRAPIAndLUXI(t *testing.T) {
 		t.Fatalf("SubmitJobTimed with a negative limit: %v, want a refusal saying what to give", err)
 	}
 	if err := c.Call(ctx, nil, "SubmitJob", []any{map[string]any{"OP_ID": "OP_TEST_DELAY", "duration": 1}}, map[string]any{"at": 5}); err == nil ||
-		!strings.Contains(err.Error(), `unknown submission option "at"; the options are not_before, timeout, op_timeout`) {
+		!strings.Contains(err.Error(), `unknown submission option "at"; the options are not_before, timeout, op_timeout, op_timeouts`) {
 		t.Fatalf("SubmitJob with an unknown option: %v", err)
 	}
 	res, err := c.SubmitManyJobsTimed(ctx, client.Timing{NotBefore: at}, []client.Opcode{client.OpTestDelay{Duration: time.Millisecond}})

@@ -40,18 +40,30 @@ type Timing struct {
 	// OpTimeout is each opcode's time limit from the start of its
 	// execution; 0: none.
 	OpTimeout time.Duration
+	// OpTimeouts, when set, are the opcodes' own limits by position (0:
+	// OpTimeout's); a job has at least as many opcodes.
+	OpTimeouts []time.Duration
 }
 
 // Zero reports whether t asks for nothing.
-func (t Timing) Zero() bool { return t.NotBefore == nil && t.Timeout == 0 && t.OpTimeout == 0 }
+func (t Timing) Zero() bool {
+	return t.NotBefore == nil && t.Timeout == 0 && t.OpTimeout == 0 && len(t.OpTimeouts) == 0
+}
 
 // Check refuses a timing a job cannot carry, in one sentence saying what
 // to do.
 func (t Timing) Check() error {
-	for _, c := range []struct {
+	limits := []struct {
 		name string
 		d    time.Duration
-	}{{"job", t.Timeout}, {"opcode", t.OpTimeout}} {
+	}{{"job", t.Timeout}, {"opcode", t.OpTimeout}}
+	for i, d := range t.OpTimeouts {
+		limits = append(limits, struct {
+			name string
+			d    time.Duration
+		}{fmt.Sprintf("opcode %d", i+1), d})
+	}
+	for _, c := range limits {
 		if c.d < 0 {
 			return fmt.Errorf("the %s time limit %s is negative; give a positive duration such as 10m", c.name, c.d)
 		}
@@ -83,14 +95,27 @@ func duration(s float64) time.Duration {
 	return time.Duration(math.Round(s*1e6)) * time.Microsecond
 }
 
-// SetTiming records t in a new job (its opcodes all get t.OpTimeout).
+// CheckOps refuses a timing with more opcode limits than the job's
+// n opcodes.
+func (t Timing) CheckOps(n int) error {
+	if len(t.OpTimeouts) > n {
+		return fmt.Errorf("op_timeouts has %d limits for a job of %d opcodes; give at most one per opcode", len(t.OpTimeouts), n)
+	}
+	return nil
+}
+
+// SetTiming records t in a new job: each opcode gets its own limit from
+// t.OpTimeouts, else t.OpTimeout.
 func (j *Job) SetTiming(t Timing) {
 	if t.NotBefore != nil {
 		j.NotBefore = t.NotBefore.ptr()
 	}
 	j.Timeout = seconds(t.Timeout)
-	for _, op := range j.Ops {
+	for i, op := range j.Ops {
 		op.Timeout = seconds(t.OpTimeout)
+		if i < len(t.OpTimeouts) && t.OpTimeouts[i] > 0 {
+			op.Timeout = seconds(t.OpTimeouts[i])
+		}
 	}
 }
 
@@ -153,8 +178,10 @@ func (j *Job) TimeOut(i int, which Limit, now Timestamp) {
 // TimingMembers are the members of a submission's timing object (LUXI's
 // optional last argument of SubmitJob/SubmitManyJobs, RAPI's POST
 // /2/jobs body): "not_before" (seconds since the epoch, a number, or
-// [seconds, microseconds]), "timeout" and "op_timeout" (seconds).
-var TimingMembers = []string{"not_before", "timeout", "op_timeout"}
+// [seconds, microseconds]), "timeout" and "op_timeout" (seconds), and
+// "op_timeouts" (each opcode's seconds, by position; null or 0: the
+// op_timeout).
+var TimingMembers = []string{"not_before", "timeout", "op_timeout", "op_timeouts"}
 
 // ParseTiming reads a submission's timing from its members (missing or
 // null ones ask for nothing); an error is one sentence saying what to
@@ -194,6 +221,22 @@ func ParseTiming(m map[string]json.RawMessage) (Timing, error) {
 		}
 		*l.dst = time.Duration(math.Round(secs*1e6)) * time.Microsecond
 	}
+	if raw, ok := m["op_timeouts"]; ok && string(bytes.TrimSpace(raw)) != "null" {
+		var list []*float64
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return t, fmt.Errorf("op_timeouts %s is not a list of time limits; send seconds by opcode, such as [60, null, 600]", truncate(raw))
+		}
+		for i, s := range list {
+			d := time.Duration(0)
+			if s != nil {
+				if math.IsNaN(*s) || math.Abs(*s) > MaxTimeout.Seconds() {
+					return t, fmt.Errorf("op_timeouts member %d (%v) is not a time limit; send a number of seconds up to %d", i+1, *s, int64(MaxTimeout.Seconds()))
+				}
+				d = time.Duration(math.Round(*s*1e6)) * time.Microsecond
+			}
+			t.OpTimeouts = append(t.OpTimeouts, d)
+		}
+	}
 	return t, t.Check()
 }
 
@@ -226,6 +269,15 @@ func (t Timing) Members() map[string]any {
 	}
 	if t.OpTimeout != 0 {
 		m["op_timeout"] = t.OpTimeout.Seconds()
+	}
+	if len(t.OpTimeouts) > 0 {
+		l := make([]any, len(t.OpTimeouts))
+		for i, d := range t.OpTimeouts {
+			if d != 0 {
+				l[i] = d.Seconds()
+			}
+		}
+		m["op_timeouts"] = l
 	}
 	return m
 }

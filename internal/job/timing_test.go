@@ -79,7 +79,11 @@ func TestParseTimingObject(t *testing.T) {
 		{`{"timeout": 1e300}`, ``, `timeout 1e300 is not a time limit; send a number of seconds up to 31622400`},
 		{`{"timeout": -5}`, ``, `the job time limit -5s is negative; give a positive duration such as 10m`},
 		{`{"op_timeout": 0.0001}`, ``, `the opcode time limit 100µs is shorter than a millisecond; give a longer one`},
-		{`{"timout": 5}`, ``, `unknown submission option "timout"; the options are not_before, timeout, op_timeout`},
+		{`{"timout": 5}`, ``, `unknown submission option "timout"; the options are not_before, timeout, op_timeout, op_timeouts`},
+		{`{"op_timeouts": [60, null, 1.5]}`, `{"op_timeouts":[60,null,1.5]}`, ""},
+		{`{"op_timeouts": "60"}`, ``, `op_timeouts "60" is not a list of time limits; send seconds by opcode, such as [60, null, 600]`},
+		{`{"op_timeouts": [1, -2]}`, ``, `the opcode 2 time limit -2s is negative; give a positive duration such as 10m`},
+		{`{"op_timeouts": [1e300]}`, ``, `op_timeouts member 1 (1e+300) is not a time limit; send a number of seconds up to 31622400`},
 		{`[1]`, ``, `the submission's options must be an object such as {"not_before": 1893456000, "timeout": 600}`},
 	} {
 		tm, err := ParseTimingObject(json.RawMessage(tc.in))
@@ -170,5 +174,21 @@ func BenchmarkDue(b *testing.B) {
 	}
 	if n != 0 {
 		b.Fatal("due before its time")
+	}
+}
+
+func TestSetTimingPerOpcode(t *testing.T) {
+	j := &Job{ID: 1, Ops: []*Op{{}, {}, {}}}
+	tm := Timing{OpTimeout: time.Second, OpTimeouts: []time.Duration{0, 5 * time.Second}}
+	if err := tm.CheckOps(len(j.Ops)); err != nil {
+		t.Fatal(err)
+	}
+	j.SetTiming(tm)
+	if got := []float64{j.Ops[0].Timeout, j.Ops[1].Timeout, j.Ops[2].Timeout}; !reflect.DeepEqual(got, []float64{1, 5, 1}) {
+		t.Fatalf("opcode limits %v, want [1 5 1]", got)
+	}
+	err := Timing{OpTimeouts: []time.Duration{1, 2, 3, 4}}.CheckOps(3)
+	if err == nil || err.Error() != "op_timeouts has 4 limits for a job of 3 opcodes; give at most one per opcode" {
+		t.Fatalf("CheckOps: %v", err)
 	}
 }

@@ -247,3 +247,26 @@ func TestOpcodeWithinLimitSucceeds(t *testing.T) {
 		}
 	})
 }
+
+// Each opcode may have its own limit; a timing with more limits than a
+// job's opcodes is refused.
+func TestPerOpcodeTimeLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, t.TempDir(), 4)
+		id := h.submitTimed(job.Timing{OpTimeouts: []time.Duration{time.Hour, 3 * time.Second}},
+			op(`{"OP_ID":"OP_TEST_DELAY","duration":2,"no_locks":true}`), gate("second"))
+		started, _ := h.g.get("second")
+		<-started // the first opcode (2 s) ran within its hour
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		v, _ := json.Marshal(h.fields(id, "opstatus", "opresult", "optimeout"))
+		want := `[["success","error"],[null,["OpExecError",["Opcode timed out: it ran longer than its time limit of 3s"]]],[3600,3]]`
+		if string(v) != want {
+			t.Fatalf("job %s, want %s", v, want)
+		}
+		_, err := h.q.SubmitTimed([][]json.RawMessage{{gate("x")}}, false, job.Timing{OpTimeouts: []time.Duration{time.Second, time.Second}})
+		if err == nil || !strings.Contains(err.Error(), "op_timeouts has 2 limits for a job of 1 opcodes; give at most one per opcode") {
+			t.Fatalf("too many opcode limits: %v", err)
+		}
+	})
+}

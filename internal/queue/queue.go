@@ -575,6 +575,14 @@ func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing j
 	if err := timing.Check(); err != nil {
 		return nil, &RefusedError{Err: genericError("%s", err)}
 	}
+	for i, ops := range jobs {
+		if err := timing.CheckOps(len(ops)); err != nil {
+			if len(jobs) > 1 {
+				return nil, &RefusedError{Err: genericError("Job %d of the submission: %s", i, err)}
+			}
+			return nil, &RefusedError{Err: genericError("%s", err)}
+		}
+	}
 	// As Ganeti, an opcode priority a client may not ask for refuses the
 	// whole call (luxid fails to parse the request).
 	for i, ops := range jobs {
