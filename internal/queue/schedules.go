@@ -23,7 +23,7 @@ import (
 // at each due fire time it makes the schedule's job (or skips the time,
 // as the policies say) and records the fire in the queue directory's
 // schedule-NAME file, written in the same store batch as the job file
-// and after it (store.WriteAfter). So a fire time is handled once
+// and only if it is (store.WriteTogether). So a fire time is handled once
 // whoever is master: the record travels with the job through the log or
 // the replication, and a crash between the two files of the batch leaves
 // the job, whose "schedule" member (ignored by Ganeti's readers) the next
@@ -339,11 +339,13 @@ func (q *Queue) handleFire(sp schedule.Spec, st schedule.State, d schedule.Decis
 	q.serial++
 	next := st.Record(d, j.ID)
 	rec, _ := json.Marshal(next)
-	jt := q.store.Write(store.JobFileName(j.ID), b)
-	q.store.Write("serial", store.SerialData(q.serial))
-	// The record after the job, in the same batch: never a fire recorded
-	// without its job.
-	rt := q.store.WriteAfter(ScheduleFile(sp.Name), rec, jt)
+	// The job, the serial and the fire record in one batch (one group
+	// commit, one replicated batch or log entry), the record made only
+	// if the job is: never a fire recorded without its job.
+	ts := q.store.WriteTogether(store.FileWrite{Name: store.JobFileName(j.ID), Data: b},
+		store.FileWrite{Name: "serial", Data: store.SerialData(q.serial)},
+		store.FileWrite{Name: ScheduleFile(sp.Name), Data: rec})
+	jt, rt := ts[0], ts[2]
 	q.mu.Unlock()
 	jerr, rerr := jt.Wait(), rt.Wait()
 	if jerr != nil {
