@@ -142,8 +142,8 @@ func (j *Job) OpDeadline(i int) (at time.Time, which Limit) {
 	if i < 0 || i >= len(j.Ops) {
 		return time.Time{}, LimitNone
 	}
-	if d := duration(j.Timeout); d > 0 && j.StartTimestamp != nil {
-		at, which = j.StartTimestamp.Time().Add(d), LimitJob
+	if t, ok := j.JobDeadline(); ok {
+		at, which = t, LimitJob
 	}
 	op := j.Ops[i]
 	if d := duration(op.Timeout); d > 0 && op.ExecTimestamp != nil {
@@ -152,6 +152,15 @@ func (j *Job) OpDeadline(i int) (at time.Time, which Limit) {
 		}
 	}
 	return at, which
+}
+
+// JobDeadline is when the job is past its own limit (its start plus its
+// timeout); ok is false when it has none or has not started.
+func (j *Job) JobDeadline() (at time.Time, ok bool) {
+	if d := duration(j.Timeout); d > 0 && j.StartTimestamp != nil {
+		return j.StartTimestamp.Time().Add(d), true
+	}
+	return time.Time{}, false
 }
 
 // TimeoutMessage is the error of an opcode ended by a time limit.

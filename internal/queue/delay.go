@@ -156,6 +156,22 @@ func (q *Queue) opContext(j *job.Job, i int) (context.Context, context.CancelCau
 	}
 }
 
+// waitContext is the context of a job's wait for its opcode's locks: a
+// cancel ends it, and so does the job's own time limit (with a
+// *timedOutError), so that a job past its limit does not wait on.
+func (q *Queue) waitContext(j *job.Job) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(q.runCtx)
+	at, ok := j.JobDeadline()
+	if !ok {
+		return ctx, func() { cancel(nil) }
+	}
+	t := time.AfterFunc(at.Sub(q.now()), func() { cancel(&timedOutError{limit: job.LimitJob}) })
+	return ctx, func() {
+		t.Stop()
+		cancel(nil)
+	}
+}
+
 // timedOut is the limit that ended ctx; LimitNone when none did.
 func timedOut(ctx context.Context) job.Limit {
 	var te *timedOutError

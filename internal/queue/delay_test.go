@@ -270,3 +270,33 @@ func TestPerOpcodeTimeLimits(t *testing.T) {
 		}
 	})
 }
+
+// A job past its own limit while it waits for its opcode's locks ends in
+// error then, without waiting on.
+func TestJobTimeLimitWhileWaitingForLocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, t.TempDir(), 4)
+		// OP_TEST_DELAY without no_locks takes the master node's lock.
+		holder := h.submit(op(`{"OP_ID":"OP_TEST_DELAY","duration":100,"on_master":true,"no_locks":false}`))
+		synctest.Wait()
+		waiter := h.submitTimed(job.Timing{Timeout: 5 * time.Second}, op(`{"OP_ID":"OP_TEST_DELAY","duration":1,"on_master":true,"no_locks":false}`))
+		time.Sleep(5*time.Second - time.Millisecond)
+		synctest.Wait()
+		if st := h.status(waiter); st != job.StatusWaiting {
+			t.Fatalf("the job waiting for the lock is %s before its limit", st)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		v, _ := json.Marshal(h.fields(waiter, "status", "opresult"))
+		if want := `["error",[["OpExecError",["Job timed out: it ran longer than its time limit of 5s"]]]]`; string(v) != want {
+			t.Fatalf("the job past its limit while waiting: %s, want %s", v, want)
+		}
+		if st := h.status(holder); st != job.StatusRunning {
+			t.Fatalf("the lock's holder is %s", st)
+		}
+		if _, _, err := h.q.CancelJob(holder, true); err != nil {
+			t.Fatal(err)
+		}
+		h.waitFinal(holder)
+	})
+}

@@ -818,7 +818,7 @@ func (q *Queue) acquireLocked(e *entry, i int, params opcodes.Params) bool {
 		return true
 	}
 	owner := locking.Owner(e.id)
-	ctx, cancel := context.WithCancel(q.runCtx)
+	ctx, cancel := q.waitContext(e.job)
 	defer cancel()
 	e.lockCancel = cancel
 	prio := e.job.Ops[i].Priority
@@ -843,6 +843,11 @@ func (q *Queue) acquireLocked(e *entry, i int, params opcodes.Params) bool {
 	case j.CalcStatus() == job.StatusCanceling:
 		q.locks.ReleaseAll(owner)
 		j.FinishCanceled(q.ts())
+		q.endLocked(e)
+		return false
+	case timedOut(ctx) != job.LimitNone:
+		q.locks.ReleaseAll(owner)
+		j.TimeOut(i, job.LimitJob, q.ts())
 		q.endLocked(e)
 		return false
 	case err != nil:
