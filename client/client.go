@@ -175,6 +175,10 @@ type SubmitResult struct {
 // in order). Each job gets its own result; the error is for the call as a
 // whole (e.g. a drained queue).
 func (c *Client) SubmitManyJobs(ctx context.Context, jobs ...[]Opcode) ([]SubmitResult, error) {
+	return c.submitMany(ctx, nil, jobs)
+}
+
+func (c *Client) submitMany(ctx context.Context, extra []any, jobs [][]Opcode) ([]SubmitResult, error) {
 	enc := make([][]json.RawMessage, len(jobs))
 	for i, ops := range jobs {
 		var err error
@@ -183,7 +187,7 @@ func (c *Client) SubmitManyJobs(ctx context.Context, jobs ...[]Opcode) ([]Submit
 		}
 	}
 	var res [][2]json.RawMessage
-	if err := c.call(ctx, &res, "SubmitManyJobs", enc); err != nil {
+	if err := c.call(ctx, &res, "SubmitManyJobs", append([]any{enc}, extra...)...); err != nil {
 		return nil, err
 	}
 	if len(res) != len(jobs) {

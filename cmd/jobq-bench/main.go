@@ -41,6 +41,10 @@ type options struct {
 	diskDir   string
 	diskTime  time.Duration
 	workloads map[string]bool
+	// delayed and schedules are loaded into the node before the
+	// workloads (jobs in time's cost): jobs due in a day, and schedules
+	// that fire once a year.
+	delayed, schedules int
 }
 
 func main() {
@@ -54,6 +58,8 @@ func main() {
 	flag.IntVar(&o.watchers, "watchers", 1000, "watchers: concurrent WaitForJobChange calls on one job")
 	flag.StringVar(&o.diskDir, "disk-dir", "", "where to measure the disk's durable replace rate (default: the node's data directory, from the socket path)")
 	flag.DurationVar(&o.diskTime, "disk-time", 2*time.Second, "how long to measure the disk")
+	flag.IntVar(&o.delayed, "delayed", 0, "first submit this many delayed jobs (due in a day) to the node")
+	flag.IntVar(&o.schedules, "schedules", 0, "first add this many schedules (firing once a year) to the node")
 	which := flag.String("workloads", "disk,throughput,latency,watchers", "workloads to run, comma-separated")
 	populateDir := flag.String("populate", "", "instead of driving a node: write a data directory DIR with --live finished jobs and --archived archived ones (no daemon may use it)")
 	live := flag.Int("live", 100000, "with --populate: live jobs to write")
@@ -142,6 +148,13 @@ func run(o options) error {
 	defer c.Close()
 	out := map[string]any{}
 	var human []string
+	if o.delayed > 0 || o.schedules > 0 {
+		if err := loadTimed(ctx, c, o.delayed, o.schedules); err != nil {
+			return err
+		}
+		out["delayed_jobs"], out["schedules"] = o.delayed, o.schedules
+		human = append(human, fmt.Sprintf("loaded first: %d delayed jobs (due in a day), %d schedules (yearly)", o.delayed, o.schedules))
+	}
 
 	if o.workloads["disk"] {
 		rate, err := diskRate(o.diskDir, o.diskTime)
@@ -431,4 +444,28 @@ func watchAll(socket string, req []byte, n int, allSent func()) ([]time.Time, []
 		return nil, nil, fmt.Errorf("watcher: %w", err)
 	}
 	return recv, replies, nil
+}
+
+// loadTimed submits delayed jobs (not before a day from now) and adds
+// schedules that fire on January 1st only.
+func loadTimed(ctx context.Context, c *luxi.Client, delayed, schedules int) error {
+	timing := map[string]any{"not_before": time.Now().Add(24 * time.Hour).Unix()}
+	for done := 0; done < delayed; {
+		n := min(1000, delayed-done)
+		jobs := make([][]any, n)
+		for i := range jobs {
+			jobs[i] = []any{op(0.001)}
+		}
+		if _, err := c.Call(ctx, "SubmitManyJobs", jobs, timing); err != nil {
+			return fmt.Errorf("submitting delayed jobs: %w", err)
+		}
+		done += n
+	}
+	for i := range schedules {
+		spec := map[string]any{"name": fmt.Sprintf("bench-%d", i), "cron": "0 0 1 1 *", "ops": []any{op(0.001)}}
+		if _, err := c.Call(ctx, "JobqScheduleAdd", spec); err != nil {
+			return fmt.Errorf("adding schedules: %w", err)
+		}
+	}
+	return nil
 }

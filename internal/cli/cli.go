@@ -559,6 +559,7 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 		a.newFilterCmd(),
 		a.newDebugCmd(),
 		a.newRestrictedCommandCmd(),
+		a.newScheduleCmd(),
 		a.newVersionCmd(),
 	)
 	a.addCompletion(root)

@@ -68,8 +68,10 @@ func TestSocketResolution(t *testing.T) {
 			checkResult(t, runEnv(t, context.Background(), tc.env, append(tc.args, "queue", "info")...), want)
 		})
 	}
-	if n := len(f.getCalls()); n != 4 {
-		t.Errorf("%d calls, want 4", n)
+	// QueryConfigValues, then JobqHousekeeping (which the fake does not
+	// know: the output is Ganeti's), four times.
+	if n := len(f.getCalls()); n != 8 {
+		t.Errorf("%d calls, want 8", n)
 	}
 }
 
@@ -117,7 +119,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, `"jobq" needs a command: one of archive, autoarchive, cancel, change-priority, cluster, command, debug, filter, info, list, list-fields, locks, node, queue, version, wait, watch (see "jobq --help")`},
+		{nil, `"jobq" needs a command: one of archive, autoarchive, cancel, change-priority, cluster, command, debug, filter, info, list, list-fields, locks, node, queue, schedule, version, wait, watch (see "jobq --help")`},
 		{[]string{"lst"}, `Unknown command "lst" for "jobq" (did you mean "list"?) (see "jobq --help")`},
 		{[]string{"frobnicate"}, `Unknown command "frobnicate" for "jobq" (see "jobq --help")`},
 		{[]string{"list", "--bogus"}, `Unknown flag: --bogus (see "jobq list --help")`},
@@ -135,9 +137,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"info", "-x"}, `Unknown shorthand flag: 'x' in -x (see "jobq info --help")`},
 		{[]string{"change-priority", "6050"}, `The --priority option must be given (see "jobq change-priority --help")`},
 		{[]string{"autoarchive"}, `"jobq autoarchive" takes exactly one age (such as 1h) or "all", got 0 arguments (see "jobq autoarchive --help")`},
-		{[]string{"queue"}, `"jobq queue" needs a command: one of drain, info, undrain (see "jobq queue --help")`},
+		{[]string{"queue"}, `"jobq queue" needs a command: one of drain, housekeeping, info, undrain (see "jobq queue --help")`},
 		{[]string{"queue", "drian"}, `Unknown command "drian" for "jobq queue" (did you mean "drain"?) (see "jobq queue --help")`},
-		{[]string{"queue", "flush"}, `Unknown command "flush" for "jobq queue"; its commands are drain, info, undrain (see "jobq queue --help")`},
+		{[]string{"queue", "flush"}, `Unknown command "flush" for "jobq queue"; its commands are drain, housekeeping, info, undrain (see "jobq queue --help")`},
 		{[]string{"queue", "info", "now"}, `"jobq queue info" takes no arguments, got "now" (see "jobq queue info --help")`},
 		{[]string{"debug"}, `"jobq debug" needs a command: one of delay (see "jobq debug --help")`},
 		{[]string{"debug", "delay"}, `"jobq debug delay" takes exactly one duration (seconds, or such as 10s), got 0 arguments (see "jobq debug delay --help")`},

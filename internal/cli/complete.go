@@ -177,7 +177,7 @@ func completeFields(cmd *cobra.Command, args []string, toComplete string) ([]cob
 		prefix, toComplete = toComplete[:i+1], toComplete[i+1:]
 	}
 	var out []cobra.Completion
-	for _, f := range format.JobFields {
+	for _, f := range append(append([]format.FieldDef{}, format.JobFields...), format.ExtraJobFields...) {
 		if strings.HasPrefix(f.Name, toComplete) {
 			out = append(out, prefix+f.Name)
 		}

@@ -63,6 +63,12 @@ func TestCompletion(t *testing.T) {
 	if w, _ := complete(t, f.path, "list", "-o", "id,opst"); strings.Join(w, " ") != "id,opstart id,opstatus" {
 		t.Errorf("list -o id,opst: %q", w)
 	}
+	if w, _ := complete(t, f.path, "list", "-o", "+not"); strings.Join(w, " ") != "+not_before" {
+		t.Errorf("list -o +not: %q", w)
+	}
+	if w, _ := complete(t, f.path, "list", "-o", "opt"); strings.Join(w, " ") != "optimeout" {
+		t.Errorf("list -o opt: %q", w)
+	}
 
 	// No jobqd: nothing offered, and no file names either.
 	w, d := complete(t, filepath.Join(t.TempDir(), "none"), "info", "")

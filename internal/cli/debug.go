@@ -107,6 +107,7 @@ func (a *app) newDelayCmd() *cobra.Command {
 		repeat                       int
 		nodes                        []string
 		prio, reason                 string
+		timing                       timingFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "delay [flags] DURATION",
@@ -126,11 +127,18 @@ object per line: each log entry as it arrives, then the finished job (as
 "jobq watch --json").
 
 --reason puts a reason into the job's reason trail; "rate-limit:N:LABEL" makes
-the job wait while N jobs with that reason run (Ganeti's ad hoc rate limit).`,
+the job wait while N jobs with that reason run (Ganeti's ad hoc rate limit).
+--at TIME or --in DURATION keeps the job queued until then ("jobq info"
+shows its "Not before" time; cancel and change-priority work meanwhile).
+--timeout and --op-timeout limit how long the job and each opcode run:
+past the limit the opcode is killed and the job ends in error saying it
+timed out.`,
 		Example: `  jobq debug delay 0.5
   jobq debug delay --submit --repeat=3 0.3
   jobq debug delay --print-jobid --priority high 2
-  jobq debug delay --submit --reason=rate-limit:1:backup 10`,
+  jobq debug delay --submit --reason=rate-limit:1:backup 10
+  jobq debug delay --submit --in 10m 1
+  jobq debug delay --submit --at 18:00 --op-timeout 30s 5`,
 		Args: exactArgs(1, "one duration (seconds, or such as 10s)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := delaySeconds(args[0])
@@ -138,6 +146,10 @@ the job wait while N jobs with that reason run (Ganeti's ad hoc rate limit).`,
 				return usagef(cmd, "%s", err.Error())
 			}
 			p, err := optionalPriority(cmd, prio)
+			if err != nil {
+				return err
+			}
+			tm, err := timing.timing(cmd, a.env.Now(), a.env.Location)
 			if err != nil {
 				return err
 			}
@@ -161,7 +173,7 @@ the job wait while N jobs with that reason run (Ganeti's ad hoc rate limit).`,
 			}
 			op.OpCode = op.OpID()
 			ctx := cmd.Context()
-			id, err := a.submitJob(ctx, op)
+			id, err := a.submitTimed(ctx, tm, op)
 			if err != nil {
 				return err
 			}
@@ -198,6 +210,7 @@ the job wait while N jobs with that reason run (Ganeti's ad hoc rate limit).`,
 	f.BoolVar(&dryRun, "dry-run", false, "check the opcode and run nothing (no sleep, no locks), as Ganeti's dry run")
 	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal or low (jobqd takes -10, 0 and 10, as Ganeti)")
 	f.StringVar(&reason, "reason", "", "put `REASON` into the job's reason trail (\"rate-limit:N:LABEL\": at most N such jobs run at once)")
+	addTimingFlags(f, &timing)
 	addJSONFlag(f, &asJSON)
 	return cmd
 }

@@ -387,7 +387,8 @@ exit code is 1 (the jobs that exist are shown all the same). Without IDs,
 every job of the live queue is shown, as "gnt-job info" does.
 
 With --json, each job is an object of its fields (id, status, ops, opresult,
-opstatus, oplog, opstart, opexec, opend, received_ts, start_ts, end_ts).`,
+opstatus, oplog, opstart, opexec, opend, received_ts, start_ts, end_ts, and
+for a delayed job or one with time limits not_before, timeout, optimeout).`,
 		Example: `  jobq info 6040
   jobq show 6040 6046
   jobq info --json 6040
@@ -426,7 +427,7 @@ opstatus, oplog, opstart, opexec, opend, received_ts, start_ts, end_ts).`,
 				foundIDs = append(foundIDs, ids[i])
 			}
 			if asJSON {
-				if err := a.printJobsJSON(foundIDs, found, format.JobInfoFields); err != nil {
+				if err := a.printJobsJSON(foundIDs, found, format.JobInfoFields, "not_before", "timeout", "optimeout"); err != nil {
 					return err
 				}
 				return a.jobsNotFound(missing)
@@ -469,7 +470,7 @@ func (a *app) jobsNotFound(ids []int64) error {
 }
 
 // printJobsJSON prints QueryJobs rows as a JSON array of objects.
-func (a *app) printJobsJSON(ids []int64, rows []json.RawMessage, fields []string) error {
+func (a *app) printJobsJSON(ids []int64, rows []json.RawMessage, fields []string, omitUnset ...string) error {
 	out := make([]*jsonobj.Object, len(rows))
 	for i, raw := range rows {
 		var row []json.RawMessage
@@ -484,6 +485,9 @@ func (a *app) printJobsJSON(ids []int64, rows []json.RawMessage, fields []string
 				val = json.RawMessage(fmt.Sprint(ids[i]))
 			case j < len(row):
 				val = row[j]
+			}
+			if slices.Contains(omitUnset, f) && unset(val) {
+				continue
 			}
 			obj.Add(f, nullIfEmpty(val))
 		}
@@ -801,4 +805,23 @@ func nullIfEmpty(val json.RawMessage) json.RawMessage {
 		return json.RawMessage("null")
 	}
 	return val
+}
+
+// unset reports whether a field's value is null, or a list of nulls (a
+// jobq field a job does not use).
+func unset(v json.RawMessage) bool {
+	var x any
+	if len(bytes.TrimSpace(v)) == 0 || json.Unmarshal(v, &x) != nil || x == nil {
+		return true
+	}
+	l, ok := x.([]any)
+	if !ok {
+		return false
+	}
+	for _, e := range l {
+		if e != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -13,7 +13,7 @@ import (
 
 func (a *app) newQueueCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "queue drain|undrain|info",
+		Use:   "queue drain|undrain|info|housekeeping",
 		Short: "Drain, undrain or show the state of the job queue",
 		Long: `Control the job queue like "gnt-cluster queue". A drained queue refuses new
 jobs; jobs already queued still run.`,
@@ -41,8 +41,10 @@ jobs; jobs already queued still run.`,
 	info := &cobra.Command{
 		Use:   "info",
 		Short: "Show whether the queue is drained",
-		Long: `Print whether the queue's drain flag is set. With --json, print an object
-with drain_flag, cluster_name and master_node.`,
+		Long: `Print whether the queue's drain flag is set, and the built-in housekeeping
+(automatic archiving, the archive's retention: see "jobq queue
+housekeeping"). With --json, print an object with drain_flag, cluster_name,
+master_node and housekeeping.`,
 		Example: `  jobq queue info
   jobq queue info --json`,
 		Args: noArgs,
@@ -55,14 +57,22 @@ with drain_flag, cluster_name and master_node.`,
 				return failf("jobqd answered QueryConfigValues with %d values for 3 names", len(vals))
 			}
 			drained, _ := vals[0].(bool)
+			hk, err := a.housekeeping(cmd.Context())
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				return writeJSON(a.env.Stdout, struct {
-					DrainFlag   bool `json:"drain_flag"`
-					ClusterName any  `json:"cluster_name"`
-					MasterNode  any  `json:"master_node"`
-				}{drained, vals[1], vals[2]})
+					DrainFlag    bool              `json:"drain_flag"`
+					ClusterName  any               `json:"cluster_name"`
+					MasterNode   any               `json:"master_node"`
+					Housekeeping *housekeepingInfo `json:"housekeeping,omitempty"`
+				}{drained, vals[1], vals[2], hk})
 			}
 			fmt.Fprintln(a.env.Stdout, format.DrainFlag(drained))
+			if hk != nil {
+				return printHousekeeping(a.env.Stdout, hk, a.env.Location)
+			}
 			return nil
 		},
 	}
@@ -71,6 +81,7 @@ with drain_flag, cluster_name and master_node.`,
 		setDrain("drain", "Stop accepting new jobs", "Set the drain flag: the queue refuses new jobs until \"jobq queue undrain\"; queued jobs still run.", true),
 		setDrain("undrain", "Accept new jobs again", "Unset the drain flag, so that the queue accepts new jobs again.", false),
 		info,
+		a.newHousekeepingCmd(),
 	)
 	return cmd
 }

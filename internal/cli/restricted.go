@@ -41,6 +41,7 @@ func (a *app) newRestrictedCommandCmd() *cobra.Command {
 		nodes                      []string
 		useLocking, submit, asJSON bool
 		prio                       string
+		timing                     timingFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "command NAME --nodes NODE[,NODE...]",
@@ -64,7 +65,11 @@ indented by two spaces. With --json it prints a list of {"node", "success",
 "output"} objects instead. The exit code is 0 if the command succeeded on
 every node, else 1 (a sentence on stderr names the nodes where it failed).
 With --submit it prints "JobID: N" (with --json: {"id": N}) and returns at
-once; "jobq info N" shows the result later.`,
+once; "jobq info N" shows the result later.
+
+--at TIME or --in DURATION keeps the job queued until then; --timeout and
+--op-timeout limit how long it runs (past the limit it is killed and ends
+in error saying it timed out).`,
 		Example: `  jobq command uptime --nodes node1,node2
   jobq command restart-agent -n node3 --use-locking
   jobq command --json check-disks --nodes node1 -n node2
@@ -84,6 +89,10 @@ once; "jobq info N" shows the result later.`,
 			if err != nil {
 				return err
 			}
+			tm, err := timing.timing(cmd, a.env.Now(), a.env.Location)
+			if err != nil {
+				return err
+			}
 			op := restrictedCommandOp{
 				Command:    name,
 				Nodes:      nodes,
@@ -93,7 +102,7 @@ once; "jobq info N" shows the result later.`,
 			}
 			op.OpCode = op.OpID()
 			ctx := cmd.Context()
-			id, err := a.submitJob(ctx, op)
+			id, err := a.submitTimed(ctx, tm, op)
 			if err != nil {
 				return err
 			}
@@ -128,6 +137,7 @@ once; "jobq info N" shows the result later.`,
 	f := cmd.Flags()
 	f.StringSliceVarP(&nodes, "nodes", "n", nil, "run the command on each `NODE` (comma-separated, repeatable)")
 	f.BoolVar(&useLocking, "use-locking", false, "take the nodes' locks exclusively while the command runs")
+	addTimingFlags(f, &timing)
 	f.BoolVar(&submit, "submit", false, "submit the job and print its ID without waiting for it")
 	f.StringVar(&prio, "priority", "", "run at priority `PRIO`: high, normal or low (jobqd takes -10, 0 and 10, as Ganeti)")
 	addJSONFlag(f, &asJSON)

@@ -28,9 +28,11 @@ func (a *app) newWatcherCmd() *cobra.Command {
 		Use:   "watcher pause|continue|info",
 		Short: "Pause the queue's automatic actions, or continue them",
 		Long: `Pause the cluster's watcher for a while, or continue it, like "gnt-cluster
-watcher" (which works against jobqd too). In jobq the pause holds the
-queue's automatic actions (automatic archiving, scheduled jobs); the time
-is agreed cluster-wide.`,
+watcher" (which works against jobqd too). What Ganeti's watcher does from
+cron, jobqd's master does by itself: archive finished jobs, keep the
+archive's retention, fire the schedules. The pause holds all of it (the
+schedules' fire times pass without a job) until it ends; the time is agreed
+cluster-wide.`,
 		Example: `  jobq cluster watcher pause 1h
   jobq cluster watcher info
   jobq cluster watcher continue`,

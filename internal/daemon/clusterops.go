@@ -97,6 +97,12 @@ func (n *nodeRT) serveCluster(ctx context.Context, req *luxi.Request) (any, erro
 	case "JobqRenewCrypto":
 		return n.renewCrypto(ctx)
 	}
+	if res, ok, err := n.serveHousekeeping(ctx, req); ok {
+		return res, err
+	}
+	if res, ok, err := n.serveSchedules(ctx, req); ok {
+		return res, err
+	}
 	return nil, luxi.UnknownMethod(req.Method)
 }
 

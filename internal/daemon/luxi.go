@@ -93,7 +93,8 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 	switch req.Method {
 	case "SubmitJob", "SubmitJobToDrainedQueue":
 		var ops []json.RawMessage
-		if err := req.UnmarshalArgs(&ops); err != nil {
+		timing, err := submitArgs(req, len(raw), &ops)
+		if err != nil {
 			return nil, err
 		}
 		// A relative dependency names an earlier job of a
@@ -101,7 +102,7 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		if err := job.CheckNoRelativeDeps(ops); err != nil {
 			return nil, luxi.NewError("GenericError", err.Error())
 		}
-		res, err := h.q.Submit([][]json.RawMessage{ops}, req.Method == "SubmitJobToDrainedQueue")
+		res, err := h.q.SubmitTimed([][]json.RawMessage{ops}, req.Method == "SubmitJobToDrainedQueue", timing)
 		if err != nil {
 			return nil, err
 		}
@@ -111,10 +112,11 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		return res[0].ID, nil
 	case "SubmitManyJobs":
 		var jobs [][]json.RawMessage
-		if err := req.UnmarshalArgs(&jobs); err != nil {
+		timing, err := submitArgs(req, len(raw), &jobs)
+		if err != nil {
 			return nil, err
 		}
-		res, err := h.q.Submit(jobs, false)
+		res, err := h.q.SubmitTimed(jobs, false, timing)
 		if err != nil {
 			return nil, err
 		}
@@ -439,4 +441,22 @@ func (h *luxiHandler) queryLocks(fields []string, flt *query.Filter) (any, error
 		rows = append(rows, row)
 	}
 	return query.BuildQueryResult(defs, rows), nil
+}
+
+// submitArgs decodes a submission's arguments: Ganeti's one (the ops, or
+// the jobs), then jobq's optional timing object ({"not_before": SECONDS,
+// "timeout": SECONDS, "op_timeout": SECONDS}, job.ParseTimingObject).
+func submitArgs(req *luxi.Request, n int, first any) (job.Timing, error) {
+	if n != 2 {
+		return job.Timing{}, req.UnmarshalArgs(first)
+	}
+	var opts json.RawMessage
+	if err := req.UnmarshalArgs(first, &opts); err != nil {
+		return job.Timing{}, err
+	}
+	t, err := job.ParseTimingObject(opts)
+	if err != nil {
+		return job.Timing{}, luxi.NewError("GenericError", err.Error())
+	}
+	return t, nil
 }

@@ -48,6 +48,7 @@ type nodeRT struct {
 	client  *noderpc.Client
 	srv     *noderpc.Server
 	metrics *metrics.Set
+	hkOnce  sync.Once // the housekeeping's settings watched (housekeeping.go)
 
 	changeMu sync.Mutex  // one membership or configuration change at a time
 	filterMu sync.Mutex  // held while the master changes the job filters
@@ -390,6 +391,7 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	_, filters = n.loadFilters()
 	q.SetFilters(filters)
 	q.SetMaxRunning(n.maxRunning())
+	n.startHousekeeping(q)
 	n.log.Info("running as master", "epoch", term, "nodes", len(c.Nodes))
 	return q, nil
 }

@@ -2,33 +2,24 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"math"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/retention"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
-// watcherPauseKey is the cluster-wide setting that holds until when the
-// watcher is paused (Ganeti's watcher pause file): seconds since the
-// epoch, or null. In jobq it is where the queue's automatic actions (auto
-// archiving, scheduled jobs) look before they act.
-const watcherPauseKey = "watcher-pause"
-
 // watcherPause is until when the watcher is paused, or nil when it is not
-// (never paused, continued, or the time has passed).
+// (never paused, continued, or the time has passed). The pause is the
+// cluster-wide setting retention.PauseKey, where the queue's automatic
+// actions (the built-in archiving, the schedules) look before they act.
 func (n *nodeRT) watcherPause(now time.Time) *float64 {
-	var until *float64
-	if b := n.settings.Get(watcherPauseKey); b != nil {
-		if err := json.Unmarshal(b, &until); err != nil {
-			n.log.Error("the stored watcher pause cannot be read; the watcher counts as not paused", "err", err)
-			return nil
-		}
-	}
-	if until == nil || *until < float64(now.UnixNano())/1e9 {
+	until, ok := retention.PauseUntil(n.settings.Get(retention.PauseKey))
+	if !ok || until.Before(now) {
 		return nil
 	}
-	return until
+	f := float64(until.UnixNano()) / 1e9
+	return &f
 }
 
 // setWatcherPause answers SetWatcherPause([until or null]), what
@@ -42,11 +33,7 @@ func (n *nodeRT) setWatcherPause(ctx context.Context, req *luxi.Request) (any, e
 	if until != nil && (math.IsNaN(*until) || math.IsInf(*until, 0)) {
 		return nil, luxi.NewError("OpPrereqError", "The watcher pause must end at a finite time (seconds since the epoch)", "wrong_input")
 	}
-	b, err := json.Marshal(until)
-	if err != nil {
-		return nil, err
-	}
-	if err := n.settings.Set(ctx, watcherPauseKey, b); err != nil {
+	if err := n.settings.Set(ctx, retention.PauseKey, retention.PauseJSON(until)); err != nil {
 		return nil, luxi.NewError("GenericError", "Cannot store the watcher pause: "+err.Error())
 	}
 	if until == nil {

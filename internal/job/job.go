@@ -120,6 +120,9 @@ type Op struct {
 	StartTimestamp *Timestamp      `json:"start_timestamp"`
 	ExecTimestamp  *Timestamp      `json:"exec_timestamp"`
 	EndTimestamp   *Timestamp      `json:"end_timestamp"`
+	// Timeout is jobq's time limit of the opcode's execution, in seconds
+	// (0: none); see timing.go. Ganeti's readers ignore the member.
+	Timeout float64 `json:"timeout,omitempty"`
 }
 
 // Job is a job as stored in queue/job-N.
@@ -129,6 +132,11 @@ type Job struct {
 	ReceivedTimestamp *Timestamp `json:"received_timestamp"`
 	StartTimestamp    *Timestamp `json:"start_timestamp"`
 	EndTimestamp      *Timestamp `json:"end_timestamp"`
+	// NotBefore is jobq's "not before" time: the job stays queued until
+	// then (nil: none). Timeout is the job's time limit in seconds from
+	// its start (0: none). See timing.go; Ganeti's readers ignore both.
+	NotBefore *Timestamp `json:"not_before,omitempty"`
+	Timeout   float64    `json:"timeout,omitempty"`
 	// Extra keeps members jobq does not use (Ganeti's "livelock",
 	// "process_id") so a loaded file re-serialises without losing them.
 	Extra map[string]json.RawMessage `json:"-"`
@@ -140,6 +148,7 @@ type Job struct {
 var knownJobKeys = map[string]bool{
 	"id": true, "ops": true, "received_timestamp": true,
 	"start_timestamp": true, "end_timestamp": true,
+	"not_before": true, "timeout": true,
 }
 
 // Decode parses a job file. It accepts both of Ganeti's writers' styles
@@ -226,6 +235,10 @@ func decode(b []byte, opts ...jsontext.Options) (*Job, error) {
 			j.StartTimestamp, dst = nil, &j.StartTimestamp
 		case "end_timestamp":
 			j.EndTimestamp, dst = nil, &j.EndTimestamp
+		case "not_before":
+			j.NotBefore, dst = nil, &j.NotBefore
+		case "timeout":
+			j.Timeout, dst = 0, &j.Timeout
 		default:
 			if j.Extra == nil {
 				j.Extra = map[string]json.RawMessage{}

@@ -38,6 +38,11 @@ import (
 //	                         jobs of the script are found too
 //	show | input op=I | encode
 //	parse-common             ParseCommon of the input block
+//	timing [not-before=T] [timeout=DUR] [op-timeout=DUR]
+//	                         Timing.Check, then SetTiming
+//	due                      Due at the current time
+//	deadline op=I            OpDeadline of opcode I
+//	timeout op=I             OpDeadline's limit, then TimeOut
 //
 // After every command each job of the script is checked: Encode then Decode
 // must give the same job, and a job whose end timestamp disagrees with its
@@ -182,6 +187,8 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		return formatResult(res) + summary(j)
 	case "checkdeps":
 		return s.checkDeps(t, d, j, needOp())
+	case "timing", "due", "deadline", "timeout":
+		return s.timing(t, d, j, op, now)
 	case "show":
 		return show(j)
 	case "input":
@@ -353,6 +360,14 @@ func show(j *Job) string {
 			fmtTS(op.EndTimestamp), op.Result)
 		for _, e := range op.Log {
 			b.WriteString("    " + formatLog(e))
+		}
+	}
+	if j.NotBefore != nil || j.Timeout != 0 {
+		fmt.Fprintf(&b, "  not-before=%s timeout=%v\n", fmtTS(j.NotBefore), j.Timeout)
+	}
+	for i, op := range j.Ops {
+		if op.Timeout != 0 {
+			fmt.Fprintf(&b, "  op %d timeout=%v\n", i, op.Timeout)
 		}
 	}
 	if len(j.Extra) > 0 {

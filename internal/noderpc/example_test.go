@@ -14,7 +14,7 @@ func ExampleValidQueueName() {
 	// <nil>
 	// <nil>
 	// <nil>
-	// "job-017" is not a queue file name (job-N, serial, drain, version or archive/D/job-N)
-	// "../job-17" is not a queue file name (job-N, serial, drain, version or archive/D/job-N)
+	// "job-017" is not a queue file name (job-N, serial, drain, version, schedule-NAME or archive/D/job-N)
+	// "../job-17" is not a queue file name (job-N, serial, drain, version, schedule-NAME or archive/D/job-N)
 	// "archive/0/job-12345" is not a queue file name: job 12345 is archived under archive/1
 }

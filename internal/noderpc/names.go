@@ -20,7 +20,7 @@ func (e *nameError) Error() string {
 	if e.reason != "" {
 		return fmt.Sprintf("%q is not a queue file name: %s", e.name, e.reason)
 	}
-	return fmt.Sprintf("%q is not a queue file name (job-N, serial, drain, version or archive/D/job-N)", e.name)
+	return fmt.Sprintf("%q is not a queue file name (job-N, serial, drain, version, schedule-NAME or archive/D/job-N)", e.name)
 }
 
 func validQueueName(name string) error {
@@ -30,6 +30,9 @@ func validQueueName(name string) error {
 	}
 	if _, ok := jobNumber(name); ok {
 		return nil
+	}
+	if sched, ok := strings.CutPrefix(name, "schedule-"); ok && validScheduleName(sched) {
+		return nil // a schedule's fire record
 	}
 	if rest, ok := strings.CutPrefix(name, "archive/"); ok {
 		if dir, file, ok := strings.Cut(rest, "/"); ok {
@@ -80,4 +83,18 @@ func checkFetchReply(addr string, rep *FetchReply) error {
 		}
 	}
 	return nil
+}
+
+// validScheduleName: a schedule's name, 1 to 64 of a-z, 0-9 and -.
+func validScheduleName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }

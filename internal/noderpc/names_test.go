@@ -24,6 +24,13 @@ func TestValidQueueName(t *testing.T) {
 		{"archive/0/job-9999", true},
 		{"archive/1/job-10000", true},
 		{"archive/12/job-123456", true},
+		{"schedule-nightly", true},
+		{"schedule-a-1", true},
+		{"schedule-", false},
+		{"schedule-Nightly", false},
+		{"schedule-../job-1", false},
+		{"schedule-a/b", false},
+		{"schedule-" + strings.Repeat("a", 65), false},
 
 		{"", false},
 		{"job-", false},

@@ -33,6 +33,11 @@ const (
 	FieldReceivedTS = "received_ts"
 	FieldStartTS    = "start_ts"
 	FieldEndTS      = "end_ts"
+	// jobq's fields (jobs in time): not in Ganeti's list (QueryFields
+	// without names, gnt-job list-fields), found by name.
+	FieldNotBefore = "not_before"
+	FieldTimeout   = "timeout"
+	FieldOpTimeout = "optimeout"
 )
 
 // FieldDef is a query2 field definition. It marshals to JSON exactly as
@@ -66,9 +71,20 @@ var jobFieldList = []FieldDef{
 	{FieldEndTS, "End", KindOther, "Timestamp of job end" + tsDocSuffix},
 }
 
+// extensionFieldList are jobq's job fields beyond Ganeti's.
+var extensionFieldList = []FieldDef{
+	{FieldNotBefore, "Not_before", KindOther, "Timestamp before which the job does not start, or null (jobq)" + tsDocSuffix},
+	{FieldTimeout, "Timeout", KindOther, "The job's time limit from its start in seconds, or null (jobq)"},
+	{FieldOpTimeout, "OpCode_timeout", KindOther, "List of opcode time limits from their execution start in seconds (jobq)"},
+}
+
+// ExtensionJobFields returns jobq's job fields beyond Ganeti's, which
+// QueryFields lists only when asked for by name.
+func ExtensionJobFields() []FieldDef { return append([]FieldDef(nil), extensionFieldList...) }
+
 var jobFieldMap = func() map[string]FieldDef {
 	m := make(map[string]FieldDef, len(jobFieldList))
-	for _, f := range jobFieldList {
+	for _, f := range append(append([]FieldDef(nil), jobFieldList...), extensionFieldList...) {
 		m[f.Name] = f
 	}
 	return m
@@ -81,6 +97,7 @@ var timestampFields = map[string]bool{
 	FieldReceivedTS: true,
 	FieldStartTS:    true,
 	FieldEndTS:      true,
+	FieldNotBefore:  true,
 }
 
 // IsTimestampField reports whether name is one of the job timestamp fields

@@ -54,7 +54,7 @@ func (q *Queue) loadLocked(v *view) error {
 // JobFieldNames are the job fields queries accept.
 var JobFieldNames = []string{"id", "status", "priority", "archived", "ops", "opresult",
 	"opstatus", "oplog", "opstart", "opexec", "opend", "oppriority", "summary",
-	"received_ts", "start_ts", "end_ts"}
+	"received_ts", "start_ts", "end_ts", "not_before", "timeout", "optimeout"}
 
 var knownField = func() map[string]bool {
 	m := map[string]bool{}
@@ -144,7 +144,7 @@ func (q *Queue) field(v view, name string) (any, bool) {
 	case "end_ts":
 		return tsv(j.EndTimestamp), true
 	}
-	return nil, false
+	return timingField(j, name)
 }
 
 // summaries computes the per-opcode summaries of a job.

@@ -317,6 +317,12 @@ type Queue struct {
 	closing    bool
 	// flt is the scheduler's state of the job filters (filters.go).
 	flt filterState
+	// delay holds queued jobs until their not-before time (delay.go).
+	delay delayed
+	// hk is the built-in housekeeping (archive.go).
+	hk housekeeping
+	// sched runs the recurring schedules (schedules.go).
+	sched schedules
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
@@ -502,7 +508,7 @@ func (q *Queue) load() error {
 			e.evict() // finished before this start: its index is enough
 		}
 		q.jobs[j.ID] = e
-		if j.CalcStatus() == job.StatusQueued {
+		if j.CalcStatus() == job.StatusQueued && !q.holdLocked(e) {
 			heap.Push(&q.ready, e)
 		}
 	}
@@ -527,6 +533,8 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	q.mu.Lock()
 	q.closing = true
 	q.mu.Unlock()
+	q.stopHousekeeping()
+	q.stopSchedules()
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	var err error
@@ -538,6 +546,7 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	q.runCancel()
+	q.stopDelay()
 	<-q.sampled
 	if q.cfg.KeepStore {
 		return err
@@ -570,6 +579,24 @@ type SubmitResult struct {
 // handed to the store submitChunk at a time, releasing the lock between
 // chunks, so that a submission of many jobs does not stall other calls.
 func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResult, error) {
+	return q.SubmitTimed(jobs, ignoreDrain, job.Timing{})
+}
+
+// SubmitTimed is Submit with a timing for every job of the call: a
+// not-before time (the job stays queued until then) and time limits
+// (see job.Timing). A timing a job cannot carry refuses the whole call.
+func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing job.Timing) ([]SubmitResult, error) {
+	if err := timing.Check(); err != nil {
+		return nil, &RefusedError{Err: genericError("%s", err)}
+	}
+	for i, ops := range jobs {
+		if err := timing.CheckOps(len(ops)); err != nil {
+			if len(jobs) > 1 {
+				return nil, &RefusedError{Err: genericError("Job %d of the submission: %s", i, err)}
+			}
+			return nil, &RefusedError{Err: genericError("%s", err)}
+		}
+	}
 	// As Ganeti, an opcode priority a client may not ask for refuses the
 	// whole call (luxid fails to parse the request).
 	for i, ops := range jobs {
@@ -637,11 +664,12 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 				res[i].Err = &RefusedError{Err: err}
 				continue
 			}
+			j.SetTiming(timing)
 			e := q.newEntry(j, nil)
 			// A job that a free worker would take at once starts here: its
 			// first write already says "running", which saves one durable
 			// write per short job.
-			if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 && !q.mayHoldLocked(e) {
+			if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 && j.Due(job.TS(now)) && !q.mayHoldLocked(e) {
 				if st := q.tryStartLocked(e); st != nil {
 					starts[i] = st
 					q.running++
@@ -708,7 +736,9 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 				go q.runJob(e, e.worker, st)
 				continue
 			}
-			q.pushReadyLocked(e)
+			if !q.holdLocked(e) {
+				q.pushReadyLocked(e)
+			}
 		}
 		q.dispatchLocked()
 		q.mu.Unlock()
@@ -802,7 +832,7 @@ func (q *Queue) acquireLocked(e *entry, i int, params opcodes.Params) bool {
 		return true
 	}
 	owner := locking.Owner(e.id)
-	ctx, cancel := context.WithCancel(q.runCtx)
+	ctx, cancel := q.waitContext(e.job)
 	defer cancel()
 	e.lockCancel = cancel
 	prio := e.job.Ops[i].Priority
@@ -827,6 +857,11 @@ func (q *Queue) acquireLocked(e *entry, i int, params opcodes.Params) bool {
 	case j.CalcStatus() == job.StatusCanceling:
 		q.locks.ReleaseAll(owner)
 		j.FinishCanceled(q.ts())
+		q.endLocked(e)
+		return false
+	case timedOut(ctx) != job.LimitNone:
+		q.locks.ReleaseAll(owner)
+		j.TimeOut(i, job.LimitJob, q.ts())
 		q.endLocked(e)
 		return false
 	case err != nil:
@@ -900,7 +935,7 @@ func (dryRun) Exec(_ context.Context, env opcodes.Env) (any, error) {
 // cancels.
 func (q *Queue) execLocked(e *entry, i int, params opcodes.Params, now job.Timestamp) *started {
 	e.job.ExecOp(i, now)
-	ctx, cancel := context.WithCancelCause(q.runCtx)
+	ctx, cancel := q.opContext(e.job, i)
 	e.cancelRun = cancel
 	return &started{i: i, opID: job.OpID(e.job.Ops[i].Input), params: params, env: &jobEnv{q: q, e: e, op: i}, ctx: ctx, cancel: cancel}
 }
@@ -1094,13 +1129,14 @@ func (q *Queue) runJob(e *entry, worker uint64, first *started) {
 		result, err := safeExec(ctx, params, env)
 		q.cfg.Metrics.OpcodeDone(st.opID, time.Since(began))
 		killed := errors.Is(context.Cause(ctx), errKilled)
+		limit := timedOut(ctx)
 		st.cancel(nil)
 		// Locks are held for one opcode, as Ganeti's logical units do.
 		q.locks.ReleaseAll(locking.Owner(e.id))
 
 		q.mu.Lock()
 		e.cancelRun = nil
-		if !killed && q.runCtx.Err() != nil {
+		if !killed && limit == job.LimitNone && q.runCtx.Err() != nil {
 			// Hard shutdown: leave the job running on disk; recovery ends
 			// it in error, as after a crash.
 			q.mu.Unlock()
@@ -1109,6 +1145,8 @@ func (q *Queue) runJob(e *entry, worker uint64, first *started) {
 		j := e.job
 		now := q.ts()
 		switch {
+		case limit != job.LimitNone:
+			j.TimeOut(i, limit, now)
 		case killed:
 			j.Kill(now)
 		case err != nil:

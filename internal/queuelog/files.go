@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/store"
 )
 
-// liveNames are the queue files besides job-N that replicate.
+// liveNames are the queue files besides job-N (and schedule-NAME) that
+// replicate.
 var liveNames = []string{"serial", "drain", "version"}
 
 // Scan lists a queue directory's replicated files: the live ones (job-N,
@@ -90,7 +92,9 @@ func isLiveName(name string) bool {
 			return true
 		}
 	}
-	return false
+	// A schedule's fire record (schedule-NAME) replicates as the job it
+	// was written with: resyncs, snapshots and verify-queue carry it.
+	return strings.HasPrefix(name, "schedule-") && noderpc.ValidQueueName(name) == nil
 }
 
 func hashFile(path, name string, hash bool) (noderpc.FileInfo, error) {

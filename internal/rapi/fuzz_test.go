@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/queue"
 )
 
@@ -29,6 +30,12 @@ func (fakeQueue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]queue.Sub
 	}
 	return res, nil
 }
+
+func (f fakeQueue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, _ job.Timing) ([]queue.SubmitResult, error) {
+	return f.Submit(jobs, ignoreDrain)
+}
+
+func (fakeQueue) Schedules() []queue.ScheduleState { return nil }
 
 func (fakeQueue) row(id int64, fields []string) json.RawMessage {
 	vals := make([]any, len(fields))

@@ -10,7 +10,10 @@
 //	GET    /2/jobs[?bulk=1]      [{"id": N, "uri": "/2/jobs/N"}, ...], or with
 //	                             bulk the fields id, ops, status, summary,
 //	                             opstatus, received_ts, start_ts, end_ts
+//	GET    /2/schedules          jobq's: the recurring schedules and their state
 //	POST   /2/jobs               {"ops": [...]} submits a job; answers its id
+//	                             (optional "not_before", "timeout",
+//	                             "op_timeout": jobq's job.ParseTiming)
 //	                             (jobq's addition; write access)
 //	GET    /2/jobs/N             the bulk fields plus oplog and opresult
 //	DELETE /2/jobs/N             cancel: [true|false, message] (write access)
@@ -68,6 +71,7 @@ import (
 	"os"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +79,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/queue"
 )
 
@@ -132,15 +137,21 @@ var Features = []string{"jobs-submit"}
 var (
 	jobFieldsBulk = []string{"id", "ops", "status", "summary", "opstatus", "received_ts", "start_ts", "end_ts"}
 	jobFields     = append(append([]string{}, jobFieldsBulk...), "oplog", "opresult")
+	// jobTimingFields are jobq's (jobs in time): a job dict has them only
+	// when the job has them (not null).
+	jobTimingFields = []string{"not_before", "timeout", "optimeout"}
 )
 
 // Queue is what the RAPI needs of the queue engine; *queue.Queue has it.
 type Queue interface {
 	Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]queue.SubmitResult, error)
+	SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing job.Timing) ([]queue.SubmitResult, error)
 	QueryJobs(ids []int64, fields []string) ([]json.RawMessage, error)
 	WaitForJobChange(ctx context.Context, id int64, fields []string, prevInfo json.RawMessage,
 		prevLogSerial int64, timeout time.Duration) (*queue.WaitResult, error)
 	CancelJob(id int64, kill bool) (bool, string, error)
+	// Schedules are the recurring schedules the master runs.
+	Schedules() []queue.ScheduleState
 }
 
 // ClusterInfo is what GET /2/info tells about the cluster.
@@ -411,6 +422,8 @@ func (s *Server) route(path string) (name string, id int64, eps map[string]endpo
 		return path, 0, map[string]endpoint{"GET": {fn: s.getInfo}}, true
 	case "/2/features":
 		return path, 0, map[string]endpoint{"GET": {fn: func(*request) (any, error) { return Features, nil }}}, true
+	case "/2/schedules":
+		return path, 0, map[string]endpoint{"GET": {fn: s.getSchedules}}, true
 	case "/2/jobs":
 		return path, 0, map[string]endpoint{
 			"GET":  {fn: s.getJobs},
@@ -928,9 +941,30 @@ func decodeRows(raw []json.RawMessage, nfields int) ([][]json.RawMessage, error)
 func jobObject(fields []string, row []json.RawMessage) *object {
 	o := new(object)
 	for i, v := range row {
+		if i >= len(fields)-len(jobTimingFields) && slices.Contains(jobTimingFields, fields[i]) && unset(v) {
+			continue
+		}
 		o.Add(fields[i], v)
 	}
 	return o
+}
+
+// unset reports whether a value is null or a list of nulls only.
+func unset(v json.RawMessage) bool {
+	var x any
+	if json.Unmarshal(v, &x) != nil || x == nil {
+		return true
+	}
+	l, ok := x.([]any)
+	if !ok {
+		return false
+	}
+	for _, e := range l {
+		if e != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) getJobs(req *request) (any, error) {
@@ -940,7 +974,7 @@ func (s *Server) getJobs(req *request) (any, error) {
 	}
 	fields := []string{"id"}
 	if bulk != 0 {
-		fields = jobFieldsBulk
+		fields = append(append([]string{}, jobFieldsBulk...), jobTimingFields...)
 	}
 	raw, err := s.cfg.Queue.QueryJobs(nil, fields)
 	if err != nil {
@@ -966,18 +1000,19 @@ func (s *Server) getJobs(req *request) (any, error) {
 }
 
 func (s *Server) getJob(req *request) (any, error) {
-	raw, err := s.cfg.Queue.QueryJobs([]int64{req.id}, jobFields)
+	fields := append(append([]string{}, jobFields...), jobTimingFields...)
+	raw, err := s.cfg.Queue.QueryJobs([]int64{req.id}, fields)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := decodeRows(raw, len(jobFields))
+	rows, err := decodeRows(raw, len(fields))
 	if err != nil {
 		return nil, err
 	}
 	if len(rows) != 1 || rows[0] == nil {
 		return nil, jobNotFound(req.id)
 	}
-	return jobObject(jobFields, rows[0]), nil
+	return jobObject(fields, rows[0]), nil
 }
 
 func jobNotFound(id int64) error {
@@ -1097,9 +1132,13 @@ func (s *Server) postJobs(req *request) (any, error) {
 		return nil, err
 	}
 	for k := range body {
-		if k != "ops" {
-			return nil, errorf(http.StatusBadRequest, "Unknown parameter '%s'; the body is {\"ops\": [opcode, ...]}", k)
+		if k != "ops" && !slices.Contains(job.TimingMembers, k) {
+			return nil, errorf(http.StatusBadRequest, "Unknown parameter '%s'; the body is {\"ops\": [opcode, ...]} with optional %s", k, strings.Join(job.TimingMembers, ", "))
 		}
+	}
+	timing, err := job.ParseTiming(body)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "%s", err.Error())
 	}
 	ov, ok := body["ops"]
 	if !ok {
@@ -1158,7 +1197,7 @@ func (s *Server) postJobs(req *request) (any, error) {
 			return nil, errorf(http.StatusBadRequest, "Opcode %d cannot be encoded: %v", i, err)
 		}
 	}
-	res, err := s.cfg.Queue.Submit([][]json.RawMessage{ops}, false)
+	res, err := s.cfg.Queue.SubmitTimed([][]json.RawMessage{ops}, false, timing)
 	if err != nil {
 		var qe *queue.Error
 		if errors.As(err, &qe) && len(qe.Args) == 1 && qe.Args[0] == "Queue drained" {

@@ -132,15 +132,16 @@ type jobData struct {
 	Received   *job.Timestamp
 	Start      *job.Timestamp
 	End        *job.Timestamp
+	NotBefore  *job.Timestamp
 }
 
 // jobFields are the fields of the job page.
 var jobFields = []string{"id", "status", "priority", "archived", "ops", "opresult", "opstatus", "oplog",
-	"opstart", "opexec", "opend", "oppriority", "summary", "received_ts", "start_ts", "end_ts"}
+	"opstart", "opexec", "opend", "oppriority", "summary", "received_ts", "start_ts", "end_ts", "not_before"}
 
 func (d *jobData) jobDst() []any {
 	return []any{&d.ID, &d.Status, &d.Priority, &d.Archived, &d.Ops, &d.OpResult, &d.OpStatus, &d.OpLog,
-		&d.OpStart, &d.OpExec, &d.OpEnd, &d.OpPriority, &d.Summary, &d.Received, &d.Start, &d.End}
+		&d.OpStart, &d.OpExec, &d.OpEnd, &d.OpPriority, &d.Summary, &d.Received, &d.Start, &d.End, &d.NotBefore}
 }
 
 // stateFields are the fields event streams watch (everything on the job
@@ -163,6 +164,7 @@ type jobView struct {
 	Final      bool     `json:"final"`
 	Summary    string   `json:"-"`
 	Received   timeView `json:"-"`
+	NotBefore  timeView `json:"-"`
 	Start      timeView `json:"start"`
 	End        timeView `json:"end"`
 	Duration   string   `json:"duration"`
@@ -229,7 +231,8 @@ func at[T any](s []T, i int) T {
 func (d *jobData) view(now time.Time) *jobView {
 	v := &jobView{ID: d.ID, Status: d.Status, Priority: d.Priority, Archived: d.Archived, Final: d.End != nil,
 		Summary: strings.Join(d.Summary, ", "), Received: viewTime(d.Received, now),
-		Start: viewTime(d.Start, now), End: viewTime(d.End, now), Duration: duration(d.Start, d.End)}
+		Start: viewTime(d.Start, now), End: viewTime(d.End, now), Duration: duration(d.Start, d.End),
+		NotBefore: viewNotBefore(d.NotBefore, now)}
 	n := max(len(d.Ops), len(d.OpStatus))
 	for i := range n {
 		o := opView{Index: i, Summary: at(d.Summary, i), Status: at(d.OpStatus, i), Priority: at(d.OpPriority, i),
@@ -292,6 +295,8 @@ type listRow struct {
 	End      timeView
 	Duration string
 	Archived bool
+	// NotBefore is a queued job's not-before time (jobs in time).
+	NotBefore timeView
 	// FailedOp (1-based) and Reason say why a job in error failed.
 	FailedOp int
 	Reason   string

@@ -131,6 +131,9 @@ func (h *Handler) rows(ids []int64, now time.Time) ([]listRow, error) {
 		row := listRowOf(vals, now)
 		byID[row.ID] = row
 	}
+	if err := h.addNotBefore(byID, now); err != nil {
+		return nil, err
+	}
 	// Why the failed ones failed: their opcodes' statuses and results
 	// (this reads their files when they are not in memory, for this
 	// page's failed jobs only).

@@ -13,6 +13,7 @@
 //	                              result and log, updated live
 //	GET  /ui/jobs/N/events        the job's changes as server-sent events
 //	GET  /ui/locks                locks: mode, holders, waiters
+//	GET  /ui/schedules            recurring schedules: next and last fire, jobs
 //	GET  /ui/jobs/N/ACTION        confirmation page (write users); ACTION is
 //	POST /ui/jobs/N/ACTION        cancel, priority or archive; POST acts
 //	GET  /ui/drain, POST /ui/drain  the same for the drain flag
@@ -83,6 +84,7 @@ type Queue interface {
 	Counts() map[job.Status]int
 	Running() int
 	Locks() []locking.LockInfo
+	Schedules() []queue.ScheduleState
 }
 
 // Users finds the users of the RAPI users file; *rapi.Server has it.
@@ -219,6 +221,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+p+"/drain", h.authed(h.writer(h.confirmDrain)))
 	m.HandleFunc("POST "+p+"/drain", h.authed(h.writer(h.postDrain)))
 	m.HandleFunc("GET "+p+"/locks", h.authed(h.locksPage))
+	m.HandleFunc("GET "+p+"/schedules", h.authed(h.schedulesPage))
 	m.HandleFunc("GET "+p+"/charts", h.authed(h.chartsPage))
 	m.HandleFunc("GET "+p+"/charts.json", h.authed(h.chartsJSON))
 	m.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
@@ -247,7 +250,7 @@ func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
 // page is what every page template gets.
 type page struct {
 	Title    string
-	Nav      string // "overview", "jobs", "locks"
+	Nav      string // "overview", "jobs", "locks", "schedules"
 	User     string
 	CanWrite bool
 	CSRF     string

@@ -371,6 +371,24 @@ func TestGanetiClients(t *testing.T) {
 	s.check("cli-firstrun-33", s.reference("cli-firstrun-33-queue-undrain.txt"), s.gnt("gnt-cluster", "queue", "undrain"))
 	s.check("cli-firstrun-34", s.reference("cli-firstrun-34-queue-info-undrained.txt"), s.gnt("gnt-cluster", "queue", "info"))
 
+	// gnt-cluster watcher info|pause|continue (no capture: Ganeti's
+	// wording, from its gnt_cluster.py): the pause is jobqd's setting and
+	// pauses its built-in housekeeping.
+	for _, step := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"watcher", "info"}, "The watcher is not paused.\n[rc=0]\n"},
+		{[]string{"watcher", "pause", "1h"}, "The watcher is paused until "},
+		{[]string{"watcher", "info"}, "The watcher is paused until "},
+		{[]string{"watcher", "continue"}, "The watcher is no longer paused.\n[rc=0]\n"},
+		{[]string{"watcher", "info"}, "The watcher is not paused.\n[rc=0]\n"},
+	} {
+		if out := s.gnt(append([]string{"gnt-cluster"}, step.args...)...); !strings.Contains(out, step.want) {
+			t.Errorf("gnt-cluster %s printed\n%s\nwant it to hold %q", strings.Join(step.args, " "), out, step.want)
+		}
+	}
+
 	if len(s.known) > 0 {
 		t.Logf("known incompatibilities (JOBQ_GANETI_STRICT=1 fails on them):\n  %s", strings.Join(s.known, "\n  "))
 	}

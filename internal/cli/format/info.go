@@ -3,6 +3,7 @@ package format
 import (
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"sort"
 	"strings"
@@ -170,6 +171,8 @@ func asStringMap(v any) (map[string]any, bool) {
 var JobInfoFields = []string{
 	"id", "status", "ops", "opresult", "opstatus", "oplog",
 	"opstart", "opexec", "opend", "received_ts", "start_ts", "end_ts",
+	// jobq's (jobs in time), shown only when set.
+	"not_before", "timeout", "optimeout",
 }
 
 // RowToMap pairs a QueryJobs row with the field names it was queried
@@ -256,9 +259,17 @@ func JobInfoTree(job map[string]any, loc *time.Location) OrderedDict {
 		{Key: "Job ID", Value: intStr(job["id"])},
 		{Key: "Status", Value: PyStr(job["status"])},
 		jobTimestamp("Received", recv, nil, loc),
+	}
+	if nb := job["not_before"]; nb != nil {
+		info = append(info, jobTimestamp("Not before", nb, nil, loc))
+	}
+	if tl := job["timeout"]; tl != nil {
+		info = append(info, InfoField{Key: "Time limit", Value: limitText(tl)})
+	}
+	info = append(info,
 		jobTimestamp("Processing start", start, recv, loc),
 		jobTimestamp("Processing end", end, start, loc),
-	}
+	)
 	total := "N/A"
 	if recv != nil && end != nil {
 		if d, ok := tsDelta(recv, end); ok {
@@ -289,6 +300,9 @@ func JobInfoTree(job map[string]any, loc *time.Location) OrderedDict {
 			opTimestamp("Processing end", nth("opend", i), loc),
 			{Key: "Input fields", Value: op},
 			{Key: "Result", Value: nth("opresult", i)},
+		}
+		if tl := nth("optimeout", i); tl != nil {
+			opInfo = append(opInfo, InfoField{Key: "Time limit", Value: limitText(tl)})
 		}
 		logs, _ := asList(nth("oplog", i))
 		execLog := make([]any, 0, len(logs))
@@ -367,4 +381,13 @@ func logEntryInfo(entry any, loc *time.Location) OrderedDict {
 		{Key: "Time", Value: FormatTimestamp(get(1), loc)},
 		{Key: "Content", Value: Tuple{get(0), logType, FormatLogMessage(logType, get(3))}},
 	}
+}
+
+// limitText shows a time limit in seconds as a duration: "1m30s".
+func limitText(v any) string {
+	f, ok := asFloat(v)
+	if !ok || f <= 0 {
+		return PyStr(v)
+	}
+	return (time.Duration(math.Round(f*1e6)) * time.Microsecond).String()
 }

@@ -47,6 +47,14 @@ var JobFields = []FieldDef{
 	{"summary", "Summary", KindOther, "List of per-opcode summaries"},
 }
 
+// ExtraJobFields are jobq's job fields beyond Ganeti's (jobs in time),
+// which list-fields does not print but -o takes.
+var ExtraJobFields = []FieldDef{
+	{"not_before", "Not_before", KindOther, "Timestamp before which the job does not start, or null (jobq) (tuple containing seconds and microseconds)"},
+	{"optimeout", "OpCode_timeout", KindOther, "List of opcode time limits from their execution start in seconds (jobq)"},
+	{"timeout", "Timeout", KindOther, "The job's time limit from its start in seconds, or null (jobq)"},
+}
+
 // DefaultJobListFields are the fields `gnt-job list` shows without -o.
 var DefaultJobListFields = []string{"id", "status", "summary"}
 
@@ -55,6 +63,11 @@ var DefaultJobListFields = []string{"id", "status", "summary"}
 // (what Ganeti's query layer answers) and false.
 func JobField(name string) (FieldDef, bool) {
 	for _, f := range JobFields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	for _, f := range ExtraJobFields {
 		if f.Name == name {
 			return f, true
 		}
@@ -220,6 +233,8 @@ func FormatJobListValue(field string, v any, loc *time.Location) string {
 			parts[i] = PyStr(s)
 		}
 		return strings.Join(parts, ",")
+	case "not_before":
+		return FormatTimestamp(v, loc)
 	case "opstart", "opexec", "opend":
 		l, ok := asList(v)
 		if !ok {
