@@ -76,19 +76,3 @@ func TestHousekeepingCommand(t *testing.T) {
 	f.checkCalls(t, "JobqHousekeeping []", "JobqHousekeeping []",
 		`JobqSetHousekeeping [{"auto_archive":true,"archive_age":86400,"interval":300,"delete_age":2592000,"max_bytes":10737418240}]`)
 }
-
-func TestWatcherCommand(t *testing.T) {
-	f := startFake(t)
-	// testNow is 2026-11-27 05:47:01 UTC.
-	f.script("SetWatcherPause", "1795762021.569201", "null")
-	f.script("QueryConfigValues", "[1795762021.5]", "[null]", "[1795700000]")
-	checkResult(t, run(t, f.path, "cluster", "watcher", "pause", "1h"), result{stdout: "The watcher is paused until 2026-11-27 06:47:01.\n"})
-	checkResult(t, run(t, f.path, "cluster", "watcher", "info"), result{stdout: "The watcher is paused until 2026-11-27 06:47:01.\n"})
-	checkResult(t, run(t, f.path, "cluster", "watcher", "continue"), result{stdout: "The watcher is no longer paused.\n"})
-	checkResult(t, run(t, f.path, "cluster", "watcher", "info"), result{stdout: "The watcher is not paused.\n"})
-	checkResult(t, run(t, f.path, "cluster", "watcher", "info"), result{stdout: "The watcher is not paused.\n"}) // a pause that ended
-	checkResult(t, run(t, f.path, "cluster", "watcher", "pause", "soon"), result{
-		stderr: `Invalid duration "soon": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobq cluster watcher pause --help")` + "\n", code: 2})
-	f.checkCalls(t, "SetWatcherPause [1795762021.5692012]", `QueryConfigValues [["watcher_pause"]]`, "SetWatcherPause [null]",
-		`QueryConfigValues [["watcher_pause"]]`, `QueryConfigValues [["watcher_pause"]]`)
-}

@@ -66,8 +66,9 @@ func TestHousekeepingSettings(t *testing.T) {
 		t.Fatalf("SetWatcherPause: %v %v", res, err)
 	}
 	var vals []*float64
-	if err := c.Call(ctx, &vals, "QueryConfigValues", []string{"watcher_pause"}); err != nil || len(vals) != 1 || vals[0] == nil || *vals[0] != until {
-		t.Fatalf("watcher_pause: %v %v, want %v", vals, err, until)
+	// In whole seconds, as luxid answers.
+	if err := c.Call(ctx, &vals, "QueryConfigValues", []string{"watcher_pause"}); err != nil || len(vals) != 1 || vals[0] == nil || *vals[0] != math.Floor(until) {
+		t.Fatalf("watcher_pause: %v %v, want %v", vals, err, math.Floor(until))
 	}
 	if n, _ := info(c)["paused_until"].(json.Number); n == "" || math.Abs(must(n.Float64())-until) > 1e-3 {
 		t.Fatalf("paused_until %v, want %v", info(c)["paused_until"], until)
