@@ -53,6 +53,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/settings"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/jobq-dev/jobq/internal/consensus"
@@ -149,7 +151,7 @@ func (l *Log) Set(ctx context.Context, key string, value []byte) error {
 
 // EncodeSetting is the entry that sets key to value (JSON).
 func EncodeSetting(key string, value []byte) ([]byte, error) {
-	if err := validKey(key); err != nil {
+	if err := settings.ValidKey(key); err != nil {
 		return nil, err
 	}
 	if !json.Valid(value) {
@@ -161,20 +163,6 @@ func EncodeSetting(key string, value []byte) ([]byte, error) {
 	return append(buf, value...), nil
 }
 
-// validKey: settings are files named KEY.json; keys are short lower-case
-// words with dashes.
-func validKey(key string) error {
-	if key == "" || len(key) > 64 {
-		return fmt.Errorf("setting name %q must have 1 to 64 characters", key)
-	}
-	for _, r := range key {
-		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
-			return fmt.Errorf("setting name %q may only hold a-z, 0-9 and -", key)
-		}
-	}
-	return nil
-}
-
 func decodeSetting(data []byte) (string, []byte, error) {
 	rest := data[2:]
 	n, k := binary.Uvarint(rest)
@@ -183,7 +171,7 @@ func decodeSetting(data []byte) (string, []byte, error) {
 	}
 	key := string(rest[k : k+int(n)])
 	value := rest[k+int(n):]
-	if err := validKey(key); err != nil {
+	if err := settings.ValidKey(key); err != nil {
 		return "", nil, err
 	}
 	if !json.Valid(value) {
@@ -345,7 +333,7 @@ func NewFSM(st *store.Store, settingsDir string, fetch Fetch, log *slog.Logger) 
 	}
 	for _, e := range ents {
 		key, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || validKey(key) != nil {
+		if !ok || settings.ValidKey(key) != nil {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(settingsDir, e.Name()))
@@ -481,7 +469,7 @@ func (f *FSM) Restore(data []byte) error {
 		return fmt.Errorf("the snapshot's manifest is malformed: %w", err)
 	}
 	for k, v := range m.Settings {
-		if validKey(k) != nil {
+		if settings.ValidKey(k) != nil {
 			return fmt.Errorf("the snapshot holds a setting named %q", k)
 		}
 		if !bytes.Equal(f.Setting(k), v) {
