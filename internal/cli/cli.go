@@ -543,6 +543,7 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 	pf.StringVar(&a.socketFlag, "socket", "", "connect to jobqd's LUXI socket at `PATH` (default: the socket of --data-dir, else $JOBQ_SOCKET)")
 	pf.StringVar(&a.dataDirFlag, "data-dir", "", "connect to the jobqd whose data directory is `DIR` (default: "+client.DefaultDataDir()+")")
 	root.AddCommand(
+		a.newSubmitCmd(),
 		a.newListCmd(),
 		a.newListFieldsCmd(),
 		a.newInfoCmd(),
