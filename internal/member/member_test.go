@@ -276,11 +276,16 @@ func TestMembershipChurnLosesNothing(t *testing.T) {
 				}
 				q := m.m.Queue()
 				if q == nil {
+					// The master opens its queue: a client retries
+					// (without spinning, which would starve the
+					// election on a loaded machine).
+					time.Sleep(10 * time.Millisecond)
 					continue
 				}
 				comment := fmt.Sprintf("c%d-%d", c, i)
 				res, err := q.Submit([][]json.RawMessage{{json.RawMessage(`{"OP_ID":"OP_TEST_DELAY","duration":0.001,"comment":"` + comment + `"}`)}}, false)
 				if err != nil || res[0].Err != nil {
+					time.Sleep(10 * time.Millisecond)
 					continue
 				}
 				mu.Lock()
