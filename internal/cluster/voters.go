@@ -1,5 +1,7 @@
 package cluster
 
+import "slices"
+
 // Who votes. In the Raft cluster the master candidates are the voters of
 // the consensus group and every other node receives the log as a learner
 // (non-voter). The operator says which nodes may be candidates (the
@@ -50,8 +52,19 @@ type VoterChange struct {
 // wanted promotions come first (a group keeps as many voters as it can
 // while it changes). voters are the group's voters now, learners its
 // learners. ok is false when nothing is to change.
+//
+// Only members count: a node of the configuration that is not in the
+// group (it joins, or was taken out of the group first) takes no place in
+// the pool, so that the group never keeps fewer voters than it could.
 func NextVoterChange(c *Config, master string, pool int, voters, learners []string, caughtUp func(node string) bool) (VoterChange, bool) {
-	wanted := WantedVoters(c, master, pool)
+	members := c.Clone()
+	members.Nodes = nil
+	for _, nd := range c.Nodes {
+		if slices.Contains(voters, nd.Name) || slices.Contains(learners, nd.Name) {
+			members.Nodes = append(members.Nodes, nd)
+		}
+	}
+	wanted := WantedVoters(members, master, pool)
 	isWanted := map[string]bool{}
 	for _, n := range wanted {
 		isWanted[n] = true

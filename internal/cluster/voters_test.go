@@ -138,3 +138,26 @@ func TestGrowingToSixNodes(t *testing.T) {
 		t.Fatalf("after b's demotion: %+v %v, want f promoted", ch, ok)
 	}
 }
+
+// TestNonMemberTakesNoPlace: a candidate of the configuration that is not
+// in the group (taken out of it, or not yet added) takes no place in the
+// pool: the next candidate that is a member is promoted instead, so that
+// a group of two voters out of a pool of three gets its third.
+func TestNonMemberTakesNoPlace(t *testing.T) {
+	c := NewConfig("a", "a:1")
+	for _, n := range []string{"b", "c", "d"} {
+		var err error
+		if c, err = c.AddNode(n, n+":1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := func(string) bool { return true }
+	ch, ok := NextVoterChange(c, "a", 3, []string{"a", "b"}, []string{"d"}, all)
+	if !ok || ch != (VoterChange{Node: "d", Promote: true}) {
+		t.Fatalf("with c out of the group: %+v %v, want d promoted", ch, ok)
+	}
+	ch, ok = NextVoterChange(c, "a", 3, []string{"a", "b"}, []string{"c", "d"}, all)
+	if !ok || ch != (VoterChange{Node: "c", Promote: true}) {
+		t.Fatalf("with c in the group: %+v %v, want c promoted", ch, ok)
+	}
+}

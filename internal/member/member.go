@@ -84,6 +84,10 @@ type Member struct {
 	stop chan struct{}
 	done chan struct{}
 	kick chan struct{}
+	// ctx ends when Close is called: what the leader is doing (a barrier,
+	// a change of voters) gives way to the stop.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	watchMu  sync.Mutex
 	watchers []func(key string, value []byte)
@@ -103,6 +107,7 @@ func Start(cfg Config) (*Member, error) {
 	}
 	m := &Member{cfg: cfg, fsm: fsm, log: cfg.Log,
 		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	fsm.OnSetting(func(key string, value []byte) {
 		if key == ClusterSetting {
 			m.poke()
@@ -248,7 +253,7 @@ func (m *Member) lead() {
 	open := m.q != nil
 	m.mu.Unlock()
 	if !open {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
 		err := m.node.Barrier(ctx)
 		cancel()
 		var q *queue.Queue
@@ -295,6 +300,25 @@ func (m *Member) follow(graceful bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if graceful {
+		// Running opcodes may finish while this node still leads; once
+		// it does not (the others elected another, or it lost them), its
+		// writes can no longer be agreed: stop at once.
+		go func() {
+			for {
+				ch := m.node.Changed()
+				if !m.node.IsLeader() {
+					cancel()
+					return
+				}
+				select {
+				case <-ch:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	if err := q.Shutdown(ctx); err != nil {
 		m.log.Warn("stopping the queue", "err", err)
 	}
@@ -313,7 +337,7 @@ func (m *Member) changeVoters() {
 		// voter, which will then demote it.
 		for _, mb := range m.node.Members() {
 			if mb.Voter && mb.Name != self {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*m.cfg.Timing.ElectionTimeout())
+				ctx, cancel := context.WithTimeout(m.ctx, 2*m.cfg.Timing.ElectionTimeout())
 				err := m.node.TransferLeadership(ctx, mb.Name)
 				cancel()
 				if err != nil {
@@ -341,7 +365,7 @@ func (m *Member) changeVoters() {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
 	defer cancel()
 	if ch.Promote {
 		err = m.node.Promote(ctx, ch.Node)
@@ -372,6 +396,7 @@ func (m *Member) Close() error {
 	}
 	m.closed = true
 	m.mu.Unlock()
+	m.cancel()
 	close(m.stop)
 	<-m.done
 	err := m.node.Close()

@@ -302,11 +302,13 @@ func TestMembershipChurnLosesNothing(t *testing.T) {
 		mu.Lock()
 		base := len(acked)
 		mu.Unlock()
+		start := time.Now()
 		waitFor(t, what+": 10 more acknowledged", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(acked) >= base+10
 		})
+		t.Logf("%s: 10 more acknowledged after %v", what, time.Since(start).Round(time.Millisecond))
 	}
 	setOnline := func(name string, online bool) {
 		waitFor(t, fmt.Sprintf("%s marked online=%v", name, online), func() bool {
@@ -399,6 +401,13 @@ func TestMembershipChurnLosesNothing(t *testing.T) {
 		return m.m.AddNode(cctx, victim, nodes[victim].addr) == nil
 	})
 	progress(victim + " back")
+	// The pool of three voters is full again (the victim may have been
+	// promoted between its choice and its removal: another takes its
+	// place), so that the master's death leaves a majority.
+	waitFor(t, "three voters", func() bool {
+		m := master()
+		return m != nil && len(strings.Split(voters(m), ",")) == 3
+	})
 	// The master dies once more.
 	old = master()
 	down(old)
