@@ -344,6 +344,11 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m := n.member()
+	if m == nil {
+		// Elected before startMember recorded the member: the member
+		// tries again at its next tick.
+		return nil, errors.New("this node's member is starting")
+	}
 	rn := m.Node()
 	term := int64(rn.Term())
 	n.changeMu.Lock()
