@@ -29,6 +29,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
@@ -91,6 +92,8 @@ type Member struct {
 
 	watchMu  sync.Mutex
 	watchers []func(key string, value []byte)
+
+	cluster atomic.Pointer[decodedCluster]
 }
 
 // Start runs the member.
@@ -108,8 +111,10 @@ func Start(cfg Config) (*Member, error) {
 	m := &Member{cfg: cfg, fsm: fsm, log: cfg.Log,
 		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.decodeCluster(fsm.Setting(ClusterSetting))
 	fsm.OnSetting(func(key string, value []byte) {
 		if key == ClusterSetting {
+			m.decodeCluster(value)
 			m.poke()
 		}
 		m.watchMu.Lock()
@@ -154,17 +159,30 @@ func (m *Member) Queue() *queue.Queue {
 }
 
 // Cluster is the agreed cluster configuration as applied here (nil
-// before the first one).
+// before the first one). It is shared: clone it to change it.
 func (m *Member) Cluster() (*cluster.Config, error) {
-	b := m.fsm.Setting(ClusterSetting)
-	if b == nil {
-		return nil, nil
+	d := m.cluster.Load()
+	return d.c, d.err
+}
+
+// decodedCluster is the cluster setting as applied here, decoded once
+// per change (every LUXI call and opcode reads it).
+type decodedCluster struct {
+	c   *cluster.Config
+	err error
+}
+
+func (m *Member) decodeCluster(b []byte) {
+	d := &decodedCluster{}
+	if b != nil {
+		var c cluster.Config
+		if err := json.Unmarshal(b, &c); err != nil {
+			d.err = fmt.Errorf("the agreed cluster configuration is malformed: %w", err)
+		} else {
+			d.c = &c
+		}
 	}
-	var c cluster.Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("the agreed cluster configuration is malformed: %w", err)
-	}
-	return &c, nil
+	m.cluster.Store(d)
 }
 
 // Get is the agreed value of the setting key as applied here (nil: never
