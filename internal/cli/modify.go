@@ -28,7 +28,7 @@ waits for a majority of the voters: 3 or 5 suit most clusters (5 tolerates
 two failures).`,
 		Example: `  jobq cluster modify --max-running-jobs=40
   jobq cluster modify --candidate-pool-size=3`,
-		Args:    noArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			op := client.RawOp{"OP_ID": "OP_CLUSTER_SET_PARAMS",
 				"reason": [][]any{{reasonSource, "modify", a.env.Now().UnixNano()}}}
