@@ -13,11 +13,16 @@ func (a *app) newClusterModifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "modify [flags]",
 		Short: "Change the queue's parameters cluster-wide",
-		Long: `Change how many jobs run at once (--max-running-jobs) and how many the
-scheduler tracks (--max-tracked-jobs), like "gnt-cluster modify" (which works
-against jobqd too): a job with OP_CLUSTER_SET_PARAMS agrees the values
-cluster-wide and the queue applies them at once, on this master and on the
-next. jobq waits for the job; its failure is the command's.`,
+		Long: `Change how many jobs run at once (--max-running-jobs), like "gnt-cluster
+modify" (which works against jobqd too): a job with OP_CLUSTER_SET_PARAMS
+agrees the values cluster-wide and the queue applies them at once, on this
+master and on the next. jobq waits for the job; its failure is the command's.
+
+--max-tracked-jobs is accepted, stored and reported (jobq cluster info,
+gnt-cluster info) for Ganeti's clients, but has no effect in jobq: in Ganeti
+it is how many job files luxid watches with inotify before it falls back to
+polling them; jobq's master keeps the live jobs in memory and watches no
+job file.`,
 		Example: `  jobq cluster modify --max-running-jobs=40`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -50,6 +55,6 @@ next. jobq waits for the job; its failure is the command's.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&maxRunning, "max-running-jobs", 0, "run at most `N` jobs at once")
-	f.IntVar(&maxTracked, "max-tracked-jobs", 0, "track at most `N` jobs in the scheduler")
+	f.IntVar(&maxTracked, "max-tracked-jobs", 0, "Ganeti's limit of job files luxid watches with inotify (`N`): kept and reported, no effect in jobq")
 	return cmd
 }

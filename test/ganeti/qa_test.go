@@ -51,9 +51,10 @@ var qaTests = []string{
 // socket directory over /var/run/ganeti/socket (where Ganeti's clients
 // look for ganeti-query), a directory holding jobqd's certificate as
 // rapi.pem over /var/lib/ganeti (where the QA reads the RAPI
-// certificate), a hosts file naming the node over /etc/hosts, and the
-// harness's ssh first on PATH.
-const qaNamespace = `mount --bind "$0" /var/run/ganeti/socket && mount --bind "$1" /var/lib/ganeti && mount --bind "$2" /etc/hosts && export PATH="$3:/usr/sbin:/usr/bin:/sbin:/bin" && shift 3 && exec "$@"`
+// certificate), a hosts file naming the node over /etc/hosts, a
+// directory of the test over /var/log/ganeti (the QA appends its
+// listings to qa-output.log there), and the harness's ssh first on PATH.
+const qaNamespace = `mkdir -p /var/log/ganeti && mount --bind "$0" /var/run/ganeti/socket && mount --bind "$1" /var/lib/ganeti && mount --bind "$2" /etc/hosts && mount --bind "$3" /var/log/ganeti && export PATH="$4:/usr/sbin:/usr/bin:/sbin:/bin" && shift 4 && exec "$@"`
 
 // TestGanetiQA runs test functions of Ganeti's own QA suite (qa_job.py,
 // qa_filters.py, qa_cluster.py's TestJobqueue and TestDelay,
@@ -136,7 +137,11 @@ func TestGanetiQA(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	args := append([]string{"-m", "bash", "-c", qaNamespace, sockDir, lib, hosts, harness,
+	logDir := filepath.Join(env, "log")
+	if err := os.Mkdir(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"-m", "bash", "-c", qaNamespace, sockDir, lib, hosts, logDir, harness,
 		"/usr/bin/python3", "-u", filepath.Join(harness, "qarun.py"), config}, qaTests...)
 	cmd := exec.CommandContext(ctx, "unshare", args...)
 	cmd.WaitDelay = 10 * time.Second
