@@ -196,9 +196,19 @@ func TestQueryClusterInfo(t *testing.T) {
 	if diff := cmp.Diff(topKeys(t, refReply.Result), topKeys(t, raw)); diff != "" {
 		t.Errorf("QueryClusterInfo's members differ from Ganeti's (-Ganeti +jobqd):\n%s", diff)
 	}
-	var got map[string]any
+	var got, want map[string]any
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatal(err)
+	}
+	if err := json.Unmarshal(refReply.Result, &want); err != nil {
+		t.Fatal(err)
+	}
+	// Each member has the JSON type Ganeti's has (Ganeti's clients index
+	// and iterate them).
+	for k, v := range want {
+		if a, b := fmt.Sprintf("%T", v), fmt.Sprintf("%T", got[k]); a != b {
+			t.Errorf("QueryClusterInfo's %s is a %s, Ganeti's a %s", k, b, a)
+		}
 	}
 	uuid, _ := got["uuid"].(string)
 	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(uuid) {
