@@ -2,21 +2,11 @@
 // cluster it starts a one-node cluster with itself as master: the
 // zero-configuration default. Its command line, configuration file
 // (/etc/jobq/jobqd.conf) and service manager notifications are in
-// internal/jobqd; see "jobqd --help".
+// internal/jobqd; see "jobqd --help". It is package server with no opcodes
+// of its own: a program that embeds jobq with its own opcodes is built the
+// same way (see examples/embed).
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/jobq-dev/jobq/server"
 
-	"github.com/jobq-dev/jobq/internal/jobqd"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := jobqd.Main(ctx, os.Args[1:], jobqd.Env{})
-	stop()
-	os.Exit(code)
-}
+func main() { server.Run(server.Options{}) }

@@ -9,22 +9,31 @@ import (
 // "gnt-cluster modify", for the queue's parameters.
 
 func (a *app) newClusterModifyCmd() *cobra.Command {
-	var maxRunning, maxTracked int
+	var maxRunning, maxTracked, poolSize int
 	cmd := &cobra.Command{
 		Use:   "modify [flags]",
-		Short: "Change the queue's parameters cluster-wide",
-		Long: `Change how many jobs run at once (--max-running-jobs), like "gnt-cluster
-modify" (which works against jobqd too): a job with OP_CLUSTER_SET_PARAMS
-agrees the values cluster-wide and the queue applies them at once, on this
-master and on the next. jobq waits for the job; its failure is the command's.
+		Short: "Change the queue's parameters and the candidate pool cluster-wide",
+		Long: `Change how many jobs run at once (--max-running-jobs) and how many master
+candidates vote in the cluster's Raft group (--candidate-pool-size, default
+5), like "gnt-cluster modify" (which works against jobqd too): a job with
+OP_CLUSTER_SET_PARAMS agrees the values cluster-wide and they apply at once,
+on this master and on the next. jobq waits for the job; its failure is the
+command's.
+
+A larger pool makes online nodes candidates, in the order they joined, until
+it is full; the master then promotes them to voters one at a time, each once
+it holds the log. A smaller pool demotes the voters beyond it. Every commit
+waits for a majority of the voters: 3 or 5 suit most clusters (5 tolerates
+two failures).
 
 --max-tracked-jobs is accepted, stored and reported (jobq cluster info,
 gnt-cluster info) for Ganeti's clients, but has no effect in jobq: in Ganeti
 it is how many job files luxid watches with inotify before it falls back to
 polling them; jobq's master keeps the live jobs in memory and watches no
 job file.`,
-		Example: `  jobq cluster modify --max-running-jobs=40`,
-		Args:    noArgs,
+		Example: `  jobq cluster modify --max-running-jobs=40
+  jobq cluster modify --candidate-pool-size=3`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			op := client.RawOp{"OP_ID": "OP_CLUSTER_SET_PARAMS",
 				"reason": [][]any{{reasonSource, "modify", a.env.Now().UnixNano()}}}
@@ -32,7 +41,7 @@ job file.`,
 			for _, f := range []struct {
 				flag, param string
 				v           int
-			}{{"max-running-jobs", "max_running_jobs", maxRunning}, {"max-tracked-jobs", "max_tracked_jobs", maxTracked}} {
+			}{{"max-running-jobs", "max_running_jobs", maxRunning}, {"max-tracked-jobs", "max_tracked_jobs", maxTracked}, {"candidate-pool-size", "candidate_pool_size", poolSize}} {
 				if !cmd.Flags().Changed(f.flag) {
 					continue
 				}
@@ -43,7 +52,7 @@ job file.`,
 				given = true
 			}
 			if !given {
-				return usagef(cmd, "give --max-running-jobs or --max-tracked-jobs (or both)")
+				return usagef(cmd, "give --max-running-jobs, --max-tracked-jobs or --candidate-pool-size")
 			}
 			ctx := cmd.Context()
 			id, err := a.submitJob(ctx, op)
@@ -56,5 +65,6 @@ job file.`,
 	f := cmd.Flags()
 	f.IntVar(&maxRunning, "max-running-jobs", 0, "run at most `N` jobs at once")
 	f.IntVar(&maxTracked, "max-tracked-jobs", 0, "Ganeti's limit of job files luxid watches with inotify (`N`): kept and reported, no effect in jobq")
+	f.IntVar(&poolSize, "candidate-pool-size", 0, "let `N` master candidates vote (1 to 9; 3 or 5 suit most clusters)")
 	return cmd
 }

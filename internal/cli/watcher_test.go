@@ -50,7 +50,7 @@ func TestClusterModify(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"cluster", "modify"}, `Give --max-running-jobs or --max-tracked-jobs (or both) (see "jobq cluster modify --help")`},
+		{[]string{"cluster", "modify"}, `Give --max-running-jobs, --max-tracked-jobs or --candidate-pool-size (see "jobq cluster modify --help")`},
 		{[]string{"cluster", "modify", "--max-running-jobs=0"}, `--max-running-jobs must be 1 or more, got 0 (see "jobq cluster modify --help")`},
 	} {
 		checkResult(t, run(t, f.path, tc.args...), result{stderr: tc.want + "\n", code: 2})

@@ -14,9 +14,22 @@ import (
 	"strings"
 )
 
-// DefaultCandidatePoolSize is how many nodes are master candidates unless
-// the configuration says otherwise: the first ten nodes, as Ganeti.
-const DefaultCandidatePoolSize = 10
+// DefaultCandidatePoolSize is how many nodes are master candidates, and
+// so how many vote in the cluster's Raft group, unless the configuration
+// says otherwise (candidate_pool_size): five, which tolerates two
+// failures, the size etcd's and Consul's authors recommend for
+// production; more voters make every commit wait for more
+// acknowledgements. (Ganeti's default is ten: its candidates only hold
+// copies of the configuration.)
+const DefaultCandidatePoolSize = 5
+
+// MaxCandidatePoolSize is the largest candidate_pool_size accepted.
+const MaxCandidatePoolSize = 9
+
+// OldDefaultCandidatePoolSize is the candidate_pool_size every
+// configuration of the releases before the Raft log holds (none could
+// change it): an upgrade replaces it with DefaultCandidatePoolSize.
+const OldDefaultCandidatePoolSize = 10
 
 // Config is the cluster configuration, replicated to every node. Serial
 // rises with every change; a node keeps the configuration with the
@@ -142,6 +155,37 @@ func (c *Config) AddNode(name, address string) (*Config, error) {
 	nc := c.Clone()
 	nc.Serial++
 	nc.Nodes = append(nc.Nodes, Node{Name: name, Address: address, Candidate: cands < pool, Online: true})
+	return nc, nil
+}
+
+// SetCandidatePoolSize returns a new configuration whose pool of master
+// candidates (the voters) holds size nodes: as Ganeti's gnt-cluster modify
+// --candidate-pool-size, online nodes that are not candidates become
+// candidates, in configuration order, until the pool is full; a smaller
+// pool leaves the candidates as they are (only the first size online
+// candidates vote).
+func (c *Config) SetCandidatePoolSize(size int) (*Config, error) {
+	if size < 1 || size > MaxCandidatePoolSize {
+		return nil, fmt.Errorf("the candidate pool size must be between 1 and %d (every candidate votes: an odd number, 3 or 5, suits most clusters), not %d", MaxCandidatePoolSize, size)
+	}
+	nc := c.Clone()
+	nc.Serial++
+	nc.CandidatePoolSize = size
+	cands := 0
+	for _, n := range nc.Nodes {
+		if n.Candidate {
+			cands++
+		}
+	}
+	for i := range nc.Nodes {
+		if cands >= size {
+			break
+		}
+		if !nc.Nodes[i].Candidate && nc.Nodes[i].Online {
+			nc.Nodes[i].Candidate = true
+			cands++
+		}
+	}
 	return nc, nil
 }
 

@@ -154,7 +154,7 @@ func TestAddNodeCandidatePool(t *testing.T) {
 	for _, tc := range []struct {
 		pool, want int // pool size, candidates after adding 12 nodes to a one-node cluster
 	}{
-		{0, DefaultCandidatePoolSize}, // 0: the default, ten
+		{0, DefaultCandidatePoolSize}, // 0: the default, five
 		{3, 3},
 		{1, 1},
 		{20, 13},
@@ -363,4 +363,59 @@ func TestConfigProperties(t *testing.T) {
 			c = next
 		}
 	})
+}
+
+// SetCandidatePoolSize fills a larger pool with online nodes in
+// configuration order, leaves candidates alone when it shrinks, and
+// refuses sizes out of range.
+func TestSetCandidatePoolSize(t *testing.T) {
+	c := NewConfig("n0", "h0:1")
+	c.CandidatePoolSize = 1
+	var err error
+	for i := 1; i <= 4; i++ {
+		if c, err = c.AddNode(fmt.Sprintf("n%d", i), fmt.Sprintf("h%d:1", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	off := false
+	if c, err = c.Modify("n1", nil, &off); err != nil { // n1 offline
+		t.Fatal(err)
+	}
+	cands := func(c *Config) (out []string) {
+		for _, n := range c.Nodes {
+			if n.Candidate {
+				out = append(out, n.Name)
+			}
+		}
+		return out
+	}
+	if got := cands(c); !slices.Equal(got, []string{"n0"}) {
+		t.Fatalf("candidates with a pool of 1: %v", got)
+	}
+	big, err := c.SetCandidatePoolSize(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cands(big); !slices.Equal(got, []string{"n0", "n2", "n3"}) || big.CandidatePoolSize != 3 || big.Serial != c.Serial+1 {
+		t.Fatalf("pool of 3: candidates %v, pool %d, serial %d", got, big.CandidatePoolSize, big.Serial)
+	}
+	if got := cands(c); !slices.Equal(got, []string{"n0"}) {
+		t.Fatalf("the receiver changed: %v", got)
+	}
+	small, err := big.SetCandidatePoolSize(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cands(small); !slices.Equal(got, []string{"n0", "n2", "n3"}) || small.CandidatePoolSize != 1 {
+		t.Fatalf("pool of 1 again: candidates %v, pool %d", got, small.CandidatePoolSize)
+	}
+	if w := WantedVoters(small, "n0", small.CandidatePoolSize); !slices.Equal(w, []string{"n0"}) {
+		t.Fatalf("voters of a pool of 1: %v", w)
+	}
+	for _, size := range []int{0, -1, MaxCandidatePoolSize + 1} {
+		if _, err := c.SetCandidatePoolSize(size); err == nil ||
+			err.Error() != fmt.Sprintf("the candidate pool size must be between 1 and 9 (every candidate votes: an odd number, 3 or 5, suits most clusters), not %d", size) {
+			t.Errorf("size %d: %v", size, err)
+		}
+	}
 }

@@ -11,18 +11,12 @@ import "slices"
 // view changes (a node joins, catches up, is marked offline, is made a
 // candidate or not).
 
-// DefaultVoterPoolSize is how many master candidates (voters) a Raft
-// cluster has unless configured: five, which tolerates two failures, the
-// size etcd's and Consul's authors recommend for production; more voters
-// make every commit wait for more acknowledgements.
-const DefaultVoterPoolSize = 5
-
 // WantedVoters are the nodes that should vote: the master, then the
 // online candidates in configuration order, up to pool in all (pool <= 0:
-// DefaultVoterPoolSize).
+// DefaultCandidatePoolSize).
 func WantedVoters(c *Config, master string, pool int) []string {
 	if pool <= 0 {
-		pool = DefaultVoterPoolSize
+		pool = DefaultCandidatePoolSize
 	}
 	out := []string{}
 	if _, ok := c.Node(master); ok {

@@ -225,7 +225,14 @@ func Run(ctx context.Context, o Options) error {
 			// as they were in the configuration, and start from a
 			// snapshot of it.
 			bootstrap, n.boot = true, old
-			log.Info("upgrading the cluster to the Raft log: this node (the master) starts it with its queue", "cluster", old.Name, "nodes", len(old.Nodes))
+			if old.CandidatePoolSize == cluster.OldDefaultCandidatePoolSize || old.CandidatePoolSize <= 0 {
+				// No release before the log could change the pool: it is
+				// the old default, ten candidates. In the log every
+				// candidate votes, and the pool is Raft's default.
+				n.boot = old.Clone()
+				n.boot.CandidatePoolSize = cluster.DefaultCandidatePoolSize
+			}
+			log.Info("upgrading the cluster to the Raft log: this node (the master) starts it with its queue", "cluster", old.Name, "nodes", len(old.Nodes), "candidate_pool_size", n.boot.CandidatePoolSize)
 		} else {
 			log.Info("upgrading to the Raft log: this node waits until the master adds it", "master", old.Master)
 		}

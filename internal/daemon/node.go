@@ -646,9 +646,17 @@ func (n *nodeRT) Delay(ctx context.Context, name string, d time.Duration) error 
 
 // fenced starts an execution ordered by the master of epoch (its term):
 // refused if this node knows a newer master, stopped if it learns of one
-// while it runs (package fence).
+// while it runs, and begun only once the executions of older masters have
+// ended (package fence).
 func (n *nodeRT) fenced(ctx context.Context, epoch int64, what string) (context.Context, func(), error) {
 	fctx, end, err := n.fence.Begin(ctx, epoch)
+	var stopping *fence.StoppingError
+	if errors.As(err, &stopping) {
+		// Executions an older master ordered here are still ending: the
+		// new master's work waits for them, not alongside them.
+		n.log.Warn("an execution waited for those of an older master to end, in vain", "what", what, "err", err)
+		return nil, nil, &noderpc.Error{Code: noderpc.CodeInternal, Message: err.Error()}
+	}
 	if err != nil {
 		n.log.Warn("refused an execution ordered by a deposed master", "what", what, "err", err)
 		return nil, nil, &noderpc.Error{Code: noderpc.CodeStaleEpoch, Epoch: n.fence.Newest(), Message: err.Error()}

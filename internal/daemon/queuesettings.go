@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/cluster"
 	"github.com/jobq-dev/jobq/opcodes"
 )
 
@@ -79,14 +80,16 @@ var clusterSetParamsCommon = map[string]bool{
 }
 
 // clusterSetParams is OP_CLUSTER_SET_PARAMS as jobq runs it: only the
-// queue's max_running_jobs and max_tracked_jobs change; every other
-// parameter must be left out or empty (null, false, {}, [], "") as
+// queue's max_running_jobs and max_tracked_jobs and the cluster's
+// candidate_pool_size (how many master candidates vote) change; every
+// other parameter must be left out or empty (null, false, {}, [], "") as
 // gnt-cluster modify sends the ones it was not given.
 type clusterSetParams struct {
-	n              *nodeRT
-	MaxRunningJobs *int64 `json:"max_running_jobs"`
-	MaxTrackedJobs *int64 `json:"max_tracked_jobs"`
-	others         []string
+	n                 *nodeRT
+	MaxRunningJobs    *int64 `json:"max_running_jobs"`
+	MaxTrackedJobs    *int64 `json:"max_tracked_jobs"`
+	CandidatePoolSize *int64 `json:"candidate_pool_size"`
+	others            []string
 }
 
 func (p *clusterSetParams) UnmarshalJSON(b []byte) error {
@@ -95,13 +98,14 @@ func (p *clusterSetParams) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	var v struct {
-		MaxRunningJobs *int64 `json:"max_running_jobs"`
-		MaxTrackedJobs *int64 `json:"max_tracked_jobs"`
+		MaxRunningJobs    *int64 `json:"max_running_jobs"`
+		MaxTrackedJobs    *int64 `json:"max_tracked_jobs"`
+		CandidatePoolSize *int64 `json:"candidate_pool_size"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	p.MaxRunningJobs, p.MaxTrackedJobs = v.MaxRunningJobs, v.MaxTrackedJobs
+	p.MaxRunningJobs, p.MaxTrackedJobs, p.CandidatePoolSize = v.MaxRunningJobs, v.MaxTrackedJobs, v.CandidatePoolSize
 	p.others = unsupportedClusterParams(m)
 	return nil
 }
@@ -111,7 +115,7 @@ func (p *clusterSetParams) UnmarshalJSON(b []byte) error {
 func unsupportedClusterParams(m map[string]json.RawMessage) []string {
 	var out []string
 	for k, v := range m {
-		if clusterSetParamsCommon[k] || k == "max_running_jobs" || k == "max_tracked_jobs" || k == "force" {
+		if clusterSetParamsCommon[k] || k == "max_running_jobs" || k == "max_tracked_jobs" || k == "candidate_pool_size" || k == "force" {
 			continue
 		}
 		switch string(bytes.Join(bytes.Fields(v), nil)) {
@@ -126,10 +130,13 @@ func unsupportedClusterParams(m map[string]json.RawMessage) []string {
 
 func (p *clusterSetParams) Validate() error {
 	if len(p.others) > 0 {
-		return opcodes.PrereqError("wrong_input", "jobq changes only max_running_jobs and max_tracked_jobs of the cluster; leave out %v (gnt-cluster modify and jobq cluster modify take --max-running-jobs and --max-tracked-jobs)", p.others)
+		return opcodes.PrereqError("wrong_input", "jobq changes only max_running_jobs, max_tracked_jobs and candidate_pool_size of the cluster; leave out %v (gnt-cluster modify and jobq cluster modify take --max-running-jobs, --max-tracked-jobs and --candidate-pool-size)", p.others)
 	}
-	if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil {
-		return opcodes.PrereqError("wrong_input", "Please give at least one of the parameters max_running_jobs and max_tracked_jobs")
+	if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil && p.CandidatePoolSize == nil {
+		return opcodes.PrereqError("wrong_input", "Please give at least one of the parameters max_running_jobs, max_tracked_jobs and candidate_pool_size")
+	}
+	if v := p.CandidatePoolSize; v != nil && (*v < 1 || *v > cluster.MaxCandidatePoolSize) {
+		return opcodes.PrereqError("wrong_input", "candidate_pool_size must be between 1 and %d (every candidate votes: 3 or 5 suits most clusters), got %d", cluster.MaxCandidatePoolSize, *v)
 	}
 	for name, v := range map[string]*int64{"max_running_jobs": p.MaxRunningJobs, "max_tracked_jobs": p.MaxTrackedJobs} {
 		if v != nil && (*v < 1 || *v > 1<<20) {
@@ -144,6 +151,15 @@ func (p *clusterSetParams) Validate() error {
 // nothing, as Ganeti's LUClusterSetParams (gnt-cluster modify prints no
 // line).
 func (p *clusterSetParams) Exec(ctx context.Context, _ opcodes.Env) (any, error) {
+	if p.CandidatePoolSize != nil {
+		size := int(*p.CandidatePoolSize)
+		if _, err := p.n.changeConfig(ctx, func(c *cluster.Config) (*cluster.Config, error) { return c.SetCandidatePoolSize(size) }); err != nil {
+			return nil, err
+		}
+		if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil {
+			return nil, nil
+		}
+	}
 	p.n.filterMu.Lock() // one change of the cluster's settings at a time
 	defer p.n.filterMu.Unlock()
 	s := p.n.queueSettings()

@@ -21,7 +21,7 @@ func TestUnsupportedClusterParams(t *testing.T) {
 		want []string
 	}{
 		{gntClusterModify, nil},
-		{`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "max_tracked_jobs": 30, "vg_name": null, "candidate_pool_size": 10, "hvparams": {"kvm": {}}, "tags": [], "mac_prefix": ""}`, []string{"candidate_pool_size", "hvparams"}},
+		{`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "max_tracked_jobs": 30, "vg_name": null, "candidate_pool_size": 10, "hvparams": {"kvm": {}}, "tags": [], "mac_prefix": ""}`, []string{"hvparams"}},
 		{`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "drbd_helper": "x", "uid_pool": [[1, 2]], "force": true}`, []string{"drbd_helper", "uid_pool"}},
 	} {
 		var m map[string]json.RawMessage
@@ -57,10 +57,10 @@ func TestClusterSetParamsMaxRunning(t *testing.T) {
 	for _, g := range ids {
 		n.waitStatus(g, "success")
 	}
-	bad := n.submit(`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "max_running_jobs": 2, "candidate_pool_size": 3}`)
+	bad := n.submit(`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "max_running_jobs": 2, "mac_prefix": "aa:00:00"}`)
 	n.waitStatus(bad, "error")
 	n.call(&rows, "QueryJobs", []int64{bad}, []string{"opresult"})
-	want := `[[OpPrereqError [jobq changes only max_running_jobs and max_tracked_jobs of the cluster; leave out [candidate_pool_size] (gnt-cluster modify and jobq cluster modify take --max-running-jobs and --max-tracked-jobs) wrong_input]]]`
+	want := `[[OpPrereqError [jobq changes only max_running_jobs, max_tracked_jobs and candidate_pool_size of the cluster; leave out [mac_prefix] (gnt-cluster modify and jobq cluster modify take --max-running-jobs, --max-tracked-jobs and --candidate-pool-size) wrong_input]]]`
 	if got := fmt.Sprint(rows[0][0]); got != want {
 		t.Errorf("opresult %s,\nwant %s", got, want)
 	}
@@ -89,5 +89,41 @@ func TestMaxRunningLoadedFromSettings(t *testing.T) {
 	}
 	for i := range 3 {
 		n.waitGate(fmt.Sprintf("g%d", i))
+	}
+}
+
+// OP_CLUSTER_SET_PARAMS with candidate_pool_size (gnt-cluster modify
+// --candidate-pool-size) changes how many candidates vote, through the
+// cluster's configuration; sizes out of range are refused naming the
+// range.
+func TestClusterSetParamsCandidatePool(t *testing.T) {
+	n := startNode(t, 1, nil)
+	pool := func() int64 {
+		var info struct {
+			Pool int64 `json:"candidate_pool_size"`
+		}
+		n.call(&info, "JobqClusterInfo")
+		return info.Pool
+	}
+	if got := pool(); got != 5 {
+		t.Fatalf("a new cluster's pool: %d, want 5", got)
+	}
+	id := n.submit(`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "candidate_pool_size": 3, "max_running_jobs": null}`)
+	n.waitStatus(id, "success")
+	if got := pool(); got != 3 {
+		t.Fatalf("pool after the change: %d, want 3", got)
+	}
+	var rows [][]any
+	for _, size := range []int{0, 10, -1} {
+		bad := n.submit(fmt.Sprintf(`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "candidate_pool_size": %d}`, size))
+		n.waitStatus(bad, "error")
+		n.call(&rows, "QueryJobs", []int64{bad}, []string{"opresult"})
+		want := fmt.Sprintf(`[[OpPrereqError [candidate_pool_size must be between 1 and 9 (every candidate votes: 3 or 5 suits most clusters), got %d wrong_input]]]`, size)
+		if got := fmt.Sprint(rows[0][0]); got != want {
+			t.Errorf("size %d: opresult %s,\nwant %s", size, got, want)
+		}
+	}
+	if got := pool(); got != 3 {
+		t.Fatalf("pool after refused changes: %d, want 3", got)
 	}
 }

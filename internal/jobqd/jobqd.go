@@ -29,6 +29,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/duration"
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/store"
+	"github.com/jobq-dev/jobq/opcodes"
 )
 
 // ConfigKeys are the settings the configuration file may give, named like
@@ -63,6 +64,9 @@ type Env struct {
 	Notify func(state string) (bool, error)
 	// Getenv reads the environment ($JOBQ_JOIN_TOKEN; nil: os.Getenv).
 	Getenv func(string) string
+	// Opcodes are registered beside jobq's built-in opcodes (the public
+	// package server's Options.Opcodes).
+	Opcodes []opcodes.Definition
 }
 
 func (e Env) withDefaults() Env {
@@ -164,6 +168,11 @@ line is wrong, 1 on any other error.`,
 			if checkConfig && upgradeQueue {
 				return usagef("give at most one of --check-config and --upgrade-queue")
 			}
+			reg, err := registry(env.Opcodes)
+			if err != nil {
+				return err
+			}
+			o.Registry = reg
 			src, err := loadConfig(cmd, configPath)
 			if err != nil {
 				return err
@@ -430,6 +439,17 @@ func wrap(s string, width int) string {
 		n += len(w)
 	}
 	return b.String()
+}
+
+// registry returns jobq's built-in opcodes with extra ones registered.
+func registry(extra []opcodes.Definition) (*opcodes.Registry, error) {
+	reg := opcodes.Builtin()
+	for _, d := range extra {
+		if err := reg.Register(d); err != nil {
+			return nil, fmt.Errorf("this program's own opcodes: %w (fix its server.Options.Opcodes)", err)
+		}
+	}
+	return reg, nil
 }
 
 // run serves the node until ctx is cancelled, telling the service manager

@@ -51,7 +51,7 @@ type Config struct {
 	Store     *store.Store
 	Bootstrap bool // a new one-node cluster when Dir holds no state
 	Timing    consensus.Timing
-	Pool      int // voters wanted; 0: cluster.DefaultVoterPoolSize
+	Pool      int // voters wanted, for tests; 0: the cluster's candidate_pool_size
 	Listener  net.Listener
 	Dial      func(ctx context.Context, addr string) (net.Conn, error)
 	// Fetch reaches the master's queue files when a snapshot is restored.
@@ -377,7 +377,11 @@ func (m *Member) changeVoters() {
 		}
 	}
 	commit := m.node.CommitIndex()
-	ch, ok := cluster.NextVoterChange(c, m.node.Name(), m.cfg.Pool, voters, learners, func(n string) bool {
+	pool := c.CandidatePoolSize
+	if m.cfg.Pool > 0 {
+		pool = m.cfg.Pool
+	}
+	ch, ok := cluster.NextVoterChange(c, m.node.Name(), pool, voters, learners, func(n string) bool {
 		return m.node.Match(n) >= commit
 	})
 	if !ok {

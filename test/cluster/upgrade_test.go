@@ -99,6 +99,11 @@ func TestUpgradeThreeNodes(t *testing.T) {
 	waitVoters(t, n1, "node1", "node2", "node3")
 	waitInSync(t, n1)
 	sameFiles(t, n1, n2, n3)
+	// The release before held Ganeti's ten candidates, which nothing
+	// could change: in the log the pool (the voters) is Raft's five.
+	if p := clusterInfo(t, n1).Pool; p != 5 {
+		t.Errorf("candidate_pool_size after the upgrade: %d, want 5", p)
+	}
 	c1 := n1.client(t)
 	ctx := context.Background()
 	id, err := c1.SubmitJob(ctx, delay(time.Millisecond))

@@ -1,10 +1,17 @@
 package ganeti_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jobq-dev/jobq/luxi"
 )
 
 // TestGanetiClusterInfoTags runs Ganeti's own "gnt-cluster info",
@@ -54,7 +61,11 @@ func TestGanetiClusterInfoTags(t *testing.T) {
 	facts := regexp.MustCompile(`(?m)^(Cluster name|Master node): \S+$`)
 	uuid := regexp.MustCompile(`(?m)^Cluster UUID: [0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 	times := regexp.MustCompile(`(?m)^(Creation|Modification) time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$`)
+	// jobq's candidate pool is its voters (default 5), Ganeti's the copies
+	// of its configuration (default 10): the value is checked below.
+	pool := regexp.MustCompile(`(?m)^  candidate pool size: \d+$`)
 	norm := func(text string) string {
+		text = pool.ReplaceAllString(text, "  candidate pool size: <N>")
 		text = facts.ReplaceAllString(text, "$1: <NAME>")
 		text = uuid.ReplaceAllString(text, "Cluster UUID: <UUID>")
 		return times.ReplaceAllString(text, "$1 time: <TIME>")
@@ -63,6 +74,13 @@ func TestGanetiClusterInfoTags(t *testing.T) {
 	got := s.gnt("gnt-cluster", "info")
 	if !strings.Contains(got, "Cluster name: "+nodeName+"\n") || !strings.Contains(got, "Master node: "+nodeName+"\n") {
 		t.Errorf("gnt-cluster info does not name the cluster and master %s:\n%s", nodeName, got)
+	}
+	var jq struct {
+		CandidatePoolSize int `json:"candidate_pool_size"`
+	}
+	jobqCall(t, filepath.Join(sockDir, "ganeti-query"), &jq, "JobqClusterInfo")
+	if line := fmt.Sprintf("\n  candidate pool size: %d\n", jq.CandidatePoolSize); !strings.Contains(got, line) {
+		t.Errorf("gnt-cluster info lacks %q (jobq's pool):\n%s", line, got)
 	}
 	if diff := lineDiff(want, norm(pick(got))); diff != "" {
 		t.Errorf("gnt-cluster info against jobqd (-Ganeti reference +jobqd, the lines jobq has):\n%s\nwhole output:\n%s", diff, got)
@@ -91,5 +109,24 @@ func TestGanetiClusterInfoTags(t *testing.T) {
 	}
 	if got := s.gnt("gnt-cluster", "info"); !strings.Contains(got, "\nTags: b-tag\n") {
 		t.Errorf("gnt-cluster info after add-tags:\n%s", got)
+	}
+}
+
+// jobqCall calls a LUXI method on sock and decodes the answer into out.
+func jobqCall(t *testing.T, sock string, out any, method string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := luxi.DialContext(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw, err := c.Call(ctx, method, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("%s answered %s: %v", method, raw, err)
 	}
 }

@@ -50,9 +50,12 @@ func TestGanetiClusterModify(t *testing.T) {
 	if st := jobStatus(t, sock, ids[2]); st != "queued" {
 		t.Errorf("third job with max_running_jobs 2: %s", st)
 	}
-	got := s.gnt("gnt-cluster", "modify", "--candidate-pool-size=3")
-	if !strings.Contains(got, "jobq changes only max_running_jobs and max_tracked_jobs of the cluster; leave out [candidate_pool_size]") || !strings.HasSuffix(got, "[rc=1]\n") {
+	if got := s.gnt("gnt-cluster", "modify", "--candidate-pool-size=3"); got != "$ gnt-cluster modify --candidate-pool-size=3\n[rc=0]\n" {
 		t.Errorf("gnt-cluster modify --candidate-pool-size printed\n%s", got)
+	}
+	got := s.gnt("gnt-cluster", "modify", "--mac-prefix=aa:00:00")
+	if !strings.Contains(got, "jobq changes only max_running_jobs, max_tracked_jobs and candidate_pool_size of the cluster; leave out [mac_prefix]") || !strings.HasSuffix(got, "[rc=1]\n") {
+		t.Errorf("gnt-cluster modify --mac-prefix printed\n%s", got)
 	}
 	waitForStatus(t, sock, ids[2], "running")
 }

@@ -25,14 +25,25 @@ type tourStep struct {
 
 var tourComment = regexp.MustCompile(`^(prints|refused:) "([^"]*)"`)
 
-// readmeTour returns the commands of the README's "A five-minute tour", in
-// order: every line of its sh blocks, the comment after two spaces and "#"
-// split off.
-func readmeTour(t *testing.T, readme string) []tourStep {
+// readmeSections are the README's sections whose commands TestReadmeTour
+// runs verbatim, each in a fresh tree, with the fewest commands each must
+// have (so that a broken parse cannot pass).
+var readmeSections = []struct {
+	title    string
+	minSteps int
+}{
+	{"A five-minute tour", 10},
+	{"Your own opcodes in Go", 4},
+}
+
+// readmeTour returns the commands of the README's section title (e.g. "A
+// five-minute tour"), in order: every line of its sh blocks, the comment
+// after two spaces and "#" split off.
+func readmeTour(t *testing.T, readme, title string, minSteps int) []tourStep {
 	t.Helper()
-	_, rest, ok := strings.Cut(readme, "\n## A five-minute tour\n")
+	_, rest, ok := strings.Cut(readme, "\n## "+title+"\n")
 	if !ok {
-		t.Fatal(`README.md has no section "## A five-minute tour"`)
+		t.Fatalf(`README.md has no section "## %s"`, title)
 	}
 	section, _, _ := strings.Cut(rest, "\n## ")
 	var steps []tourStep
@@ -57,8 +68,8 @@ func readmeTour(t *testing.T, readme string) []tourStep {
 			steps = append(steps, s)
 		}
 	}
-	if len(steps) < 10 {
-		t.Fatalf("the tour has only %d commands", len(steps))
+	if len(steps) < minSteps {
+		t.Fatalf("the README's %q has only %d commands", title, len(steps))
 	}
 	return steps
 }
@@ -118,8 +129,8 @@ echo "TOUR OK"
 	return b.String()
 }
 
-// TestReadmeTour runs the README's tour verbatim, as a new user would: in
-// a fresh copy of the repository's files, with an empty HOME and no
+// TestReadmeTour runs the README's tour, and each of readmeSections,
+// verbatim, as a new user would: in a fresh copy of the repository's files, with an empty HOME and no
 // $JOBQ_SOCKET, building the programs with the README's own command. It
 // runs in private mount, network and PID namespaces (as root), so that
 // the tour's /tmp/jobq is a tmpfs of its own, its default ports are free
@@ -141,7 +152,15 @@ func TestReadmeTour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := readmeTour(t, string(readme))
+	for _, sec := range readmeSections {
+		t.Run(strings.ReplaceAll(sec.title, " ", "_"), func(t *testing.T) {
+			runSection(t, root, readmeTour(t, string(readme), sec.title, sec.minSteps))
+		})
+	}
+}
+
+// runSection runs steps in a fresh tree, in private namespaces.
+func runSection(t *testing.T, root string, steps []tourStep) {
 
 	// A fresh tree: the repository's files as git lists them (the working
 	// copy's, so that the README under test is this one), nothing built.
