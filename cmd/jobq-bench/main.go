@@ -45,6 +45,10 @@ type options struct {
 	// workloads (jobs in time's cost): jobs due in a day, and schedules
 	// that fire once a year.
 	delayed, schedules int
+	// filters are job filter rules installed before the workloads (a
+	// filter's cost): rules that match no job but that the scheduler must
+	// evaluate for every job, deleted at the end.
+	filters int
 }
 
 func main() {
@@ -60,6 +64,7 @@ func main() {
 	flag.DurationVar(&o.diskTime, "disk-time", 2*time.Second, "how long to measure the disk")
 	flag.IntVar(&o.delayed, "delayed", 0, "first submit this many delayed jobs (due in a day) to the node")
 	flag.IntVar(&o.schedules, "schedules", 0, "first add this many schedules (firing once a year) to the node")
+	flag.IntVar(&o.filters, "filters", 0, "first add this many job filter rules (PAUSE, matching no job's opcode, evaluated for every job) to the node; deleted at the end")
 	which := flag.String("workloads", "disk,throughput,latency,watchers", "workloads to run, comma-separated")
 	populateDir := flag.String("populate", "", "instead of driving a node: write a data directory DIR with --live finished jobs and --archived archived ones (no daemon may use it)")
 	live := flag.Int("live", 100000, "with --populate: live jobs to write")
@@ -154,6 +159,21 @@ func run(o options) error {
 		}
 		out["delayed_jobs"], out["schedules"] = o.delayed, o.schedules
 		human = append(human, fmt.Sprintf("loaded first: %d delayed jobs (due in a day), %d schedules (yearly)", o.delayed, o.schedules))
+	}
+	if o.filters > 0 {
+		uuids, err := addFilters(ctx, c, o.filters)
+		defer func() {
+			for _, u := range uuids {
+				if _, err := c.Call(ctx, "DeleteFilter", u); err != nil {
+					fmt.Fprintf(os.Stderr, "jobq-bench: deleting filter %s: %v\n", u, err)
+				}
+			}
+		}()
+		if err != nil {
+			return err
+		}
+		out["filters"] = o.filters
+		human = append(human, fmt.Sprintf("loaded first: %d filter rules (PAUSE on an opcode no job has)", o.filters))
 	}
 
 	if o.workloads["disk"] {
@@ -468,4 +488,26 @@ func loadTimed(ctx context.Context, c *luxi.Client, delayed, schedules int) erro
 		}
 	}
 	return nil
+}
+
+// addFilters adds n filter rules that match no job: PAUSE when an opcode's
+// OP_ID is OP_BENCH_NEVER_i. Every rule's predicate is evaluated against
+// every opcode of every job the scheduler decides on. It returns the uuids
+// added, also when it fails part way.
+func addFilters(ctx context.Context, c *luxi.Client, n int) ([]string, error) {
+	var uuids []string
+	reason := [][]any{{"gnt:user", "jobq-bench", time.Now().UnixNano()}}
+	for i := range n {
+		preds := []any{[]any{"opcode", []any{"=", "OP_ID", fmt.Sprintf("OP_BENCH_NEVER_%d", i)}}}
+		raw, err := c.Call(ctx, "ReplaceFilter", nil, i, preds, "PAUSE", reason)
+		if err != nil {
+			return uuids, fmt.Errorf("adding filter %d: %w", i, err)
+		}
+		var u string
+		if err := json.Unmarshal(raw, &u); err != nil {
+			return uuids, fmt.Errorf("ReplaceFilter answered %s, not a uuid", raw)
+		}
+		uuids = append(uuids, u)
+	}
+	return uuids, nil
 }

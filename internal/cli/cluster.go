@@ -28,6 +28,15 @@ type clusterInfo struct {
 	// Drained and Jobs (live jobs by status) come from the master only.
 	Drained *bool          `json:"drained"`
 	Jobs    map[string]int `json:"jobs"`
+	// What QueryClusterInfo tells Ganeti's clients too (absent from an
+	// older jobqd's answer; uuid and times null until a master set them).
+	UUID            *string  `json:"uuid"`
+	CTime           *float64 `json:"ctime"`
+	MTime           *float64 `json:"mtime"`
+	SoftwareVersion *string  `json:"software_version"`
+	MaxRunningJobs  *int64   `json:"max_running_jobs"`
+	MaxTrackedJobs  *int64   `json:"max_tracked_jobs"`
+	Tags            []string `json:"tags"`
 }
 
 // clusterInfoFields are the columns of the node table of "jobq cluster
@@ -36,7 +45,7 @@ var clusterInfoFields = []string{"name", "address", "role", "online", "replicati
 
 func (a *app) newClusterCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "cluster info|join-token|verify-queue|master-failover|modify|watcher",
+		Use:   "cluster info|join-token|verify-queue|master-failover|modify|watcher|add-tags|list-tags|remove-tags",
 		Short: "Show the cluster, add nodes, check the queues, fail over the master",
 		Long: `Manage the jobq cluster, like "gnt-cluster": show its nodes and how far each
 is replicated, make a token for a node to join with, compare (and repair)
@@ -50,6 +59,7 @@ the queues of all nodes, and make this node the master.`,
 	}
 	cmd.AddCommand(a.newClusterInfoCmd(), a.newJoinTokenCmd(), a.newVerifyQueueCmd(), a.newMasterFailoverCmd(), a.newRenewCryptoCmd(),
 		a.newWatcherCmd(), a.newClusterModifyCmd())
+	cmd.AddCommand(a.newTagsCmds("cluster")...)
 	return cmd
 }
 
@@ -58,9 +68,12 @@ func (a *app) newClusterInfoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "info [flags]",
 		Short: "Show the cluster's name, master, epoch and nodes",
-		Long: `Show the cluster as the answering node knows it: its name, the master, the
+		Long: `Show the cluster as the answering node knows it: its name and uuid, when it
+was created and last modified (its tags or queue settings), the master, the
 epoch (raised at every master failover), the serial of the cluster
-configuration, the number of master candidates wanted, on the master the
+configuration, jobqd's version, the cluster's tags, the number of master
+candidates wanted, max_running_jobs and max_tracked_jobs (kept for Ganeti's
+clients, no effect in jobq: see "jobq cluster modify"), on the master the
 drain flag and the live jobs by status, and a table of the
 nodes with their address, role, whether they are online and their
 replication state: "in sync", "behind by N updates", "unreachable since
@@ -69,8 +82,10 @@ candidate receiving the queue: it counts in majorities once the master
 has it in sync), or "-" for the answering node itself.
 
 With --json, print jobqd's answer as a JSON object (name, master, epoch,
-serial, node, candidate_pool_size and nodes, each as "jobq node list --json"
-prints it).`,
+serial, node, candidate_pool_size, uuid, ctime, mtime, software_version,
+protocol_version, max_running_jobs, max_tracked_jobs, tags and nodes, each
+as "jobq node list --json" prints it). Ganeti's "gnt-cluster info" works
+against jobqd too (LUXI QueryClusterInfo), with the same facts.`,
 		Example: `  jobq cluster info
   jobq cluster info --json`,
 		Args: noArgs,
@@ -92,10 +107,37 @@ prints it).`,
 			}
 			w := a.env.Stdout
 			fmt.Fprintf(w, "Cluster name: %s\n", info.Name)
+			if info.UUID != nil {
+				fmt.Fprintf(w, "Cluster UUID: %s\n", *info.UUID)
+			}
+			for _, tm := range []struct {
+				label string
+				v     *float64
+			}{{"Creation time", info.CTime}, {"Modification time", info.MTime}} {
+				if tm.v != nil {
+					fmt.Fprintf(w, "%s: %s\n", tm.label, time.Unix(0, int64(*tm.v*1e9)).Format("2006-01-02 15:04:05"))
+				}
+			}
 			fmt.Fprintf(w, "Master node: %s\n", info.Master)
 			fmt.Fprintf(w, "Epoch: %d\n", info.Epoch)
 			fmt.Fprintf(w, "Configuration serial: %d\n", info.Serial)
+			if info.SoftwareVersion != nil {
+				fmt.Fprintf(w, "Software version: %s\n", *info.SoftwareVersion)
+			}
+			if info.Tags != nil {
+				tags := "(none)"
+				if len(info.Tags) > 0 {
+					tags = strings.Join(info.Tags, ", ")
+				}
+				fmt.Fprintf(w, "Tags: %s\n", tags)
+			}
 			fmt.Fprintf(w, "Candidate pool size: %d\n", info.CandidatePoolSize)
+			if info.MaxRunningJobs != nil {
+				fmt.Fprintf(w, "Maximal number of jobs running simultaneously: %d\n", *info.MaxRunningJobs)
+			}
+			if info.MaxTrackedJobs != nil {
+				fmt.Fprintf(w, "Maximal number of jobs tracked (Ganeti's; no effect in jobq): %d\n", *info.MaxTrackedJobs)
+			}
 			fmt.Fprintf(w, "Answering node: %s\n", info.Node)
 			if info.Drained != nil {
 				state := "open (submissions accepted)"

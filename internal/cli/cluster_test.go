@@ -40,7 +40,19 @@ func TestClusterInfo(t *testing.T) {
 	if want := "Answering node: node1\nQueue: drained (submissions refused)\nLive jobs: 2 queued, 0 waiting, 1 running, 0 canceling, 40 success, 0 error, 0 canceled\n\n"; got.code != 0 || !strings.Contains(got.stdout, want) {
 		t.Errorf("cluster info with queue state: %+v", got)
 	}
-	f.checkCalls(t, "JobqClusterInfo []", "JobqClusterInfo []", "JobqClusterInfo []")
+	// QueryClusterInfo's facts, when jobqd answers them.
+	f.script("JobqClusterInfo", strings.Replace(reply, `"candidate_pool_size":10,`, `"candidate_pool_size":10,"uuid":"4d107526-f805-4209-92b6-ba0e263f10ab",`+
+		`"ctime":1796661812.35,"mtime":1796662114.76,"software_version":"1.2.3","protocol_version":3000000,"max_running_jobs":20,"max_tracked_jobs":25,"tags":["a","b:c"],`, 1))
+	got = run(t, f.path, "cluster", "info")
+	ts := func(sec int64) string { return time.Unix(sec, 0).Format("2006-01-02 15:04:05") }
+	if want := "Cluster name: cluster1\nCluster UUID: 4d107526-f805-4209-92b6-ba0e263f10ab\n" +
+		"Creation time: " + ts(1796661812) + "\nModification time: " + ts(1796662114) + "\n" +
+		"Master node: node1\nEpoch: 3\nConfiguration serial: 42\nSoftware version: 1.2.3\nTags: a, b:c\n" +
+		"Candidate pool size: 10\nMaximal number of jobs running simultaneously: 20\n" +
+		"Maximal number of jobs tracked (Ganeti's; no effect in jobq): 25\nAnswering node: node1\n"; got.code != 0 || !strings.HasPrefix(got.stdout, want) {
+		t.Errorf("cluster info with QueryClusterInfo's facts:\n%s\nwant prefix\n%s", got.stdout, want)
+	}
+	f.checkCalls(t, "JobqClusterInfo []", "JobqClusterInfo []", "JobqClusterInfo []", "JobqClusterInfo []")
 }
 
 func TestReplicationText(t *testing.T) {

@@ -200,7 +200,7 @@ func (a *app) addCompletion(root *cobra.Command) {
 	for _, name := range []string{"watch", "wait"} {
 		find(name).ValidArgsFunction = a.completeJobIDs(true)
 	}
-	for _, path := range [][]string{{"node", "modify"}, {"node", "remove"}} {
+	for _, path := range [][]string{{"node", "modify"}, {"node", "remove"}, {"node", "add-tags"}, {"node", "list-tags"}, {"node", "remove-tags"}} {
 		find(path...).ValidArgsFunction = a.completeNodes(true, false)
 	}
 	_ = find("debug", "delay").RegisterFlagCompletionFunc("on-nodes", a.completeNodes(false, false))

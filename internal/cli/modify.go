@@ -13,10 +13,9 @@ func (a *app) newClusterModifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "modify [flags]",
 		Short: "Change the queue's parameters and the candidate pool cluster-wide",
-		Long: `Change how many jobs run at once (--max-running-jobs), how many the
-scheduler tracks (--max-tracked-jobs) and how many master candidates vote in
-the cluster's Raft group (--candidate-pool-size, default 5), like
-"gnt-cluster modify" (which works against jobqd too): a job with
+		Long: `Change how many jobs run at once (--max-running-jobs) and how many master
+candidates vote in the cluster's Raft group (--candidate-pool-size, default
+5), like "gnt-cluster modify" (which works against jobqd too): a job with
 OP_CLUSTER_SET_PARAMS agrees the values cluster-wide and they apply at once,
 on this master and on the next. jobq waits for the job; its failure is the
 command's.
@@ -25,7 +24,13 @@ A larger pool makes online nodes candidates, in the order they joined, until
 it is full; the master then promotes them to voters one at a time, each once
 it holds the log. A smaller pool demotes the voters beyond it. Every commit
 waits for a majority of the voters: 3 or 5 suit most clusters (5 tolerates
-two failures).`,
+two failures).
+
+--max-tracked-jobs is accepted, stored and reported (jobq cluster info,
+gnt-cluster info) for Ganeti's clients, but has no effect in jobq: in Ganeti
+it is how many job files luxid watches with inotify before it falls back to
+polling them; jobq's master keeps the live jobs in memory and watches no
+job file.`,
 		Example: `  jobq cluster modify --max-running-jobs=40
   jobq cluster modify --candidate-pool-size=3`,
 		Args: noArgs,
@@ -59,7 +64,7 @@ two failures).`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&maxRunning, "max-running-jobs", 0, "run at most `N` jobs at once")
-	f.IntVar(&maxTracked, "max-tracked-jobs", 0, "track at most `N` jobs in the scheduler")
+	f.IntVar(&maxTracked, "max-tracked-jobs", 0, "Ganeti's limit of job files luxid watches with inotify (`N`): kept and reported, no effect in jobq")
 	f.IntVar(&poolSize, "candidate-pool-size", 0, "let `N` master candidates vote (1 to 9; 3 or 5 suit most clusters)")
 	return cmd
 }

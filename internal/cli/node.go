@@ -170,7 +170,7 @@ func (a *app) nodeTable(nodes []nodeInfo, fields []string, tab tableOptions, sep
 
 func (a *app) newNodeCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "node list|modify|remove",
+		Use:   "node list|modify|remove|add-tags|list-tags|remove-tags",
 		Short: "List, modify or remove the cluster's nodes",
 		Long: `Manage the nodes of the cluster, like "gnt-node". A node joins the cluster
 with "jobqd --join HOST:PORT --token TOKEN" (see "jobq cluster join-token");
@@ -184,6 +184,7 @@ master.`,
 		RunE: groupRunE,
 	}
 	cmd.AddCommand(a.newNodeListCmd(), a.newNodeModifyCmd(), a.newNodeRemoveCmd())
+	cmd.AddCommand(a.newTagsCmds("node")...)
 	return cmd
 }
 

@@ -216,7 +216,7 @@ func TestNodeClusterUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"node"}, `"jobq node" needs a command: one of list, modify, remove (see "jobq node --help")`},
+		{[]string{"node"}, `"jobq node" needs a command: one of add-tags, list, list-tags, modify, remove, remove-tags (see "jobq node --help")`},
 		{[]string{"node", "lsit"}, `Unknown command "lsit" for "jobq node" (did you mean "list"?) (see "jobq node --help")`},
 		{[]string{"node", "list", "x"}, `"jobq node list" takes no arguments, got "x" (see "jobq node list --help")`},
 		{[]string{"node", "modify", "node2"}, `Give --master-candidate or --offline (or both) to say what to change on node node2 (see "jobq node modify --help")`},
@@ -224,9 +224,16 @@ func TestNodeClusterUsageErrors(t *testing.T) {
 		{[]string{"node", "modify", "node2", "--offline", "maybe"}, `Invalid argument "maybe" for "-O, --offline" flag: give yes or no (see "jobq node modify --help")`},
 		{[]string{"node", "remove"}, `"jobq node remove" takes exactly one node name, got 0 arguments (see "jobq node remove --help")`},
 		{[]string{"node", "remove", "a", "b"}, `"jobq node remove" takes exactly one node name, got 2 arguments (see "jobq node remove --help")`},
-		{[]string{"cluster"}, `"jobq cluster" needs a command: one of info, join-token, master-failover, modify, renew-crypto, verify-queue, watcher (see "jobq cluster --help")`},
+		{[]string{"cluster"}, `"jobq cluster" needs a command: one of add-tags, info, join-token, list-tags, master-failover, modify, remove-tags, renew-crypto, verify-queue, watcher (see "jobq cluster --help")`},
 		{[]string{"cluster", "verify"}, `Unknown command "verify" for "jobq cluster" (did you mean "verify-queue"?) (see "jobq cluster --help")`},
-		{[]string{"cluster", "add"}, `Unknown command "add" for "jobq cluster"; its commands are info, join-token, master-failover, modify, renew-crypto, verify-queue, watcher (see "jobq cluster --help")`},
+		{[]string{"cluster", "add"}, `Unknown command "add" for "jobq cluster" (did you mean "add-tags"?) (see "jobq cluster --help")`},
+		{[]string{"cluster", "frob"}, `Unknown command "frob" for "jobq cluster"; its commands are add-tags, info, join-token, list-tags, master-failover, modify, remove-tags, renew-crypto, verify-queue, watcher (see "jobq cluster --help")`},
+		{[]string{"cluster", "add-tags"}, `Give at least one tag (see "jobq cluster add-tags --help")`},
+		{[]string{"cluster", "add-tags", "ok", "not ok"}, `Tag "not ok": Tag contains invalid characters (see "jobq cluster add-tags --help")`},
+		{[]string{"cluster", "remove-tags", strings.Repeat("t", 129)}, `Tag "` + strings.Repeat("t", 129) + `": Tag too long (>128 characters) (see "jobq cluster remove-tags --help")`},
+		{[]string{"cluster", "list-tags", "x"}, `"jobq cluster list-tags" takes no tags, got "x" (see "jobq cluster list-tags --help")`},
+		{[]string{"node", "add-tags"}, `Give the node's name, then the tags (see "jobq node add-tags --help")`},
+		{[]string{"node", "add-tags", "node2"}, `Give at least one tag (see "jobq node add-tags --help")`},
 		{[]string{"cluster", "info", "now"}, `"jobq cluster info" takes no arguments, got "now" (see "jobq cluster info --help")`},
 		{[]string{"cluster", "join-token", "--ttl", "soon"}, `--ttl: invalid duration "soon": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobq cluster join-token --help")`},
 		{[]string{"cluster", "join-token", "--ttl=-5"}, `--ttl: invalid duration "-5": give seconds (such as 90 or 0.5) or a number with a unit (such as 10s, 5m, 1h or 2d) (see "jobq cluster join-token --help")`},

@@ -44,6 +44,14 @@ func (n *nodeRT) serveCluster(ctx context.Context, req *luxi.Request) (any, erro
 			}
 			out["drained"], out["jobs"] = q.Drained(), jobs
 		}
+		// The facts QueryClusterInfo tells Ganeti's clients.
+		maxRunning := n.maxRunning()
+		if q := n.queue(); q != nil {
+			maxRunning = q.MaxRunning()
+		}
+		for k, v := range n.clusterFacts(maxRunning) {
+			out[k] = v
+		}
 		return out, nil
 	case "JobqNodeList":
 		return n.nodeList(), nil

@@ -184,6 +184,9 @@ func Run(ctx context.Context, o Options) error {
 	if err := n.registerClusterSetParams(n.o.Registry); err != nil {
 		log.Warn("OP_CLUSTER_SET_PARAMS is not jobq's: the queue settings cannot change at run time", "err", err)
 	}
+	if err := n.registerTags(n.o.Registry); err != nil {
+		log.Warn("the OP_TAGS_* opcodes are not jobq's: tags cannot change", "err", err)
+	}
 	ls.rapi = nil // the first leadership serves on it
 	closeListener := func() {
 		ls.close()

@@ -184,6 +184,12 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		return h.classicQueryFilters(req)
 	case "SetWatcherPause":
 		return h.n.setWatcherPause(ctx, req)
+	case "QueryTags":
+		return h.n.queryTags(req)
+	case "QueryClusterInfo":
+		return h.n.clusterInfo(h.q.MaxRunning()), nil
+	case "QueryNodes":
+		return h.n.queryNodes(req)
 	case "QueryFields":
 		if len(raw) != 2 {
 			return nil, badArgs(req.Method, "expected [resource, fields]")
@@ -313,12 +319,16 @@ func (h *luxiHandler) query(req *luxi.Request, raw []json.RawMessage) (any, erro
 	if what == "filter" {
 		return h.queryFilters(fields, raw[2])
 	}
+	if what == "lock" {
+		flt, err := query.ParseFilterFor(raw[2], query.IsLockField)
+		if err != nil {
+			return nil, err
+		}
+		return h.queryLocks(fields, flt)
+	}
 	flt, err := query.ParseFilter(raw[2])
 	if err != nil {
 		return nil, err
-	}
-	if what == "lock" {
-		return h.queryLocks(fields, flt)
 	}
 	sel := queue.Selector{Match: flt.Match, Archived: query.WantArchived(fields)}
 	ids, byID := flt.RequestedIDs()

@@ -384,7 +384,7 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 		}
 		return nil, err
 	}
-	rs, err := startRAPI(n.o, rapiL, n.keys, q, rapiFilters{n: n, q: q}, n.config, n.replicationText, n.metrics, n.log)
+	rs, err := startRAPI(n.o, rapiL, n.keys, q, rapiFilters{n: n, q: q}, n.rapiLUXI, n.config, n.replicationText, n.metrics, n.log)
 	if err != nil {
 		_ = q.Shutdown(context.Background())
 		return nil, err
@@ -397,6 +397,7 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	q.SetFilters(filters)
 	q.SetMaxRunning(n.maxRunning())
 	n.startHousekeeping(q)
+	n.ensureIdentity(ctx)
 	n.log.Info("running as master", "epoch", term, "nodes", len(c.Nodes))
 	return q, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
 	"github.com/jobq-dev/jobq/opcodes"
@@ -15,11 +16,16 @@ import (
 const queueSettingsKey = "queue"
 
 // queueSettings are the queue's cluster-wide parameters; nil: not set
-// (jobqd's --max-running-jobs applies). max_tracked_jobs is kept for
-// Ganeti's clients; jobq's scheduler has no such limit.
+// (jobqd's --max-running-jobs applies). max_tracked_jobs is kept and
+// reported for Ganeti's clients but has no effect: in Ganeti it is how
+// many job files luxid watches with inotify before it falls back to
+// polling them (gnt-cluster(8)); jobq's master keeps every live job in
+// memory and wakes its watchers directly, and watches no job file.
 type queueSettings struct {
 	MaxRunningJobs *int64 `json:"max_running_jobs,omitempty"`
 	MaxTrackedJobs *int64 `json:"max_tracked_jobs,omitempty"`
+	// MTime: when they last changed (Unix seconds; the cluster's mtime).
+	MTime float64 `json:"mtime,omitempty"`
 }
 
 func (n *nodeRT) queueSettings() queueSettings {
@@ -40,6 +46,18 @@ func (n *nodeRT) maxRunning() int {
 		return int(*s.MaxRunningJobs)
 	}
 	return n.o.MaxRunning
+}
+
+// defaultMaxTrackedJobs is Ganeti's default max_tracked_jobs.
+const defaultMaxTrackedJobs = 25
+
+// maxTracked is the max_tracked_jobs reported: the cluster's, else
+// Ganeti's default.
+func (n *nodeRT) maxTracked() int64 {
+	if s := n.queueSettings(); s.MaxTrackedJobs != nil {
+		return *s.MaxTrackedJobs
+	}
+	return defaultMaxTrackedJobs
 }
 
 // watchQueueSettings hands every change of the queue settings to the
@@ -151,6 +169,7 @@ func (p *clusterSetParams) Exec(ctx context.Context, _ opcodes.Env) (any, error)
 	if p.MaxTrackedJobs != nil {
 		s.MaxTrackedJobs = p.MaxTrackedJobs
 	}
+	s.MTime = float64(time.Now().UnixMicro()) / 1e6
 	b, err := json.Marshal(s)
 	if err != nil {
 		return nil, err

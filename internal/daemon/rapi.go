@@ -40,7 +40,7 @@ type rapiService struct {
 // "off", presenting the keyring's cluster certificate (a renewed one from
 // the next connection on). It serves on l when l is not nil (opened by
 // listenRAPI at the start).
-func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue, filters rapi.Filters, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
+func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue, filters rapi.Filters, luxiCall rapi.LUXI, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
 	var err error
 	if o.RAPIAddr == "" || o.RAPIAddr == RAPIOff {
 		log.Info("RAPI is off")
@@ -59,6 +59,7 @@ func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue,
 	srv := rapi.New(rapi.Config{
 		Queue:     q,
 		Filters:   filters,
+		LUXI:      luxiCall,
 		UsersFile: users,
 		Cluster: func() rapi.ClusterInfo {
 			c := clusterCfg()

@@ -242,6 +242,12 @@ func eval(p cpred, obj map[string]any) bool {
 // them; ACCEPT or none: go on); then each ad hoc bucket of j must have
 // fewer running jobs than its limit. Otherwise Run. Deciding job after
 // job, adding each that runs to running, keeps every limit.
+//
+// Only queued jobs are decided: a job that runs goes on to its next
+// opcodes whatever the rules say, as in Ganeti 3.0 (design-optables.rst
+// says a PAUSE stops a running job before its next opcode, but Ganeti's
+// scheduler filters only the queued jobs it starts, and its job process
+// reads no rule); a running job counts toward the rate limits.
 func (s *Set) Decide(j *Job, running []*Job) Decision {
 	k := s.Applying(j)
 	d := Decision{}

@@ -114,6 +114,12 @@ type Filter struct {
 // that does not parse, ClassGenericError for an invalid job id in an
 // id-list filter, ClassParameterError for an unknown field.
 func ParseFilter(raw json.RawMessage) (*Filter, error) {
+	return ParseFilterFor(raw, IsJobField)
+}
+
+// ParseFilterFor is ParseFilter for a resource whose fields known names
+// (see ParseFilterValueFor).
+func ParseFilterFor(raw json.RawMessage, known func(string) bool) (*Filter, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 {
 		return &Filter{}, nil
@@ -127,7 +133,7 @@ func ParseFilter(raw json.RawMessage) (*Filter, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, newError(ClassRequest, "the filter is not valid JSON: unexpected data after the top-level value")
 	}
-	return ParseFilterValue(v)
+	return ParseFilterValueFor(v, known)
 }
 
 // ParseFilterValue parses an already decoded filter: the result of

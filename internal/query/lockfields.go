@@ -17,6 +17,16 @@ func LockFields() []FieldDef {
 	return out
 }
 
+// IsLockField reports whether name is a field of the lock resource.
+func IsLockField(name string) bool {
+	for _, f := range lockFields {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // LookupLockFields is LookupJobFields for the lock resource.
 func LookupLockFields(names []string) []FieldDef {
 	out := make([]FieldDef, 0, len(names))

@@ -255,3 +255,33 @@ func TestFilteredJobsStartAtSubmission(t *testing.T) {
 		}
 	}
 }
+
+// A PAUSE rule holds queued jobs only: a job already running goes on to
+// its next opcodes, as in Ganeti 3.0.2. design-optables.rst says the next
+// opcode of a running job "will not be started", but Ganeti never built
+// that: luxid's scheduler applies the rules when it picks queued jobs to
+// run (JQScheduler's jobFiltering over the queued jobs only), and the job
+// process that runs the opcodes (jqueue) does not read the rules.
+func TestFilterPauseLetsRunningJobFinish(t *testing.T) {
+	h := newHarness(t, t.TempDir(), 5)
+	id := h.submit(gate("r1"), gate("r2"))
+	s1, r1 := h.g.get("r1")
+	await(t, s1, "the job's first opcode to start")
+	h.q.SetFilters(rules(t, `PAUSE [["jobid", [">=", "id", 0]]]`))
+	queued := h.submit(gate("q"))
+	close(r1)
+	s2, r2 := h.g.get("r2")
+	await(t, s2, "the running job's second opcode to start under the PAUSE rule")
+	close(r2)
+	if st := h.waitFinal(id); st != job.StatusSuccess {
+		t.Fatalf("running job under PAUSE: %s", st)
+	}
+	if st := h.status(queued); st != job.StatusQueued {
+		t.Fatalf("job submitted under PAUSE: %s, want queued", st)
+	}
+	h.q.SetFilters(nil)
+	s, r := h.g.get("q")
+	await(t, s, "the paused job to start once its rule is gone")
+	close(r)
+	h.waitFinal(queued)
+}

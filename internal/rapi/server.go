@@ -33,6 +33,9 @@
 //	DELETE /2/filters/UUID       deletes it (POST, PUT, DELETE: write access)
 //	GET    /, /2                 null (Ganeti's legacy root resources)
 //
+// With Config.LUXI, also /2/tags, /2/nodes/NAME/tags, /2/query/RES and
+// /2/query/RES/fields, and /2/info as QueryClusterInfo (see [LUXI]).
+//
 // Answers are byte for byte what Ganeti 3.0's RAPI writes: Python-style
 // JSON (", " and ": " separators, non-ASCII escaped) with a final newline,
 // job dicts with their fields in Ganeti's order, and errors as
@@ -166,6 +169,11 @@ type Config struct {
 	Queue Queue
 	// Filters serves /2/filters; nil: not served (404).
 	Filters Filters
+	// LUXI serves /2/info (QueryClusterInfo), the tags (/2/tags,
+	// /2/nodes/NAME/tags) and the queries (/2/query/RES, /2/query/RES/fields)
+	// through jobqd's LUXI calls; nil: /2/info from Cluster, the others not
+	// served (404).
+	LUXI LUXI
 	// UsersFile is the users file (DATA_DIR/rapi/users). Empty or missing:
 	// nobody can authenticate.
 	UsersFile string
@@ -396,7 +404,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type request struct {
 	r    *http.Request
 	id   int64
-	uuid string          // the filter uuid of /2/filters/UUID
+	uuid string          // the filter uuid of /2/filters/UUID, the node of /2/nodes/NAME/tags, the resource of /2/query/RES
 	body json.RawMessage // the JSON body, checked (readBody); nil if none
 	user string
 }
@@ -419,6 +427,9 @@ func (s *Server) route(path string) (name string, id int64, eps map[string]endpo
 	case "/version":
 		return path, 0, map[string]endpoint{"GET": {fn: func(*request) (any, error) { return Version, nil }}}, true
 	case "/2/info":
+		if s.cfg.LUXI != nil {
+			return path, 0, map[string]endpoint{"GET": {fn: s.getClusterInfo}}, true
+		}
 		return path, 0, map[string]endpoint{"GET": {fn: s.getInfo}}, true
 	case "/2/features":
 		return path, 0, map[string]endpoint{"GET": {fn: func(*request) (any, error) { return Features, nil }}}, true
@@ -476,6 +487,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *RequestInfo
 	var uuid string
 	if !ok {
 		name, uuid, eps, ok = s.filterRoute(path)
+	}
+	if !ok {
+		name, uuid, eps, ok = s.clusterRoute(path)
 	}
 	var ep endpoint
 	var extra *extraRoute

@@ -13,7 +13,8 @@ import (
 )
 
 // TestSettingsSurviveFailover: the cluster-wide settings — a job filter,
-// a schedule, the queue's max_running_jobs, the watcher pause — are
+// a schedule, the queue's max_running_jobs, the watcher pause, the
+// cluster's and a node's tags, the cluster's uuid and creation time — are
 // agreed through the log: every node holds the same, and after the
 // master is killed the new master has them all and acts on them (the
 // filter still holds a job until it is deleted there).
@@ -33,6 +34,9 @@ func TestSettingsSurviveFailover(t *testing.T) {
 	ok(n1, "schedule", "add", "tick", "--every", "1h", "--", `{"OP_ID": "OP_TEST_DELAY", "duration": 1}`)
 	ok(n1, "cluster", "modify", "--max-running-jobs=3")
 	ok(n1, "cluster", "watcher", "pause", "1h")
+	ok(n1, "cluster", "add-tags", "rack:a1", "owner:ops")
+	ok(n1, "node", "add-tags", "node2", "ssd")
+	infoBefore := ok(n1, "cluster", "info")
 	ctx := context.Background()
 	held, err := n1.client(t).SubmitJob(ctx, delay(time.Millisecond))
 	if err != nil {
@@ -41,7 +45,7 @@ func TestSettingsSurviveFailover(t *testing.T) {
 	waitInSync(t, n1)
 	// Every node holds the same settings, byte for byte.
 	ref := settingsFiles(t, n1)
-	for _, key := range []string{"filters.json", "schedules.json", "queue.json", "watcher-pause.json", "cluster.json"} {
+	for _, key := range []string{"filters.json", "schedules.json", "queue.json", "watcher-pause.json", "cluster.json", "tags.json", "cluster-identity.json"} {
 		if ref[key] == nil {
 			t.Errorf("setting %s is not on %s (it has %v)", key, n1.name, names(ref))
 		}
@@ -65,6 +69,19 @@ func TestSettingsSurviveFailover(t *testing.T) {
 	}
 	if out := ok(m, "cluster", "watcher", "info"); !strings.Contains(out, "paused until") {
 		t.Errorf("watcher on the new master %s: %q", m.name, out)
+	}
+	if out := ok(m, "cluster", "list-tags"); out != "owner:ops\nrack:a1\n" {
+		t.Errorf("cluster tags on the new master %s: %q", m.name, out)
+	}
+	if out := ok(m, "node", "list-tags", "node2"); out != "ssd\n" {
+		t.Errorf("node2's tags on the new master %s: %q", m.name, out)
+	}
+	// The cluster's uuid and creation time are the first master's.
+	infoAfter := ok(m, "cluster", "info")
+	for _, label := range []string{"Cluster UUID: ", "Creation time: ", "Tags: "} {
+		if a, b := lineOf(infoBefore, label), lineOf(infoAfter, label); a == "" || a != b {
+			t.Errorf("%q before the failover, %q after", a, b)
+		}
 	}
 	cm := m.client(t)
 	if j, err := cm.Job(ctx, held); err != nil || j.Status != client.StatusQueued {
@@ -97,6 +114,16 @@ func settingsFiles(t *testing.T, n *cnode) map[string][]byte {
 		out[e.Name()] = b
 	}
 	return out
+}
+
+// lineOf is the line of text that starts with prefix, or "".
+func lineOf(text, prefix string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
 }
 
 func names(m map[string][]byte) []string {

@@ -108,7 +108,14 @@ func startJobqd(t *testing.T, bin string) (sockDir string) {
 // workers.
 func startJobqdWith(t *testing.T, bin string, serialSeed, maxRunning int) (sockDir string) {
 	t.Helper()
-	data, sockDir := t.TempDir(), t.TempDir()
+	return startJobqdIn(t, bin, t.TempDir(), serialSeed, maxRunning, "--rapi-addr", "127.0.0.1:0")
+}
+
+// startJobqdIn is startJobqdWith on the data directory data (which may
+// hold files already, e.g. rapi/users), with extraArgs (e.g. --rapi-addr).
+func startJobqdIn(t *testing.T, bin, data string, serialSeed, maxRunning int, extraArgs ...string) (sockDir string) {
+	t.Helper()
+	sockDir = t.TempDir()
 	if err := os.MkdirAll(filepath.Join(data, "queue"), 0o750); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +125,8 @@ func startJobqdWith(t *testing.T, bin string, serialSeed, maxRunning int) (sockD
 	cmd := exec.Command(bin, "--data-dir", data, "--node-name", nodeName,
 		"--luxi-socket", filepath.Join(sockDir, "ganeti-query"),
 		"--max-running-jobs", strconv.Itoa(maxRunning), "--shutdown-timeout", "5s",
-		"--rpc-addr", "127.0.0.1:0", "--rapi-addr", "127.0.0.1:0")
+		"--rpc-addr", "127.0.0.1:0")
+	cmd.Args = append(cmd.Args, extraArgs...)
 	log := &logWatcher{ready: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
