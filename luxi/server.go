@@ -412,6 +412,9 @@ var yes, no = true, false
 
 func (s *Server) serveConn(srvCtx context.Context, nc net.Conn) {
 	defer s.wg.Done()
+	if p, ok := peerCred(nc); ok {
+		srvCtx = WithPeer(srvCtx, p)
+	}
 	ctx, cancel := context.WithCancel(srvCtx)
 	in := make(chan inbound)
 	readerDone := make(chan struct{})

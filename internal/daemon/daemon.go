@@ -60,6 +60,10 @@ type Options struct {
 	// (and DataDir, DataDir/socket) so that its members may use them
 	// (socketgroup.go).
 	SocketGroup string
+	// AdminGroup, when not empty, names the group (or gid) whose members
+	// may make administrative LUXI calls besides root and the user jobqd
+	// runs as (authz.go); a group that does not exist fails the start.
+	AdminGroup string
 }
 
 // The default addresses of node RPC and RAPI. They do not collide with
@@ -124,6 +128,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 30 * time.Second
 	}
+	auth, err := newAuthz(o.AdminGroup)
+	if err != nil {
+		return err
+	}
 	if err := MakeDataDir(o.DataDir); err != nil {
 		return err
 	}
@@ -173,7 +181,7 @@ func Run(ctx context.Context, o Options) error {
 	if rpcListener == nil {
 		addr = "local"
 	}
-	n := &nodeRT{o: o, log: log, self: o.NodeName, addr: addr, st: st,
+	n := &nodeRT{o: o, log: log, self: o.NodeName, addr: addr, st: st, auth: auth,
 		tokens: map[string]time.Time{}, rapiListener: ls.rapi, opened: make(chan struct{})}
 	n.settings = &clusterSettings{n: n}
 	n.watchFilters()

@@ -48,6 +48,7 @@ type nodeRT struct {
 	client  *noderpc.Client
 	srv     *noderpc.Server
 	metrics *metrics.Set
+	auth    *authz    // who may make administrative calls (authz.go)
 	hkOnce  sync.Once // the housekeeping's settings watched (housekeeping.go)
 
 	changeMu sync.Mutex  // one membership or configuration change at a time

@@ -35,7 +35,7 @@ import (
 // the long flags; luxi-socket may appear more than once.
 var ConfigKeys = []string{
 	"data-dir", "node-name", "rpc-addr", "rapi-addr", "rapi-require-auth", "metrics-addr",
-	"luxi-socket", "socket-group", "max-running-jobs", "shutdown-timeout", "log-level",
+	"luxi-socket", "socket-group", "admin-group", "max-running-jobs", "shutdown-timeout", "log-level",
 	"join", "token", "token-file",
 }
 
@@ -119,7 +119,14 @@ creates a one-node cluster with itself as master, so that
 is a working job queue: submit with "jobq --data-dir /tmp/jobq debug delay 1".
 The LUXI socket is DIR/socket/jobq-query (mode 0660); --luxi-socket serves it
 on more paths, e.g. Ganeti's /var/run/ganeti/socket/ganeti-query, and
---socket-group gives the sockets to a group whose members may use them.
+--socket-group gives the sockets to a group whose members may use them:
+submit, query, cancel and archive jobs. Administrative calls (join tokens,
+master failover, node changes, certificate renewal, filters, schedules, queue
+settings, drain, watcher pause, restricted commands) are for root, jobqd's
+own user and the members of --admin-group only; each is logged at INFO with
+the message "audit", as are cancels, priority changes and archives. Every job
+records its author (the LUXI peer's uid from SO_PEERCRED, the RAPI or
+dashboard user, the node) in its reason trail.
 
 Settings come from the command line and from the configuration file
 ` + config.DefaultPath + ` (--config FILE reads another; a missing default file
@@ -235,6 +242,7 @@ line is wrong, 1 on any other error.`,
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "off", "serve Prometheus metrics at `HOST:PORT`/metrics over plain HTTP, unauthenticated; \"off\": only on RAPI, to its users")
 	f.StringArrayVar(&o.LUXISockets, "luxi-socket", nil, "serve LUXI on the socket `PATH` too (repeatable)")
 	f.StringVar(&o.SocketGroup, "socket-group", "", "give the LUXI sockets (mode 0660) and DIR, DIR/socket to `GROUP`, whose members may then use jobq; a missing group is a warning")
+	f.StringVar(&o.AdminGroup, "admin-group", "", "members of `GROUP` (name or gid) may make jobq's administrative calls (join tokens, master failover, node changes, certificate renewal, filters, schedules, queue settings, watcher pause, drain, restricted commands and OP_CLUSTER_SET_PARAMS jobs); root and jobqd's own user always may, others (the socket group) may not. Giving the socket group hands every socket user the cluster's key and root on every node")
 	f.IntVar(&o.MaxRunning, "max-running-jobs", queue.DefaultMaxRunning, "how many jobs execute at once")
 	f.Var(duration.Var(&o.ShutdownTimeout, 30*time.Second), "shutdown-timeout", "on SIGTERM, how long running opcodes may go on before they are interrupted (seconds, or such as 30s, 5m)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
