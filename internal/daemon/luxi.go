@@ -5,14 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jobq-dev/jobq/locking"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jobq-dev/jobq/locking"
+
 	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/idem"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/query"
 	"github.com/jobq-dev/jobq/internal/queue"
@@ -98,8 +100,9 @@ func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (res any
 
 // submit submits jobs as the call's author, with an audit line when they
 // carry an administrative opcode.
-func (h *luxiHandler) submit(method string, jobs [][]json.RawMessage, ignoreDrain bool, timing job.Timing) ([]queue.SubmitResult, error) {
-	res, err := h.q.SubmitWith(jobs, queue.SubmitOptions{IgnoreDrain: ignoreDrain, Timing: timing, Author: h.who, Admin: h.admin})
+func (h *luxiHandler) submit(method string, jobs [][]json.RawMessage, o queue.SubmitOptions) ([]queue.SubmitResult, error) {
+	o.Author, o.Admin = h.who, h.admin
+	res, err := h.q.SubmitWith(jobs, o)
 	if op := adminOpcodeIn(jobs); op != "" {
 		result := resultOf(err)
 		if err == nil {
@@ -144,7 +147,7 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 	switch req.Method {
 	case "SubmitJob", "SubmitJobToDrainedQueue":
 		var ops []json.RawMessage
-		timing, err := submitArgs(req, len(raw), &ops)
+		timing, key, err := submitArgs(req, len(raw), &ops)
 		if err != nil {
 			return nil, err
 		}
@@ -153,7 +156,8 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		if err := job.CheckNoRelativeDeps(ops); err != nil {
 			return nil, luxi.NewError("GenericError", err.Error())
 		}
-		res, err := h.submit(req.Method, [][]json.RawMessage{ops}, req.Method == "SubmitJobToDrainedQueue", timing)
+		res, err := h.submit(req.Method, [][]json.RawMessage{ops}, queue.SubmitOptions{
+			IgnoreDrain: req.Method == "SubmitJobToDrainedQueue", Timing: timing, IdempotencyKey: key})
 		if err != nil {
 			return nil, err
 		}
@@ -163,11 +167,11 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		return res[0].ID, nil
 	case "SubmitManyJobs":
 		var jobs [][]json.RawMessage
-		timing, err := submitArgs(req, len(raw), &jobs)
+		timing, key, err := submitArgs(req, len(raw), &jobs)
 		if err != nil {
 			return nil, err
 		}
-		res, err := h.submit(req.Method, jobs, false, timing)
+		res, err := h.submit(req.Method, jobs, queue.SubmitOptions{Timing: timing, IdempotencyKey: key})
 		if err != nil {
 			return nil, err
 		}
@@ -499,21 +503,27 @@ func (h *luxiHandler) queryLocks(fields []string, flt *query.Filter) (any, error
 }
 
 // submitArgs decodes a submission's arguments: Ganeti's one (the ops, or
-// the jobs), then jobq's optional timing object ({"not_before": SECONDS,
-// "timeout": SECONDS, "op_timeout": SECONDS}, job.ParseTimingObject).
-func submitArgs(req *luxi.Request, n int, first any) (job.Timing, error) {
+// the jobs), then jobq's optional options object: the timing
+// ({"not_before": SECONDS, "timeout": SECONDS, "op_timeout": SECONDS},
+// job.ParseTimingObject) and an idempotency key ("idempotency_key",
+// package idem).
+func submitArgs(req *luxi.Request, n int, first any) (job.Timing, string, error) {
 	if n != 2 {
-		return job.Timing{}, req.UnmarshalArgs(first)
+		return job.Timing{}, "", req.UnmarshalArgs(first)
 	}
 	var opts json.RawMessage
 	if err := req.UnmarshalArgs(first, &opts); err != nil {
-		return job.Timing{}, err
+		return job.Timing{}, "", err
 	}
-	t, err := job.ParseTimingObject(opts)
+	key, rest, err := idem.SplitOptions(opts)
 	if err != nil {
-		return job.Timing{}, luxi.NewError("GenericError", err.Error())
+		return job.Timing{}, "", luxi.NewError("GenericError", err.Error())
 	}
-	return t, nil
+	t, err := job.ParseTimingObject(rest)
+	if err != nil {
+		return job.Timing{}, "", luxi.NewError("GenericError", err.Error())
+	}
+	return t, key, nil
 }
 
 // auditJob writes the audit line of a cancel, priority change or archive.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"time"
 
 	"github.com/jobq-dev/jobq/opcodes"
 )
@@ -19,6 +20,9 @@ const queueSettingsKey = "queue"
 type queueSettings struct {
 	MaxRunningJobs *int64 `json:"max_running_jobs,omitempty"`
 	MaxTrackedJobs *int64 `json:"max_tracked_jobs,omitempty"`
+	// IdempotencyWindow is how long idempotency keys are kept, in
+	// seconds (jobq's; package idem).
+	IdempotencyWindow *int64 `json:"idempotency_window,omitempty"`
 }
 
 func (n *nodeRT) queueSettings() queueSettings {
@@ -41,6 +45,15 @@ func (n *nodeRT) maxRunning() int {
 	return n.o.MaxRunning
 }
 
+// idempotencyWindow is the window that applies: the cluster's, else
+// jobqd's --idempotency-window (0: the queue's default).
+func (n *nodeRT) idempotencyWindow() time.Duration {
+	if s := n.queueSettings(); s.IdempotencyWindow != nil {
+		return time.Duration(*s.IdempotencyWindow) * time.Second
+	}
+	return n.o.IdempotencyWindow
+}
+
 // watchQueueSettings hands every change of the queue settings to the
 // running queue.
 func (n *nodeRT) watchQueueSettings() {
@@ -50,6 +63,7 @@ func (n *nodeRT) watchQueueSettings() {
 		}
 		if q := n.queue(); q != nil {
 			q.SetMaxRunning(n.maxRunning())
+			q.SetIdempotencyWindow(n.idempotencyWindow())
 		}
 	})
 }
@@ -65,10 +79,11 @@ var clusterSetParamsCommon = map[string]bool{
 // parameter must be left out or empty (null, false, {}, [], "") as
 // gnt-cluster modify sends the ones it was not given.
 type clusterSetParams struct {
-	n              *nodeRT
-	MaxRunningJobs *int64 `json:"max_running_jobs"`
-	MaxTrackedJobs *int64 `json:"max_tracked_jobs"`
-	others         []string
+	n                 *nodeRT
+	MaxRunningJobs    *int64 `json:"max_running_jobs"`
+	MaxTrackedJobs    *int64 `json:"max_tracked_jobs"`
+	IdempotencyWindow *int64 `json:"idempotency_window"`
+	others            []string
 }
 
 func (p *clusterSetParams) UnmarshalJSON(b []byte) error {
@@ -77,13 +92,14 @@ func (p *clusterSetParams) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	var v struct {
-		MaxRunningJobs *int64 `json:"max_running_jobs"`
-		MaxTrackedJobs *int64 `json:"max_tracked_jobs"`
+		MaxRunningJobs    *int64 `json:"max_running_jobs"`
+		MaxTrackedJobs    *int64 `json:"max_tracked_jobs"`
+		IdempotencyWindow *int64 `json:"idempotency_window"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	p.MaxRunningJobs, p.MaxTrackedJobs = v.MaxRunningJobs, v.MaxTrackedJobs
+	p.MaxRunningJobs, p.MaxTrackedJobs, p.IdempotencyWindow = v.MaxRunningJobs, v.MaxTrackedJobs, v.IdempotencyWindow
 	p.others = unsupportedClusterParams(m)
 	return nil
 }
@@ -93,7 +109,7 @@ func (p *clusterSetParams) UnmarshalJSON(b []byte) error {
 func unsupportedClusterParams(m map[string]json.RawMessage) []string {
 	var out []string
 	for k, v := range m {
-		if clusterSetParamsCommon[k] || k == "max_running_jobs" || k == "max_tracked_jobs" || k == "force" {
+		if clusterSetParamsCommon[k] || k == "max_running_jobs" || k == "max_tracked_jobs" || k == "idempotency_window" || k == "force" {
 			continue
 		}
 		switch string(bytes.Join(bytes.Fields(v), nil)) {
@@ -108,10 +124,13 @@ func unsupportedClusterParams(m map[string]json.RawMessage) []string {
 
 func (p *clusterSetParams) Validate() error {
 	if len(p.others) > 0 {
-		return opcodes.PrereqError("wrong_input", "jobq changes only max_running_jobs and max_tracked_jobs of the cluster; leave out %v (gnt-cluster modify and jobq cluster modify take --max-running-jobs and --max-tracked-jobs)", p.others)
+		return opcodes.PrereqError("wrong_input", "jobq changes only max_running_jobs, max_tracked_jobs and idempotency_window of the cluster; leave out %v (gnt-cluster modify and jobq cluster modify take --max-running-jobs and --max-tracked-jobs)", p.others)
 	}
-	if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil {
+	if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil && p.IdempotencyWindow == nil {
 		return opcodes.PrereqError("wrong_input", "Please give at least one of the parameters max_running_jobs and max_tracked_jobs")
+	}
+	if w := p.IdempotencyWindow; w != nil && (*w < 60 || *w > 30*24*3600) {
+		return opcodes.PrereqError("wrong_input", "idempotency_window must be between 60 and %d seconds (30 days), got %d", 30*24*3600, *w)
 	}
 	for name, v := range map[string]*int64{"max_running_jobs": p.MaxRunningJobs, "max_tracked_jobs": p.MaxTrackedJobs} {
 		if v != nil && (*v < 1 || *v > 1<<20) {
@@ -134,6 +153,9 @@ func (p *clusterSetParams) Exec(ctx context.Context, _ opcodes.Env) (any, error)
 	}
 	if p.MaxTrackedJobs != nil {
 		s.MaxTrackedJobs = p.MaxTrackedJobs
+	}
+	if p.IdempotencyWindow != nil {
+		s.IdempotencyWindow = p.IdempotencyWindow
 	}
 	b, err := json.Marshal(s)
 	if err != nil {

@@ -40,6 +40,11 @@ type SubmitOptions struct {
 	// within Config.IdempotencyWindow answer the first one's job ids
 	// (idem.go); the same key with another body is refused.
 	IdempotencyKey string
+	// IdempotencyDigest, when set, is the digest of the submission's
+	// body (idem.Digest) for a caller that changed the opcodes it was
+	// sent (RAPI adds reason entries with the time); by default the
+	// digest is of the opcodes and the timing.
+	IdempotencyDigest string
 }
 
 // check refuses a call with an administrative opcode its author may not

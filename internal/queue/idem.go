@@ -67,7 +67,9 @@ func (q *Queue) loadArchivedKeys() error {
 		return err
 	}
 	slices.Sort(ids)
+	q.mu.Lock()
 	cutoff := q.now().Add(-q.idemWindow() - time.Hour)
+	q.mu.Unlock()
 	for i := len(ids) - 1; i >= 0; i-- {
 		b, ok, err := q.store.ReadArchived(ids[i])
 		if err != nil || !ok {
@@ -94,15 +96,18 @@ func (q *Queue) idemBegin(jobs [][]json.RawMessage, o SubmitOptions) (rec idem.R
 	if err := idem.CheckKey(o.IdempotencyKey); err != nil {
 		return rec, nil, true, &RefusedError{Err: genericError("%s", err)}
 	}
-	timing, _ := json.Marshal(o.Timing)
-	digest, err := idem.Digest(jobs, timing)
-	if err != nil {
-		return rec, nil, true, &RefusedError{Err: genericError("%s", err)}
+	digest := o.IdempotencyDigest
+	if digest == "" {
+		timing, _ := json.Marshal(o.Timing)
+		var err error
+		if digest, err = idem.Digest(jobs, timing); err != nil {
+			return rec, nil, true, &RefusedError{Err: genericError("%s", err)}
+		}
 	}
 	now := q.now()
-	window := q.idemWindow()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	window := q.idemWindow()
 	x := q.idemIndexLocked()
 	x.Prune(now, window)
 	if q.idem.busy[o.IdempotencyKey] {

@@ -65,6 +65,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -80,6 +81,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jobq-dev/jobq/internal/author"
+	"github.com/jobq-dev/jobq/internal/idem"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/queue"
 )
@@ -1161,8 +1163,26 @@ func (s *Server) postJobs(req *request) (any, error) {
 		return nil, err
 	}
 	for k := range body {
-		if k != "ops" && !slices.Contains(job.TimingMembers, k) {
-			return nil, errorf(http.StatusBadRequest, "Unknown parameter '%s'; the body is {\"ops\": [opcode, ...]} with optional %s", k, strings.Join(job.TimingMembers, ", "))
+		if k != "ops" && k != idem.Option && !slices.Contains(job.TimingMembers, k) {
+			return nil, errorf(http.StatusBadRequest, "Unknown parameter '%s'; the body is {\"ops\": [opcode, ...]} with optional %s, %s", k, strings.Join(job.TimingMembers, ", "), idem.Option)
+		}
+	}
+	// An idempotency key: the digest is of the body as sent (the opcodes
+	// get reason entries with the time below) and the ?reason= asked.
+	var key, digest string
+	if raw, ok := body[idem.Option]; ok {
+		if err := json.Unmarshal(raw, &key); err != nil {
+			return nil, errorf(http.StatusBadRequest, "'%s' parameter: must be a string", idem.Option)
+		}
+		if err := idem.CheckKey(key); err != nil {
+			return nil, errorf(http.StatusBadRequest, "%s", err.Error())
+		}
+		rest := maps.Clone(body)
+		delete(rest, idem.Option)
+		restRaw, _ := json.Marshal(rest)
+		reasons, _ := json.Marshal(req.r.URL.Query()["reason"])
+		if digest, err = idem.Digest([][]json.RawMessage{{restRaw, reasons}}, nil); err != nil {
+			return nil, errorf(http.StatusBadRequest, "%s", err.Error())
 		}
 	}
 	timing, err := job.ParseTiming(body)
@@ -1229,7 +1249,8 @@ func (s *Server) postJobs(req *request) (any, error) {
 	u := s.users.lookup(req.user)
 	admin := u != nil && u.Has(AccessAdmin)
 	res, err := s.cfg.Queue.SubmitWith([][]json.RawMessage{ops}, queue.SubmitOptions{
-		Timing: timing, Author: author.RAPIUser(req.user), Admin: admin})
+		Timing: timing, Author: author.RAPIUser(req.user), Admin: admin,
+		IdempotencyKey: key, IdempotencyDigest: digest})
 	if id := adminOpcode(ops); id != "" {
 		result := "ok"
 		switch {
