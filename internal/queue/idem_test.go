@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/store"
 )
 
 func (h *harness) submitKey(key string, jobs ...[]json.RawMessage) ([]SubmitResult, error) {
@@ -114,5 +117,69 @@ func TestIdempotencyWindow(t *testing.T) {
 	}
 	if err := json.Unmarshal(j.Extra["idempotency"], &rec); err != nil || rec.Key != "k" || rec.At != [2]int64(job.TS(time.Unix(1_800_000_000, 0).Add(time.Hour))) {
 		t.Fatalf("the job file's record %s: %+v %v", j.Extra["idempotency"], rec, err)
+	}
+}
+
+// unknownLog is a store.Log whose batches' outcome is never confirmed:
+// the first is applied all the same (it reached a majority that did not
+// answer in time), the later ones are not (the master lost its place).
+type unknownLog struct {
+	st      *store.Store
+	applied int
+}
+
+func (l *unknownLog) Commit(changes []store.Change) error {
+	if l.applied == 0 {
+		l.applied++
+		if err := l.st.ApplyBatch(changes, true); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: a majority of the voters did not confirm it (test)", store.ErrOutcomeUnknown)
+}
+
+// TestUnknownOutcome: a submission whose log entry may or may not have
+// been committed is answered as such, naming the key to retry with; the
+// retry on the next master (the files as the log left them) answers the
+// job that was committed after all, and makes no second one.
+func TestUnknownOutcome(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetLog(&unknownLog{st: st})
+	q, err := Open(Config{Store: st, MaxRunning: 1, NodeName: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delay := op(`{"OP_ID":"OP_TEST_DELAY","duration":0}`)
+	res, err := q.SubmitWith([][]json.RawMessage{{delay}}, SubmitOptions{IdempotencyKey: "once"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := res[0].Err; e == nil || !strings.Contains(e.Error(), "outcome of the submission is unknown") ||
+		!strings.Contains(e.Error(), `retry with the same idempotency key "once"`) {
+		t.Fatalf("answer %v, want the outcome unknown and the key to retry with", e)
+	}
+	// Without a key, the answer says how to find out.
+	res, _ = q.SubmitWith([][]json.RawMessage{{delay}}, SubmitOptions{})
+	if e := res[0].Err; e == nil || !strings.Contains(e.Error(), "outcome of the submission is unknown") || !strings.Contains(e.Error(), "--idempotency-key") {
+		t.Fatalf("answer without a key %v", e)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	q.Shutdown(ctx)
+
+	// The next master reads the files the log left: the first job is
+	// there, with its key.
+	h := newHarness(t, dir, 1)
+	ids := h.q.Serial()
+	again, err := h.submitKey("once", []json.RawMessage{delay})
+	if err != nil || again[0].Err != nil || again[0].ID != 1 {
+		t.Fatalf("retry on the next master: %v %+v, want job 1", err, again)
+	}
+	if h.q.Serial() != ids {
+		t.Fatalf("the retry made a job: serial %d, was %d", h.q.Serial(), ids)
 	}
 }
