@@ -124,7 +124,7 @@ func unsupportedClusterParams(m map[string]json.RawMessage) []string {
 
 func (p *clusterSetParams) Validate() error {
 	if len(p.others) > 0 {
-		return opcodes.PrereqError("wrong_input", "jobq changes only max_running_jobs, max_tracked_jobs and idempotency_window of the cluster; leave out %v (gnt-cluster modify and jobq cluster modify take --max-running-jobs and --max-tracked-jobs)", p.others)
+		return opcodes.PrereqError("wrong_input", "jobq changes only max_running_jobs and max_tracked_jobs of the cluster; leave out %v (gnt-cluster modify and jobq cluster modify take --max-running-jobs and --max-tracked-jobs; jobq's own idempotency_window is the only other parameter)", p.others)
 	}
 	if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil && p.IdempotencyWindow == nil {
 		return opcodes.PrereqError("wrong_input", "Please give at least one of the parameters max_running_jobs and max_tracked_jobs")

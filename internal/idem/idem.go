@@ -67,7 +67,8 @@ type Record struct {
 func (r Record) Time() time.Time { return time.Unix(r.At[0], r.At[1]*1000) }
 
 // Digest is the digest of a submission's body: its jobs' opcodes and its
-// other options, each JSON value canonicalised (members sorted, white space
+// other options (the caller leaves out what a retry may change, such as a
+// relative not-before time), each JSON value canonicalised (members sorted, white space
 // dropped), so that a retry that encodes the same body differently is the
 // same body.
 func Digest(jobs [][]json.RawMessage, options json.RawMessage) (string, error) {
@@ -135,7 +136,19 @@ func Decide(rec Record, found bool, digest string, now time.Time, window time.Du
 // ConflictError is the refusal of a different body with a key in use.
 func ConflictError(key string, ids []int64, at time.Time, window time.Duration) error {
 	return fmt.Errorf("the idempotency key %q was used at %s for another submission (job %s) and is kept for %s; use a new key for a different submission",
-		key, at.UTC().Format(time.RFC3339), joinIDs(ids), window)
+		key, at.UTC().Format(time.RFC3339), joinIDs(ids), shortDuration(window))
+}
+
+// shortDuration is d without zero units at its end: 24h, 1h30m, 90s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func joinIDs(ids []int64) string {

@@ -168,3 +168,12 @@ func TestIndex(t *testing.T) {
 		t.Fatalf("%d keys after the window", x.Len())
 	}
 }
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 90 * time.Second: "1m30s",
+		time.Hour + time.Second: "1h0m1s", 45 * time.Second: "45s", 2 * time.Minute: "2m"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("%v: %q, want %q", d, got, want)
+		}
+	}
+}

@@ -94,11 +94,15 @@ func (q *Queue) loadArchivedKeys() error {
 // with idemEnd) and rec is the record its jobs carry.
 func (q *Queue) idemBegin(jobs [][]json.RawMessage, o SubmitOptions) (rec idem.Record, res []SubmitResult, done bool, err error) {
 	if err := idem.CheckKey(o.IdempotencyKey); err != nil {
-		return rec, nil, true, &RefusedError{Err: genericError("%s", err)}
+		return rec, nil, true, &RefusedError{Err: prereqError(err)}
 	}
 	digest := o.IdempotencyDigest
 	if digest == "" {
-		timing, _ := json.Marshal(o.Timing)
+		// The not-before time is left out: a retry of "in one hour"
+		// asks for a later time, and is the same submission.
+		t := o.Timing
+		t.NotBefore = nil
+		timing, _ := json.Marshal(t)
 		var err error
 		if digest, err = idem.Digest(jobs, timing); err != nil {
 			return rec, nil, true, &RefusedError{Err: genericError("%s", err)}
@@ -131,7 +135,7 @@ func (q *Queue) idemBegin(jobs [][]json.RawMessage, o SubmitOptions) (rec idem.R
 		q.log.Info("idempotent retry answered with the first submission's jobs", "key", o.IdempotencyKey, "jobs", e.IDs)
 		return rec, res, true, nil
 	case idem.Conflict:
-		return rec, nil, true, &RefusedError{Err: genericError("%s", idem.ConflictError(o.IdempotencyKey, e.IDs, e.Time(), window))}
+		return rec, nil, true, &RefusedError{Err: prereqError(idem.ConflictError(o.IdempotencyKey, e.IDs, e.Time(), window))}
 	}
 	q.idem.busy[o.IdempotencyKey] = true
 	ts := job.TS(now)
@@ -166,4 +170,10 @@ func storeFailure(id int64, err error, key string) error {
 		return fmt.Errorf("the outcome of the submission is unknown (%v): job %d may or may not exist and run; look for it (jobq list) before submitting again, or submit with an idempotency key (jobq submit --idempotency-key KEY), whose retry is safe", err, id)
 	}
 	return fmt.Errorf("job could not be stored: %v", err)
+}
+
+// prereqError is a refusal the client can fix (OpPrereqError,
+// wrong_input, as Ganeti's clients print it).
+func prereqError(err error) *Error {
+	return &Error{Class: "OpPrereqError", Args: []any{err.Error(), "wrong_input"}}
 }

@@ -39,6 +39,12 @@ func TestIdempotencyKey(t *testing.T) {
 		!strings.Contains(err.Error(), `idempotency key "k1" was used`) || !strings.Contains(err.Error(), "use a new key") {
 		t.Fatalf("another body with the key: %v", err)
 	}
+	// A retry may ask for another not-before time (jobq submit --in 1h,
+	// again a minute later): the same submission.
+	nb := job.TS(time.Now().Add(time.Hour))
+	if r, err := h.q.SubmitWith([][]json.RawMessage{{delay}}, SubmitOptions{IdempotencyKey: "k1", Timing: job.Timing{NotBefore: &nb}}); err != nil || r[0].ID != id {
+		t.Fatalf("retry with a not-before time: %v %+v, want job %d", err, r, id)
+	}
 	other, err := h.submitKey("k2", []json.RawMessage{delay})
 	if err != nil || other[0].ID == id {
 		t.Fatalf("another key: %v %+v", err, other)

@@ -1179,6 +1179,7 @@ func (s *Server) postJobs(req *request) (any, error) {
 		}
 		rest := maps.Clone(body)
 		delete(rest, idem.Option)
+		delete(rest, "not_before") // a retry may ask for a later time
 		restRaw, _ := json.Marshal(rest)
 		reasons, _ := json.Marshal(req.r.URL.Query()["reason"])
 		if digest, err = idem.Digest([][]json.RawMessage{{restRaw, reasons}}, nil); err != nil {
