@@ -46,7 +46,7 @@ func CheckKey(key string) error {
 	}
 	for _, r := range key {
 		if r > unicode.MaxASCII || !unicode.IsPrint(r) || r == ' ' {
-			return fmt.Errorf("the idempotency key %q has a character other than printable ASCII without spaces; use letters, digits and -_.:", key)
+			return fmt.Errorf("the idempotency key %q has a character other than printable ASCII without spaces; use letters, digits and the marks - _ . : only", key)
 		}
 	}
 	return nil
