@@ -27,7 +27,7 @@ func addTimingFlags(f *pflag.FlagSet, t *timingFlags) {
 	f.StringVar(&t.in, "in", "", "keep the job queued for `DURATION` (10m, 2h, 1d)")
 	f.Var(duration.Var(&t.timeout, 0), "timeout", "fail the job when it runs longer than `DURATION` from its start (its opcode is killed)")
 	f.Var(duration.Var(&t.opTimeout, 0), "op-timeout", "fail an opcode that executes longer than `DURATION` (it is killed)")
-	f.StringVar(&t.key, "idempotency-key", "", "submit with `KEY` (such as a UUID): submitting again with the same KEY and the same job within jobqd's --idempotency-window (24h) prints the first job's ID instead of making another, so a submission whose outcome is unknown can be retried safely")
+	f.StringVar(&t.key, "idempotency-key", "", "submit with `KEY` (such as a UUID): submitting again with the same KEY and the same job within jobqd's --idempotency-ttl (24h) prints the first job's ID instead of making another, so a submission whose outcome is unknown can be retried safely")
 }
 
 // timing is what the flags ask for, the time now being now.

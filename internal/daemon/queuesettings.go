@@ -46,7 +46,7 @@ func (n *nodeRT) maxRunning() int {
 }
 
 // idempotencyWindow is the window that applies: the cluster's, else
-// jobqd's --idempotency-window (0: the queue's default).
+// jobqd's --idempotency-ttl (0: the queue's default).
 func (n *nodeRT) idempotencyWindow() time.Duration {
 	if s := n.queueSettings(); s.IdempotencyWindow != nil {
 		return time.Duration(*s.IdempotencyWindow) * time.Second

@@ -39,8 +39,8 @@ import (
 var ConfigKeys = []string{
 	"data-dir", "node-name", "rpc-addr", "rapi-addr", "rapi-require-auth", "metrics-addr",
 	"luxi-socket", "socket-group", "admin-group", "max-running-jobs", "shutdown-timeout", "log-level",
-	"idempotency-window", "max-job-opcodes", "max-job-size", "max-log-entries",
-	"luxi-max-conns", "luxi-idle-timeout", "luxi-message-timeout", "rapi-max-conns", "rpc-max-conns",
+	"idempotency-ttl", "max-job-opcodes", "max-job-size", "max-log-entries",
+	"luxi-max-conns", "luxi-idle-timeout", "luxi-msg-timeout", "rapi-max-conns", "rpc-max-conns",
 	"join", "token", "token-file",
 }
 
@@ -249,13 +249,13 @@ line is wrong, 1 on any other error.`,
 	f.StringVar(&o.SocketGroup, "socket-group", "", "give the LUXI sockets (mode 0660) and DIR, DIR/socket to `GROUP`, whose members may then use jobq; a missing group is a warning")
 	f.StringVar(&o.AdminGroup, "admin-group", "", "members of `GROUP` (name or gid) may make jobq's administrative calls (join tokens, master failover, node changes, certificate renewal, filters, schedules, queue settings, watcher pause, drain, restricted commands and OP_CLUSTER_SET_PARAMS jobs); root and jobqd's own user always may, others (the socket group) may not. Giving the socket group hands every socket user the cluster's key and root on every node")
 	f.IntVar(&o.MaxRunning, "max-running-jobs", queue.DefaultMaxRunning, "how many jobs execute at once")
-	f.Var(duration.Var(&o.IdempotencyWindow, idem.DefaultWindow), "idempotency-window", "how long a submission's idempotency key is kept (a retry with it within that time answers the first job's ID) unless the cluster's queue settings say (OP_CLUSTER_SET_PARAMS idempotency_window)")
+	f.Var(duration.Var(&o.IdempotencyWindow, idem.DefaultWindow), "idempotency-ttl", "how long a submission's idempotency key is kept (a retry with it within that time answers the first job's ID) unless the cluster's queue settings say (OP_CLUSTER_SET_PARAMS idempotency_window)")
 	f.IntVar(&o.JobLimits.MaxOps, "max-job-opcodes", job.DefaultMaxOps, "the most opcodes one job may have (each opcode step rewrites the job file)")
 	f.IntVar(&o.JobLimits.MaxSize, "max-job-size", job.DefaultMaxSize, "the most `BYTES` a job's opcodes may take together, as submitted")
 	f.IntVar(&o.MaxLogEntries, "max-log-entries", queue.DefaultMaxLogEntries, "the most log entries a job keeps (later ones are dropped, saying so)")
 	f.IntVar(&o.LUXIMaxConns, "luxi-max-conns", 0, "the most connections open at once on each LUXI socket (0: a quarter of the descriptor limit, so that a flood leaves room for RAPI and node RPC)")
 	f.Var(duration.Var(&o.LUXIIdleTimeout, luxi.DefaultIdleTimeout), "luxi-idle-timeout", "close a LUXI connection idle for that long (no call running)")
-	f.Var(duration.Var(&o.LUXIMessageTimeout, luxi.DefaultMessageTimeout), "luxi-message-timeout", "close a LUXI connection whose request does not arrive whole within that time of its first byte")
+	f.Var(duration.Var(&o.LUXIMessageTimeout, luxi.DefaultMessageTimeout), "luxi-msg-timeout", "close a LUXI connection whose request does not arrive whole within that time of its first byte")
 	f.IntVar(&o.RAPIMaxConns, "rapi-max-conns", 0, "the most RAPI connections open at once (0: a quarter of the descriptor limit)")
 	f.IntVar(&o.RPCMaxConns, "rpc-max-conns", 0, "the most node RPC connections open at once (0: a quarter of the descriptor limit)")
 	f.Var(duration.Var(&o.ShutdownTimeout, 30*time.Second), "shutdown-timeout", "on SIGTERM, how long running opcodes may go on before they are interrupted (seconds, or such as 30s, 5m)")

@@ -104,31 +104,31 @@ log-level = debug   # chatty
 	want := `# jobqd ` + buildinfo.Get().Version + `
 # configuration file ` + conf + `: valid
 # effective settings (and where each comes from):
-data-dir             = /srv/jobq   # ` + conf + `:2
-node-name            = ` + hostname(t) + `   # default
-rpc-addr             = :1821   # default
-rapi-addr            = off   # command line
-rapi-require-auth    = false   # default
-metrics-addr         = off   # default
-luxi-socket          = /run/a.sock   # ` + conf + `:4
-luxi-socket          = /run/b.sock   # ` + conf + `:4
-socket-group         = root   # ` + conf + `:6
-admin-group          =    # default
-max-running-jobs     = 2   # command line
-shutdown-timeout     = 30s   # default
-log-level            = debug   # ` + conf + `:7
-idempotency-window   = 24h0m0s   # default
-max-job-opcodes      = 256   # default
-max-job-size         = 1048576   # default
-max-log-entries      = 1000   # default
-luxi-max-conns       = 0   # default
-luxi-idle-timeout    = 10m0s   # default
-luxi-message-timeout = 2m0s   # default
-rapi-max-conns       = 0   # default
-rpc-max-conns        = 0   # default
-join                 =    # default
-token                =    # default
-token-file           =    # default
+data-dir          = /srv/jobq   # ` + conf + `:2
+node-name         = ` + hostname(t) + `   # default
+rpc-addr          = :1821   # default
+rapi-addr         = off   # command line
+rapi-require-auth = false   # default
+metrics-addr      = off   # default
+luxi-socket       = /run/a.sock   # ` + conf + `:4
+luxi-socket       = /run/b.sock   # ` + conf + `:4
+socket-group      = root   # ` + conf + `:6
+admin-group       =    # default
+max-running-jobs  = 2   # command line
+shutdown-timeout  = 30s   # default
+log-level         = debug   # ` + conf + `:7
+idempotency-ttl   = 24h0m0s   # default
+max-job-opcodes   = 256   # default
+max-job-size      = 1048576   # default
+max-log-entries   = 1000   # default
+luxi-max-conns    = 0   # default
+luxi-idle-timeout = 10m0s   # default
+luxi-msg-timeout  = 2m0s   # default
+rapi-max-conns    = 0   # default
+rpc-max-conns     = 0   # default
+join              =    # default
+token             =    # default
+token-file        =    # default
 `
 	if r.stdout != want {
 		t.Errorf("--check-config printed:\n%s\nwant:\n%s", r.stdout, want)
@@ -172,7 +172,7 @@ func TestConfigFiles(t *testing.T) {
 
 func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	for text, want := range map[string]string{
-		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, rapi-require-auth, metrics-addr, luxi-socket, socket-group, admin-group, max-running-jobs, shutdown-timeout, log-level, idempotency-window, max-job-opcodes, max-job-size, max-log-entries, luxi-max-conns, luxi-idle-timeout, luxi-message-timeout, rapi-max-conns, rpc-max-conns, join, token, token-file)`,
+		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, rapi-require-auth, metrics-addr, luxi-socket, socket-group, admin-group, max-running-jobs, shutdown-timeout, log-level, idempotency-ttl, max-job-opcodes, max-job-size, max-log-entries, luxi-max-conns, luxi-idle-timeout, luxi-msg-timeout, rapi-max-conns, rpc-max-conns, join, token, token-file)`,
 		"cpu-profile = /tmp/p\n":                `:1: cpu-profile: unknown key`,
 		"max-running-jobs = many\n":             `:1: max-running-jobs: "many" is not a whole number`,
 		"# x\nmax-running-jobs = 0\n":           `:2: max-running-jobs: 0: at least one job must be able to run`,
@@ -200,7 +200,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	// A flag given on the command line wins: the file's value for that key
 	// is not used, so it is not checked either.
 	conf := writeConf(t, "log-level = loud\n")
-	if r := jobqd(t, "", "--config", conf, "--log-level", "warn", "--check-config"); r.code != 0 || !strings.Contains(r.stdout, "log-level            = warn   # command line") {
+	if r := jobqd(t, "", "--config", conf, "--log-level", "warn", "--check-config"); r.code != 0 || !strings.Contains(r.stdout, "log-level         = warn   # command line") {
 		t.Errorf("flag over a bad file value: %+v", r)
 	}
 }
@@ -348,8 +348,8 @@ func TestPackagedConfig(t *testing.T) {
 // says it is set without printing it.
 func TestCheckConfigHidesToken(t *testing.T) {
 	r := jobqd(t, "", "--check-config", "--join", "192.0.2.1:1811", "--token", "jq1.SECRETVALUE.FP")
-	if r.code != 0 || strings.Contains(r.stdout, "SECRETVALUE") || !strings.Contains(r.stdout, "token                = (secret, not shown)   # command line\n") ||
-		!strings.Contains(r.stdout, "join                 = 192.0.2.1:1811   # command line\n") {
+	if r.code != 0 || strings.Contains(r.stdout, "SECRETVALUE") || !strings.Contains(r.stdout, "token             = (secret, not shown)   # command line\n") ||
+		!strings.Contains(r.stdout, "join              = 192.0.2.1:1811   # command line\n") {
 		t.Fatalf("--check-config with a token: %+v", r)
 	}
 }
@@ -375,7 +375,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		}
 	}
 	// Durations take the forms jobq's take: plain seconds too.
-	if r := jobqd(t, "", "--config", "", "--shutdown-timeout", "90", "--check-config"); r.code != 0 || !strings.Contains(r.stdout, "shutdown-timeout     = 1m30s   # command line") {
+	if r := jobqd(t, "", "--config", "", "--shutdown-timeout", "90", "--check-config"); r.code != 0 || !strings.Contains(r.stdout, "shutdown-timeout  = 1m30s   # command line") {
 		t.Errorf("--shutdown-timeout 90: %+v", r)
 	}
 	// A data directory that cannot be created says so (not "cannot read
