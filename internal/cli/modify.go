@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
+
+	"github.com/jobq-dev/jobq/internal/duration"
 
 	"github.com/jobq-dev/jobq/client"
 )
@@ -10,6 +14,7 @@ import (
 
 func (a *app) newClusterModifyCmd() *cobra.Command {
 	var maxRunning, maxTracked int
+	var window time.Duration
 	cmd := &cobra.Command{
 		Use:   "modify [flags]",
 		Short: "Change the queue's parameters cluster-wide",
@@ -17,7 +22,9 @@ func (a *app) newClusterModifyCmd() *cobra.Command {
 scheduler tracks (--max-tracked-jobs), like "gnt-cluster modify" (which works
 against jobqd too): a job with OP_CLUSTER_SET_PARAMS agrees the values
 cluster-wide and the queue applies them at once, on this master and on the
-next. jobq waits for the job; its failure is the command's.`,
+next. --idempotency-window (jobq's) sets how long submissions' idempotency
+keys are kept (jobqd's --idempotency-ttl applies until it is set). jobq waits
+for the job; its failure is the command's.`,
 		Example: `  jobq cluster modify --max-running-jobs=40`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -37,8 +44,15 @@ next. jobq waits for the job; its failure is the command's.`,
 				op[f.param] = f.v
 				given = true
 			}
+			if cmd.Flags().Changed("idempotency-window") {
+				if window < time.Minute || window > 30*24*time.Hour || window%time.Second != 0 {
+					return usagef(cmd, "--idempotency-window must be whole seconds from 1m to 30d, got %s", window)
+				}
+				op["idempotency_window"] = int64(window / time.Second)
+				given = true
+			}
 			if !given {
-				return usagef(cmd, "give --max-running-jobs or --max-tracked-jobs (or both)")
+				return usagef(cmd, "give --max-running-jobs, --max-tracked-jobs or --idempotency-window")
 			}
 			ctx := cmd.Context()
 			id, err := a.submitJob(ctx, op)
@@ -51,5 +65,6 @@ next. jobq waits for the job; its failure is the command's.`,
 	f := cmd.Flags()
 	f.IntVar(&maxRunning, "max-running-jobs", 0, "run at most `N` jobs at once")
 	f.IntVar(&maxTracked, "max-tracked-jobs", 0, "track at most `N` jobs in the scheduler")
+	f.Var(duration.Var(&window, 0), "idempotency-window", "keep submissions' idempotency keys for `DURATION` (1m to 30d)")
 	return cmd
 }
