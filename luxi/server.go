@@ -26,6 +26,10 @@ import (
 // [Class, Args], a [*RequestError] (see [UnknownMethod]) as luxid's string
 // result, and any other error as ["GenericError", [err.Error()]].
 //
+// ctx carries the connection's peer as the kernel reports it when the
+// connection is accepted ([PeerFromContext]; Unix sockets only), for
+// handlers that record or check who calls.
+//
 // ctx is cancelled when the client disconnects or the server shuts down;
 // long calls such as WaitForJobChange must return then. Calls on one
 // connection run one at a time, in order; calls on different connections
@@ -412,6 +416,9 @@ var yes, no = true, false
 
 func (s *Server) serveConn(srvCtx context.Context, nc net.Conn) {
 	defer s.wg.Done()
+	if p, ok := peerCred(nc); ok {
+		srvCtx = WithPeer(srvCtx, p)
+	}
 	ctx, cancel := context.WithCancel(srvCtx)
 	in := make(chan inbound)
 	readerDone := make(chan struct{})

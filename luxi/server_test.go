@@ -763,3 +763,54 @@ func TestServerBufferedBytesCap(t *testing.T) {
 		t.Fatalf("B after A: %.200s", rep)
 	}
 }
+
+// TestPeerCredentials: every call's context carries the peer the kernel
+// reports for the connection (SO_PEERCRED), not anything the client says.
+func TestPeerCredentials(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sock")
+	l, err := ListenUnix(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, req *Request) (any, error) {
+		p, ok := PeerFromContext(ctx)
+		if !ok {
+			return nil, fmt.Errorf("no peer")
+		}
+		out := []int64{int64(p.UID), int64(p.GID), int64(p.PID)}
+		for _, g := range p.Groups {
+			out = append(out, int64(g))
+		}
+		return out, nil
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got []int64
+	raw, err := c.Call(context.Background(), "Whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{int64(os.Getuid()), int64(os.Getgid()), int64(os.Getpid())}
+	groups, err := os.Getgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		want = append(want, int64(g))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("peer %v, want %v", got, want)
+	}
+	if _, ok := PeerFromContext(context.Background()); ok {
+		t.Fatal("a context without a connection has a peer")
+	}
+}

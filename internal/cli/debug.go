@@ -173,7 +173,7 @@ timed out.`,
 			}
 			op.OpCode = op.OpID()
 			ctx := cmd.Context()
-			id, err := a.submitTimed(ctx, tm, op)
+			id, err := a.submitTimed(ctx, tm, timing.key, op)
 			if err != nil {
 				return err
 			}

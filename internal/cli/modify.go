@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
+
+	"github.com/jobq-dev/jobq/internal/duration"
 
 	"github.com/jobq-dev/jobq/client"
 )
@@ -10,6 +14,7 @@ import (
 
 func (a *app) newClusterModifyCmd() *cobra.Command {
 	var maxRunning, maxTracked, poolSize int
+	var window time.Duration
 	cmd := &cobra.Command{
 		Use:   "modify [flags]",
 		Short: "Change the queue's parameters and the candidate pool cluster-wide",
@@ -17,8 +22,9 @@ func (a *app) newClusterModifyCmd() *cobra.Command {
 candidates vote in the cluster's Raft group (--candidate-pool-size, default
 5), like "gnt-cluster modify" (which works against jobqd too): a job with
 OP_CLUSTER_SET_PARAMS agrees the values cluster-wide and they apply at once,
-on this master and on the next. jobq waits for the job; its failure is the
-command's.
+on this master and on the next. --idempotency-window (jobq's) sets how long
+submissions' idempotency keys are kept (jobqd's --idempotency-ttl applies
+until it is set). jobq waits for the job; its failure is the command's.
 
 A larger pool makes online nodes candidates, in the order they joined, until
 it is full; the master then promotes them to voters one at a time, each once
@@ -51,8 +57,15 @@ job file.`,
 				op[f.param] = f.v
 				given = true
 			}
+			if cmd.Flags().Changed("idempotency-window") {
+				if window < time.Minute || window > 30*24*time.Hour || window%time.Second != 0 {
+					return usagef(cmd, "--idempotency-window must be whole seconds from 1m to 30d, got %s", window)
+				}
+				op["idempotency_window"] = int64(window / time.Second)
+				given = true
+			}
 			if !given {
-				return usagef(cmd, "give --max-running-jobs, --max-tracked-jobs or --candidate-pool-size")
+				return usagef(cmd, "give --max-running-jobs, --max-tracked-jobs, --candidate-pool-size or --idempotency-window")
 			}
 			ctx := cmd.Context()
 			id, err := a.submitJob(ctx, op)
@@ -66,5 +79,6 @@ job file.`,
 	f.IntVar(&maxRunning, "max-running-jobs", 0, "run at most `N` jobs at once")
 	f.IntVar(&maxTracked, "max-tracked-jobs", 0, "Ganeti's limit of job files luxid watches with inotify (`N`): kept and reported, no effect in jobq")
 	f.IntVar(&poolSize, "candidate-pool-size", 0, "let `N` master candidates vote (1 to 9; 3 or 5 suit most clusters)")
+	f.Var(duration.Var(&window, 0), "idempotency-window", "keep submissions' idempotency keys for `DURATION` (1m to 30d)")
 	return cmd
 }

@@ -102,7 +102,7 @@ in error saying it timed out).`,
 			}
 			op.OpCode = op.OpID()
 			ctx := cmd.Context()
-			id, err := a.submitTimed(ctx, tm, op)
+			id, err := a.submitTimed(ctx, tm, timing.key, op)
 			if err != nil {
 				return err
 			}

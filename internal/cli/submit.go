@@ -70,9 +70,12 @@ job ends in error saying it timed out).`,
 			ctx := cmd.Context()
 			var id int64
 			err = a.do(ctx, "SubmitJob", func(c *client.Client) (err error) {
-				if tm.NotBefore.IsZero() && tm.Timeout == 0 && tm.OpTimeout == 0 {
+				switch {
+				case timing.key != "":
+					id, err = c.SubmitJobWith(ctx, client.SubmitOptions{Timing: tm, IdempotencyKey: timing.key}, ops...)
+				case tm.NotBefore.IsZero() && tm.Timeout == 0 && tm.OpTimeout == 0:
 					id, err = c.SubmitJob(ctx, ops...)
-				} else {
+				default:
 					id, err = c.SubmitJobTimed(ctx, tm, ops...)
 				}
 				return err

@@ -19,6 +19,7 @@ import (
 type timingFlags struct {
 	at, in             string
 	timeout, opTimeout time.Duration
+	key                string // --idempotency-key
 }
 
 func addTimingFlags(f *pflag.FlagSet, t *timingFlags) {
@@ -26,6 +27,7 @@ func addTimingFlags(f *pflag.FlagSet, t *timingFlags) {
 	f.StringVar(&t.in, "in", "", "keep the job queued for `DURATION` (10m, 2h, 1d)")
 	f.Var(duration.Var(&t.timeout, 0), "timeout", "fail the job when it runs longer than `DURATION` from its start (its opcode is killed)")
 	f.Var(duration.Var(&t.opTimeout, 0), "op-timeout", "fail an opcode that executes longer than `DURATION` (it is killed)")
+	f.StringVar(&t.key, "idempotency-key", "", "submit with `KEY` (such as a UUID): submitting again with the same KEY and the same job within jobqd's --idempotency-ttl (24h) prints the first job's ID instead of making another, so a submission whose outcome is unknown can be retried safely")
 }
 
 // timing is what the flags ask for, the time now being now.
@@ -94,13 +96,13 @@ func parseAt(s string, now time.Time, loc *time.Location) (time.Time, error) {
 
 // submitTimed submits a job of one opcode, with its timing when it has
 // one (without, the call is Ganeti's SubmitJob as it is).
-func (a *app) submitTimed(ctx context.Context, tm client.Timing, op client.Opcode) (int64, error) {
-	if tm.NotBefore.IsZero() && tm.Timeout == 0 && tm.OpTimeout == 0 && len(tm.OpTimeouts) == 0 {
+func (a *app) submitTimed(ctx context.Context, tm client.Timing, key string, op client.Opcode) (int64, error) {
+	if tm.NotBefore.IsZero() && tm.Timeout == 0 && tm.OpTimeout == 0 && len(tm.OpTimeouts) == 0 && key == "" {
 		return a.submitJob(ctx, op)
 	}
 	var id int64
 	err := a.do(ctx, "SubmitJob", func(c *client.Client) (err error) {
-		id, err = c.SubmitJobTimed(ctx, tm, op)
+		id, err = c.SubmitJobWith(ctx, client.SubmitOptions{Timing: tm, IdempotencyKey: key}, op)
 		return err
 	})
 	return id, err

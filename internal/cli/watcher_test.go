@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -35,22 +36,34 @@ func TestWatcherCommands(t *testing.T) {
 // parameters only and waits for it, as gnt-cluster modify.
 func TestClusterModify(t *testing.T) {
 	f := startFake(t)
-	f.script("SubmitJob", "8", "9")
-	f.script("WaitForJobChange", `[["success"],[]]`, `[["error"],[]]`)
+	f.script("SubmitJob", "8", "9", "10")
+	f.script("WaitForJobChange", `[["success"],[]]`, `[["error"],[]]`, `[["success"],[]]`)
 	f.script("QueryJobs", `[["success",["success"],[null]]]`,
-		`[["error",["error"],[["OpPrereqError",["max_running_jobs must be between 1 and 1048576, got 2000000","wrong_input"]]]]]`)
+		`[["error",["error"],[["OpPrereqError",["max_running_jobs must be between 1 and 1048576, got 2000000","wrong_input"]]]]]`,
+		`[["success",["success"],[null]]]`)
 	checkResult(t, run(t, f.path, "cluster", "modify", "--max-running-jobs=40", "--max-tracked-jobs", "50"), result{})
 	checkResult(t, run(t, f.path, "cluster", "modify", "--max-running-jobs=2000000"), result{code: 1,
 		stderr: "Failure: prerequisites not met for this operation:\nerror type: wrong_input, error details:\nmax_running_jobs must be between 1 and 1048576, got 2000000\n"})
+	checkResult(t, run(t, f.path, "cluster", "modify", "--idempotency-window", "2h"), result{})
 	calls := f.getCalls()
 	if len(calls) < 1 || calls[0] != `SubmitJob [[{"OP_ID":"OP_CLUSTER_SET_PARAMS","max_running_jobs":40,"max_tracked_jobs":50,"reason":[["gnt:client:jobq","modify",1795758421569201152]]}]]` {
 		t.Errorf("calls %q", calls)
+	}
+	var windowCall string
+	for _, c := range calls {
+		if strings.Contains(c, "idempotency_window") {
+			windowCall = c
+		}
+	}
+	if windowCall != `SubmitJob [[{"OP_ID":"OP_CLUSTER_SET_PARAMS","idempotency_window":7200,"reason":[["gnt:client:jobq","modify",1795758421569201152]]}]]` {
+		t.Errorf("--idempotency-window 2h sent %q", windowCall)
 	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"cluster", "modify"}, `Give --max-running-jobs, --max-tracked-jobs or --candidate-pool-size (see "jobq cluster modify --help")`},
+		{[]string{"cluster", "modify"}, `Give --max-running-jobs, --max-tracked-jobs, --candidate-pool-size or --idempotency-window (see "jobq cluster modify --help")`},
+		{[]string{"cluster", "modify", "--idempotency-window=30s"}, `--idempotency-window must be whole seconds from 1m to 30d, got 30s (see "jobq cluster modify --help")`},
 		{[]string{"cluster", "modify", "--max-running-jobs=0"}, `--max-running-jobs must be 1 or more, got 0 (see "jobq cluster modify --help")`},
 	} {
 		checkResult(t, run(t, f.path, tc.args...), result{stderr: tc.want + "\n", code: 2})

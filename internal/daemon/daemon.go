@@ -21,6 +21,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/cluster"
 	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/durable"
+	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/member"
 	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/noderpc"
@@ -60,6 +61,28 @@ type Options struct {
 	// (and DataDir, DataDir/socket) so that its members may use them
 	// (socketgroup.go).
 	SocketGroup string
+	// AdminGroup, when not empty, names the group (or gid) whose members
+	// may make administrative LUXI calls besides root and the user jobqd
+	// runs as (authz.go); a group that does not exist fails the start.
+	AdminGroup string
+	// IdempotencyWindow is how long idempotency keys are kept unless the
+	// cluster's queue settings say (OP_CLUSTER_SET_PARAMS
+	// idempotency_window); 0: idem.DefaultWindow.
+	IdempotencyWindow time.Duration
+	// JobLimits bound each submitted job (zero fields: job's defaults);
+	// MaxLogEntries is the most log entries a job keeps (0: the queue's
+	// default).
+	JobLimits     job.Limits
+	MaxLogEntries int
+	// LUXIMaxConns, LUXIIdleTimeout, LUXIMessageTimeout are the LUXI
+	// server's (luxi.Server: 0 means its default); RAPIMaxConns is
+	// RAPI's and RPCMaxConns node RPC's connection cap per listener (0:
+	// a quarter of the descriptor limit).
+	LUXIMaxConns       int
+	LUXIIdleTimeout    time.Duration
+	LUXIMessageTimeout time.Duration
+	RAPIMaxConns       int
+	RPCMaxConns        int
 }
 
 // The default addresses of node RPC and RAPI. They do not collide with
@@ -124,6 +147,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 30 * time.Second
 	}
+	auth, err := newAuthz(o.AdminGroup)
+	if err != nil {
+		return err
+	}
 	if err := MakeDataDir(o.DataDir); err != nil {
 		return err
 	}
@@ -173,7 +200,7 @@ func Run(ctx context.Context, o Options) error {
 	if rpcListener == nil {
 		addr = "local"
 	}
-	n := &nodeRT{o: o, log: log, self: o.NodeName, addr: addr, st: st,
+	n := &nodeRT{o: o, log: log, self: o.NodeName, addr: addr, st: st, auth: auth,
 		tokens: map[string]time.Time{}, rapiListener: ls.rapi, opened: make(chan struct{})}
 	n.settings = &clusterSettings{n: n}
 	n.watchFilters()
@@ -288,6 +315,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		n.client = noderpc.NewClientKeyring(keys, source)
 		n.srv = noderpc.NewServerKeyring(keys, rpcHandler{n}, log)
+		n.srv.SetMaxConns(o.RPCMaxConns)
 		go func() {
 			if err := n.srv.Serve(rpcListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				rpcErr <- err
@@ -335,7 +363,8 @@ func Run(ctx context.Context, o Options) error {
 		l.Close()
 	}
 
-	srv := &luxi.Server{Handler: &luxiHandler{n: n}, Logger: log}
+	srv := &luxi.Server{Handler: &luxiHandler{n: n}, Logger: log, MaxConns: o.LUXIMaxConns,
+		IdleTimeout: o.LUXIIdleTimeout, MessageTimeout: o.LUXIMessageTimeout}
 	paths := ls.paths
 	listeners := ls.luxi
 	metricsSrv := serveMetrics(ls.metrics, n.metrics, log)

@@ -140,7 +140,10 @@ func TestGoldenFiltersSchedule(t *testing.T) {
 	id := resultInt(t, got, "result")
 	n.waitStatus(id, "canceled")
 	checkReply(t, cp(2), c.roundTrip(rewrite(t, reqs[2], []string{"276", itoa(id)})), expect{
-		ours: map[string]string{"result/data/0/0/1": itoa(id), "result/data/0/2/1/0/reason/1/1": `"job=` + itoa(id) + `;index=0"`},
+		// jobq records the author (this test's uid, from the socket)
+		// between gnt-debug's entry and luxid's, which names our job.
+		ours: map[string]string{"result/data/0/0/1": itoa(id), "result/data/0/2/1/0/reason": `[["gnt:client:gnt-debug", "delay", 0], ` +
+			selfAuthorEntry(t) + `, ["gnt:opcode:test_delay", "job=` + itoa(id) + `;index=0", 0]]`},
 		free: []string{"result/data/0/2/1/0/reason/*/2", "result/data/0/6/1/0", "result/data/0/8/1/0", "result/data/0/9/1", "result/data/0/11/1"}})
 
 	ids := []string{"2828f17b-e475-435d-bd95-3e8a7d97210d", uuid}

@@ -767,13 +767,14 @@ func TestGoldenFinishedJob(t *testing.T) {
 			ids: []string{"[[20],", "[[" + itoa(j20) + "],"},
 			free: []string{
 				"result/0/6", "result/0/7", "result/0/8", // received_ts, start_ts, end_ts
-				// The nanosecond timestamp of the reason luxid added at submit.
-				"result/0/2/0/reason/0/2",
+				// The nanosecond timestamps of the reason entries added at submit.
+				"result/0/2/0/reason/*/2",
 			},
 			ours: map[string]string{
 				"result/0/0": itoa(j20),
-				// The reason entry names our job.
-				"result/0/2/0/reason/0/1": fmt.Sprintf(`"job=%d;index=0"`, j20),
+				// jobq records the author (this test's uid, from the
+				// socket) before luxid's entry, which names our job.
+				"result/0/2/0/reason": fmt.Sprintf(`[%s, ["gnt:opcode:test_delay", "job=%d;index=0", 0]]`, selfAuthorEntry(t), j20),
 			},
 			// Ganeti's LU fills in the UUIDs of the nodes it ran on; jobq
 			// nodes have no UUIDs (SPEC §5 lists OP_TEST_DELAY's parameters

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jobq-dev/jobq/locking"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jobq-dev/jobq/locking"
+
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/idem"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/query"
 	"github.com/jobq-dev/jobq/internal/queue"
@@ -24,6 +27,8 @@ type luxiHandler struct {
 	n       *nodeRT
 	q       *queue.Queue
 	cluster *cluster.Config
+	who     author.Actor // the call's author (the socket's peer)
+	admin   bool         // whether who may make administrative calls
 }
 
 func badArgs(method, format string, args ...any) error {
@@ -66,7 +71,15 @@ func convertErr(err error) error {
 	return err
 }
 
-func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (any, error) {
+func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (res any, err error) {
+	who, admin := h.n.auth.peer(ctx)
+	done, err := h.n.authorize(req.Method, req.Args, who, admin)
+	if err != nil {
+		return nil, err
+	}
+	if done != nil {
+		defer func() { done(err) }()
+	}
 	if strings.HasPrefix(req.Method, "Jobq") {
 		res, err := h.n.serveCluster(ctx, req)
 		if err != nil {
@@ -74,15 +87,56 @@ func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (any, er
 		}
 		return res, nil
 	}
-	cur := &luxiHandler{n: h.n, q: h.n.queue(), cluster: h.n.config()}
+	cur := &luxiHandler{n: h.n, q: h.n.queue(), cluster: h.n.config(), who: who, admin: admin}
 	if cur.q == nil {
 		return nil, h.n.notMaster()
 	}
-	res, err := cur.serve(ctx, req)
+	res, err = cur.serve(ctx, req)
 	if err != nil {
 		return nil, convertErr(err)
 	}
 	return res, nil
+}
+
+// submit submits jobs as the call's author, with an audit line when they
+// carry an administrative opcode.
+func (h *luxiHandler) submit(method string, jobs [][]json.RawMessage, o queue.SubmitOptions) ([]queue.SubmitResult, error) {
+	o.Author, o.Admin = h.who, h.admin
+	res, err := h.q.SubmitWith(jobs, o)
+	if op := adminOpcodeIn(jobs); op != "" {
+		result := resultOf(err)
+		if err == nil {
+			result = submitResults(res)
+		}
+		audit(h.n.log, h.who, method+" "+op, "", result)
+	}
+	return res, err
+}
+
+// adminOpcodeIn is the first administrative OP_ID of jobs, "" for none.
+func adminOpcodeIn(jobs [][]json.RawMessage) string {
+	for _, ops := range jobs {
+		for _, op := range ops {
+			if id := job.OpID(op); author.AdminOpcode(id) {
+				return id
+			}
+		}
+	}
+	return ""
+}
+
+// submitResults is a submission's outcome for the audit log: "job=N" for
+// each job, or its error.
+func submitResults(res []queue.SubmitResult) string {
+	parts := make([]string, len(res))
+	for i, r := range res {
+		if r.Err != nil {
+			parts[i] = "refused: " + r.Err.Error()
+		} else {
+			parts[i] = fmt.Sprintf("job=%d", r.ID)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error) {
@@ -93,7 +147,7 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 	switch req.Method {
 	case "SubmitJob", "SubmitJobToDrainedQueue":
 		var ops []json.RawMessage
-		timing, err := submitArgs(req, len(raw), &ops)
+		timing, key, err := submitArgs(req, len(raw), &ops)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +156,8 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		if err := job.CheckNoRelativeDeps(ops); err != nil {
 			return nil, luxi.NewError("GenericError", err.Error())
 		}
-		res, err := h.q.SubmitTimed([][]json.RawMessage{ops}, req.Method == "SubmitJobToDrainedQueue", timing)
+		res, err := h.submit(req.Method, [][]json.RawMessage{ops}, queue.SubmitOptions{
+			IgnoreDrain: req.Method == "SubmitJobToDrainedQueue", Timing: timing, IdempotencyKey: key})
 		if err != nil {
 			return nil, err
 		}
@@ -112,11 +167,11 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		return res[0].ID, nil
 	case "SubmitManyJobs":
 		var jobs [][]json.RawMessage
-		timing, err := submitArgs(req, len(raw), &jobs)
+		timing, key, err := submitArgs(req, len(raw), &jobs)
 		if err != nil {
 			return nil, err
 		}
-		res, err := h.q.SubmitTimed(jobs, false, timing)
+		res, err := h.submit(req.Method, jobs, queue.SubmitOptions{Timing: timing, IdempotencyKey: key})
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +285,8 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		default:
 			return nil, badArgs(req.Method, "expected [job_id] or [job_id, kill]")
 		}
-		ok, msg, err := h.q.CancelJob(int64(id), kill)
+		ok, msg, err := h.q.CancelJobBy(int64(id), kill, h.who)
+		h.auditJob(req.Method, int64(id), ok, msg, err)
 		if err != nil {
 			return nil, err
 		}
@@ -241,7 +297,8 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		if err := req.UnmarshalArgs(&id, &prio); err != nil {
 			return nil, err
 		}
-		ok, msg, err := h.q.ChangeJobPriority(int64(id), prio)
+		ok, msg, err := h.q.ChangeJobPriorityBy(int64(id), prio, h.who)
+		h.auditJob(req.Method, int64(id), ok, msg, err)
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +308,9 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		if err := req.UnmarshalArgs(&id); err != nil {
 			return nil, err
 		}
-		return h.q.ArchiveJob(int64(id))
+		ok, err := h.q.ArchiveJobBy(int64(id), h.who)
+		h.auditJob(req.Method, int64(id), ok, "", err)
+		return ok, err
 	case "AutoArchiveJobs":
 		var age, timeout float64
 		if err := req.UnmarshalArgs(&age, &timeout); err != nil {
@@ -454,19 +513,37 @@ func (h *luxiHandler) queryLocks(fields []string, flt *query.Filter) (any, error
 }
 
 // submitArgs decodes a submission's arguments: Ganeti's one (the ops, or
-// the jobs), then jobq's optional timing object ({"not_before": SECONDS,
-// "timeout": SECONDS, "op_timeout": SECONDS}, job.ParseTimingObject).
-func submitArgs(req *luxi.Request, n int, first any) (job.Timing, error) {
+// the jobs), then jobq's optional options object: the timing
+// ({"not_before": SECONDS, "timeout": SECONDS, "op_timeout": SECONDS},
+// job.ParseTimingObject) and an idempotency key ("idempotency_key",
+// package idem).
+func submitArgs(req *luxi.Request, n int, first any) (job.Timing, string, error) {
 	if n != 2 {
-		return job.Timing{}, req.UnmarshalArgs(first)
+		return job.Timing{}, "", req.UnmarshalArgs(first)
 	}
 	var opts json.RawMessage
 	if err := req.UnmarshalArgs(first, &opts); err != nil {
-		return job.Timing{}, err
+		return job.Timing{}, "", err
 	}
-	t, err := job.ParseTimingObject(opts)
+	key, rest, err := idem.SplitOptions(opts)
 	if err != nil {
-		return job.Timing{}, luxi.NewError("GenericError", err.Error())
+		return job.Timing{}, "", luxi.NewError("GenericError", err.Error())
 	}
-	return t, nil
+	t, err := job.ParseTimingObject(rest)
+	if err != nil {
+		return job.Timing{}, "", luxi.NewError("GenericError", err.Error())
+	}
+	return t, key, nil
+}
+
+// auditJob writes the audit line of a cancel, priority change or archive.
+func (h *luxiHandler) auditJob(method string, id int64, ok bool, msg string, err error) {
+	result := resultOf(err)
+	if err == nil && !ok {
+		result = "not done: " + msg
+		if msg == "" {
+			result = "not done"
+		}
+	}
+	audit(h.n.log, h.who, method, fmt.Sprintf("job=%d", id), result)
 }

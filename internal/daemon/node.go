@@ -48,6 +48,7 @@ type nodeRT struct {
 	client  *noderpc.Client
 	srv     *noderpc.Server
 	metrics *metrics.Set
+	auth    *authz    // who may make administrative calls (authz.go)
 	hkOnce  sync.Once // the housekeeping's settings watched (housekeeping.go)
 
 	changeMu sync.Mutex  // one membership or configuration change at a time
@@ -376,6 +377,7 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	}
 	_, filters := n.loadFilters()
 	q, err := queue.Open(queue.Config{Store: st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.maxRunning(), Filters: filters,
+		IdempotencyWindow: n.idempotencyWindow(), Limits: n.o.JobLimits, MaxLogEntries: n.o.MaxLogEntries,
 		NodeName: n.self, NodeNames: c.NodeNames(), Logger: n.log, Metrics: n.metrics,
 		Nodes: n, RestrictedDir: restrictedDir(n.o.DataDir)})
 	if err != nil {

@@ -26,6 +26,9 @@ type queueSettings struct {
 	MaxTrackedJobs *int64 `json:"max_tracked_jobs,omitempty"`
 	// MTime: when they last changed (Unix seconds; the cluster's mtime).
 	MTime float64 `json:"mtime,omitempty"`
+	// IdempotencyWindow is how long idempotency keys are kept, in
+	// seconds (jobq's; package idem).
+	IdempotencyWindow *int64 `json:"idempotency_window,omitempty"`
 }
 
 func (n *nodeRT) queueSettings() queueSettings {
@@ -60,6 +63,15 @@ func (n *nodeRT) maxTracked() int64 {
 	return defaultMaxTrackedJobs
 }
 
+// idempotencyWindow is the window that applies: the cluster's, else
+// jobqd's --idempotency-ttl (0: the queue's default).
+func (n *nodeRT) idempotencyWindow() time.Duration {
+	if s := n.queueSettings(); s.IdempotencyWindow != nil {
+		return time.Duration(*s.IdempotencyWindow) * time.Second
+	}
+	return n.o.IdempotencyWindow
+}
+
 // watchQueueSettings hands every change of the queue settings to the
 // running queue.
 func (n *nodeRT) watchQueueSettings() {
@@ -69,6 +81,7 @@ func (n *nodeRT) watchQueueSettings() {
 		}
 		if q := n.queue(); q != nil {
 			q.SetMaxRunning(n.maxRunning())
+			q.SetIdempotencyWindow(n.idempotencyWindow())
 		}
 	})
 }
@@ -89,6 +102,7 @@ type clusterSetParams struct {
 	MaxRunningJobs    *int64 `json:"max_running_jobs"`
 	MaxTrackedJobs    *int64 `json:"max_tracked_jobs"`
 	CandidatePoolSize *int64 `json:"candidate_pool_size"`
+	IdempotencyWindow *int64 `json:"idempotency_window"`
 	others            []string
 }
 
@@ -101,11 +115,12 @@ func (p *clusterSetParams) UnmarshalJSON(b []byte) error {
 		MaxRunningJobs    *int64 `json:"max_running_jobs"`
 		MaxTrackedJobs    *int64 `json:"max_tracked_jobs"`
 		CandidatePoolSize *int64 `json:"candidate_pool_size"`
+		IdempotencyWindow *int64 `json:"idempotency_window"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	p.MaxRunningJobs, p.MaxTrackedJobs, p.CandidatePoolSize = v.MaxRunningJobs, v.MaxTrackedJobs, v.CandidatePoolSize
+	p.MaxRunningJobs, p.MaxTrackedJobs, p.CandidatePoolSize, p.IdempotencyWindow = v.MaxRunningJobs, v.MaxTrackedJobs, v.CandidatePoolSize, v.IdempotencyWindow
 	p.others = unsupportedClusterParams(m)
 	return nil
 }
@@ -115,7 +130,7 @@ func (p *clusterSetParams) UnmarshalJSON(b []byte) error {
 func unsupportedClusterParams(m map[string]json.RawMessage) []string {
 	var out []string
 	for k, v := range m {
-		if clusterSetParamsCommon[k] || k == "max_running_jobs" || k == "max_tracked_jobs" || k == "candidate_pool_size" || k == "force" {
+		if clusterSetParamsCommon[k] || k == "max_running_jobs" || k == "max_tracked_jobs" || k == "candidate_pool_size" || k == "idempotency_window" || k == "force" {
 			continue
 		}
 		switch string(bytes.Join(bytes.Fields(v), nil)) {
@@ -130,13 +145,16 @@ func unsupportedClusterParams(m map[string]json.RawMessage) []string {
 
 func (p *clusterSetParams) Validate() error {
 	if len(p.others) > 0 {
-		return opcodes.PrereqError("wrong_input", "jobq changes only max_running_jobs, max_tracked_jobs and candidate_pool_size of the cluster; leave out %v (gnt-cluster modify and jobq cluster modify take --max-running-jobs, --max-tracked-jobs and --candidate-pool-size)", p.others)
+		return opcodes.PrereqError("wrong_input", "jobq changes only max_running_jobs, max_tracked_jobs and candidate_pool_size of the cluster; leave out %v (gnt-cluster modify and jobq cluster modify take --max-running-jobs, --max-tracked-jobs and --candidate-pool-size; jobq's own idempotency_window is the only other parameter)", p.others)
 	}
-	if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil && p.CandidatePoolSize == nil {
+	if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil && p.CandidatePoolSize == nil && p.IdempotencyWindow == nil {
 		return opcodes.PrereqError("wrong_input", "Please give at least one of the parameters max_running_jobs, max_tracked_jobs and candidate_pool_size")
 	}
 	if v := p.CandidatePoolSize; v != nil && (*v < 1 || *v > cluster.MaxCandidatePoolSize) {
 		return opcodes.PrereqError("wrong_input", "candidate_pool_size must be between 1 and %d (every candidate votes: 3 or 5 suits most clusters), got %d", cluster.MaxCandidatePoolSize, *v)
+	}
+	if w := p.IdempotencyWindow; w != nil && (*w < 60 || *w > 30*24*3600) {
+		return opcodes.PrereqError("wrong_input", "idempotency_window must be between 60 and %d seconds (30 days), got %d", 30*24*3600, *w)
 	}
 	for name, v := range map[string]*int64{"max_running_jobs": p.MaxRunningJobs, "max_tracked_jobs": p.MaxTrackedJobs} {
 		if v != nil && (*v < 1 || *v > 1<<20) {
@@ -156,7 +174,7 @@ func (p *clusterSetParams) Exec(ctx context.Context, _ opcodes.Env) (any, error)
 		if _, err := p.n.changeConfig(ctx, func(c *cluster.Config) (*cluster.Config, error) { return c.SetCandidatePoolSize(size) }); err != nil {
 			return nil, err
 		}
-		if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil {
+		if p.MaxRunningJobs == nil && p.MaxTrackedJobs == nil && p.IdempotencyWindow == nil {
 			return nil, nil
 		}
 	}
@@ -168,6 +186,9 @@ func (p *clusterSetParams) Exec(ctx context.Context, _ opcodes.Env) (any, error)
 	}
 	if p.MaxTrackedJobs != nil {
 		s.MaxTrackedJobs = p.MaxTrackedJobs
+	}
+	if p.IdempotencyWindow != nil {
+		s.IdempotencyWindow = p.IdempotencyWindow
 	}
 	s.MTime = float64(time.Now().UnixMicro()) / 1e6
 	b, err := json.Marshal(s)

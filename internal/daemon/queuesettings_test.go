@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/jobq-dev/jobq/internal/settings"
@@ -60,7 +61,7 @@ func TestClusterSetParamsMaxRunning(t *testing.T) {
 	bad := n.submit(`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "max_running_jobs": 2, "mac_prefix": "aa:00:00"}`)
 	n.waitStatus(bad, "error")
 	n.call(&rows, "QueryJobs", []int64{bad}, []string{"opresult"})
-	want := `[[OpPrereqError [jobq changes only max_running_jobs, max_tracked_jobs and candidate_pool_size of the cluster; leave out [mac_prefix] (gnt-cluster modify and jobq cluster modify take --max-running-jobs, --max-tracked-jobs and --candidate-pool-size) wrong_input]]]`
+	want := `[[OpPrereqError [jobq changes only max_running_jobs, max_tracked_jobs and candidate_pool_size of the cluster; leave out [mac_prefix] (gnt-cluster modify and jobq cluster modify take --max-running-jobs, --max-tracked-jobs and --candidate-pool-size; jobq's own idempotency_window is the only other parameter) wrong_input]]]`
 	if got := fmt.Sprint(rows[0][0]); got != want {
 		t.Errorf("opresult %s,\nwant %s", got, want)
 	}
@@ -125,5 +126,37 @@ func TestClusterSetParamsCandidatePool(t *testing.T) {
 	}
 	if got := pool(); got != 3 {
 		t.Fatalf("pool after refused changes: %d, want 3", got)
+	}
+}
+
+// OP_CLUSTER_SET_PARAMS idempotency_window (jobq's) is taken, within
+// bounds; keys work over LUXI's options object.
+func TestClusterSetParamsIdempotencyWindow(t *testing.T) {
+	n := startNode(t, 1, nil)
+	key := map[string]any{"idempotency_key": "k"}
+	op := []json.RawMessage{json.RawMessage(`{"OP_ID":"OP_TEST_DELAY","duration":0.01}`)}
+	var first, again int64
+	n.call(&first, "SubmitJob", op, key)
+	n.waitStatus(first, "success")
+	n.call(&again, "SubmitJob", op, key)
+	if again != first {
+		t.Fatalf("retry: job %d, want %d", again, first)
+	}
+	bad := n.submit(`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "idempotency_window": 59}`)
+	n.waitStatus(bad, "error")
+	var rows [][]any
+	n.call(&rows, "QueryJobs", []int64{bad}, []string{"opresult"})
+	if got := fmt.Sprint(rows[0][0]); got != `[[OpPrereqError [idempotency_window must be between 60 and 2592000 seconds (30 days), got 59 wrong_input]]]` {
+		t.Fatalf("opresult %s", got)
+	}
+	set := n.submit(`{"OP_ID": "OP_CLUSTER_SET_PARAMS", "idempotency_window": 60}`)
+	n.waitStatus(set, "success")
+	// Another submission with the key is refused, naming the new window
+	// (handed to the running queue by the setting's watch).
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	_, err := n.c.Call(ctx, "SubmitManyJobs", [][]json.RawMessage{op, op}, key)
+	if err == nil || !strings.Contains(err.Error(), `idempotency key "k" was used`) || !strings.Contains(err.Error(), "kept for 1m;") {
+		t.Fatalf("SubmitManyJobs with a used key: %v", err)
 	}
 }

@@ -66,6 +66,7 @@ func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue,
 			return rapi.ClusterInfo{Name: c.Name, Master: c.Master, MaxRunningJobs: q.MaxRunning()}
 		},
 		RequireAuth: o.RAPIRequireAuth,
+		MaxConns:    o.RAPIMaxConns,
 		Logger:      log,
 	})
 	// Metrics for RAPI's read users (unauthenticated: --metrics-addr).

@@ -56,7 +56,7 @@ func (p *stepsOp) Exec(ctx context.Context, env opcodes.Env) (any, error) {
 // rapiUsers is the users file of the RAPI tests: admin can write, reader
 // can only read, alice writes with an {HA1} password ("wonderland").
 var rapiUsers = "# RAPI users\n" +
-	"admin adminpw write\n" +
+	"admin adminpw write,admin\n" +
 	"reader readerpw read\n" +
 	"alice " + rapi.HA1("alice", "wonderland") + " write\n"
 

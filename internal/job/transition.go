@@ -123,7 +123,9 @@ func parseDeps(raw json.RawMessage) ([]Dep, error) {
 // can hold as it is (see CheckInput, with HardMaxDepth) is refused; inputs
 // whose common parameters are invalid are
 // kept as they are: the opcode fails with OpPrereqError when it is reached.
-func New(id int64, inputs []json.RawMessage, now Timestamp, nowNanos int64) (*Job, error) {
+// Entries in reasons ([source, text, nanos], such as the job's author) are
+// appended to each opcode's reason trail before Ganeti's entry.
+func New(id int64, inputs []json.RawMessage, now Timestamp, nowNanos int64, reasons ...[]any) (*Job, error) {
 	if len(inputs) == 0 {
 		return nil, fmt.Errorf("a job needs at least one opcode")
 	}
@@ -150,6 +152,9 @@ func New(id int64, inputs []json.RawMessage, now Timestamp, nowNanos int64) (*Jo
 		opName := strings.ToLower(strings.TrimPrefix(OpID(in), "OP_"))
 		if opName == "" {
 			opName = "unknown"
+		}
+		for _, r := range reasons {
+			m["reason"] = appendReason(m["reason"], r)
 		}
 		m["reason"] = appendReason(m["reason"], []any{"gnt:opcode:" + opName,
 			fmt.Sprintf("job=%d;index=%d", id, i), nowNanos})

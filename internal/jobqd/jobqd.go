@@ -27,8 +27,11 @@ import (
 	"github.com/jobq-dev/jobq/internal/config"
 	"github.com/jobq-dev/jobq/internal/daemon"
 	"github.com/jobq-dev/jobq/internal/duration"
+	"github.com/jobq-dev/jobq/internal/idem"
+	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/store"
+	"github.com/jobq-dev/jobq/luxi"
 	"github.com/jobq-dev/jobq/opcodes"
 )
 
@@ -36,7 +39,9 @@ import (
 // the long flags; luxi-socket may appear more than once.
 var ConfigKeys = []string{
 	"data-dir", "node-name", "rpc-addr", "rapi-addr", "rapi-require-auth", "metrics-addr",
-	"luxi-socket", "socket-group", "max-running-jobs", "shutdown-timeout", "log-level",
+	"luxi-socket", "socket-group", "admin-group", "max-running-jobs", "shutdown-timeout", "log-level",
+	"idempotency-ttl", "max-job-opcodes", "max-job-size", "max-log-entries",
+	"luxi-max-conns", "luxi-idle-timeout", "luxi-msg-timeout", "rapi-max-conns", "rpc-max-conns",
 	"join", "token", "token-file",
 }
 
@@ -123,7 +128,14 @@ creates a one-node cluster with itself as master, so that
 is a working job queue: submit with "jobq --data-dir /tmp/jobq debug delay 1".
 The LUXI socket is DIR/socket/jobq-query (mode 0660); --luxi-socket serves it
 on more paths, e.g. Ganeti's /var/run/ganeti/socket/ganeti-query, and
---socket-group gives the sockets to a group whose members may use them.
+--socket-group gives the sockets to a group whose members may use them:
+submit, query, cancel and archive jobs. Administrative calls (join tokens,
+master failover, node changes, certificate renewal, filters, schedules, queue
+settings, drain, watcher pause, restricted commands) are for root, jobqd's
+own user and the members of --admin-group only; each is logged at INFO with
+the message "audit", as are cancels, priority changes and archives. Every job
+records its author (the LUXI peer's uid from SO_PEERCRED, the RAPI or
+dashboard user, the node) in its reason trail.
 
 Settings come from the command line and from the configuration file
 ` + config.DefaultPath + ` (--config FILE reads another; a missing default file
@@ -244,7 +256,17 @@ line is wrong, 1 on any other error.`,
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "off", "serve Prometheus metrics at `HOST:PORT`/metrics over plain HTTP, unauthenticated; \"off\": only on RAPI, to its users")
 	f.StringArrayVar(&o.LUXISockets, "luxi-socket", nil, "serve LUXI on the socket `PATH` too (repeatable)")
 	f.StringVar(&o.SocketGroup, "socket-group", "", "give the LUXI sockets (mode 0660) and DIR, DIR/socket to `GROUP`, whose members may then use jobq; a missing group is a warning")
+	f.StringVar(&o.AdminGroup, "admin-group", "", "members of `GROUP` (name or gid) may make jobq's administrative calls (join tokens, master failover, node changes, certificate renewal, filters, schedules, queue settings, watcher pause, drain, restricted commands and OP_CLUSTER_SET_PARAMS jobs); root and jobqd's own user always may, others (the socket group) may not. Giving the socket group hands every socket user the cluster's key and root on every node")
 	f.IntVar(&o.MaxRunning, "max-running-jobs", queue.DefaultMaxRunning, "how many jobs execute at once")
+	f.Var(duration.Var(&o.IdempotencyWindow, idem.DefaultWindow), "idempotency-ttl", "how long a submission's idempotency key is kept (a retry with it within that time answers the first job's ID) unless the cluster's queue settings say (OP_CLUSTER_SET_PARAMS idempotency_window)")
+	f.IntVar(&o.JobLimits.MaxOps, "max-job-opcodes", job.DefaultMaxOps, "the most opcodes one job may have (each opcode step rewrites the job file)")
+	f.IntVar(&o.JobLimits.MaxSize, "max-job-size", job.DefaultMaxSize, "the most `BYTES` a job's opcodes may take together, as submitted")
+	f.IntVar(&o.MaxLogEntries, "max-log-entries", queue.DefaultMaxLogEntries, "the most log entries a job keeps (later ones are dropped, saying so)")
+	f.IntVar(&o.LUXIMaxConns, "luxi-max-conns", 0, "the most connections open at once on each LUXI socket (0: a quarter of the descriptor limit, so that a flood leaves room for RAPI and node RPC)")
+	f.Var(duration.Var(&o.LUXIIdleTimeout, luxi.DefaultIdleTimeout), "luxi-idle-timeout", "close a LUXI connection idle for that long (no call running)")
+	f.Var(duration.Var(&o.LUXIMessageTimeout, luxi.DefaultMessageTimeout), "luxi-msg-timeout", "close a LUXI connection whose request does not arrive whole within that time of its first byte")
+	f.IntVar(&o.RAPIMaxConns, "rapi-max-conns", 0, "the most RAPI connections open at once (0: a quarter of the descriptor limit)")
+	f.IntVar(&o.RPCMaxConns, "rpc-max-conns", 0, "the most node RPC connections open at once (0: a quarter of the descriptor limit)")
 	f.Var(duration.Var(&o.ShutdownTimeout, 30*time.Second), "shutdown-timeout", "on SIGTERM, how long running opcodes may go on before they are interrupted (seconds, or such as 30s, 5m)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&upgradeQueue, "upgrade-queue", false, "migrate DIR/queue to the format this jobqd reads and exit (stop jobqd and back up DIR first)")

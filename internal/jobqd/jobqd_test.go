@@ -113,9 +113,19 @@ metrics-addr      = off   # default
 luxi-socket       = /run/a.sock   # ` + conf + `:4
 luxi-socket       = /run/b.sock   # ` + conf + `:4
 socket-group      = root   # ` + conf + `:6
+admin-group       =    # default
 max-running-jobs  = 2   # command line
 shutdown-timeout  = 30s   # default
 log-level         = debug   # ` + conf + `:7
+idempotency-ttl   = 24h0m0s   # default
+max-job-opcodes   = 256   # default
+max-job-size      = 1048576   # default
+max-log-entries   = 1000   # default
+luxi-max-conns    = 0   # default
+luxi-idle-timeout = 10m0s   # default
+luxi-msg-timeout  = 2m0s   # default
+rapi-max-conns    = 0   # default
+rpc-max-conns     = 0   # default
 join              =    # default
 token             =    # default
 token-file        =    # default
@@ -162,7 +172,7 @@ func TestConfigFiles(t *testing.T) {
 
 func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	for text, want := range map[string]string{
-		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, rapi-require-auth, metrics-addr, luxi-socket, socket-group, max-running-jobs, shutdown-timeout, log-level, join, token, token-file)`,
+		"data-dir = /x\n\nmax-jobs = 2\n":       `:3: max-jobs: unknown key (the keys are data-dir, node-name, rpc-addr, rapi-addr, rapi-require-auth, metrics-addr, luxi-socket, socket-group, admin-group, max-running-jobs, shutdown-timeout, log-level, idempotency-ttl, max-job-opcodes, max-job-size, max-log-entries, luxi-max-conns, luxi-idle-timeout, luxi-msg-timeout, rapi-max-conns, rpc-max-conns, join, token, token-file)`,
 		"cpu-profile = /tmp/p\n":                `:1: cpu-profile: unknown key`,
 		"max-running-jobs = many\n":             `:1: max-running-jobs: "many" is not a whole number`,
 		"# x\nmax-running-jobs = 0\n":           `:2: max-running-jobs: 0: at least one job must be able to run`,

@@ -52,6 +52,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -102,6 +103,7 @@ type Server struct {
 	streams  map[string]*streamListener // by stream name
 	// refusals rate-limits the WARN lines of refused calls.
 	refusals rateLog
+	maxConns atomic.Int64 // SetMaxConns (conncap.go)
 }
 
 // NewServer returns a server presenting cert and accepting only cert.

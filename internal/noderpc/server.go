@@ -151,7 +151,7 @@ func (s *Server) serve(l net.Listener) error {
 		l.Close()
 		return errors.New("the node RPC server has no certificate")
 	}
-	return s.srv.ServeTLS(l, "", "")
+	return s.srv.ServeTLS(&capListener{Listener: l, s: s}, "", "")
 }
 
 func (s *Server) shutdown(ctx context.Context) error {

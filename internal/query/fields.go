@@ -38,6 +38,8 @@ const (
 	FieldNotBefore = "not_before"
 	FieldTimeout   = "timeout"
 	FieldOpTimeout = "optimeout"
+	// FieldAuthor is who submitted the job (package author).
+	FieldAuthor = "author"
 )
 
 // FieldDef is a query2 field definition. It marshals to JSON exactly as
@@ -76,6 +78,7 @@ var extensionFieldList = []FieldDef{
 	{FieldNotBefore, "Not_before", KindOther, "Timestamp before which the job does not start, or null (jobq)" + tsDocSuffix},
 	{FieldTimeout, "Timeout", KindOther, "The job's time limit from its start in seconds, or null (jobq)"},
 	{FieldOpTimeout, "OpCode_timeout", KindOther, "List of opcode time limits from their execution start in seconds (jobq)"},
+	{FieldAuthor, "Author", KindText, "Who submitted the job, as jobqd recorded it in the reason trail (jobq): the LUXI peer's uid and user, the RAPI or dashboard user, the node or schedule"},
 }
 
 // ExtensionJobFields returns jobq's job fields beyond Ganeti's, which

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/job"
 )
 
@@ -54,7 +55,7 @@ func (q *Queue) loadLocked(v *view) error {
 // JobFieldNames are the job fields queries accept.
 var JobFieldNames = []string{"id", "status", "priority", "archived", "ops", "opresult",
 	"opstatus", "oplog", "opstart", "opexec", "opend", "oppriority", "summary",
-	"received_ts", "start_ts", "end_ts", "not_before", "timeout", "optimeout"}
+	"received_ts", "start_ts", "end_ts", "not_before", "timeout", "optimeout", "author"}
 
 var knownField = func() map[string]bool {
 	m := map[string]bool{}
@@ -143,6 +144,14 @@ func (q *Queue) field(v view, name string) (any, bool) {
 		return tsv(j.StartTimestamp), true
 	case "end_ts":
 		return tsv(j.EndTimestamp), true
+	case "author":
+		// "SOURCE WHO", or null for a job without one.
+		if len(j.Ops) > 0 {
+			if a, ok := author.Of(j.Ops[0].Input); ok {
+				return a.String(), true
+			}
+		}
+		return nil, true
 	}
 	return timingField(j, name)
 }

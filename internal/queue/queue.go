@@ -19,7 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/filter"
+	"github.com/jobq-dev/jobq/internal/idem"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/metrics"
 	"github.com/jobq-dev/jobq/internal/store"
@@ -73,6 +75,9 @@ type Config struct {
 	// one write of the job instead of one each (watchers see them at
 	// once). 0 means DefaultLogFlushDelay, negative stores each at once.
 	LogFlushDelay time.Duration
+	// IdempotencyWindow is how long an idempotency key is kept; 0 means
+	// idem.DefaultWindow (24 h).
+	IdempotencyWindow time.Duration
 	// Filters are the job filter rules the scheduler applies from the
 	// start (SetFilters changes them); nil: none.
 	Filters *filter.Set
@@ -311,6 +316,7 @@ type Queue struct {
 	recent []*entry
 	// archiving are the jobs whose move to the archive is not durable yet.
 	archiving map[int64]bool
+	idem      idemState // idempotency keys (idem.go)
 	// depWaiters maps a job id to the jobs parked until it is final.
 	depWaiters map[int64][]*entry
 	drained    bool
@@ -504,6 +510,7 @@ func (q *Queue) load() error {
 			tickets = append(tickets, q.store.Write(store.JobFileName(j.ID), b))
 		}
 		e := q.newEntry(j, summary)
+		q.indexJobLocked(j)
 		if j.Final() {
 			e.evict() // finished before this start: its index is enough
 		}
@@ -522,6 +529,9 @@ func (q *Queue) load() error {
 		return err
 	}
 	q.drained = q.store.Drained()
+	if err := q.loadArchivedKeys(); err != nil {
+		return fmt.Errorf("cannot read the archive's idempotency keys: %w", err)
+	}
 	q.log.Info("queue loaded", "jobs", len(q.jobs), "recovered", recovered, "serial", q.serial, "drained", q.drained)
 	return nil
 }
@@ -586,6 +596,26 @@ func (q *Queue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]SubmitResu
 // not-before time (the job stays queued until then) and time limits
 // (see job.Timing). A timing a job cannot carry refuses the whole call.
 func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing job.Timing) ([]SubmitResult, error) {
+	return q.SubmitWith(jobs, SubmitOptions{IgnoreDrain: ignoreDrain, Timing: timing, Admin: true})
+}
+
+// SubmitWith is Submit with options (author.go): a timing, the author,
+// whether the author may submit administrative opcodes, an idempotency
+// key.
+func (q *Queue) SubmitWith(jobs [][]json.RawMessage, o SubmitOptions) ([]SubmitResult, error) {
+	ignoreDrain, timing := o.IgnoreDrain, o.Timing
+	if err := o.check(jobs); err != nil {
+		return nil, err
+	}
+	var rec idem.Record
+	if o.IdempotencyKey != "" {
+		r, res, done, err := q.idemBegin(jobs, o)
+		if done {
+			return res, err
+		}
+		defer q.idemEnd(o.IdempotencyKey)
+		rec = r
+	}
 	if err := timing.Check(); err != nil {
 		return nil, &RefusedError{Err: genericError("%s", err)}
 	}
@@ -624,6 +654,10 @@ func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing j
 		}
 		hi := min(lo+submitChunk, len(jobs))
 		now := q.now()
+		var reasons [][]any
+		if !o.Author.IsZero() {
+			reasons = append(reasons, o.Author.Entry(now.UnixMicro()*1000))
+		}
 		q.mu.Lock()
 		if q.closing {
 			q.mu.Unlock()
@@ -659,12 +693,15 @@ func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing j
 				res[i].Err = &RefusedError{Err: err}
 				continue
 			}
-			j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixMicro()*1000)
+			j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixMicro()*1000, reasons...)
 			if err != nil {
 				res[i].Err = &RefusedError{Err: err}
 				continue
 			}
 			j.SetTiming(timing)
+			if rec.Key != "" {
+				setIdem(j, rec, i)
+			}
 			e := q.newEntry(j, nil)
 			// A job that a free worker would take at once starts here: its
 			// first write already says "running", which saves one durable
@@ -721,7 +758,7 @@ func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing j
 			}
 			if err := errs[i]; err != nil {
 				q.log.Error("job not stored", "job", e.id, "err", err)
-				res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
+				res[i] = SubmitResult{Err: storeFailure(e.id, err, o.IdempotencyKey)}
 				q.abandonLocked(starts[i])
 				// It may be on disk here (or on some replicas) all the same:
 				// the client was told it is not a job, so it must not turn
@@ -730,6 +767,11 @@ func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing j
 				continue
 			}
 			q.jobs[e.id] = e
+			if rec.Key != "" {
+				r := rec
+				r.Index = i
+				q.idemIndexLocked().Add(r, e.id)
+			}
 			q.cfg.Metrics.JobsSubmitted(1)
 			if st := starts[i]; st != nil {
 				q.ownLocked(e)
@@ -1064,6 +1106,9 @@ func (v *jobEnv) Log(msg string) { v.LogTyped("message", msg) }
 
 // LogTyped implements opcodes.TypedLogger.
 func (v *jobEnv) LogTyped(kind string, msg any) {
+	if kind == author.LogType {
+		kind = "message" // only the queue says who acted on a job
+	}
 	raw, err := json.Marshal(msg)
 	if err != nil {
 		raw, _ = json.Marshal(fmt.Sprintf("log message cannot be encoded: %v", err))
@@ -1293,6 +1338,12 @@ func encodeErr(e *opcodes.Error) json.RawMessage {
 // CancelJob cancels a job (SPEC §3). With kill, a running job's opcode
 // context is cancelled too. The result is Ganeti's [bool, message].
 func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
+	return q.CancelJobBy(id, kill, author.Actor{})
+}
+
+// CancelJobBy is CancelJob asked by who, whom the job's log names
+// (author.go).
+func (q *Queue) CancelJobBy(id int64, kill bool, who author.Actor) (bool, string, error) {
 	q.mu.Lock()
 	e, ok := q.jobs[id]
 	if !ok {
@@ -1305,6 +1356,7 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 		return false, "", genericError("%v", err)
 	}
 	if kill && j.CalcStatus() == job.StatusRunning && e.cancelRun != nil {
+		noteAction(j, q.ts(), "Killed", who) // stored with the opcode's end
 		e.cancelRun(errKilled)
 		q.mu.Unlock()
 		return true, fmt.Sprintf("Job %d will be killed", id), nil
@@ -1314,6 +1366,7 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 		q.mu.Unlock()
 		return res.OK, res.Message, nil
 	}
+	noteAction(j, q.ts(), "Canceled", who)
 	if e.heapIdx >= 0 {
 		heap.Remove(&q.ready, e.heapIdx)
 	}
@@ -1351,6 +1404,12 @@ func (q *Queue) CancelJob(id int64, kill bool) (bool, string, error) {
 
 // ChangeJobPriority changes the priority of a job's pending opcodes.
 func (q *Queue) ChangeJobPriority(id int64, prio int) (bool, string, error) {
+	return q.ChangeJobPriorityBy(id, prio, author.Actor{})
+}
+
+// ChangeJobPriorityBy is ChangeJobPriority asked by who, whom the job's
+// log names (author.go).
+func (q *Queue) ChangeJobPriorityBy(id int64, prio int, who author.Actor) (bool, string, error) {
 	q.mu.Lock()
 	e, ok := q.jobs[id]
 	if !ok {
@@ -1371,6 +1430,7 @@ func (q *Queue) ChangeJobPriority(id int64, prio int) (bool, string, error) {
 		q.mu.Unlock()
 		return res.OK, res.Message, nil
 	}
+	noteAction(j, q.ts(), fmt.Sprintf("Priority changed to %d", prio), who)
 	if e.heapIdx >= 0 {
 		heap.Fix(&q.ready, e.heapIdx)
 	}
@@ -1392,11 +1452,21 @@ func (q *Queue) ChangeJobPriority(id int64, prio int) (bool, string, error) {
 // ArchiveJob moves a final job to the archive; false when the job is not
 // live or not final.
 func (q *Queue) ArchiveJob(id int64) (bool, error) {
-	n, err := q.archive([]int64{id})
+	return q.ArchiveJobBy(id, author.Actor{})
+}
+
+// ArchiveJobBy is ArchiveJob asked by who, whom the job's log names
+// (author.go).
+func (q *Queue) ArchiveJobBy(id int64, who author.Actor) (bool, error) {
+	n, err := q.archiveBy([]int64{id}, who)
 	return n == 1, err
 }
 
 func (q *Queue) archive(ids []int64) (int, error) {
+	return q.archiveBy(ids, author.Actor{})
+}
+
+func (q *Queue) archiveBy(ids []int64, who author.Actor) (int, error) {
 	q.mu.Lock()
 	var moved []*entry
 	var tickets []store.Ticket
@@ -1404,6 +1474,18 @@ func (q *Queue) archive(ids []int64) (int, error) {
 		e, ok := q.jobs[id]
 		if !ok || !e.final() {
 			continue
+		}
+		if !who.IsZero() {
+			// The file goes to the archive with the line saying who
+			// moved it (the write and the rename in this order, in one
+			// batch or two).
+			if j, err := q.workingLocked(e); err == nil {
+				j = j.Clone()
+				noteAction(j, q.ts(), "Archived", who)
+				if b, err := j.Encode(); err == nil {
+					q.store.Write(store.JobFileName(id), b)
+				}
+			}
 		}
 		delete(q.jobs, id)
 		q.archiving[id] = true

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/retention"
 	"github.com/jobq-dev/jobq/internal/schedule"
@@ -303,7 +304,7 @@ func (q *Queue) handleFire(sp schedule.Spec, st schedule.State, d schedule.Decis
 		return next, q.store.Write(ScheduleFile(sp.Name), b).Wait()
 	}
 	if d.CancelPrevious {
-		if _, _, err := q.CancelJob(st.LastJob, true); err != nil {
+		if _, _, err := q.CancelJobBy(st.LastJob, true, author.Schedule(sp.Name, q.cfg.NodeName)); err != nil {
 			q.log.Warn("schedule cannot cancel the job of its previous fire", "schedule", sp.Name, "job", st.LastJob, "err", err)
 		}
 	}
@@ -323,7 +324,8 @@ func (q *Queue) handleFire(sp schedule.Spec, st schedule.State, d schedule.Decis
 		q.mu.Unlock()
 		return st, errQueueClosing
 	}
-	j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixMicro()*1000)
+	j, err := job.New(q.serial+1, ops, job.TS(now), now.UnixMicro()*1000,
+		author.Schedule(sp.Name, q.cfg.NodeName).Entry(now.UnixMicro()*1000))
 	if err != nil {
 		q.mu.Unlock()
 		d.Action, d.Why = schedule.Skip, "its job is refused: "+err.Error()

@@ -127,7 +127,7 @@ func (l *Log) propose(ctx context.Context, data []byte) error {
 	res, err := l.P.Apply(ctx, data)
 	switch {
 	case errors.Is(err, consensus.ErrOutcomeUnknown):
-		return fmt.Errorf("a majority of the voters did not confirm it (this node lost its place as master, or the others are unreachable): %w", err)
+		return fmt.Errorf("%w: a majority of the voters did not confirm it (this node lost its place as master, or the others are unreachable): %w", store.ErrOutcomeUnknown, err)
 	case errors.Is(err, consensus.ErrNotLeader):
 		return fmt.Errorf("this node is no longer the master, elected by a majority of the voters: %w", err)
 	case err != nil:

@@ -50,7 +50,7 @@ func (s *Server) filterRoute(path string) (name, uuid string, eps map[string]end
 	if path == "/2/filters" || path == "/2/filters/" {
 		return "/2/filters", "", map[string]endpoint{
 			"GET":  {fn: s.getFilters},
-			"POST": {access: writeAccess, maxBody: SmallBodySize, fn: s.putFilter},
+			"POST": {access: adminAccess, maxBody: SmallBodySize, fn: s.audited("filter add", s.putFilter)},
 		}, true
 	}
 	uuid, found := strings.CutPrefix(path, "/2/filters/")
@@ -59,9 +59,9 @@ func (s *Server) filterRoute(path string) (name, uuid string, eps map[string]end
 	}
 	return "/2/filters/[filter_uuid]", uuid, map[string]endpoint{
 		"GET": {fn: s.getFilter},
-		"PUT": {access: writeAccess, maxBody: SmallBodySize, fn: s.putFilter},
+		"PUT": {access: adminAccess, maxBody: SmallBodySize, fn: s.audited("filter replace", s.putFilter)},
 		// Ganeti's client sends {} with DELETE.
-		"DELETE": {access: writeAccess, maxBody: SmallBodySize, fn: s.deleteFilter},
+		"DELETE": {access: adminAccess, maxBody: SmallBodySize, fn: s.audited("filter delete", s.deleteFilter)},
 	}, true
 }
 

@@ -68,6 +68,9 @@ func TestFilterResources(t *testing.T) {
 		`{"code": 401, "message": "Unauthorized", "explain": "No permission -- see authorization schemes"}`+"\n")
 	check(e.do("POST", "/2/filters", "ro", "ropw", `{"action": "PAUSE"}`), 403,
 		`{"code": 403, "message": "Forbidden", "explain": "Request forbidden -- authorization will not help"}`+"\n")
+	// And the admin option (jobq's): write, or look-alikes, are not it.
+	check(e.do("POST", "/2/filters", "writer", "writerpw", `{"action": "PAUSE"}`), 403,
+		`{"code": 403, "message": "Forbidden", "explain": "Request forbidden -- authorization will not help"}`+"\n")
 	u1 := "00000000-0000-4000-8000-000000000001"
 	check(e.do("POST", "/2/filters", "admin", "adminpw",
 		`{"priority": 1, "predicates": [["jobid", [">", "id", "watermark"]]], "action": "REJECT", "reason": [["luxid", "someFilterReason", 1409249801259897000]]}`),

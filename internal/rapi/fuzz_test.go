@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/queue"
 )
@@ -33,6 +34,14 @@ func (fakeQueue) Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]queue.Sub
 
 func (f fakeQueue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, _ job.Timing) ([]queue.SubmitResult, error) {
 	return f.Submit(jobs, ignoreDrain)
+}
+
+func (f fakeQueue) SubmitWith(jobs [][]json.RawMessage, o queue.SubmitOptions) ([]queue.SubmitResult, error) {
+	return f.Submit(jobs, o.IgnoreDrain)
+}
+
+func (f fakeQueue) CancelJobBy(id int64, kill bool, _ author.Actor) (bool, string, error) {
+	return f.CancelJob(id, kill)
 }
 
 func (fakeQueue) Schedules() []queue.ScheduleState { return nil }

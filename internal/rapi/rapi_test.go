@@ -53,13 +53,15 @@ type env struct {
 }
 
 const usersFile = `# test users
-admin  adminpw   write
+admin  adminpw   write,admin
+writer writerpw  write,administrator,Admin
 reader readerpw
 	hauser {HA1}0ddab11e0420a74bfccf3daef5dd5f69 read,write
 ro {cleartext}ropw read
 `
 
-// usersFile's users: admin (write), reader (no rights), ro (read) and
+// usersFile's users: admin (write, admin), writer (write, and options
+// that look like admin), reader (no rights), ro (read) and
 // hauser, whose {HA1} hash is alice's (see TestCheckPassword), so no
 // password works for hauser.
 func newEnv(t *testing.T, maxRunning int, tweak func(*Config)) *env {
@@ -633,8 +635,8 @@ func TestSubmit(t *testing.T) {
 		sources = append(sources, s)
 	}
 	want := [][]string{
-		{"gnt:client:x:mine", "gnt:user:maintenance", "gnt:library:rlib2:jobs:", "gnt:opcode:test_jqueue:job=1;index=0"},
-		{"gnt:user:maintenance", "gnt:library:rlib2:jobs:", "gnt:opcode:test_delay:job=1;index=1"},
+		{"gnt:client:x:mine", "gnt:user:maintenance", "gnt:library:rlib2:jobs:", "jobq:rapi:admin", "gnt:opcode:test_jqueue:job=1;index=0"},
+		{"gnt:user:maintenance", "gnt:library:rlib2:jobs:", "jobq:rapi:admin", "gnt:opcode:test_delay:job=1;index=1"},
 	}
 	if !reflect.DeepEqual(sources, want) {
 		t.Errorf("reason trails %v, want %v", sources, want)

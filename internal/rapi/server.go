@@ -68,6 +68,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -82,6 +83,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/jobq-dev/jobq/internal/author"
+	"github.com/jobq-dev/jobq/internal/idem"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/queue"
 )
@@ -153,6 +156,10 @@ type Queue interface {
 	WaitForJobChange(ctx context.Context, id int64, fields []string, prevInfo json.RawMessage,
 		prevLogSerial int64, timeout time.Duration) (*queue.WaitResult, error)
 	CancelJob(id int64, kill bool) (bool, string, error)
+	// SubmitWith and CancelJobBy are the calls of an author (package
+	// author: the RAPI user).
+	SubmitWith(jobs [][]json.RawMessage, o queue.SubmitOptions) ([]queue.SubmitResult, error)
+	CancelJobBy(id int64, kill bool, who author.Actor) (bool, string, error)
 	// Schedules are the recurring schedules the master runs.
 	Schedules() []queue.ScheduleState
 }
@@ -417,6 +424,22 @@ type endpoint struct {
 }
 
 var writeAccess = []string{AccessWrite}
+
+// adminAccess is what administrative calls need (AccessAdmin).
+var adminAccess = []string{AccessAdmin}
+
+// audited is fn with the audit line of an administrative call.
+func (s *Server) audited(action string, fn func(*request) (any, error)) func(*request) (any, error) {
+	return func(req *request) (any, error) {
+		res, err := fn(req)
+		result := "ok"
+		if err != nil {
+			result = "failed: " + err.Error()
+		}
+		author.Audit(s.log, author.RAPIUser(req.user), action, req.r.URL.Path, result)
+		return res, err
+	}
+}
 
 // route finds the resource for a path: its pattern name, the job id in
 // it, and its endpoints by method.
@@ -1043,7 +1066,15 @@ func (s *Server) exists(id int64) (bool, error) {
 }
 
 func (s *Server) cancelJob(req *request) (any, error) {
-	ok, msg, err := s.cfg.Queue.CancelJob(req.id, false)
+	ok, msg, err := s.cfg.Queue.CancelJobBy(req.id, false, author.RAPIUser(req.user))
+	result := "ok"
+	switch {
+	case err != nil:
+		result = "failed: " + err.Error()
+	case !ok:
+		result = "not done: " + msg
+	}
+	author.Audit(s.log, author.RAPIUser(req.user), "CancelJob", fmt.Sprintf("job=%d", req.id), result)
 	if err != nil {
 		return nil, err
 	}
@@ -1146,8 +1177,27 @@ func (s *Server) postJobs(req *request) (any, error) {
 		return nil, err
 	}
 	for k := range body {
-		if k != "ops" && !slices.Contains(job.TimingMembers, k) {
-			return nil, errorf(http.StatusBadRequest, "Unknown parameter '%s'; the body is {\"ops\": [opcode, ...]} with optional %s", k, strings.Join(job.TimingMembers, ", "))
+		if k != "ops" && k != idem.Option && !slices.Contains(job.TimingMembers, k) {
+			return nil, errorf(http.StatusBadRequest, "Unknown parameter '%s'; the body is {\"ops\": [opcode, ...]} with optional %s, %s", k, strings.Join(job.TimingMembers, ", "), idem.Option)
+		}
+	}
+	// An idempotency key: the digest is of the body as sent (the opcodes
+	// get reason entries with the time below) and the ?reason= asked.
+	var key, digest string
+	if raw, ok := body[idem.Option]; ok {
+		if err := json.Unmarshal(raw, &key); err != nil {
+			return nil, errorf(http.StatusBadRequest, "'%s' parameter: must be a string", idem.Option)
+		}
+		if err := idem.CheckKey(key); err != nil {
+			return nil, errorf(http.StatusBadRequest, "%s", err.Error())
+		}
+		rest := maps.Clone(body)
+		delete(rest, idem.Option)
+		delete(rest, "not_before") // a retry may ask for a later time
+		restRaw, _ := json.Marshal(rest)
+		reasons, _ := json.Marshal(req.r.URL.Query()["reason"])
+		if digest, err = idem.Digest([][]json.RawMessage{{restRaw, reasons}}, nil); err != nil {
+			return nil, errorf(http.StatusBadRequest, "%s", err.Error())
 		}
 	}
 	timing, err := job.ParseTiming(body)
@@ -1211,7 +1261,23 @@ func (s *Server) postJobs(req *request) (any, error) {
 			return nil, errorf(http.StatusBadRequest, "Opcode %d cannot be encoded: %v", i, err)
 		}
 	}
-	res, err := s.cfg.Queue.SubmitTimed([][]json.RawMessage{ops}, false, timing)
+	u := s.users.lookup(req.user)
+	admin := u != nil && u.Has(AccessAdmin)
+	res, err := s.cfg.Queue.SubmitWith([][]json.RawMessage{ops}, queue.SubmitOptions{
+		Timing: timing, Author: author.RAPIUser(req.user), Admin: admin,
+		IdempotencyKey: key, IdempotencyDigest: digest})
+	if id := adminOpcode(ops); id != "" {
+		result := "ok"
+		switch {
+		case err != nil:
+			result = "refused: " + err.Error()
+		case len(res) == 1 && res[0].Err != nil:
+			result = "refused: " + res[0].Err.Error()
+		case len(res) == 1:
+			result = fmt.Sprintf("job=%d", res[0].ID)
+		}
+		author.Audit(s.log, author.RAPIUser(req.user), "POST /2/jobs "+id, "", result)
+	}
 	if err != nil {
 		var qe *queue.Error
 		if errors.As(err, &qe) && len(qe.Args) == 1 && qe.Args[0] == "Queue drained" {
@@ -1234,4 +1300,14 @@ func (s *Server) postJobs(req *request) (any, error) {
 		return nil, errorf(http.StatusInternalServerError, "%s", err.Error())
 	}
 	return res[0].ID, nil
+}
+
+// adminOpcode is the first administrative OP_ID of ops, "" for none.
+func adminOpcode(ops []json.RawMessage) string {
+	for _, op := range ops {
+		if id := job.OpID(op); author.AdminOpcode(id) {
+			return id
+		}
+	}
+	return ""
 }

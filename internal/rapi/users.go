@@ -22,6 +22,11 @@ const Realm = "Ganeti Remote API"
 const (
 	AccessWrite = "write"
 	AccessRead  = "read"
+	// AccessAdmin is jobq's: administrative calls (filter changes, jobs
+	// with an administrative opcode such as OP_RESTRICTED_COMMAND or
+	// OP_CLUSTER_SET_PARAMS). Ganeti's users file has no such option:
+	// its write users must be given it for these calls.
+	AccessAdmin = "admin"
 )
 
 // User is one line of the users file.

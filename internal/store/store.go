@@ -45,6 +45,11 @@ var ErrLocked = errors.New("queue is locked")
 // ErrClosed is returned for changes submitted after Close.
 var ErrClosed = errors.New("queue store is closed")
 
+// ErrOutcomeUnknown is in the error of a change the log could not say
+// was committed or not (a Log returns it wrapped): the change may still
+// be made, on this node or a later master.
+var ErrOutcomeUnknown = errors.New("the outcome is unknown")
+
 type opKind int
 
 const (

@@ -118,6 +118,10 @@ type Options struct {
 	// Env holds KEY=value entries added to the programs' environment
 	// (an entry "KEY=" sets KEY empty).
 	Env []string
+	// Credential, when set, runs the program (jobq) as that uid and gid
+	// (the test must be root, and the built programs' directory and the
+	// socket reachable by that user: see ShareWith).
+	Credential *syscall.Credential
 }
 
 func (o Options) command(t testing.TB, prog string, args ...string) *exec.Cmd {
@@ -129,6 +133,9 @@ func (o Options) command(t testing.TB, prog string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(bin(t), prog), args...)
 	if len(o.Env) > 0 {
 		cmd.Env = append(os.Environ(), o.Env...)
+	}
+	if o.Credential != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.Credential}
 	}
 	return cmd
 }
@@ -377,4 +384,36 @@ func FreePort(t testing.TB, host string) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// ShareWith lets every user run the built programs (o's build) and use
+// d's LUXI socket, for tests that run jobq as other users
+// (Options.Credential): the directories on the way get o+x, the socket
+// o+rw. Only for a throw-away data directory.
+func (o Options) ShareWith(t testing.TB, d *Daemon) {
+	t.Helper()
+	bin := Build
+	if o.NoRace {
+		bin = BuildNoRace
+	}
+	for _, p := range []struct {
+		path string
+		mode os.FileMode
+	}{{bin(t), 0o755}, {d.Dir, 0o755}, {filepath.Dir(d.Socket()), 0o755}, {d.Socket(), 0o777}} {
+		if err := os.Chmod(p.path, p.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The data directory's parents (t.TempDir's) too.
+	for dir := filepath.Dir(d.Dir); dir != "/" && dir != "."; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(dir, fi.Mode().Perm()|0o011); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/job"
+	"github.com/jobq-dev/jobq/internal/queue"
 )
 
 // confirmData is a confirmation page: what will happen, and a form that
@@ -102,13 +104,14 @@ func (h *Handler) postJobAction(w http.ResponseWriter, r *http.Request, s *sessi
 		return
 	}
 	q := h.cfg.Queue
+	who := author.DashboardUser(s.user)
 	var msg string
 	var err error
+	done := true // the action was carried out (for the audit log)
 	switch r.PathValue("action") {
 	case "cancel":
 		kill := r.PostForm.Get("kill") != ""
-		var done bool
-		done, msg, err = q.CancelJob(id, kill)
+		done, msg, err = q.CancelJobBy(id, kill, who)
 		if err == nil && !done {
 			msg = "Not canceled: " + msg
 		}
@@ -119,8 +122,7 @@ func (h *Handler) postJobAction(w http.ResponseWriter, r *http.Request, s *sessi
 				fmt.Sprintf("A priority is a whole number from %d to %d.", job.PriorityHighest, job.PriorityLowest))
 			return
 		}
-		var done bool
-		done, msg, err = q.ChangeJobPriority(id, p)
+		done, msg, err = q.ChangeJobPriorityBy(id, p, who)
 		if err == nil && !done {
 			msg = "Priority not changed: " + msg
 		}
@@ -128,8 +130,7 @@ func (h *Handler) postJobAction(w http.ResponseWriter, r *http.Request, s *sessi
 		h.resubmit(w, r, s, id)
 		return
 	case "archive":
-		var done bool
-		done, err = q.ArchiveJob(id)
+		done, err = q.ArchiveJobBy(id, who)
 		msg = fmt.Sprintf("Job %d archived.", id)
 		if err == nil && !done {
 			msg = fmt.Sprintf("Job %d was not archived: only finished jobs of the live queue can be.", id)
@@ -138,6 +139,14 @@ func (h *Handler) postJobAction(w http.ResponseWriter, r *http.Request, s *sessi
 		h.errorPage(w, r, s, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
 		return
 	}
+	result := "ok"
+	switch {
+	case err != nil:
+		result = "failed: " + err.Error()
+	case !done:
+		result = "not done: " + msg
+	}
+	author.Audit(h.log, who, r.PathValue("action"), fmt.Sprintf("job=%d", id), result)
 	if err != nil {
 		h.queueError(w, r, s, err)
 		return
@@ -171,7 +180,16 @@ func (h *Handler) postDrain(w http.ResponseWriter, r *http.Request, s *sessionIn
 		h.errorPage(w, r, s, http.StatusBadRequest, "Bad request", "Say drain=1 or drain=0.")
 		return
 	}
-	if err := h.cfg.Queue.SetDrainFlag(on); err != nil {
+	who := author.DashboardUser(s.user)
+	if !s.admin {
+		author.Audit(h.log, who, "drain", fmt.Sprint(on), "refused: not an administrator")
+		h.errorPage(w, r, s, http.StatusForbidden, "Not allowed",
+			"Draining the queue is an administrative call: it needs a user with the admin option in the RAPI users file.")
+		return
+	}
+	err := h.cfg.Queue.SetDrainFlag(on)
+	author.Audit(h.log, who, "drain", fmt.Sprint(on), resultOf(err))
+	if err != nil {
 		h.queueError(w, r, s, err)
 		return
 	}
@@ -207,7 +225,8 @@ func (h *Handler) resubmit(w http.ResponseWriter, r *http.Request, s *sessionInf
 		h.errorPage(w, r, s, http.StatusConflict, "Cannot resubmit", err.Error()+".")
 		return
 	}
-	res, err := h.cfg.Queue.Submit([][]json.RawMessage{ops}, false)
+	who := author.DashboardUser(s.user)
+	res, err := h.cfg.Queue.SubmitWith([][]json.RawMessage{ops}, queue.SubmitOptions{Author: who, Admin: s.admin})
 	if err == nil && len(res) == 1 && res[0].Err != nil {
 		err = res[0].Err
 	}
@@ -222,4 +241,12 @@ func (h *Handler) resubmit(w http.ResponseWriter, r *http.Request, s *sessionInf
 	h.log.Info("web: job resubmitted", "user", s.user, "job", id, "new_job", n)
 	h.sessions.setFlash(s.id, fmt.Sprintf("Job %d resubmits job %d.", n, id))
 	http.Redirect(w, r, fmt.Sprintf("%s/jobs/%d", Prefix, n), http.StatusSeeOther)
+}
+
+// resultOf is an audit line's result for an outcome.
+func resultOf(err error) string {
+	if err != nil {
+		return "failed: " + err.Error()
+	}
+	return "ok"
 }

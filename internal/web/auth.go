@@ -43,6 +43,7 @@ type session struct {
 type sessionInfo struct {
 	id, user, csrf string
 	write          bool
+	admin          bool // the users file gives rapi.AccessAdmin
 }
 
 type sessionStore struct {
@@ -153,7 +154,7 @@ func (h *Handler) current(r *http.Request) *sessionInfo {
 		h.sessions.remove(s.id)
 		return nil
 	}
-	return &sessionInfo{id: s.id, user: s.user, csrf: s.csrf, write: u.Has(rapi.AccessWrite)}
+	return &sessionInfo{id: s.id, user: s.user, csrf: s.csrf, write: u.Has(rapi.AccessWrite), admin: u.Has(rapi.AccessAdmin)}
 }
 
 // authed wraps a handler that needs a logged-in user: pages send the

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/job"
 )
 
@@ -111,6 +112,7 @@ func (h *Handler) postBulk(w http.ResponseWriter, r *http.Request, s *sessionInf
 	}
 	kill := r.PostForm.Get("kill") != ""
 	q := h.cfg.Queue
+	who := author.DashboardUser(s.user)
 	var done int
 	var refused []string
 	for _, id := range ids {
@@ -119,13 +121,21 @@ func (h *Handler) postBulk(w http.ResponseWriter, r *http.Request, s *sessionInf
 		var err error
 		switch action {
 		case "cancel":
-			ok, msg, err = q.CancelJob(id, kill)
+			ok, msg, err = q.CancelJobBy(id, kill, who)
 		case "priority":
-			ok, msg, err = q.ChangeJobPriority(id, prio)
+			ok, msg, err = q.ChangeJobPriorityBy(id, prio, who)
 		case "archive":
-			ok, err = q.ArchiveJob(id)
+			ok, err = q.ArchiveJobBy(id, who)
 			msg = fmt.Sprintf("Job %d is not a finished job of the live queue", id)
 		}
+		result := "ok"
+		switch {
+		case err != nil:
+			result = "failed: " + err.Error()
+		case !ok:
+			result = "not done: " + msg
+		}
+		author.Audit(h.log, who, action, fmt.Sprintf("job=%d", id), result)
 		if err != nil {
 			h.queueError(w, r, s, err)
 			return

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/job"
 )
 
@@ -174,6 +175,10 @@ type jobView struct {
 	// Reason its error message: the page shows them first.
 	Failed *opView `json:"-"`
 	Reason string  `json:"-"`
+	// Author is who submitted the job ("" when not recorded), Actions
+	// who canceled, reprioritised or archived it (author.LogType entries).
+	Author  string   `json:"-"`
+	Actions []string `json:"-"`
 }
 
 // ShownOps are the opcodes in the order the page shows them: the one that
@@ -233,6 +238,18 @@ func (d *jobData) view(now time.Time) *jobView {
 		Summary: strings.Join(d.Summary, ", "), Received: viewTime(d.Received, now),
 		Start: viewTime(d.Start, now), End: viewTime(d.End, now), Duration: duration(d.Start, d.End),
 		NotBefore: viewNotBefore(d.NotBefore, now)}
+	if len(d.Ops) > 0 {
+		if a, ok := author.Of(d.Ops[0]); ok {
+			v.Author = a.String()
+		}
+	}
+	for _, l := range d.OpLog {
+		for _, e := range l {
+			if e.Type == author.LogType {
+				v.Actions = append(v.Actions, logMessage(e.Message))
+			}
+		}
+	}
 	n := max(len(d.Ops), len(d.OpStatus))
 	for i := range n {
 		o := opView{Index: i, Summary: at(d.Summary, i), Status: at(d.OpStatus, i), Priority: at(d.OpPriority, i),

@@ -104,7 +104,9 @@ func (f *fakeUsers) set(data string) {
 	f.users = rapi.ParseUsers(data)
 }
 
-const testUsers = "admin adminpw write\n" +
+const testUsers = "admin adminpw write,admin\n" +
+	"writer writerpw write\n" +
+	"near nearpw write,administrator,Admin,admins\n" +
 	"viewer viewerpw read\n"
 
 // env is a dashboard on a real queue, served over TLS by httptest.

@@ -46,6 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/internal/rapi"
@@ -79,6 +80,11 @@ type Queue interface {
 	ArchiveJob(id int64) (bool, error)
 	SetDrainFlag(on bool) error
 	Submit(jobs [][]json.RawMessage, ignoreDrain bool) ([]queue.SubmitResult, error)
+	// The calls of an author (package author: the dashboard user).
+	SubmitWith(jobs [][]json.RawMessage, o queue.SubmitOptions) ([]queue.SubmitResult, error)
+	CancelJobBy(id int64, kill bool, who author.Actor) (bool, string, error)
+	ChangeJobPriorityBy(id int64, prio int, who author.Actor) (bool, string, error)
+	ArchiveJobBy(id int64, who author.Actor) (bool, error)
 	Charts() (hour, day queue.Chart)
 	Drained() bool
 	Counts() map[job.Status]int

@@ -30,6 +30,13 @@ var (
 	// The nanosecond timestamps of reason trail entries, one per line in
 	// gnt-job info ("            - 1795758422124506368").
 	reReasonNS = regexp.MustCompile(`(?m)^( +- )\d{16,}$`)
+	// jobq's additions that Ganeti has no counterpart of (issue 16: every
+	// action has an author): the author entry of a reason trail in
+	// gnt-job info ("          - - jobq:luxi\n            - uid=0(root)\n
+	// - <NS>"), and the jobq-action log entries of cancels, priority
+	// changes and archives.
+	reAuthorEntry = regexp.MustCompile(`(?m)^ +- - jobq:[a-z:._-]+\n +- [^\n]*\n +- <NS>\n`)
+	reActionLog   = regexp.MustCompile(`(?m)^ +- Time: <DATE>\n +Content: \[\d+, jobq-action, [^\n]*\]\n`)
 	// A node UUID, should one be left outside an on_node_uuids block.
 	reUUID = regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`)
 	// Candidate job ids, once every timestamp is gone.
@@ -39,7 +46,8 @@ var (
 // normalise replaces in a transcript what legitimately differs between
 // Ganeti's run and jobq's: dates, times, time deltas, timestamps, reason
 // timestamps, node UUIDs, the on_node_uuids input field (Ganeti's LU writes
-// the master's UUID there, jobq has no node UUIDs), and, through ids, job
+// the master's UUID there, jobq has no node UUIDs), jobq's author entries
+// and jobq-action log entries (who submitted, who canceled), and, through ids, job
 // ids (our id -> the reference's id for the same step; nil for the
 // reference itself). Everything else is left alone, byte for byte.
 //
@@ -54,6 +62,8 @@ func normalise(s string, ids map[string]string) string {
 	s = reTotal.ReplaceAllString(s, "${1}<SECONDS>${2}")
 	s = reTS.ReplaceAllString(s, "[<TS>]")
 	s = reReasonNS.ReplaceAllString(s, "${1}<NS>")
+	s = reAuthorEntry.ReplaceAllString(s, "")
+	s = reActionLog.ReplaceAllString(s, "")
 	s = dropOnNodeUUIDs(s)
 	s = reUUID.ReplaceAllString(s, "<UUID>")
 	if len(ids) > 0 {
@@ -266,5 +276,21 @@ func TestNormalise(t *testing.T) {
 	got = dropOnNodeUUIDs("        on_master: True\n        on_node_uuids: \n          - a\n          - b\n        on_nodes: \n          - n1\n        on_node_uuids: None\n      Result: None\n")
 	if want := "        on_master: True\n        on_nodes: \n          - n1\n      Result: None\n"; got != want {
 		t.Errorf("dropOnNodeUUIDs: got %q, want %q", got, want)
+	}
+}
+
+// TestNormaliseAuthors: jobq's author entry and jobq-action log entries
+// are dropped, and nothing else of the reason trail or the log.
+func TestNormaliseAuthors(t *testing.T) {
+	in := "        reason: \n          - - gnt:client:gnt-debug\n            - delay\n            - 1795758429777330176\n" +
+		"          - - jobq:luxi\n            - uid=0(root)\n            - 1796687649778649000\n" +
+		"          - - gnt:opcode:test_delay\n            - job=6049;index=0\n            - 1795758429782269000\n" +
+		"      Execution log: \n        - Time: 2026-12-07 23:54:10.140597\n          Content: [1, jobq-action, Canceled by jobq:luxi uid=0(root)]\n" +
+		"        - Time: 2026-12-07 23:54:10.140597\n          Content: [2, message, kept]\n"
+	want := "        reason: \n          - - gnt:client:gnt-debug\n            - delay\n            - <NS>\n" +
+		"          - - gnt:opcode:test_delay\n            - job=6049;index=0\n            - <NS>\n" +
+		"      Execution log: \n        - Time: <DATE>\n          Content: [2, message, kept]\n"
+	if got := normalise(in, nil); got != want {
+		t.Errorf("normalised:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -253,6 +253,15 @@ func TestPackageInstallUseRemove(t *testing.T) {
 	if o := as(t, member, "/usr/bin/jobq", "--data-dir", dir, "list", "--no-headers", "-o", "id,status"); o.code != 0 || strings.Join(strings.Fields(o.stdout), " ") != "1 success" {
 		t.Errorf("jobq list as a member of jobq: %s", o)
 	}
+	// Members of the socket group are no administrators (the packaged
+	// configuration sets no admin-group): a join token, which hands out
+	// the cluster's key, is refused to them, and their job names them.
+	if o := as(t, member, "/usr/bin/jobq", "--data-dir", dir, "cluster", "join-token"); o.code == 0 || !strings.Contains(o.stdout+o.stderr, "JobqJoinToken is an administrative call") {
+		t.Errorf("jobq cluster join-token as a member of jobq: %s", o)
+	}
+	if o := as(t, member, "/usr/bin/jobq", "--data-dir", dir, "list", "--no-headers", "-o", "author"); o.code != 0 || strings.TrimSpace(o.stdout) != "jobq:luxi uid="+member.Uid+"("+member.Username+")" {
+		t.Errorf("the author of the member's job: %s", o)
+	}
 	o := as(t, other, "/usr/bin/jobq", "--data-dir", dir, "list")
 	if o.code != 1 || !strings.Contains(o.stderr, "Cannot connect to jobqd at socket '"+sock+"' (permission denied)") {
 		t.Errorf("jobq list as a non-member: %s", o)

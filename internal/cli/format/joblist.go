@@ -50,6 +50,7 @@ var JobFields = []FieldDef{
 // ExtraJobFields are jobq's job fields beyond Ganeti's (jobs in time),
 // which list-fields does not print but -o takes.
 var ExtraJobFields = []FieldDef{
+	{"author", "Author", KindText, "Who submitted the job, as jobqd recorded it in the reason trail (jobq): the LUXI peer's uid and user, the RAPI or dashboard user, the node or schedule"},
 	{"not_before", "Not_before", KindOther, "Timestamp before which the job does not start, or null (jobq) (tuple containing seconds and microseconds)"},
 	{"optimeout", "OpCode_timeout", KindOther, "List of opcode time limits from their execution start in seconds (jobq)"},
 	{"timeout", "Timeout", KindOther, "The job's time limit from its start in seconds, or null (jobq)"},
