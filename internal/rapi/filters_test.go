@@ -68,11 +68,9 @@ func TestFilterResources(t *testing.T) {
 		`{"code": 401, "message": "Unauthorized", "explain": "No permission -- see authorization schemes"}`+"\n")
 	check(e.do("POST", "/2/filters", "ro", "ropw", `{"action": "PAUSE"}`), 403,
 		`{"code": 403, "message": "Forbidden", "explain": "Request forbidden -- authorization will not help"}`+"\n")
-	// And the admin option (jobq's): write, or look-alikes, are not it.
-	check(e.do("POST", "/2/filters", "writer", "writerpw", `{"action": "PAUSE"}`), 403,
-		`{"code": 403, "message": "Forbidden", "explain": "Request forbidden -- authorization will not help"}`+"\n")
+	// A write user, as in Ganeti (jobq's admin option is not needed).
 	u1 := "00000000-0000-4000-8000-000000000001"
-	check(e.do("POST", "/2/filters", "admin", "adminpw",
+	check(e.do("POST", "/2/filters", "writer", "writerpw",
 		`{"priority": 1, "predicates": [["jobid", [">", "id", "watermark"]]], "action": "REJECT", "reason": [["luxid", "someFilterReason", 1409249801259897000]]}`),
 		200, `"`+u1+`"`+"\n")
 	check(e.do("GET", "/2/filters", "", "", ""), 200, `[{"uuid": "`+u1+`", "uri": "/2/filters/`+u1+`"}]`+"\n")

@@ -22,10 +22,11 @@ const Realm = "Ganeti Remote API"
 const (
 	AccessWrite = "write"
 	AccessRead  = "read"
-	// AccessAdmin is jobq's: administrative calls (filter changes, jobs
-	// with an administrative opcode such as OP_RESTRICTED_COMMAND or
-	// OP_CLUSTER_SET_PARAMS). Ganeti's users file has no such option:
-	// its write users must be given it for these calls.
+	// AccessAdmin is jobq's: administrative calls that Ganeti's RAPI
+	// cannot make (jobs with an administrative opcode such as
+	// OP_RESTRICTED_COMMAND or OP_CLUSTER_SET_PARAMS, the dashboard's
+	// drain). Ganeti's users file has no such option; its write users
+	// keep what they may do in Ganeti (filter changes included).
 	AccessAdmin = "admin"
 )
 
