@@ -44,6 +44,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -103,12 +104,23 @@ func (t Timing) withDefaults() Timing {
 		t.ElectionTicks = 10
 	}
 	if t.SnapshotEntries == 0 {
-		t.SnapshotEntries = 10000
+		t.SnapshotEntries = envEntries("JOBQ_TEST_SNAPSHOT_ENTRIES", 10000)
 	}
 	if t.TrailingEntries == 0 {
-		t.TrailingEntries = 5000
+		t.TrailingEntries = envEntries("JOBQ_TEST_TRAILING_ENTRIES", 5000)
 	}
 	return t
+}
+
+// envEntries is the number in the environment variable name, or def.
+// Tests of the real jobqd (test/crash's power loss) set them so that
+// snapshots, and the log's compaction behind them, happen within a few
+// hundred jobs; they are not a setting for operators.
+func envEntries(name string, def uint64) uint64 {
+	if n, err := strconv.ParseUint(os.Getenv(name), 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
 
 // ElectionTimeout is the shortest time without a leader after which a

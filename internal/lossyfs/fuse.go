@@ -147,6 +147,7 @@ var (
 	_ fs.NodeFlusher    = (*node)(nil)
 	_ fs.NodeAllocater  = (*node)(nil)
 	_ fs.NodeMkdirer    = (*node)(nil)
+	_ fs.NodeMknoder    = (*node)(nil)
 	_ fs.NodeUnlinker   = (*node)(nil)
 	_ fs.NodeRmdirer    = (*node)(nil)
 	_ fs.NodeRenamer    = (*node)(nil)
@@ -331,6 +332,24 @@ func (x *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, syscall.EEXIST
 	}
 	c := x.l.t.newInode(syscall.S_IFDIR | mode&0o7777)
+	setV(x.n, name, c)
+	return x.child(ctx, c, out), 0
+}
+
+// Mknod makes sockets and fifos (a unix socket's bind): they live in
+// the running tree only and never survive a crash.
+func (x *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if !x.lock() {
+		return nil, syscall.EIO
+	}
+	defer x.unlock()
+	if t := mode & syscall.S_IFMT; t != syscall.S_IFSOCK && t != syscall.S_IFIFO {
+		return nil, syscall.EPERM
+	}
+	if x.n.vkids[name] != nil {
+		return nil, syscall.EEXIST
+	}
+	c := x.l.t.newInode(mode)
 	setV(x.n, name, c)
 	return x.child(ctx, c, out), 0
 }
