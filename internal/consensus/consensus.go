@@ -50,6 +50,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/jobq-dev/jobq/internal/durable"
 )
 
 // StreamName is the noderpc stream the engine's messages travel on.
@@ -247,7 +249,7 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Name == "" || cfg.Addr == "" || cfg.Listener == nil || cfg.Dial == nil || cfg.FSM == nil {
 		return nil, errors.New("consensus.Open needs a name, an address, a listener, a dialer and a state machine")
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+	if err := durable.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create the consensus directory: %w", err)
 	}
 	n := &Node{

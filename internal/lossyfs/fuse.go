@@ -293,7 +293,8 @@ func (x *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall
 	}
 	defer x.unlock()
 	if x.n.isDir() {
-		syncDir(x.n)
+		syncDir(x.n) // its entries, not its own name in its parent
+		return 0
 	}
 	syncFile(x.n)
 	return 0

@@ -139,6 +139,7 @@ func TestNewDirectoryNeedsItsParentSynced(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(l.Dir, "d3", "f"), "x", true) // d3 itself never synced in its parent
+	fsyncDir(t, filepath.Join(l.Dir, "d3"))              // its entries, not its name
 	crash(t, l)
 	want(t, l, "d1/f", "x", true)
 	want(t, l, "d3", "", false)

@@ -345,7 +345,7 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := mkdirDurable(dir); err != nil {
+	if err := durable.MkdirAll(dir, DirMode); err != nil {
 		return nil, fmt.Errorf("cannot create queue directory: %w", err)
 	}
 	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, FileMode)
@@ -369,7 +369,7 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 		lf.Close()
 		return nil, err
 	}
-	if err := mkdirDurable(filepath.Join(dir, "archive")); err != nil {
+	if err := durable.MkdirAll(filepath.Join(dir, "archive"), DirMode); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("cannot create archive directory: %w", err)
 	}
@@ -381,23 +381,6 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 
 // Dir is the queue directory.
 func (s *Store) Dir() string { return s.dir }
-
-// mkdirDurable creates dir and its missing parents, each made durable
-// in its parent.
-func mkdirDurable(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if parent := filepath.Dir(dir); parent != dir {
-		if err := mkdirDurable(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return durable.SyncDir(filepath.Dir(dir))
-}
 
 // changedDir records that the entries of path's directory changed, and
 // those of its parents up to the queue directory (they may be new).
