@@ -4,8 +4,9 @@
 // reader sees the old file or the new one, never a part.
 //
 // The queue's group commit (package store) makes many changes durable
-// with two syncs of the file system instead; it uses this package for
-// the files it writes alone (the format version).
+// together instead (an fsync of each file and directory a batch changed,
+// concurrently); it uses this package for the files it writes alone
+// (the format version) and its directories.
 package durable
 
 import (
