@@ -7,7 +7,8 @@
 //
 //   - File data written is held in memory (pages over the inode's
 //     durable contents); it becomes durable only when that file is
-//     fsynced (fsync, fdatasync, O_SYNC does not exist here). A close
+//     fsynced (fsync, fdatasync; the kernel turns an O_SYNC write into
+//     a write and an fsync). A close
 //     (FLUSH, RELEASE) makes nothing durable. Reads and stat see the
 //     unsynced data and size. Truncation and fallocate's new size are
 //     data too: durable at the file's fsync.
@@ -17,13 +18,15 @@
 //     entry of that directory), or by an fsync of a file for the entries
 //     that name it or named it (its creation, its renames, its links),
 //     as ext4, XFS and btrfs commit a new file's name with its data. A
-//     new directory's own entry needs its parent's fsync. A rename
-//     between two directories is made durable side by side (each
+//     new directory's own entry needs its parent's fsync (an fsync of
+//     the directory itself makes its entries durable, not its name). A
+//     rename between two directories is made durable side by side (each
 //     directory's fsync carries its own side): a crash may show the
 //     file under both names or, if only the source was synced, under
 //     neither — stricter than a journal, which commits both sides.
-//   - Permission bits are durable at once (nothing here depends on a
-//     chmod surviving).
+//   - Permission bits and times are durable at once (nothing here
+//     depends on a chmod surviving). Sockets and fifos (a unix socket's
+//     bind) live in the running tree only.
 //   - syncfs(2) does not reach a FUSE server: the kernel sends
 //     FUSE_SYNCFS only to virtiofs. On this layer, as on any FUSE file
 //     system, syncfs makes nothing durable (TestSyncfsNotForwarded).
