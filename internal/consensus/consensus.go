@@ -44,11 +44,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/jobq-dev/jobq/internal/durable"
 )
 
 // StreamName is the noderpc stream the engine's messages travel on.
@@ -103,12 +106,23 @@ func (t Timing) withDefaults() Timing {
 		t.ElectionTicks = 10
 	}
 	if t.SnapshotEntries == 0 {
-		t.SnapshotEntries = 10000
+		t.SnapshotEntries = envEntries("JOBQ_TEST_SNAPSHOT_ENTRIES", 10000)
 	}
 	if t.TrailingEntries == 0 {
-		t.TrailingEntries = 5000
+		t.TrailingEntries = envEntries("JOBQ_TEST_TRAILING_ENTRIES", 5000)
 	}
 	return t
+}
+
+// envEntries is the number in the environment variable name, or def.
+// Tests of the real jobqd (test/crash's power loss) set them so that
+// snapshots, and the log's compaction behind them, happen within a few
+// hundred jobs; they are not a setting for operators.
+func envEntries(name string, def uint64) uint64 {
+	if n, err := strconv.ParseUint(os.Getenv(name), 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
 
 // ElectionTimeout is the shortest time without a leader after which a
@@ -235,7 +249,7 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Name == "" || cfg.Addr == "" || cfg.Listener == nil || cfg.Dial == nil || cfg.FSM == nil {
 		return nil, errors.New("consensus.Open needs a name, an address, a listener, a dialer and a state machine")
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+	if err := durable.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create the consensus directory: %w", err)
 	}
 	n := &Node{

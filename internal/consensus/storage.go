@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
@@ -14,6 +13,8 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/jobq-dev/jobq/internal/durable"
 )
 
 // storage is the node's durable log: etcd's write-ahead log (hard state
@@ -44,7 +45,7 @@ func init() { wal.SegmentSizeBytes = SegmentBytes }
 // memory; it returns the newest snapshot, if any.
 func openStorage(dir string, log *slog.Logger) (*storage, *pb.Snapshot, error) {
 	lg := zap.NewNop()
-	if err := os.MkdirAll(snapDir(dir), 0o700); err != nil {
+	if err := durable.MkdirAll(snapDir(dir), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("cannot create the snapshot directory: %w", err)
 	}
 	s := &storage{snaps: snap.New(lg, snapDir(dir)), mem: raft.NewMemoryStorage(), dir: dir}

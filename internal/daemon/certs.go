@@ -75,7 +75,7 @@ func LoadOrCreateClusterCert(dataDir, nodeName string, log *slog.Logger) (tls.Ce
 }
 
 func createClusterCert(certFile, keyFile, nodeName string, now time.Time) error {
-	if err := os.MkdirAll(filepath.Dir(certFile), 0o750); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(certFile), 0o750); err != nil {
 		return err
 	}
 	certPEM, keyPEM, err := newClusterCertPEM(nodeName, now)

@@ -107,7 +107,7 @@ func writeDurable(path string, data []byte) error {
 // MakeDataDir creates the data directory dir (and its parents) if it does
 // not exist, saying what to do when it cannot.
 func MakeDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := durable.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("cannot create the data directory %s: %v; create it (or fix its parent's permissions), or choose another with --data-dir DIR", dir, unwrapPathError(err))
 	}
 	return nil

@@ -830,7 +830,7 @@ func joinCluster(ctx context.Context, o Options, addr, token string, log *slog.L
 		return nil, fmt.Errorf("the node at %s runs a jobqd without the Raft log; upgrade it first", addr)
 	}
 	certFile, keyFile := ClusterCertPaths(o.DataDir)
-	if err := os.MkdirAll(filepath.Dir(certFile), 0o750); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(certFile), 0o750); err != nil {
 		return nil, err
 	}
 	if err := writeDurableMode(keyFile, r.KeyPEM, 0o600); err != nil {

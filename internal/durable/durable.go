@@ -4,8 +4,9 @@
 // reader sees the old file or the new one, never a part.
 //
 // The queue's group commit (package store) makes many changes durable
-// with two syncs of the file system instead; it uses this package for
-// the files it writes alone (the format version).
+// together instead (an fsync of each file and directory a batch changed,
+// concurrently); it uses this package for the files it writes alone
+// (the format version) and its directories.
 package durable
 
 import (
@@ -13,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // TempName is the temporary file WriteFile uses for path: ".NAME.tmp" in
@@ -74,6 +76,36 @@ func Remove(path string) error {
 
 // Create makes an empty file at path, durably (a mark).
 func Create(path string, mode fs.FileMode) error { return WriteFile(path, nil, mode) }
+
+// MkdirAll creates dir and its missing parents with mode perm (less the
+// umask) and makes each one's entry durable in its parent; dir's own
+// entry is synced even when dir was there already (a process killed
+// after its mkdir left it in the page cache, not on disk). A new
+// directory's entry is not made durable by syncing the directory
+// itself: its parent must be synced.
+func MkdirAll(dir string, perm fs.FileMode) error {
+	dir = filepath.Clean(dir)
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return err
+	case err != nil:
+		if parent := filepath.Dir(dir); parent != dir {
+			if err := MkdirAll(parent, perm); err != nil {
+				return err
+			}
+		}
+		if err := os.Mkdir(dir, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		return SyncDir(parent)
+	}
+	return nil
+}
 
 // SyncDir makes the entries of dir (creations, renames, removals)
 // durable.

@@ -20,7 +20,7 @@ import (
 )
 
 // lossyFS is the store's file system with a power switch: what was not
-// synced is lost at a crash. At each Syncfs it records the directory as
+// synced is lost at a crash. At each Sync it records the directory as
 // the disk holds it; crash puts that image back, dropping every write,
 // rename and removal made since (temporary files included). It models the
 // worst a power loss may do to the queue directory.
@@ -39,7 +39,7 @@ type lossyFS struct {
 
 func newLossyFS(dir string) *lossyFS { return &lossyFS{dir: dir, image: map[string][]byte{}} }
 
-func (l *lossyFS) Syncfs(dir string) error {
+func (l *lossyFS) Sync(files, dirs []string) error {
 	img, err := readTree(l.dir)
 	if err != nil {
 		return err

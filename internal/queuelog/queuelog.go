@@ -324,7 +324,7 @@ func NewFSM(st *store.Store, settingsDir string, fetch Fetch, log *slog.Logger) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &FSM{st: st, fetch: fetch, log: log, settings: settingsDir, values: map[string][]byte{}}
-	if err := os.MkdirAll(settingsDir, 0o750); err != nil {
+	if err := durable.MkdirAll(settingsDir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create the settings directory: %w", err)
 	}
 	ents, err := os.ReadDir(settingsDir)

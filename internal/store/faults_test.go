@@ -58,7 +58,7 @@ func (f *faultFS) Rename(oldpath, newpath string) error {
 	return f.OSFS.Rename(oldpath, newpath)
 }
 
-func (f *faultFS) Syncfs(dir string) error {
+func (f *faultFS) Sync(files, dirs []string) error {
 	f.mu.Lock()
 	hit := false
 	if f.syncAt > 0 {
@@ -69,9 +69,9 @@ func (f *faultFS) Syncfs(dir string) error {
 	}
 	f.mu.Unlock()
 	if hit {
-		return &fs.PathError{Op: "syncfs", Path: dir, Err: f.err}
+		return &fs.PathError{Op: "fsync", Path: "queue", Err: f.err}
 	}
-	return f.OSFS.Syncfs(dir)
+	return f.OSFS.Sync(files, dirs)
 }
 
 func (f *faultFS) arm(set func(f *faultFS)) {

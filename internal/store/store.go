@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,13 +126,17 @@ type Stats struct {
 // leftover temporary files) and reading always use the real file system.
 type FS interface {
 	// WriteFile creates or truncates path with mode perm and writes data.
-	// It does not sync: the commit syncs the whole file system afterwards.
+	// It does not sync: the commit syncs what it changed afterwards.
 	WriteFile(path string, data []byte, perm fs.FileMode) error
 	Rename(oldpath, newpath string) error
 	Remove(path string) error
 	MkdirAll(path string, perm fs.FileMode) error
-	// Syncfs flushes the file system that holds dir (syncfs(2)).
-	Syncfs(dir string) error
+	// Sync makes durable the contents of files and the entries of dirs
+	// (fsync of each): the store names every file it wrote and every
+	// directory whose entries it changed since its last sync. Not
+	// syncfs(2): a FUSE file system never receives it (the kernel sends
+	// FUSE_SYNCFS to virtiofs only), so there it makes nothing durable.
+	Sync(files, dirs []string) error
 }
 
 // OSFS is the real file system, the default [FS].
@@ -150,14 +156,59 @@ func (OSFS) Remove(path string) error { return os.Remove(path) }
 // MkdirAll implements FS.
 func (OSFS) MkdirAll(path string, perm fs.FileMode) error { return os.MkdirAll(path, perm) }
 
-// Syncfs implements FS.
-func (OSFS) Syncfs(dir string) error {
-	d, err := os.Open(dir)
+// Sync implements FS: the files first, then the directories, each
+// fsynced, up to 16 at a time (a journaling file system commits
+// concurrent fsyncs together). A file or directory gone since (renamed
+// or removed later) has nothing left to sync.
+func (OSFS) Sync(files, dirs []string) error {
+	if err := fsyncAll(files); err != nil {
+		return err
+	}
+	return fsyncAll(dirs)
+}
+
+func fsyncAll(paths []string) error {
+	const workers = 16
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	next := make(chan string)
+	for range min(workers, len(paths)) {
+		wg.Go(func() {
+			for p := range next {
+				if err := fsyncPath(p); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, p := range paths {
+		next <- p
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+func fsyncPath(p string) error {
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return unix.Syncfs(int(d.Fd()))
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Option configures [Open].
@@ -184,6 +235,9 @@ type Store struct {
 	repl     atomic.Pointer[Replicator]
 	agreed   atomic.Pointer[Log]
 	applyMu  sync.Mutex // one commit at a time: they share temporary names
+	// What was changed and not synced yet (under applyMu): files by
+	// path (contents), directories by path (entries).
+	dirtyFiles, dirtyDirs map[string]bool
 }
 
 // Change is one file change of a batch as a Replicator sees it: Kind is
@@ -296,7 +350,7 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, DirMode); err != nil {
+	if err := durable.MkdirAll(dir, DirMode); err != nil {
 		return nil, fmt.Errorf("cannot create queue directory: %w", err)
 	}
 	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, FileMode)
@@ -310,7 +364,8 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 		}
 		return nil, fmt.Errorf("cannot lock queue: %w", err)
 	}
-	s := &Store{dir: dir, lock: lf, log: log, fs: OSFS{}, pending: newBatch()}
+	s := &Store{dir: dir, lock: lf, log: log, fs: OSFS{}, pending: newBatch(),
+		dirtyFiles: map[string]bool{}, dirtyDirs: map[string]bool{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -319,7 +374,7 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 		lf.Close()
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "archive"), DirMode); err != nil {
+	if err := durable.MkdirAll(filepath.Join(dir, "archive"), DirMode); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("cannot create archive directory: %w", err)
 	}
@@ -331,6 +386,27 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 
 // Dir is the queue directory.
 func (s *Store) Dir() string { return s.dir }
+
+// changedDir records that the entries of path's directory changed, and
+// those of its parents up to the queue directory (they may be new).
+func (s *Store) changedDir(path string) {
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		s.dirtyDirs[d] = true
+		if d == s.dir || !strings.HasPrefix(d, s.dir+"/") {
+			return
+		}
+	}
+}
+
+// moved records a rename: unsynced contents move with the file.
+func (s *Store) moved(from, to string) {
+	if s.dirtyFiles[from] {
+		delete(s.dirtyFiles, from)
+		s.dirtyFiles[to] = true
+	}
+	s.changedDir(from)
+	s.changedDir(to)
+}
 
 func (s *Store) checkVersion() error {
 	p := filepath.Join(s.dir, "version")
@@ -550,12 +626,12 @@ func (s *Store) finish(b *batch, start time.Time) {
 }
 
 // commit applies one batch: temporary files, one sync, renames, one sync.
-// Sync makes every change applied so far durable (one syncfs of the
-// queue's file system).
+// Sync makes every change applied so far durable (an fsync of each file
+// written and each directory changed since the last sync).
 func (s *Store) Sync() error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	if err := s.syncfs(); err != nil {
+	if err := s.syncChanged(); err != nil {
 		return fmt.Errorf("cannot sync queue: %w", err)
 	}
 	return nil
@@ -595,11 +671,13 @@ func (s *Store) commit(b *batch) {
 			_ = s.fs.Remove(tmp)
 			continue
 		}
+		s.dirtyFiles[tmp] = true
+		s.changedDir(tmp)
 		temps[i] = tmp
 		wrote = true
 	}
 	if wrote && !b.noSync {
-		if err := s.syncfs(); err != nil {
+		if err := s.syncChanged(); err != nil {
 			for i := range temps {
 				if temps[i] != "" {
 					_ = s.fs.Remove(temps[i])
@@ -625,10 +703,12 @@ func (s *Store) commit(b *batch) {
 			if err != nil {
 				_ = s.fs.Remove(temps[i])
 			}
+			s.moved(temps[i], filepath.Join(s.dir, o.name))
 		case opRename:
 			dst := filepath.Join(s.dir, o.dst)
 			if err = s.fs.MkdirAll(filepath.Dir(dst), DirMode); err == nil {
 				err = s.fs.Rename(filepath.Join(s.dir, o.name), dst)
+				s.moved(filepath.Join(s.dir, o.name), dst)
 				if errors.Is(err, fs.ErrNotExist) {
 					// Moved already (a replica receiving a rename
 					// again after a resync): done if dst is there.
@@ -638,6 +718,8 @@ func (s *Store) commit(b *batch) {
 				}
 			}
 		case opRemove:
+			delete(s.dirtyFiles, filepath.Join(s.dir, o.name))
+			s.changedDir(filepath.Join(s.dir, o.name))
 			err = s.fs.Remove(filepath.Join(s.dir, o.name))
 			if errors.Is(err, fs.ErrNotExist) {
 				err = nil
@@ -650,7 +732,7 @@ func (s *Store) commit(b *batch) {
 	if b.noSync {
 		return
 	}
-	if err := s.syncfs(); err != nil {
+	if err := s.syncChanged(); err != nil {
 		failAll(fmt.Errorf("cannot sync queue: %w", err))
 	}
 }
@@ -688,7 +770,16 @@ func depsOK(b *batch, i int) bool {
 	return true
 }
 
-func (s *Store) syncfs() error { return s.fs.Syncfs(s.dir) }
+// syncChanged makes what changed since the last sync durable (under applyMu).
+func (s *Store) syncChanged() error {
+	files, dirs := slices.Sorted(maps.Keys(s.dirtyFiles)), slices.Sorted(maps.Keys(s.dirtyDirs))
+	if err := s.fs.Sync(files, dirs); err != nil {
+		return err
+	}
+	clear(s.dirtyFiles)
+	clear(s.dirtyDirs)
+	return nil
+}
 
 func writeFile(path string, data []byte, perm fs.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
