@@ -357,6 +357,7 @@ func Run(ctx context.Context, o Options) error {
 	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer lcancel()
 	_ = srv.Shutdown(lctx)
+	n.stopForwarded(lctx)
 	if metricsSrv != nil {
 		_ = metricsSrv.Shutdown(lctx)
 	}

@@ -19,11 +19,15 @@ import (
 )
 
 // luxiHandler answers LUXI calls: job calls from the queue while this
-// node is the master, jobq's cluster calls (Jobq*) on every node.
+// node is the master, handed to the master otherwise (forward.go); jobq's
+// cluster calls (Jobq*) on every node.
 type luxiHandler struct {
 	n       *nodeRT
 	q       *queue.Queue
 	cluster *cluster.Config
+	// forwarded: the calls other nodes hand this one (forward.go), which
+	// are never handed on again.
+	forwarded bool
 }
 
 func badArgs(method, format string, args ...any) error {
@@ -74,15 +78,38 @@ func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (any, er
 		}
 		return res, nil
 	}
-	cur := &luxiHandler{n: h.n, q: h.n.queue(), cluster: h.n.config()}
-	if cur.q == nil {
-		return nil, h.n.notMaster()
+	q := h.n.queue()
+	if q == nil {
+		if h.forwarded {
+			// Forwarded by a node that took this one for the master: it
+			// tries the next master (no second hop).
+			return nil, luxi.NoMasterError(fmt.Sprintf("%s at node %s: it does not run the queue; the call was not carried out", luxi.NoMasterPrefix, h.n.self))
+		}
+		return h.n.forward(ctx, req)
 	}
-	res, err := cur.serve(ctx, req)
+	res, err := (&luxiHandler{n: h.n, q: q, cluster: h.n.config()}).serveLocal(ctx, req)
+	if err != nil && !h.forwarded && queueStopping(err) {
+		// The queue stopped under the call before it stored anything
+		// (this node hands the mastership over): the next master takes it.
+		return h.n.forward(ctx, req)
+	}
+	return res, err
+}
+
+// serveLocal serves a job call from this node's queue.
+func (h *luxiHandler) serveLocal(ctx context.Context, req *luxi.Request) (any, error) {
+	res, err := h.serve(ctx, req)
 	if err != nil {
 		return nil, convertErr(err)
 	}
 	return res, nil
+}
+
+// queueStopping is the queue's refusal of a submission because it stops:
+// nothing was stored.
+func queueStopping(err error) bool {
+	var le *luxi.Error
+	return errors.As(err, &le) && le.Class == "GenericError" && len(le.Args) == 1 && le.Args[0] == queue.MsgShuttingDown
 }
 
 func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error) {
