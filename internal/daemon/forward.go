@@ -133,8 +133,13 @@ func (n *nodeRT) forward(ctx context.Context, req *luxi.Request) (any, error) {
 	backoff := 20 * time.Millisecond
 	var lastErr error
 	for {
+		tried := false
 		if q := n.queue(); q != nil {
-			return (&luxiHandler{n: n, q: q, cluster: n.config()}).serveLocal(ctx, req)
+			res, err := (&luxiHandler{n: n, q: q, cluster: n.config()}).serveLocal(ctx, req)
+			if err == nil || !notCarriedOut(err) {
+				return res, err
+			}
+			tried = true // this node is stopping as master
 		}
 		m := n.member()
 		if m == nil {
@@ -146,7 +151,6 @@ func (n *nodeRT) forward(ctx context.Context, req *luxi.Request) (any, error) {
 		n.mu.Lock()
 		group := n.group
 		n.mu.Unlock()
-		tried := false
 		if leader != "" && leader != n.self && addr != "" && n.client != nil {
 			tried = true
 			res, err := n.fwdClient(addr, luxiStream(group)).Call(ctx, req.Method, args...)

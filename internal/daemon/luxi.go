@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/query"
 	"github.com/jobq-dev/jobq/internal/queue"
@@ -88,12 +89,36 @@ func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (any, er
 		return h.n.forward(ctx, req)
 	}
 	res, err := (&luxiHandler{n: h.n, q: q, cluster: h.n.config()}).serveLocal(ctx, req)
-	if err != nil && !h.forwarded && queueStopping(err) {
-		// The queue stopped under the call before it stored anything
-		// (this node hands the mastership over): the next master takes it.
+	if err != nil && notCarriedOut(err) {
+		// This node stopped being the master under the call, before
+		// anything of it was stored: the next master takes it.
+		if h.forwarded {
+			return nil, luxi.NoMasterError(fmt.Sprintf("%s at node %s: it stopped leading; the call was not carried out", luxi.NoMasterPrefix, h.n.self))
+		}
 		return h.n.forward(ctx, req)
 	}
 	return res, err
+}
+
+// errNotStored is a submission none of whose jobs were stored because
+// this node stopped leading before it proposed them to the log.
+var errNotStored = errors.New("no job of the submission was stored: this node stopped leading")
+
+// notCarriedOut says whether a job call failed because this node stopped
+// being the master before anything of it was stored.
+func notCarriedOut(err error) bool {
+	return errors.Is(err, errNotStored) || queueStopping(err)
+}
+
+// notLeading says whether every job of a submission failed because this
+// node was no longer leading when it proposed them (nothing was stored).
+func notLeading(res []queue.SubmitResult) bool {
+	for _, r := range res {
+		if !errors.Is(r.Err, consensus.ErrNotLeader) {
+			return false
+		}
+	}
+	return len(res) > 0
 }
 
 // serveLocal serves a job call from this node's queue.
@@ -133,6 +158,9 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		if err != nil {
 			return nil, err
 		}
+		if notLeading(res) {
+			return nil, errNotStored
+		}
 		if res[0].Err != nil {
 			return nil, luxi.NewError("GenericError", res[0].Err.Error())
 		}
@@ -146,6 +174,9 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		res, err := h.q.SubmitTimed(jobs, false, timing)
 		if err != nil {
 			return nil, err
+		}
+		if notLeading(res) {
+			return nil, errNotStored
 		}
 		out := make([][2]any, len(res))
 		for i, r := range res {

@@ -726,7 +726,7 @@ func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing j
 			}
 			if err := errs[i]; err != nil {
 				q.log.Error("job not stored", "job", e.id, "err", err)
-				res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %v", err)}
+				res[i] = SubmitResult{Err: fmt.Errorf("job could not be stored: %w", err)}
 				q.abandonLocked(starts[i])
 				// It may be on disk here (or on some replicas) all the same:
 				// the client was told it is not a job, so it must not turn
