@@ -19,6 +19,22 @@ const (
 	MasterStartingPrefix = "This node is the master but does not accept jobs yet"
 )
 
+// OutcomeUnknownPrefix begins the answer of a node that handed a call to
+// the master, which went away before it answered: the call may or may
+// not have been carried out.
+const OutcomeUnknownPrefix = "Outcome unknown"
+
+// IsOutcomeUnknown reports whether err says that a call handed to the
+// master may or may not have been carried out (OutcomeUnknownPrefix).
+func IsOutcomeUnknown(err error) bool {
+	var le *Error
+	if !errors.As(err, &le) || le.Class != "GenericError" || len(le.Args) != 1 {
+		return false
+	}
+	msg, _ := le.Args[0].(string)
+	return strings.HasPrefix(msg, OutcomeUnknownPrefix)
+}
+
 // NoMasterError is the answer of a node that cannot hand a call to a
 // master now; msg must begin with NoMasterPrefix or MasterStartingPrefix.
 func NoMasterError(msg string) *Error { return NewError("OpPrereqError", msg, "wrong_state") }

@@ -175,7 +175,7 @@ func (n *nodeRT) forward(ctx context.Context, req *luxi.Request) (any, error) {
 			default:
 				if !read {
 					n.log.Warn("the master went away while it handled a forwarded call", "master", leader, "method", req.Method, "err", err)
-					return nil, luxi.NewError("GenericError", fmt.Sprintf("The master (%s) went away while it handled %s: it may or may not have been carried out; look (jobq list, jobq info) before sending it again", leader, req.Method))
+					return nil, luxi.NewError("GenericError", fmt.Sprintf("%s: the master (%s) went away while it handled %s, which may or may not have been carried out; look (jobq list, jobq info) before sending it again", luxi.OutcomeUnknownPrefix, leader, req.Method))
 				}
 				// A read is sent again to the next master.
 				giveUp = time.Now().Add(forwardWait)

@@ -79,6 +79,9 @@ type nodeRT struct {
 	fwd    forwarder
 	fwdSrv *luxi.Server
 	fwdL   net.Listener
+	// front owns RAPI's listener, relaying to the master while this node
+	// is not (rapifront.go); nil: RAPI is off.
+	front *rapiFront
 }
 
 func (n *nodeRT) member() *member.Member {
@@ -287,6 +290,7 @@ func (n *nodeRT) startMember(group string, bootstrap bool) error {
 	n.mem, n.group = m, group
 	n.mu.Unlock()
 	n.serveForwarded(group)
+	n.serveRAPIStreams(group)
 	return nil
 }
 
@@ -376,7 +380,15 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	}
 	n.ensureMembers(ctx, c)
 	n.fence.Observe(term)
-	rapiL := n.takeRAPIListener()
+	n.mu.Lock()
+	front := n.front
+	n.mu.Unlock()
+	var rapiL net.Listener
+	if front != nil {
+		rapiL = front.serveLocal()
+	} else {
+		rapiL = n.takeRAPIListener()
+	}
 	if rapiL == nil && !off(n.o.RAPIAddr) {
 		if rapiL, err = listenRAPI(n.o.RAPIAddr); err != nil {
 			return nil, err
