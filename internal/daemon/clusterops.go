@@ -507,9 +507,11 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 	if rn.Leader() == "" {
 		return nil, prereq("no master is elected and this node cannot become one: it does not reach a majority of the voters; bring voters back (a majority elects a master by itself), or, if they are lost for good, use --no-voting --yes-do-it here and accept that the jobs this node lacks are lost")
 	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// The master lets its running opcodes finish first (up to its
+	// shutdown timeout).
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second+n.o.ShutdownTimeout)
 	defer cancel()
-	if err := rn.TransferLeadership(tctx, n.self); err != nil {
+	if err := n.askHandOver(tctx); err != nil {
 		return nil, prereq("the master (%s) did not hand the leadership over: %v; see 'jobq node list'", rn.Leader(), err)
 	}
 	if err := n.waitQueue(tctx); err != nil {
@@ -609,4 +611,62 @@ func waitAll(tickets []store.Ticket) error {
 		}
 	}
 	return first
+}
+
+// handOverMethod is the LUXI call, between nodes only (on the forwarded
+// calls' stream), that asks the master for a graceful hand-over of the
+// leadership to the calling node: JobqHandOver [NAME].
+const handOverMethod = "JobqHandOver"
+
+// askHandOver asks the master to hand the leadership to this node once
+// its running opcodes finished, and waits until this node leads. A master
+// of a release without the call hands it over at once.
+func (n *nodeRT) askHandOver(ctx context.Context) error {
+	rn := n.raft()
+	addr := rn.LeaderAddr()
+	if addr == "" || n.client == nil {
+		return rn.TransferLeadership(ctx, n.self)
+	}
+	n.mu.Lock()
+	group := n.group
+	n.mu.Unlock()
+	_, err := n.fwdClient(addr, luxiStream(group)).Call(ctx, handOverMethod, n.self)
+	var re *luxi.Error
+	if errors.As(err, &re) && re.Class == "RequestError" {
+		return rn.TransferLeadership(ctx, n.self) // an older master
+	}
+	if err != nil {
+		return err
+	}
+	// The master saw this node lead; this node learns it at the next
+	// message.
+	for !rn.IsLeader() {
+		ch := rn.Changed()
+		if rn.IsLeader() {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// handOver is the master's side of JobqHandOver.
+func (n *nodeRT) handOver(ctx context.Context, req *luxi.Request) (any, error) {
+	var to string
+	if err := req.UnmarshalArgs(&to); err != nil {
+		return nil, badArgs(req.Method, "expected [node]")
+	}
+	m := n.member()
+	if m == nil || n.queue() == nil {
+		return nil, n.notMaster()
+	}
+	n.log.Info("master-failover: handing the leadership over once the running opcodes finish", "to", to, "timeout", n.o.ShutdownTimeout)
+	if err := m.HandOver(ctx, to); err != nil {
+		return nil, err
+	}
+	return true, nil
 }

@@ -72,6 +72,13 @@ func convertErr(err error) error {
 }
 
 func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (any, error) {
+	if req.Method == handOverMethod {
+		// Only between nodes, on the forwarded calls' stream.
+		if !h.forwarded {
+			return nil, luxi.UnknownMethod(req.Method)
+		}
+		return h.n.handOver(ctx, req)
+	}
 	if strings.HasPrefix(req.Method, "Jobq") {
 		res, err := h.n.serveCluster(ctx, req)
 		if err != nil {

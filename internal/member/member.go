@@ -359,6 +359,45 @@ func (m *Member) follow(graceful bool) {
 	m.log.Info("stopped running as master")
 }
 
+// HandOver is a graceful master-failover to the voter to: while this
+// node leads, it starts no more jobs (submissions are still stored), lets
+// the running opcodes finish for up to ShutdownTimeout, then hands the
+// leadership over; the queue then stops here as at any loss of the
+// leadership. If the hand-over fails, jobs start again here.
+func (m *Member) HandOver(ctx context.Context, to string) error {
+	m.mu.Lock()
+	q := m.q
+	m.mu.Unlock()
+	if q == nil || !m.node.IsLeader() {
+		return fmt.Errorf("cannot hand the leadership to %s: %w", to, consensus.ErrNotLeader)
+	}
+	if mb, ok := m.member(to); !ok || !mb.Voter {
+		return fmt.Errorf("cannot hand the leadership to %s: it is not a voter", to)
+	}
+	hctx, cancel := context.WithTimeout(ctx, m.cfg.ShutdownTimeout)
+	err := q.HoldStarts(hctx)
+	cancel()
+	if err != nil {
+		m.log.Warn("master-failover: jobs still run at the end of the shutdown timeout; they are interrupted and end in error on the next master", "to", to, "timeout", m.cfg.ShutdownTimeout)
+	}
+	start := time.Now()
+	if err := m.node.TransferLeadership(ctx, to); err != nil {
+		q.ResumeStarts()
+		return err
+	}
+	m.log.Info("master-failover: handed the leadership over", "to", to, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (m *Member) member(name string) (consensus.Member, bool) {
+	for _, mb := range m.node.Members() {
+		if mb.Name == name {
+			return mb, true
+		}
+	}
+	return consensus.Member{}, false
+}
+
 // handOver hands the leadership of a stopping node to the voter whose log
 // goes furthest (the engine sends it what it lacks first), if this node
 // leads and another voter is online.

@@ -25,3 +25,12 @@ func (q *Queue) HoldStarts(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ResumeStarts undoes HoldStarts: jobs start again (a hand-over that
+// failed).
+func (q *Queue) ResumeStarts() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.holding = false
+	q.dispatchLocked()
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/client"
+	"github.com/jobq-dev/jobq/internal/testbin"
 )
 
 // followers is among without the master m.
@@ -322,5 +323,53 @@ func TestGracefulStopHandsOver(t *testing.T) {
 			break
 		}
 		t.Logf("refusal: %s", e)
+	}
+}
+
+// TestMasterFailoverLetsJobsFinish: jobq cluster master-failover on a
+// voter lets the master's running opcode finish before the master hands
+// the leadership over (the test cluster's --shutdown-timeout is 5s): the
+// job ends in success, and a job submitted meanwhile runs on the new
+// master.
+func TestMasterFailoverLetsJobsFinish(t *testing.T) {
+	nodes := startCluster(t, 3)
+	waitVoters(t, nodes[0], "node1", "node2", "node3")
+	m := waitMaster(t, nodes...)
+	f := followers(m, nodes...)[0]
+	cf := f.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	running, err := cf.SubmitJob(ctx, delay(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, cf, running)
+	done := make(chan struct{})
+	var r testbin.Result
+	go func() {
+		defer close(done)
+		r = f.jobq(t, "cluster", "master-failover")
+	}()
+	if !m.d.WaitLog("handing the leadership over once the running opcodes finish") {
+		t.Fatalf("%s was not asked to hand over:\n%s", m.name, m.d.Logs())
+	}
+	// Stored while the master waits for its running opcode; run by the
+	// next master.
+	queued, err := cf.SubmitJob(ctx, delay(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if r.Code != 0 || !strings.Contains(r.Stdout, f.name+" is now the master") {
+		t.Fatalf("master-failover on %s: %+v", f.name, r)
+	}
+	if !f.runsQueue() {
+		t.Fatalf("%s does not run the queue after master-failover", f.name)
+	}
+	for _, id := range []int64{running, queued} {
+		if st, err := cf.WatchJob(ctx, id, nil); err != nil || st != client.StatusSuccess {
+			j, _ := cf.Job(ctx, id)
+			t.Fatalf("job %d across the graceful master-failover: %v %v %+v", id, st, err, j)
+		}
 	}
 }
