@@ -174,6 +174,16 @@ func TestKillMasterRepeatedly(t *testing.T) {
 					noticed := logTime(logs, `msg="consensus leader changed" leader="" `, killed)
 					elected := logTime(logs, `msg="consensus leader changed" leader=node`, noticed)
 					opened := logTime(logs, `msg="running as master"`, elected)
+					if at.Sub(killed) > 4*time.Second {
+						since := func(x time.Time) string {
+							if x.IsZero() {
+								return "not seen"
+							}
+							return x.Sub(killed).Round(time.Millisecond).String()
+						}
+						t.Logf("round %d took %v: from the kill of %s, an election timeout at %s, a leader at %s, its queue open at %s", round,
+							at.Sub(killed).Round(time.Millisecond), m.name, since(noticed), since(elected), since(opened))
+					}
 					if !noticed.IsZero() && !elected.IsZero() && !opened.IsZero() && !opened.After(at) && !elected.Before(noticed) {
 						notice = append(notice, noticed.Sub(killed))
 						elect = append(elect, elected.Sub(noticed))
