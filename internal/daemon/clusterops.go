@@ -619,37 +619,48 @@ func waitAll(tickets []store.Ticket) error {
 const handOverMethod = "JobqHandOver"
 
 // askHandOver asks the master to hand the leadership to this node once
-// its running opcodes finished, and waits until this node leads. A master
-// of a release without the call hands it over at once.
+// its running opcodes finished, and waits until this node leads. While
+// the master it knows does not answer (dead: the others elect another)
+// it asks the next one. A master of a release without the call hands the
+// leadership over at once.
 func (n *nodeRT) askHandOver(ctx context.Context) error {
 	rn := n.raft()
-	addr := rn.LeaderAddr()
-	if addr == "" || n.client == nil {
+	if n.client == nil {
 		return rn.TransferLeadership(ctx, n.self)
 	}
-	n.mu.Lock()
-	group := n.group
-	n.mu.Unlock()
-	_, err := n.fwdClient(addr, luxiStream(group)).Call(ctx, handOverMethod, n.self)
-	var re *luxi.Error
-	if errors.As(err, &re) && re.Class == "RequestError" {
-		return rn.TransferLeadership(ctx, n.self) // an older master
-	}
-	if err != nil {
-		return err
-	}
-	// The master saw this node lead; this node learns it at the next
-	// message.
-	for !rn.IsLeader() {
-		ch := rn.Changed()
-		if rn.IsLeader() {
-			break
+	for wait := 50 * time.Millisecond; !rn.IsLeader(); wait = min(2*wait, time.Second) {
+		changed := rn.Changed()
+		if leader, addr := rn.Leader(), rn.LeaderAddr(); addr != "" && leader != n.self && leader != "" {
+			n.mu.Lock()
+			group := n.group
+			n.mu.Unlock()
+			_, err := n.callMaster(ctx, leader, addr, luxiStream(group), handOverMethod, n.self)
+			var re *luxi.Error
+			var de *luxi.DialError
+			switch {
+			case err == nil:
+				// The master saw this node lead; this node learns it at
+				// the next message.
+			case errors.As(err, &re) && re.Class == "RequestError":
+				return rn.TransferLeadership(ctx, n.self) // an older master
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case luxi.IsNoMaster(err) || errors.As(err, &de) || !errors.As(err, &re):
+				// Not the master any more, or gone: ask the next one.
+				n.log.Debug("master-failover: the master did not take the request; asking the next one", "err", err)
+			default:
+				return err // refused (not a voter, ...)
+			}
 		}
+		t := time.NewTimer(wait)
 		select {
-		case <-ch:
+		case <-changed:
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
 		}
+		t.Stop()
 	}
 	return nil
 }

@@ -117,6 +117,38 @@ func (n *nodeRT) stopForwarded(ctx context.Context) {
 	n.closeForwarder()
 }
 
+// callMaster calls method on the master leader (at addr) and gives up
+// when this node learns that another node leads: a master that hangs
+// (stopped, cut off) does not hold the call past its own replacement.
+func (n *nodeRT) callMaster(ctx context.Context, leader, addr, stream, method string, args ...any) (json.RawMessage, error) {
+	rn := n.raft()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			ch := rn.Changed()
+			if l := rn.Leader(); l != leader && l != "" {
+				cancel()
+				return
+			}
+			select {
+			case <-ch:
+			case <-cctx.Done():
+				return
+			}
+		}
+	}()
+	res, err := n.fwdClient(addr, stream).Call(cctx, method, args...)
+	if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+		var de *luxi.DialError
+		if errors.As(err, &de) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("node %s no longer leads: %w", leader, err)
+	}
+	return res, err
+}
+
 // forward hands req to the master and returns its answer; it serves req
 // here if this node becomes the master meanwhile.
 func (n *nodeRT) forward(ctx context.Context, req *luxi.Request) (any, error) {
@@ -153,7 +185,7 @@ func (n *nodeRT) forward(ctx context.Context, req *luxi.Request) (any, error) {
 		n.mu.Unlock()
 		if leader != "" && leader != n.self && addr != "" && n.client != nil {
 			tried = true
-			res, err := n.fwdClient(addr, luxiStream(group)).Call(ctx, req.Method, args...)
+			res, err := n.callMaster(ctx, leader, addr, luxiStream(group), req.Method, args...)
 			if err == nil {
 				return res, nil
 			}
