@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -371,5 +374,50 @@ func TestMasterFailoverLetsJobsFinish(t *testing.T) {
 			j, _ := cf.Job(ctx, id)
 			t.Fatalf("job %d across the graceful master-failover: %v %v %+v", id, st, err, j)
 		}
+	}
+}
+
+// TestGntJobOnFollower: Ganeti's own gnt-job, which only talks to the
+// local socket, lists and shows jobs on a node that is not the master,
+// and again after the master is killed.
+func TestGntJobOnFollower(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testbin.Missing(t, "root, for the private mount namespace that shows jobqd's socket where gnt-job looks (/var/run/ganeti/socket)")
+	}
+	for _, prog := range []string{"gnt-job", "unshare"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			testbin.Missing(t, "%s (Ganeti's client, util-linux): %v", prog, err)
+		}
+	}
+	if _, err := os.Stat("/var/run/ganeti/socket"); err != nil {
+		testbin.Missing(t, "Ganeti's socket directory: %v", err)
+	}
+	nodes := startCluster(t, 3)
+	m := waitMaster(t, nodes...)
+	f := followers(m, nodes...)[0]
+	ids := submitAndFinish(t, f.client(t), 2)
+	sockDir := t.TempDir()
+	if err := os.Symlink(f.d.Socket(), filepath.Join(sockDir, "ganeti-query")); err != nil {
+		t.Fatal(err)
+	}
+	gnt := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "unshare", append([]string{"-m", "bash", "-c",
+			`mount --bind "$0" /var/run/ganeti/socket && export PATH=/usr/sbin:/usr/bin:/sbin:/bin && exec "$@"`, sockDir}, args...)...)
+		cmd.WaitDelay = 5 * time.Second
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	want := itoa(ids[0]) + " success\n" + itoa(ids[1]) + " success\n"
+	if out, err := gnt("gnt-job", "list", "--no-headers", "-o", "id,status"); err != nil || !strings.Contains(out, want) {
+		t.Fatalf("gnt-job list on follower %s: %v\n%s", f.name, err, out)
+	}
+	if out, err := gnt("gnt-job", "info", itoa(ids[1])); err != nil || !strings.Contains(out, "Status: success") {
+		t.Fatalf("gnt-job info on follower %s: %v\n%s", f.name, err, out)
+	}
+	m.d.Kill()
+	if out, err := gnt("gnt-job", "list", "--no-headers", "-o", "id,status"); err != nil || !strings.Contains(out, want) {
+		t.Fatalf("gnt-job list on %s after the master's kill: %v\n%s", f.name, err, out)
 	}
 }
