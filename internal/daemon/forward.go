@@ -30,6 +30,10 @@ import (
 // forwardWait is how long a call waits for a master that takes it.
 const forwardWait = 15 * time.Second
 
+// maxForwardFailures bounds the attempts of one call (a read sent again
+// and again to masters that fail it).
+const maxForwardFailures = 50
+
 // luxiStream is the node RPC stream of group's forwarded LUXI calls.
 func luxiStream(group string) string { return "luxi-" + group }
 
@@ -164,6 +168,7 @@ func (n *nodeRT) forward(ctx context.Context, req *luxi.Request) (any, error) {
 	giveUp := time.Now().Add(forwardWait)
 	backoff := 20 * time.Millisecond
 	var lastErr error
+	failures := 0
 	for {
 		tried := false
 		if q := n.queue(); q != nil {
@@ -213,6 +218,9 @@ func (n *nodeRT) forward(ctx context.Context, req *luxi.Request) (any, error) {
 				giveUp = time.Now().Add(forwardWait)
 			}
 			lastErr = err
+			if failures++; failures > maxForwardFailures {
+				return nil, luxi.NoMasterError(fmt.Sprintf("%s that takes the call: it failed %d times (%v); see 'jobq node list'", luxi.NoMasterPrefix, failures, err))
+			}
 			n.log.Debug("cannot forward a LUXI call to the master; trying again", "master", leader, "method", req.Method, "err", err)
 		}
 		if time.Now().After(giveUp) {
