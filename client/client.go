@@ -23,6 +23,15 @@
 // decode into what a method expects is a [*DecodeError]; a job that does
 // not exist is [ErrJobNotFound]. Other errors are luxi's (the connection
 // failed or broke), or the context's error.
+//
+// Every node of a cluster takes job calls and hands them to the master.
+// While no master takes them (an election) or the node's jobqd is
+// restarting, a call is sent again, with a growing pause, until the
+// context ends or for at most the client's retry window
+// ([DefaultRetryWindow], [Client.SetRetryWindow]): a call that only reads
+// whenever it failed, any other call (a submission) only when it is known
+// not to have been carried out (it could not be sent, or the node
+// answered that no master took it).
 package client
 
 import (
@@ -99,7 +108,8 @@ func DefaultDataDir() string { return paths.DefaultDataDir() }
 // small pool of connections, and a long call (WatchJob) does not hold up
 // others.
 type Client struct {
-	lc *luxi.Client
+	lc    *luxi.Client
+	retry retryWindow // retry.go
 }
 
 // Dial connects to the jobqd whose LUXI socket is at path; an empty path
@@ -112,7 +122,9 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: cannot connect to jobqd at %s: %w", path, err)
 	}
-	return &Client{lc: lc}, nil
+	c := &Client{lc: lc}
+	c.retry.set(DefaultRetryWindow)
+	return c, nil
 }
 
 // Close closes the client's connections.
@@ -135,7 +147,7 @@ func (c *Client) Call(ctx context.Context, result any, method string, args ...an
 }
 
 func (c *Client) call(ctx context.Context, result any, method string, args ...any) error {
-	raw, err := c.lc.Call(ctx, method, args...)
+	raw, err := c.callRetrying(ctx, method, args)
 	if err != nil {
 		return err
 	}

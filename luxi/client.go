@@ -32,8 +32,9 @@ var errClientClosed = errors.New("luxi: client is closed")
 // A call whose context ends is abandoned and its connection closed, which
 // also cancels the call on the server.
 type Client struct {
-	path string
-	sem  chan struct{} // one token per open-or-opening connection in use
+	path   string
+	dialFn func(ctx context.Context) (net.Conn, error) // NewClient's; nil: the Unix socket at path
+	sem    chan struct{}                               // one token per open-or-opening connection in use
 
 	mu     sync.Mutex
 	idle   []*clientConn
@@ -62,20 +63,42 @@ func DialContext(ctx context.Context, path string) (*Client, error) {
 	return c, nil
 }
 
+// NewClient returns a Client whose connections dial makes (a stream to
+// another node, for example) instead of a Unix socket; it connects at the
+// first call.
+func NewClient(dial func(ctx context.Context) (net.Conn, error)) *Client {
+	return &Client{dialFn: dial, sem: make(chan struct{}, maxClientConns)}
+}
+
 func (c *Client) dial(ctx context.Context) (*clientConn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unix", c.path)
+	var (
+		nc  net.Conn
+		err error
+	)
+	if c.dialFn != nil {
+		nc, err = c.dialFn(ctx)
+	} else {
+		var d net.Dialer
+		nc, err = d.DialContext(ctx, "unix", c.path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("luxi: %w", err)
+		return nil, &DialError{Err: err}
 	}
 	return &clientConn{nc: nc, br: bufio.NewReader(nc)}, nil
 }
+
+// DialError is a call that could not connect: its request was not sent.
+type DialError struct{ Err error }
+
+func (e *DialError) Error() string { return "luxi: " + e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
 
 // Call calls method with args and returns the raw JSON result. It sends
 // {"method":method,"args":[args...],"version":3000000}, each argument
 // encoded with encoding/json (json.RawMessage passes through). A failure
 // reply is returned as a [*Error]; other errors are I/O or protocol
-// failures, or ctx.Err() if ctx ended first.
+// failures, or ctx.Err() if ctx ended first; a call that could not
+// connect (so was not sent) fails with a [*DialError].
 //
 // A call is sent once. Only if a pooled connection turns out to be closed
 // by the server (the request could not be written, so it was not received)

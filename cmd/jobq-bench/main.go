@@ -153,6 +153,7 @@ func run(o options) error {
 	defer c.Close()
 	out := map[string]any{}
 	var human []string
+	epoch0, master0, epochErr := masterEpoch(ctx, c)
 	if o.delayed > 0 || o.schedules > 0 {
 		if err := loadTimed(ctx, c, o.delayed, o.schedules); err != nil {
 			return err
@@ -229,6 +230,13 @@ func run(o options) error {
 			human = append(human, fmt.Sprintf("watchers' floor: the same %d connections answered at once by a bare server with no queue (this machine's cost of the fan-out alone): p50 %.2f ms, p99 %.2f ms",
 				len(floor), ms(fp50), ms(fp99)))
 		}
+	}
+	// Elections during the run: each one ends the running jobs of the
+	// master it replaces.
+	if epoch1, master1, err := masterEpoch(ctx, c); epochErr == nil && err == nil {
+		out["master_epoch_before"], out["master_epoch_after"] = epoch0, epoch1
+		out["elections"] = epoch1 - epoch0
+		human = append(human, fmt.Sprintf("master: %s (epoch %d) before, %s (epoch %d) after: %d elections during the run", master0, epoch0, master1, epoch1, epoch1-epoch0))
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
@@ -510,4 +518,21 @@ func addFilters(ctx context.Context, c *luxi.Client, n int) ([]string, error) {
 		uuids = append(uuids, u)
 	}
 	return uuids, nil
+}
+
+// masterEpoch is the master and its epoch (Raft term) as the node's
+// cluster info says: a new master takes office with a new epoch.
+func masterEpoch(ctx context.Context, c *luxi.Client) (int64, string, error) {
+	raw, err := c.Call(ctx, "JobqClusterInfo")
+	if err != nil {
+		return 0, "", err
+	}
+	var info struct {
+		Master string `json:"master"`
+		Epoch  int64  `json:"epoch"`
+	}
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return 0, "", err
+	}
+	return info.Epoch, info.Master, nil
 }

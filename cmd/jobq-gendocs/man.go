@@ -40,6 +40,7 @@ var jobqPage = pageInfo{
 		"failed, jobqd unreachable). 2: the command line is wrong. 14: a listing asked for unknown fields.",
 	environment: [][2]string{
 		{"JOBQ_SOCKET", "jobqd's LUXI socket, when neither --socket nor --data-dir is given (a flag on the command line wins)."},
+		{"JOBQ_RETRY_TIMEOUT", "how long a call is sent again while no master takes it or jobqd restarts (a duration; default 30s; 0: never): reads whenever they failed, other calls only when they were not carried out."},
 		{"XDG_STATE_HOME", "the default data directory is $XDG_STATE_HOME/jobq for users other than root (~/.local/state/jobq when unset)."},
 	},
 	files: [][2]string{

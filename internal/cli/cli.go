@@ -59,6 +59,11 @@ const (
 // SocketEnv is the environment variable naming the LUXI socket.
 const SocketEnv = client.SocketEnv
 
+// RetryEnv is the environment variable that sets how long jobq sends a
+// call again while no master takes it or jobqd restarts (a duration; 0:
+// never; default client.DefaultRetryWindow).
+const RetryEnv = "JOBQ_RETRY_TIMEOUT"
+
 // wfjcTimeout is how long one WaitForJobChange call may wait on the
 // server, in seconds.
 const wfjcTimeout = 30
@@ -231,6 +236,14 @@ func (a *app) connect(ctx context.Context) (*client.Client, error) {
 	if path == "" {
 		return nil, failf("The socket path is empty: give jobqd's socket with --socket, $%s or --data-dir", SocketEnv)
 	}
+	retry := time.Duration(-1) // the client's default
+	if s := a.env.Getenv(RetryEnv); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return nil, failf("$%s=%q is not a duration such as 30s, or 0 for no retries", RetryEnv, s)
+		}
+		retry = d
+	}
 	c, err := client.Dial(ctx, path)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -245,6 +258,9 @@ func (a *app) connect(ctx context.Context) (*client.Client, error) {
 		}
 		return nil, failf("Cannot connect to jobqd at socket '%s' (%s): start it with %s, or point jobq at a running jobqd with --socket, $%s or --data-dir",
 			path, dialReason(err), start, SocketEnv)
+	}
+	if retry >= 0 {
+		c.SetRetryWindow(retry)
 	}
 	a.conn, a.socket = c, path
 	return c, nil
@@ -498,6 +514,12 @@ The socket is --socket PATH, else DIR/socket/jobq-query for --data-dir DIR,
 else $JOBQ_SOCKET, else the socket in jobqd's default data directory
 (/var/lib/jobq for root, else $XDG_STATE_HOME/jobq): a flag on the command
 line beats the environment.
+
+Job calls work on every node of a cluster (the node hands them to the
+master). While no master takes them (an election) or jobqd restarts, jobq
+sends a call again for up to $JOBQ_RETRY_TIMEOUT (default 30s; 0: never):
+reads whenever they failed, other calls only when they were not carried
+out.
 
 Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 14 a listing asked for unknown fields.`,

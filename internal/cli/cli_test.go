@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -222,23 +223,34 @@ func TestConnectionLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
+	var calls atomic.Int32
 	go func() {
 		defer close(done)
-		c, err := l.Accept()
-		if err != nil {
-			return
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			// Read the request, then hang up without answering.
+			bufio.NewReader(c).ReadBytes(0x03)
+			calls.Add(1)
+			c.Close()
 		}
-		// Read the request, then hang up without answering.
-		bufio.NewReader(c).ReadBytes(0x03)
-		c.Close()
 	}()
-	got := run(t, path, "queue", "info")
+	// A read is sent again within the retry window, then given up.
+	got := runEnv(t, context.Background(), map[string]string{RetryEnv: "1s"}, "--socket", path, "queue", "info")
 	l.Close()
 	<-done
 	checkResult(t, got, result{
 		stderr: "Lost the connection to jobqd at socket '" + path + "' during QueryConfigValues (jobqd closed the connection)\n",
 		code:   1,
 	})
+	if n := calls.Load(); n < 2 {
+		t.Errorf("QueryConfigValues was sent %d times within the retry window, want it sent again", n)
+	}
+	if got := runEnv(t, context.Background(), map[string]string{RetryEnv: "soon"}, "--socket", path, "queue", "info"); got.code == 0 || !strings.Contains(got.stderr, RetryEnv) {
+		t.Errorf("a bad $%s: %+v", RetryEnv, got)
+	}
 }
 
 // An interrupt while waiting aborts with Ganeti's message.

@@ -373,9 +373,11 @@ func (a *app) newMasterFailoverCmd() *cobra.Command {
 master-failover". The master is the leader the voters of the cluster's Raft
 log elect: when it dies or is cut off, the others elect a new one within
 seconds without this command. Run it on a voter (see "jobq node list -o
-+voter") to move the mastership there gracefully: the master hands the
-leadership over once this node holds the whole log; the jobs it was running
-end in error ("Unclean master shutdown"), queued jobs run on the new master.
++voter") to move the mastership there gracefully: the master starts no more
+jobs (it still stores submissions), lets its running opcodes finish for up
+to its --shutdown-timeout, and hands the leadership over once this node
+holds the whole log; jobs still running then end in error ("Unclean master
+shutdown"), queued jobs run on the new master.
 
 --no-voting is the disaster recovery for when a majority of the voters is
 lost for good: this node leaves the cluster and starts a new one alone, with

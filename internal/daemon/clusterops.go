@@ -515,9 +515,11 @@ func (n *nodeRT) masterFailover(ctx context.Context, noVoting bool) (any, error)
 	if rn.Leader() == "" {
 		return nil, prereq("no master is elected and this node cannot become one: it does not reach a majority of the voters; bring voters back (a majority elects a master by itself), or, if they are lost for good, use --no-voting --yes-do-it here and accept that the jobs this node lacks are lost")
 	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// The master lets its running opcodes finish first (up to its
+	// shutdown timeout).
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second+n.o.ShutdownTimeout)
 	defer cancel()
-	if err := rn.TransferLeadership(tctx, n.self); err != nil {
+	if err := n.askHandOver(tctx); err != nil {
 		return nil, prereq("the master (%s) did not hand the leadership over: %v; see 'jobq node list'", rn.Leader(), err)
 	}
 	if err := n.waitQueue(tctx); err != nil {
@@ -617,4 +619,73 @@ func waitAll(tickets []store.Ticket) error {
 		}
 	}
 	return first
+}
+
+// handOverMethod is the LUXI call, between nodes only (on the forwarded
+// calls' stream), that asks the master for a graceful hand-over of the
+// leadership to the calling node: JobqHandOver [NAME].
+const handOverMethod = "JobqHandOver"
+
+// askHandOver asks the master to hand the leadership to this node once
+// its running opcodes finished, and waits until this node leads. While
+// the master it knows does not answer (dead: the others elect another)
+// it asks the next one. A master of a release without the call hands the
+// leadership over at once.
+func (n *nodeRT) askHandOver(ctx context.Context) error {
+	rn := n.raft()
+	if n.client == nil {
+		return rn.TransferLeadership(ctx, n.self)
+	}
+	for wait := 50 * time.Millisecond; !rn.IsLeader(); wait = min(2*wait, time.Second) {
+		changed := rn.Changed()
+		if leader, addr := rn.Leader(), rn.LeaderAddr(); addr != "" && leader != n.self && leader != "" {
+			n.mu.Lock()
+			group := n.group
+			n.mu.Unlock()
+			_, err := n.callMaster(ctx, leader, addr, luxiStream(group), handOverMethod, n.self)
+			var re *luxi.Error
+			var de *luxi.DialError
+			switch {
+			case err == nil:
+				// The master saw this node lead; this node learns it at
+				// the next message.
+			case errors.As(err, &re) && re.Class == "RequestError":
+				return rn.TransferLeadership(ctx, n.self) // an older master
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case luxi.IsNoMaster(err) || errors.As(err, &de) || !errors.As(err, &re):
+				// Not the master any more, or gone: ask the next one.
+				n.log.Debug("master-failover: the master did not take the request; asking the next one", "err", err)
+			default:
+				return err // refused (not a voter, ...)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		t.Stop()
+	}
+	return nil
+}
+
+// handOver is the master's side of JobqHandOver.
+func (n *nodeRT) handOver(ctx context.Context, req *luxi.Request) (any, error) {
+	var to string
+	if err := req.UnmarshalArgs(&to); err != nil {
+		return nil, badArgs(req.Method, "expected [node]")
+	}
+	m := n.member()
+	if m == nil || n.queue() == nil {
+		return nil, n.notMaster()
+	}
+	n.log.Info("master-failover: handing the leadership over once the running opcodes finish", "to", to, "timeout", n.o.ShutdownTimeout)
+	if err := m.HandOver(ctx, to); err != nil {
+		return nil, err
+	}
+	return true, nil
 }

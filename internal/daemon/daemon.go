@@ -220,6 +220,7 @@ func Run(ctx context.Context, o Options) error {
 		if l := n.takeRAPIListener(); l != nil {
 			l.Close()
 		}
+		n.stopRAPIFront()
 	}
 	fail := func(err error) error {
 		closeListener()
@@ -336,6 +337,9 @@ func Run(ctx context.Context, o Options) error {
 	// Whether this node is the only one, read before the member starts:
 	// while it applies its log again its settings go back in time.
 	single := n.single()
+	// RAPI's listener serves for the node's life: the master's RAPI, or
+	// relayed to the master (rapifront.go).
+	n.startRAPIFront()
 	if err := n.startMember(group, bootstrap); err != nil {
 		stopRPC()
 		return fail(fmt.Errorf("cannot start this node's member of the cluster: %w", err))
@@ -393,9 +397,11 @@ func Run(ctx context.Context, o Options) error {
 	if l := n.takeRAPIListener(); l != nil {
 		l.Close()
 	}
+	n.stopRAPIFront()
 	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer lcancel()
 	_ = srv.Shutdown(lctx)
+	n.stopForwarded(lctx)
 	if metricsSrv != nil {
 		_ = metricsSrv.Shutdown(lctx)
 	}

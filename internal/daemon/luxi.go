@@ -14,6 +14,7 @@ import (
 
 	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/cluster"
+	"github.com/jobq-dev/jobq/internal/consensus"
 	"github.com/jobq-dev/jobq/internal/idem"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/query"
@@ -22,13 +23,17 @@ import (
 )
 
 // luxiHandler answers LUXI calls: job calls from the queue while this
-// node is the master, jobq's cluster calls (Jobq*) on every node.
+// node is the master, handed to the master otherwise (forward.go); jobq's
+// cluster calls (Jobq*) on every node.
 type luxiHandler struct {
 	n       *nodeRT
 	q       *queue.Queue
 	cluster *cluster.Config
 	who     author.Actor // the call's author (the socket's peer)
 	admin   bool         // whether who may make administrative calls
+	// forwarded: the calls other nodes hand this one (forward.go), which
+	// are never handed on again.
+	forwarded bool
 }
 
 func badArgs(method, format string, args ...any) error {
@@ -72,13 +77,33 @@ func convertErr(err error) error {
 }
 
 func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (res any, err error) {
-	who, admin := h.n.auth.peer(ctx)
-	done, err := h.n.authorize(req.Method, req.Args, who, admin)
-	if err != nil {
-		return nil, err
+	if req.Method == handOverMethod {
+		// Only between nodes, on the forwarded calls' stream.
+		if !h.forwarded {
+			return nil, luxi.UnknownMethod(req.Method)
+		}
+		return h.n.handOver(ctx, req)
 	}
-	if done != nil {
-		defer func() { done(err) }()
+	var who author.Actor
+	var admin bool
+	if h.forwarded {
+		// The node the client called names the caller and has judged
+		// whether they may administer (node RPC is mutual TLS on the
+		// cluster certificate: only nodes speak here).
+		if req, who, admin, err = unwrapForwarded(req); err != nil {
+			return nil, err
+		}
+	} else {
+		who, admin = h.n.auth.peer(ctx)
+		var done func(error)
+		if done, err = h.n.authorize(req.Method, req.Args, who, admin); err != nil {
+			return nil, err
+		}
+		if done != nil {
+			// The audit line is written here, on the node the caller
+			// reached, with the outcome the master gave.
+			defer func() { done(err) }()
+		}
 	}
 	if strings.HasPrefix(req.Method, "Jobq") {
 		res, err := h.n.serveCluster(ctx, req)
@@ -87,11 +112,51 @@ func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (res any
 		}
 		return res, nil
 	}
-	cur := &luxiHandler{n: h.n, q: h.n.queue(), cluster: h.n.config(), who: who, admin: admin}
-	if cur.q == nil {
-		return nil, h.n.notMaster()
+	q := h.n.queue()
+	if q == nil {
+		if h.forwarded {
+			// Forwarded by a node that took this one for the master: it
+			// tries the next master (no second hop).
+			return nil, luxi.NoMasterError(fmt.Sprintf("%s at node %s: it does not run the queue; the call was not carried out", luxi.NoMasterPrefix, h.n.self))
+		}
+		return h.n.forward(ctx, req, who, admin)
 	}
-	res, err = cur.serve(ctx, req)
+	res, err = (&luxiHandler{n: h.n, q: q, cluster: h.n.config(), who: who, admin: admin}).serveLocal(ctx, req)
+	if err != nil && notCarriedOut(err) {
+		// This node stopped being the master under the call, before
+		// anything of it was stored: the next master takes it.
+		if h.forwarded {
+			return nil, luxi.NoMasterError(fmt.Sprintf("%s at node %s: it stopped leading; the call was not carried out", luxi.NoMasterPrefix, h.n.self))
+		}
+		return h.n.forward(ctx, req, who, admin)
+	}
+	return res, err
+}
+
+// errNotStored is a submission none of whose jobs were stored because
+// this node stopped leading before it proposed them to the log.
+var errNotStored = errors.New("no job of the submission was stored: this node stopped leading")
+
+// notCarriedOut says whether a job call failed because this node stopped
+// being the master before anything of it was stored.
+func notCarriedOut(err error) bool {
+	return errors.Is(err, errNotStored) || queueStopping(err)
+}
+
+// notLeading says whether every job of a submission failed because this
+// node was no longer leading when it proposed them (nothing was stored).
+func notLeading(res []queue.SubmitResult) bool {
+	for _, r := range res {
+		if !errors.Is(r.Err, consensus.ErrNotLeader) {
+			return false
+		}
+	}
+	return len(res) > 0
+}
+
+// serveLocal serves a job call from this node's queue.
+func (h *luxiHandler) serveLocal(ctx context.Context, req *luxi.Request) (any, error) {
+	res, err := h.serve(ctx, req)
 	if err != nil {
 		return nil, convertErr(err)
 	}
@@ -139,6 +204,13 @@ func submitResults(res []queue.SubmitResult) string {
 	return strings.Join(parts, ", ")
 }
 
+// queueStopping is the queue's refusal of a submission because it stops:
+// nothing was stored.
+func queueStopping(err error) bool {
+	var le *luxi.Error
+	return errors.As(err, &le) && le.Class == "GenericError" && len(le.Args) == 1 && le.Args[0] == queue.MsgShuttingDown
+}
+
 func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error) {
 	var raw []json.RawMessage
 	if err := json.Unmarshal(req.Args, &raw); err != nil {
@@ -161,6 +233,9 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		if err != nil {
 			return nil, err
 		}
+		if notLeading(res) {
+			return nil, errNotStored
+		}
 		if res[0].Err != nil {
 			return nil, luxi.NewError("GenericError", res[0].Err.Error())
 		}
@@ -174,6 +249,9 @@ func (h *luxiHandler) serve(ctx context.Context, req *luxi.Request) (any, error)
 		res, err := h.submit(req.Method, jobs, queue.SubmitOptions{Timing: timing, IdempotencyKey: key})
 		if err != nil {
 			return nil, err
+		}
+		if notLeading(res) {
+			return nil, errNotStored
 		}
 		out := make([][2]any, len(res))
 		for i, r := range res {

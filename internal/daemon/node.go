@@ -74,6 +74,15 @@ type nodeRT struct {
 	rapiListener net.Listener
 	opened       chan struct{} // closed and replaced at each attempt to open the queue
 	openErr      error         // the last attempt's failure
+
+	// Job calls handed to the master (forward.go): the client to it, the
+	// server of the calls other nodes hand this one and its listener.
+	fwd    forwarder
+	fwdSrv *luxi.Server
+	fwdL   net.Listener
+	// front owns RAPI's listener, relaying to the master while this node
+	// is not (rapifront.go); nil: RAPI is off.
+	front *rapiFront
 }
 
 func (n *nodeRT) member() *member.Member {
@@ -145,16 +154,17 @@ func (n *nodeRT) leader() string {
 	return ""
 }
 
-// notMaster is the answer to job calls on a node that does not run the
-// queue.
+// notMaster is the answer to the calls only the master serves (cluster
+// changes) on a node that does not run the queue, and to job calls that
+// found no master to take them (forward.go).
 func (n *nodeRT) notMaster() error {
 	switch l := n.leader(); {
 	case l == n.self:
-		return luxi.NewError("OpPrereqError", "This node is the master but does not accept jobs yet: it is starting", "wrong_state")
+		return luxi.NoMasterError(luxi.MasterStartingPrefix + ": it is starting")
 	case l != "":
 		return luxi.NewError("OpPrereqError", fmt.Sprintf("This is not the master node, please connect to node %s", l), "wrong_state")
 	}
-	return luxi.NewError("OpPrereqError", "No master is elected: this node does not reach a majority of the voters; see 'jobq node list' and bring voters back (or, when they are lost for good, 'jobq cluster master-failover --no-voting --yes-do-it')", "wrong_state")
+	return luxi.NoMasterError(luxi.NoMasterPrefix + ": this node does not reach a majority of the voters; see 'jobq node list' and bring voters back (or, when they are lost for good, 'jobq cluster master-failover --no-voting --yes-do-it')")
 }
 
 func configPath(dataDir string) string { return filepath.Join(dataDir, "cluster.json") }
@@ -280,6 +290,8 @@ func (n *nodeRT) startMember(group string, bootstrap bool) error {
 	n.mu.Lock()
 	n.mem, n.group = m, group
 	n.mu.Unlock()
+	n.serveForwarded(group)
+	n.serveRAPIStreams(group)
 	return nil
 }
 
@@ -369,7 +381,15 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	}
 	n.ensureMembers(ctx, c)
 	n.fence.Observe(term)
-	rapiL := n.takeRAPIListener()
+	n.mu.Lock()
+	front := n.front
+	n.mu.Unlock()
+	var rapiL net.Listener
+	if front != nil {
+		rapiL = front.serveLocal()
+	} else {
+		rapiL = n.takeRAPIListener()
+	}
 	if rapiL == nil && !off(n.o.RAPIAddr) {
 		if rapiL, err = listenRAPI(n.o.RAPIAddr); err != nil {
 			return nil, err

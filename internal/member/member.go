@@ -293,8 +293,12 @@ func (m *Member) lead() {
 // follow shuts the queue down if it is open. A node that lost the
 // leadership interrupts its running opcodes at once: another master
 // already ends those jobs in error and runs the queue, so nothing may go
-// on running here. A node that stops (graceful) lets them finish for up to
-// ShutdownTimeout while it still leads.
+// on running here. A node that stops (graceful) while it leads hands its
+// place over as a graceful master-failover does: it starts no more jobs
+// (submissions are still stored), lets the running opcodes finish for up
+// to ShutdownTimeout while it still leads, then hands the leadership to
+// the most up-to-date voter (handOver), so that the others need not wait
+// an election timeout to notice it is gone.
 func (m *Member) follow(graceful bool) {
 	m.mu.Lock()
 	q := m.q
@@ -313,11 +317,9 @@ func (m *Member) follow(graceful bool) {
 	if !graceful {
 		timeout = 0
 	}
-	if m.cfg.StopQueue != nil {
-		m.cfg.StopQueue(q)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	stopCtx := ctx // what the queue's shutdown gets
 	if graceful {
 		// Running opcodes may finish while this node still leads; once
 		// it does not (the others elected another, or it lost them), its
@@ -336,11 +338,100 @@ func (m *Member) follow(graceful bool) {
 				}
 			}
 		}()
+		if err := q.HoldStarts(ctx); err != nil {
+			if m.node.IsLeader() {
+				m.log.Warn("jobs still run at the end of the shutdown timeout; they are interrupted and end in error on the next master", "timeout", timeout)
+			}
+		} else {
+			// Nothing runs: the queue stops at once, whoever leads.
+			stopCtx = context.Background()
+		}
 	}
-	if err := q.Shutdown(ctx); err != nil {
+	if m.cfg.StopQueue != nil {
+		m.cfg.StopQueue(q)
+	}
+	if graceful {
+		m.handOver()
+	}
+	if err := q.Shutdown(stopCtx); err != nil {
 		m.log.Warn("stopping the queue", "err", err)
 	}
 	m.log.Info("stopped running as master")
+}
+
+// HandOver is a graceful master-failover to the voter to: while this
+// node leads, it starts no more jobs (submissions are still stored), lets
+// the running opcodes finish for up to ShutdownTimeout, then hands the
+// leadership over; the queue then stops here as at any loss of the
+// leadership. If the hand-over fails, jobs start again here.
+func (m *Member) HandOver(ctx context.Context, to string) error {
+	m.mu.Lock()
+	q := m.q
+	m.mu.Unlock()
+	if q == nil || !m.node.IsLeader() {
+		return fmt.Errorf("cannot hand the leadership to %s: %w", to, consensus.ErrNotLeader)
+	}
+	if mb, ok := m.member(to); !ok || !mb.Voter {
+		return fmt.Errorf("cannot hand the leadership to %s: it is not a voter", to)
+	}
+	hctx, cancel := context.WithTimeout(ctx, m.cfg.ShutdownTimeout)
+	err := q.HoldStarts(hctx)
+	cancel()
+	if err != nil {
+		m.log.Warn("master-failover: jobs still run at the end of the shutdown timeout; they are interrupted and end in error on the next master", "to", to, "timeout", m.cfg.ShutdownTimeout)
+	}
+	start := time.Now()
+	if err := m.node.TransferLeadership(ctx, to); err != nil {
+		q.ResumeStarts()
+		return err
+	}
+	m.log.Info("master-failover: handed the leadership over", "to", to, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (m *Member) member(name string) (consensus.Member, bool) {
+	for _, mb := range m.node.Members() {
+		if mb.Name == name {
+			return mb, true
+		}
+	}
+	return consensus.Member{}, false
+}
+
+// handOver hands the leadership of a stopping node to the voter whose log
+// goes furthest (the engine sends it what it lacks first), if this node
+// leads and another voter is online.
+func (m *Member) handOver() {
+	if !m.node.IsLeader() {
+		return
+	}
+	c, _ := m.Cluster()
+	self := m.node.Name()
+	to, best := "", uint64(0)
+	for _, mb := range m.node.Members() {
+		if !mb.Voter || mb.Name == self {
+			continue
+		}
+		if c != nil {
+			if nd, ok := c.Node(mb.Name); ok && !nd.Online {
+				continue
+			}
+		}
+		if match := m.node.Match(mb.Name); to == "" || match > best {
+			to, best = mb.Name, match
+		}
+	}
+	if to == "" {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*m.cfg.Timing.ElectionTimeout())
+	defer cancel()
+	if err := m.node.TransferLeadership(ctx, to); err != nil {
+		m.log.Warn("stopping: cannot hand the leadership over; the others elect a master after an election timeout", "to", to, "err", err)
+		return
+	}
+	m.log.Info("stopping: handed the leadership over", "to", to, "took", time.Since(start).Round(time.Millisecond))
 }
 
 // changeVoters makes the next change of the group's voters.

@@ -169,7 +169,9 @@ func storeFailure(id int64, err error, key string) error {
 		}
 		return fmt.Errorf("the outcome of the submission is unknown (%v): job %d may or may not exist and run; look for it (jobq list) before submitting again, or submit with an idempotency key (jobq submit --idempotency-key KEY), whose retry is safe", err, id)
 	}
-	return fmt.Errorf("job could not be stored: %v", err)
+	// Wrapped: a node that stopped leading before it proposed the job
+	// (consensus.ErrNotLeader) hands the call to the next master.
+	return fmt.Errorf("job could not be stored: %w", err)
 }
 
 // prereqError is a refusal the client can fix (OpPrereqError,

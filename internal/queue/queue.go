@@ -321,6 +321,7 @@ type Queue struct {
 	depWaiters map[int64][]*entry
 	drained    bool
 	closing    bool
+	holding    bool // HoldStarts: no job starts (handover.go)
 	// flt is the scheduler's state of the job filters (filters.go).
 	flt filterState
 	// delay holds queued jobs until their not-before time (delay.go).
@@ -567,6 +568,10 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// MsgShuttingDown refuses a submission to a queue that shuts down:
+// nothing of it was stored.
+const MsgShuttingDown = "The job queue is shutting down, not accepting new jobs"
+
 // RefusedError is a job refused for what it holds (its shape, its text,
 // a limit): the client must change it before sending it again.
 type RefusedError struct{ Err error }
@@ -662,7 +667,7 @@ func (q *Queue) SubmitWith(jobs [][]json.RawMessage, o SubmitOptions) ([]SubmitR
 		if q.closing {
 			q.mu.Unlock()
 			if lo == 0 {
-				return nil, genericError("The job queue is shutting down, not accepting new jobs")
+				return nil, genericError("%s", MsgShuttingDown)
 			}
 			for i := lo; i < len(jobs); i++ {
 				if !refused[i] {
@@ -706,7 +711,7 @@ func (q *Queue) SubmitWith(jobs [][]json.RawMessage, o SubmitOptions) ([]SubmitR
 			// A job that a free worker would take at once starts here: its
 			// first write already says "running", which saves one durable
 			// write per short job.
-			if q.running < q.cfg.MaxRunning && q.ready.Len() == 0 && j.Due(job.TS(now)) && !q.mayHoldLocked(e) {
+			if !q.holding && q.running < q.cfg.MaxRunning && q.ready.Len() == 0 && j.Due(job.TS(now)) && !q.mayHoldLocked(e) {
 				if st := q.tryStartLocked(e); st != nil {
 					starts[i] = st
 					q.running++
@@ -992,7 +997,7 @@ func (q *Queue) ownLocked(e *entry) {
 // dispatchLocked starts workers for ready jobs while slots are free.
 func (q *Queue) dispatchLocked() {
 	q.beforeDispatchLocked()
-	for !q.closing && q.running < q.cfg.MaxRunning && q.ready.Len() > 0 {
+	for !q.closing && !q.holding && q.running < q.cfg.MaxRunning && q.ready.Len() > 0 {
 		e := heap.Pop(&q.ready).(*entry)
 		if !q.admitLocked(e) {
 			continue // held or rejected by a filter or a rate limit

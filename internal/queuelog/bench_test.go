@@ -25,6 +25,7 @@ func BenchmarkQueue(b *testing.B) {
 	for _, mode := range []string{"store", "log-1", "log-3"} {
 		b.Run(mode, func(b *testing.B) {
 			var q *queue.Queue
+			var cluster []*tnode
 			switch mode {
 			case "store":
 				st, err := store.Open(filepath.Join(b.TempDir(), "queue"), nil)
@@ -37,7 +38,7 @@ func BenchmarkQueue(b *testing.B) {
 				}
 			default:
 				names := []string{"a", "b", "c"}[:map[string]int{"log-1": 1, "log-3": 3}[mode]]
-				q = benchCluster(b, names)
+				q, cluster = benchCluster(b, names)
 			}
 			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -45,6 +46,15 @@ func BenchmarkQueue(b *testing.B) {
 				cancel()
 			}()
 			op := json.RawMessage(`{"OP_ID":"OP_TEST_DELAY","duration":0.001}`)
+			// Leader changes seen during the run (a spurious election on
+			// a loaded machine fails every running job): reported.
+			changes := func() (n uint64) {
+				for _, c := range cluster {
+					n = max(n, c.node.LeaderChanges())
+				}
+				return n
+			}
+			before := changes()
 			b.ResetTimer()
 			start := time.Now()
 			var wg sync.WaitGroup
@@ -68,11 +78,14 @@ func BenchmarkQueue(b *testing.B) {
 				time.Sleep(time.Millisecond)
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+			if cluster != nil {
+				b.ReportMetric(float64(changes()-before), "leader-changes")
+			}
 		})
 	}
 }
 
-func benchCluster(b *testing.B, names []string) *queue.Queue {
+func benchCluster(b *testing.B, names []string) (*queue.Queue, []*tnode) {
 	cert := newCert(b)
 	nodes := map[string]*tnode{}
 	for _, name := range names {
@@ -85,5 +98,9 @@ func benchCluster(b *testing.B, names []string) *queue.Queue {
 	if a.q == nil {
 		b.Fatal(fmt.Errorf("no queue"))
 	}
-	return a.q
+	var all []*tnode
+	for _, name := range names {
+		all = append(all, nodes[name])
+	}
+	return a.q, all
 }

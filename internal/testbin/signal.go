@@ -8,3 +8,9 @@ func (d *Daemon) Pause() error { return d.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Resume continues a paused process with SIGCONT.
 func (d *Daemon) Resume() error { return d.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Terminate sends SIGTERM (unless jobqd was killed or stopped already)
+// and returns at once; Stop then waits for the exit.
+func (d *Daemon) Terminate() {
+	d.signal.Do(func() { _ = d.cmd.Process.Signal(syscall.SIGTERM) })
+}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/jobq-dev/jobq/client"
 	"github.com/jobq-dev/jobq/internal/testbin"
+	"github.com/jobq-dev/jobq/luxi"
 )
 
 // The model. The queue, as clients see it through SubmitJob and
@@ -555,10 +556,15 @@ func readIDs(t *testing.T, c *client.Client) ([]int64, error) {
 
 // refused tells a failed call that made no job: jobqd answered with an
 // error (not the master, not stored on a majority: the queue removes
-// such a job again), or it was never reached (the dial failed).
+// such a job again), or it was never reached (the dial failed). A node
+// that handed the call to a master that went away says that its outcome
+// is unknown.
 func refused(err error) bool {
 	var le *client.Error
 	var oe *net.OpError
+	if luxi.IsOutcomeUnknown(err) {
+		return false
+	}
 	return errors.As(err, &le) || errors.As(err, &oe) && oe.Op == "dial"
 }
 
