@@ -367,14 +367,14 @@ func TestCheckProgram(t *testing.T) {
 	link := filepath.Join(dir, "link")
 	os.Symlink("/bin/true", link)
 	for path, want := range map[string]string{
-		writable:          "writable by its group or by others (mode 0775)",
-		other:             "owned by uid 4242",
-		noexec:            "not executable by its owner",
-		link:              "symbolic link",
-		"bin/true":        "absolute, clean path",
+		writable:           "writable by its group or by others (mode 0775)",
+		other:              "owned by uid 4242",
+		noexec:             "not executable by its owner",
+		link:               "symbolic link",
+		"bin/true":         "absolute, clean path",
 		"/bin/../bin/true": "absolute, clean path",
-		dir + "/missing":  "does not exist",
-		"/tmp":            "not a regular file",
+		dir + "/missing":   "does not exist",
+		"/tmp":             "not a regular file",
 	} {
 		err := CheckProgram(path)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
