@@ -184,6 +184,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := n.registerClusterSetParams(n.o.Registry); err != nil {
 		log.Warn("OP_CLUSTER_SET_PARAMS is not jobq's: the queue settings cannot change at run time", "err", err)
 	}
+	n.initDeclared()
 	ls.rapi = nil // the first leadership serves on it
 	closeListener := func() {
 		ls.close()

@@ -20,7 +20,9 @@ import (
 
 	"github.com/jobq-dev/jobq/internal/cluster"
 	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/declared"
 	"github.com/jobq-dev/jobq/internal/durable"
+	"github.com/jobq-dev/jobq/internal/execute"
 	"github.com/jobq-dev/jobq/internal/fence"
 	"github.com/jobq-dev/jobq/internal/member"
 	"github.com/jobq-dev/jobq/internal/metrics"
@@ -50,10 +52,12 @@ type nodeRT struct {
 	metrics *metrics.Set
 	hkOnce  sync.Once // the housekeeping's settings watched (housekeeping.go)
 
-	changeMu sync.Mutex  // one membership or configuration change at a time
-	filterMu sync.Mutex  // held while the master changes the job filters
-	cryptoMu sync.Mutex  // held during a phase of a certificate renewal
-	fence    fence.Fence // the executions masters ordered here, by term
+	changeMu sync.Mutex        // one membership or configuration change at a time
+	filterMu sync.Mutex        // held while the master changes the job filters
+	cryptoMu sync.Mutex        // held during a phase of a certificate renewal
+	fence    fence.Fence       // the executions masters ordered here, by term
+	opdefs   *declared.Catalog // the declared opcodes (opdefs.go)
+	cgroups  execute.Cgroups   // where declared opcodes' programs are contained ("": process groups)
 
 	// settings are the cluster-wide settings (filters, queue settings,
 	// opcode definitions, schedules), agreed through the log: the current
@@ -375,6 +379,7 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 		}
 	}
 	_, filters := n.loadFilters()
+	n.loadDeclared()
 	q, err := queue.Open(queue.Config{Store: st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.maxRunning(), Filters: filters,
 		NodeName: n.self, NodeNames: c.NodeNames(), Logger: n.log, Metrics: n.metrics,
 		Nodes: n, RestrictedDir: restrictedDir(n.o.DataDir)})

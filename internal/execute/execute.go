@@ -92,6 +92,9 @@ type Result struct {
 	Canceled    bool     // killed because the context ended
 	// Contained is true when the execution ran in a cgroup of its own.
 	Contained bool
+	// OutputFile is where the whole output was kept (set by the caller
+	// that gave Spec.Output).
+	OutputFile string `json:",omitempty"`
 }
 
 // Success reports whether the program exited with status 0 by itself.

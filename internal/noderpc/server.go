@@ -200,6 +200,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveStream(w, r)
 		return
 	}
+	if r.URL.Path == pathExec {
+		s.serveExec(w, r)
+		return
+	}
 	if !known {
 		writeJSON(w, http.StatusNotFound, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("there is no node RPC call %q", r.URL.Path)})
 		return

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -614,6 +615,21 @@ func (q *Queue) SubmitTimed(jobs [][]json.RawMessage, ignoreDrain bool, timing j
 			res[i].Err, refused[i] = &RefusedError{Err: err}, true
 		}
 	}
+	// Opcodes with a submission check (declared opcodes: typed
+	// parameters, defaults, the definition's version) are refused or
+	// completed here, before anything is stored.
+	jobs = slices.Clone(jobs)
+	for i, ops := range jobs {
+		if refused[i] {
+			continue
+		}
+		adm, err := q.reg.Admit(ops)
+		if err != nil {
+			res[i].Err, refused[i] = &RefusedError{Err: err}, true
+			continue
+		}
+		jobs[i] = adm
+	}
 	entries := make([]*entry, len(jobs))
 	starts := make([]*started, len(jobs))
 	tickets := make([]store.Ticket, len(jobs))
@@ -1053,6 +1069,7 @@ type jobEnv struct {
 }
 
 func (v *jobEnv) JobID() int64     { return v.e.id }
+func (v *jobEnv) OpIndex() int     { return v.op }
 func (v *jobEnv) NodeName() string { return v.q.cfg.NodeName }
 func (v *jobEnv) Nodes() opcodes.Nodes {
 	if v.q.cfg.Nodes != nil {
