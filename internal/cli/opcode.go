@@ -76,7 +76,7 @@ Prints "OP_ID version VERSION".`,
 		Long: `Remove OP_ID from the cluster's declared opcodes: new submissions of it are
 refused; jobs already queued run the version they were submitted with.`,
 		Example: "  jobq opcode remove OP_DISK_FREE",
-		Args:  exactArgs(1, "one OP_ID"),
+		Args:    exactArgs(1, "one OP_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ok bool
 			return a.call(cmd.Context(), &ok, "JobqOpcodeRemove", args[0])
@@ -90,7 +90,7 @@ refused; jobs already queued run the version they were submitted with.`,
 its parameters (optional ones marked "?") and summary; --json prints the
 whole definitions.`,
 		Example: "  jobq opcode list\n  jobq opcode list --json",
-		Args:  noArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var defs []opcodeInfo
 			if err := a.call(cmd.Context(), &defs, "JobqOpcodeList"); err != nil {
@@ -116,7 +116,7 @@ whole definitions.`,
 its type, default, pattern or range and doc line, where it runs, the
 program, timeout, locks and retries; --json prints it as JSON.`,
 		Example: "  jobq opcode info OP_DISK_FREE",
-		Args:  exactArgs(1, "one OP_ID"),
+		Args:    exactArgs(1, "one OP_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var d opcodeInfo
 			if err := a.call(cmd.Context(), &d, "JobqOpcodeInfo", args[0]); err != nil {
