@@ -314,31 +314,30 @@ func RunLocal(ctx context.Context, req *noderpc.ExecRequest, outDir string, cg e
 	}
 	var path string
 	if outDir != "" {
-		dir := filepath.Join(outDir, "job-"+strconv.FormatInt(req.JobID, 10))
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("cannot create the output directory: %w", err)
-		}
-		path = filepath.Join(dir, fmt.Sprintf("op%d-attempt%d.log", req.OpIndex, req.Attempt))
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-		if err != nil {
-			return nil, fmt.Errorf("cannot create the output file: %w", err)
-		}
-		defer f.Close()
-		spec.Output = &lineBuffer{f: f}
-		defer spec.Output.(*lineBuffer).flush()
+		// Created at the first line: a program that prints nothing
+		// leaves no file.
+		path = filepath.Join(outDir, "job-"+strconv.FormatInt(req.JobID, 10), fmt.Sprintf("op%d-attempt%d.log", req.OpIndex, req.Attempt))
+		lb := &lineBuffer{path: path}
+		spec.Output = lb
+		defer lb.close()
 	}
 	res, err := execute.Run(ctx, spec, line)
 	if err != nil {
 		return nil, err
 	}
-	res.OutputFile = path
+	if res.Lines > 0 {
+		res.OutputFile = path
+	}
 	return res, nil
 }
 
-// lineBuffer batches output file writes (64 KiB).
+// lineBuffer writes the output file, created at the first write, in
+// batches of 64 KiB.
 type lineBuffer struct {
-	f   *os.File
-	buf []byte
+	path string
+	f    *os.File
+	err  error
+	buf  []byte
 }
 
 func (l *lineBuffer) Write(p []byte) (int, error) {
@@ -350,8 +349,25 @@ func (l *lineBuffer) Write(p []byte) (int, error) {
 }
 
 func (l *lineBuffer) flush() {
-	if len(l.buf) > 0 {
-		l.f.Write(l.buf)
+	if len(l.buf) == 0 || l.err != nil {
 		l.buf = l.buf[:0]
+		return
+	}
+	if l.f == nil {
+		if l.err = os.MkdirAll(filepath.Dir(l.path), 0o750); l.err != nil {
+			return
+		}
+		if l.f, l.err = os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640); l.err != nil {
+			return
+		}
+	}
+	_, l.err = l.f.Write(l.buf)
+	l.buf = l.buf[:0]
+}
+
+func (l *lineBuffer) close() {
+	l.flush()
+	if l.f != nil {
+		l.f.Close()
 	}
 }

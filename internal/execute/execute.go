@@ -239,11 +239,15 @@ func Populated(dir string) bool {
 // waitEmpty waits until dir holds no process, at most d.
 func waitEmpty(dir string, d time.Duration) bool {
 	deadline := time.Now().Add(d)
+	pause := 20 * time.Microsecond
 	for Populated(dir) {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(5 * time.Millisecond) // polls a kernel file; bounded by the deadline
+		// Polls a kernel file, bounded by the deadline: the processes
+		// killed usually go within microseconds.
+		time.Sleep(pause)
+		pause = min(2*pause, 5*time.Millisecond)
 	}
 	return true
 }
@@ -386,7 +390,7 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		}
 	}()
 	stop := func(sig syscall.Signal) {
-		if cg != "" {
+		if cg != "" && Populated(cg) {
 			if sig == syscall.SIGKILL {
 				killCgroup(cg)
 			} else {

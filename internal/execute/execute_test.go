@@ -249,3 +249,21 @@ func waitFile0(t *testing.T, path string) {
 	}
 	t.Errorf("%s did not appear within 20s", path)
 }
+
+// BenchmarkTrue: one execution of /bin/true, contained in a cgroup when
+// it can be (root), else in a process group.
+func BenchmarkTrue(b *testing.B) {
+	var cg Cgroups
+	if os.Geteuid() == 0 && os.Getenv("JOBQ_BENCH_NO_CGROUP") == "" {
+		if c, err := FindCgroups("jobq-execute-bench"); err == nil {
+			cg = c
+			defer os.Remove(c.Parent)
+		}
+	}
+	for b.Loop() {
+		res, err := Run(context.Background(), Spec{Path: "/bin/true", Cgroup: cg, Name: "bench"}, nil)
+		if err != nil || !res.Success() {
+			b.Fatal(err, res)
+		}
+	}
+}
