@@ -2,6 +2,8 @@ package opdef
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -245,5 +247,28 @@ mode = "shared"
 	}
 	if d.Attempts() != 1 || d.Timeout().Hours() != 1 {
 		t.Fatal(d.Attempts(), d.Timeout())
+	}
+}
+
+// TestExamples: the definitions in examples/opcodes parse, and each
+// names an example program that exists.
+func TestExamples(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/opcodes/*.toml")
+	if len(files) < 3 {
+		t.Fatalf("examples/opcodes has %d definitions", len(files))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Parse(b)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("../../examples/opcodes/bin", filepath.Base(d.Program.Path))); err != nil {
+			t.Errorf("%s: its program: %v", f, err)
+		}
 	}
 }

@@ -25,14 +25,14 @@ type tourStep struct {
 
 var tourComment = regexp.MustCompile(`^(prints|refused:) "([^"]*)"`)
 
-// readmeTour returns the commands of the README's "A five-minute tour", in
-// order: every line of its sh blocks, the comment after two spaces and "#"
-// split off.
-func readmeTour(t *testing.T, readme string) []tourStep {
+// readmeTour returns the commands of the README's section title ("A
+// five-minute tour"), in order: every line of its sh blocks, the comment
+// after two spaces and "#" split off.
+func readmeTour(t *testing.T, readme, title string) []tourStep {
 	t.Helper()
-	_, rest, ok := strings.Cut(readme, "\n## A five-minute tour\n")
+	_, rest, ok := strings.Cut(readme, "\n## "+title+"\n")
 	if !ok {
-		t.Fatal(`README.md has no section "## A five-minute tour"`)
+		t.Fatalf(`README.md has no section "## %s"`, title)
 	}
 	section, _, _ := strings.Cut(rest, "\n## ")
 	var steps []tourStep
@@ -87,19 +87,22 @@ step() { # refused(0|1) want cmd
   fi
   if [ -n "$2" ]; then grep -qF -- "$2" /tmp/tour.out || fail "'$3' did not print '$2'"; fi
 }
-background() { # cmd
-  echo "+ $1"
-  eval "$1" >/tmp/tour-bg.log 2>&1
+background() { # n cmd: the n-th program started in the background (%n)
+  echo "+ $2"
+  local log=/tmp/tour-bg-$1.log
+  eval "$2" >$log 2>&1
   local pid=$!
   # Ready when it logs "jobqd ready" (as the README says): a blocking
   # read of its log, which ends when the process does, with a deadline.
-  timeout 120 grep -q -m1 'jobqd ready' <(tail -n +1 -F --pid=$pid /tmp/tour-bg.log 2>/dev/null) ||
-    { cat /tmp/tour-bg.log; fail "'$1' did not log 'jobqd ready' (it exited, or 120 s went by)"; }
+  timeout 120 grep -q -m1 'jobqd ready' <(tail -n +1 -F --pid=$pid $log 2>/dev/null) ||
+    { cat $log; fail "'$2' did not log 'jobqd ready' (it exited, or 120 s went by)"; }
 }
 `)
+	bg := 0
 	for _, s := range steps {
 		if strings.HasSuffix(s.cmd, "&") {
-			fmt.Fprintf(&b, "background %s\n", shQuote(s.cmd))
+			bg++
+			fmt.Fprintf(&b, "background %d %s\n", bg, shQuote(s.cmd))
 			continue
 		}
 		refused := "0"
@@ -111,8 +114,8 @@ background() { # cmd
 	b.WriteString(`echo "+ kill %1"
 kill %1 || fail "no jobqd to stop"
 wait %1; rc=$?
-[ $rc -eq 0 ] || { cat /tmp/tour-bg.log; fail "jobqd exited $rc on SIGTERM"; }
-grep -q 'jobqd stopped' /tmp/tour-bg.log || { cat /tmp/tour-bg.log; fail "jobqd did not log 'jobqd stopped'"; }
+[ $rc -eq 0 ] || { cat /tmp/tour-bg-1.log; fail "jobqd exited $rc on SIGTERM"; }
+grep -q 'jobqd stopped' /tmp/tour-bg-1.log || { cat /tmp/tour-bg-1.log; fail "jobqd did not log 'jobqd stopped'"; }
 echo "TOUR OK"
 `)
 	return b.String()
@@ -124,7 +127,13 @@ echo "TOUR OK"
 // runs in private mount, network and PID namespaces (as root), so that
 // the tour's /tmp/jobq is a tmpfs of its own, its default ports are free
 // whatever runs on the machine, and nothing it starts outlives it.
-func TestReadmeTour(t *testing.T) {
+func TestReadmeTour(t *testing.T) { runReadmeSection(t, "A five-minute tour") }
+
+// TestReadmeOwnOperations runs the README's "Your own operations" as
+// TestReadmeTour runs the tour: two nodes, a declared opcode on both.
+func TestReadmeOwnOperations(t *testing.T) { runReadmeSection(t, "Your own operations") }
+
+func runReadmeSection(t *testing.T, title string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the tour runs in private namespaces (its /tmp/jobq and default ports must not touch the machine's)")
 	}
@@ -141,7 +150,7 @@ func TestReadmeTour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := readmeTour(t, string(readme))
+	steps := readmeTour(t, string(readme), title)
 
 	// A fresh tree: the repository's files as git lists them (the working
 	// copy's, so that the README under test is this one), nothing built.
@@ -214,5 +223,5 @@ exec bash .tour.sh`
 	if err != nil || !strings.Contains(out.String(), "\nTOUR OK\n") {
 		t.Fatalf("the README's tour failed (%v):\n%s", err, out.String())
 	}
-	t.Logf("the README's tour, %d commands:\n%s", len(steps), out.String())
+	t.Logf("the README's %q, %d commands:\n%s", title, len(steps), out.String())
 }
