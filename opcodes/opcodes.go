@@ -158,6 +158,11 @@ type Definition struct {
 	// stores (e.g. with defaults filled in and the version of a
 	// declared definition recorded).
 	Admit func(input json.RawMessage) (json.RawMessage, error)
+	// RerunsOnLoss, when set, says how many times an opcode that was
+	// running when the master was lost may be run again by the next
+	// master (0: never; the queue is at-most-once for every other
+	// opcode). Only for operations that are safe to repeat.
+	RerunsOnLoss func(input json.RawMessage) int
 }
 
 // Registry maps OP_IDs to their definitions. It is safe for concurrent use.
@@ -183,6 +188,19 @@ func (r *Registry) Has(id string) bool {
 	defer r.mu.RUnlock()
 	_, ok := r.defs[id]
 	return ok
+}
+
+// Rerun reports whether an opcode that was running when the master was
+// lost, lost times before, may run again (Definition.RerunsOnLoss).
+func (r *Registry) Rerun(input json.RawMessage, lost int) bool {
+	var head struct {
+		OpID string `json:"OP_ID"`
+	}
+	if json.Unmarshal(input, &head) != nil {
+		return false
+	}
+	d := r.lookup(head.OpID)
+	return d != nil && d.RerunsOnLoss != nil && lost < d.RerunsOnLoss(input)
 }
 
 // Admit applies the submission checks of a job's opcodes (Definition's

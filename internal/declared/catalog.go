@@ -177,6 +177,19 @@ func (c *Catalog) Lookup(id string) *opcodes.Definition {
 		ID:    id,
 		New:   func() opcodes.Params { return &Op{cat: c, id: id} },
 		Admit: func(in json.RawMessage) (json.RawMessage, error) { return c.admit(id, in) },
+		// An idempotent definition with retries is run again by the next
+		// master when its master was lost mid-run, within its attempts.
+		RerunsOnLoss: func(in json.RawMessage) int {
+			var fields map[string]json.RawMessage
+			if json.Unmarshal(in, &fields) != nil {
+				return 0
+			}
+			d, _, err := c.resolve(id, fields)
+			if err != nil {
+				return 0
+			}
+			return d.Attempts() - 1
+		},
 	}
 }
 

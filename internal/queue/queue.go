@@ -493,7 +493,7 @@ func (q *Queue) load() error {
 			q.log.Warn("job file written by an older jobq held what it no longer accepts; read it leniently and storing it again",
 				"file", store.JobFileName(id), "repair", j.Repaired)
 		}
-		if j.Recover(now) || j.Repaired != "" {
+		if j.RecoverRerunning(now, q.reg.Rerun) || j.Repaired != "" {
 			if j.Repaired == "" {
 				recovered++
 			}

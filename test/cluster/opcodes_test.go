@@ -154,6 +154,19 @@ echo "ready on $JOBQ_NODE"
 while true; do sleep 1; done
 `
 
+const onceProg = `
+# Hangs at its first run (until its master is lost), succeeds at the next.
+sync="$JOBQ_PARAM_SYNC"
+if [ ! -e "$sync/once-ran" ]; then
+  touch "$sync/once-ran"
+  echo $$ > "$sync/once-pid.tmp"; mv "$sync/once-pid.tmp" "$sync/once-pid"
+  echo "first run on $JOBQ_NODE"
+  while true; do sleep 1; done
+fi
+echo "second run on $JOBQ_NODE"
+echo '{"rerun": true}' >&3
+`
+
 const flakyProg = `
 # Fails its first attempt, succeeds at the second.
 sync="$JOBQ_PARAM_SYNC"
@@ -171,6 +184,7 @@ func TestDeclaredOpcodes(t *testing.T) {
 	step := writeProg(t, progs, "step", stepProg)
 	hang := writeProg(t, progs, "hang", hangProg)
 	flaky := writeProg(t, progs, "flaky", flakyProg)
+	once := writeProg(t, progs, "once", onceProg)
 	defs := t.TempDir()
 	for _, d := range []struct{ name, body string }{
 		{"step", fmt.Sprintf(`id = "OP_STEP"
@@ -221,6 +235,26 @@ level = "node"
 param = "node"
 mode = "exclusive"
 `, hang)},
+		{"once", fmt.Sprintf(`id = "OP_ONCE"
+summary = "Hang at the first run"
+idempotent = true
+[[param]]
+name = "node"
+type = "string"
+required = true
+[[param]]
+name = "sync"
+type = "string"
+required = true
+[run]
+on = "param"
+param = "node"
+[program]
+path = %q
+kill_grace = "500ms"
+[retry]
+attempts = 2
+`, once)},
 		{"flaky", fmt.Sprintf(`id = "OP_FLAKY"
 summary = "Fail once"
 idempotent = true
@@ -336,7 +370,8 @@ backoff = "10ms"
 
 	// 5. The master is killed while its program runs on node3: the
 	// program is stopped, the new master ends the opcode in error, and
-	// the definitions are still there.
+	// the definitions are still there. An idempotent one running on
+	// node2 meanwhile is run again by the new master.
 	for _, f := range []string{"parent-node3", "child-node3"} {
 		os.Remove(filepath.Join(sync, f))
 	}
@@ -344,9 +379,12 @@ backoff = "10ms"
 	id, _ = strconv.ParseInt(strings.TrimPrefix(strings.TrimSpace(r.Stdout), "JobID: "), 10, 64)
 	parent = readPid(t, filepath.Join(sync, "parent-node3"))
 	child = readPid(t, filepath.Join(sync, "child-node3"))
+	r = n1.jobq(t, "submit", "--submit", "OP_ONCE", "node=node2", "sync="+sync)
+	onceID, _ := strconv.ParseInt(strings.TrimPrefix(strings.TrimSpace(r.Stdout), "JobID: "), 10, 64)
+	oncePid := readPid(t, filepath.Join(sync, "once-pid"))
 	waitInSync(t, n1)
 	n1.d.Kill()
-	waitGone(t, "the master's death", parent, child)
+	waitGone(t, "the master's death", parent, child, oncePid)
 	m := waitMaster(t, n2, n3)
 	mc := m.client(t)
 	st, err = mc.WatchJob(context.Background(), id, nil)
@@ -355,5 +393,16 @@ backoff = "10ms"
 	}
 	if r := m.jobq(t, "opcode", "info", "OP_HANG"); r.Code != 0 || !strings.Contains(r.Stdout, "Runs on: node node") {
 		t.Fatalf("opcode info on the new master %s: %+v", m.name, r)
+	}
+	var log []string
+	st, err = mc.WatchJob(context.Background(), onceID, func(e client.LogEntry) error {
+		log = append(log, e.Text())
+		return nil
+	})
+	all := strings.Join(log, "\n")
+	if err != nil || st != client.StatusSuccess || !strings.Contains(all, "first run on node2") ||
+		!strings.Contains(all, "The master was lost while this opcode ran (1 time(s) now); the new master runs it again") ||
+		!strings.Contains(all, "second run on node2") {
+		t.Fatalf("idempotent job %d after the master's death: %v %v\n%s", onceID, st, err, all)
 	}
 }
