@@ -102,7 +102,7 @@ whole definitions.`,
 			tw := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "OP_ID\tVersion\tRuns on\tParameters\tSummary")
 			for _, d := range defs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.Version, runsOn(&d.Def), paramNames(&d.Def), d.Summary)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.Version, opdef.RunsOn(&d.Def), paramNames(&d.Def), d.Summary)
 			}
 			return tw.Flush()
 		},
@@ -132,20 +132,6 @@ program, timeout, locks and retries; --json prints it as JSON.`,
 	addJSONFlag(info.Flags(), &infoJSON)
 	cmd.AddCommand(addOrReplace("add"), addOrReplace("replace"), remove, list, info)
 	return cmd
-}
-
-func runsOn(d *opdef.Def) string {
-	if d.Run.On != opdef.OnParam {
-		return "master"
-	}
-	order := d.Run.Order
-	if order == "" {
-		order = opdef.Parallel
-	}
-	if p := d.Param(d.Run.Param); p != nil && p.Type == opdef.TList {
-		return "nodes of " + d.Run.Param + " (" + order + ")"
-	}
-	return "node " + d.Run.Param
 }
 
 func paramNames(d *opdef.Def) string {
@@ -197,7 +183,7 @@ func describeOpcode(d *opcodeInfo) string {
 		}
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "  Runs on: %s\n", runsOn(&d.Def))
+	fmt.Fprintf(&b, "  Runs on: %s\n", opdef.RunsOn(&d.Def))
 	fmt.Fprintf(&b, "  Program: %s %s\n", d.Program.Path, strings.Join(d.Program.Args, " "))
 	if d.Program.User != "" {
 		fmt.Fprintf(&b, "  User: %s\n", d.Program.User)

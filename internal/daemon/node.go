@@ -389,7 +389,7 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 		}
 		return nil, err
 	}
-	rs, err := startRAPI(n.o, rapiL, n.keys, q, rapiFilters{n: n, q: q}, n.config, n.replicationText, n.metrics, n.log)
+	rs, err := startRAPI(n.o, rapiL, n.keys, q, rapiFilters{n: n, q: q}, n.config, n.replicationText, n.metrics, n.log, n.webOpcodes)
 	if err != nil {
 		_ = q.Shutdown(context.Background())
 		return nil, err

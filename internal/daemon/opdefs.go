@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/execute"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/opdef"
+	"github.com/jobq-dev/jobq/internal/web"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
@@ -193,4 +196,30 @@ func (h rpcHandler) Exec(ctx context.Context, req *noderpc.ExecRequest, line fun
 		return nil, &noderpc.Error{Code: noderpc.CodeRefused, Message: err.Error()}
 	}
 	return res, nil
+}
+
+// webOpcodes is the declared opcodes as the dashboard's opcodes page
+// shows them.
+func (n *nodeRT) webOpcodes() []web.Opcode {
+	doc := n.opdefs.Doc()
+	var out []web.Opcode
+	for _, id := range doc.IDs() {
+		d, v := doc.Get(id)
+		o := web.Opcode{ID: id, Version: v, Summary: d.Summary, Description: d.Description,
+			RunsOn: opdef.RunsOn(d), Program: strings.TrimSpace(d.Program.Path + " " + strings.Join(d.Program.Args, " ")),
+			Timeout: d.Timeout().String(), Locks: opdef.LocksText(d)}
+		if d.Attempts() > 1 {
+			o.Retries = fmt.Sprintf("%d attempts, backoff %s", d.Attempts(), d.Backoff())
+		}
+		for _, p := range d.Params {
+			wp := web.OpcodeParam{Name: p.Name, Type: p.Type, Doc: p.Doc, Required: p.Required, Allowed: opdef.Constraint(&p)}
+			if p.Default != nil {
+				b, _ := json.Marshal(p.Default)
+				wp.Default = string(b)
+			}
+			o.Params = append(o.Params, wp)
+		}
+		out = append(out, o)
+	}
+	return out
 }

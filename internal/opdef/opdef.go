@@ -783,3 +783,58 @@ func Locks(d *Def, v Values, master string) []locking.Request {
 	}
 	return reqs
 }
+
+// RunsOn says where d runs, in words ("master", "node NAME_PARAM",
+// "nodes of PARAM (serial)").
+func RunsOn(d *Def) string {
+	if d.Run.On != OnParam {
+		return "master"
+	}
+	order := d.Run.Order
+	if order == "" {
+		order = Parallel
+	}
+	if p := d.Param(d.Run.Param); p != nil && p.Type == TList {
+		s := "nodes of " + d.Run.Param + " (" + order
+		if order == Serial && !d.Run.ContinueOnFailure {
+			s += ", stop at the first failure"
+		}
+		return s + ")"
+	}
+	return "node " + d.Run.Param
+}
+
+// LocksText lists d's locks in words.
+func LocksText(d *Def) string {
+	var s []string
+	for _, l := range d.Locks {
+		on := "cluster"
+		if l.Level == LockNode {
+			on = "node of " + l.Param
+			if l.Param == "" {
+				on = "master node"
+			}
+		}
+		s = append(s, on+" "+l.Mode)
+	}
+	return strings.Join(s, ", ")
+}
+
+// Constraint is what a parameter allows beyond its type ("" if nothing):
+// pattern, range, enum values.
+func Constraint(p *Param) string {
+	var s []string
+	if p.Pattern != "" {
+		s = append(s, "matching "+p.Pattern)
+	}
+	if p.Min != nil {
+		s = append(s, fmt.Sprintf("min %g", *p.Min))
+	}
+	if p.Max != nil {
+		s = append(s, fmt.Sprintf("max %g", *p.Max))
+	}
+	if len(p.Values) > 0 {
+		s = append(s, "one of "+strings.Join(p.Values, ", "))
+	}
+	return strings.Join(s, ", ")
+}

@@ -280,7 +280,7 @@ backoff = "10ms"
 			t.Fatalf("opcode add %s: %+v", d.name, r)
 		}
 	}
-	if r := n1.jobq(t, "opcode", "list"); r.Code != 0 || !strings.Contains(r.Stdout, "OP_STEP") || !strings.Contains(r.Stdout, "nodes of nodes (serial)") {
+	if r := n1.jobq(t, "opcode", "list"); r.Code != 0 || !strings.Contains(r.Stdout, "OP_STEP") || !strings.Contains(r.Stdout, "nodes of nodes (serial, stop at the first failure)") {
 		t.Fatalf("opcode list: %+v", r)
 	}
 
