@@ -171,6 +171,9 @@ func (n *nodeRT) RunProgram(ctx context.Context, node string, req *noderpc.ExecR
 	if err != nil {
 		return nil, err
 	}
+	if n.client == nil {
+		return nil, fmt.Errorf("this node serves no node RPC (--rpc-addr), so it cannot run programs on node %s", node)
+	}
 	var res execute.Result
 	if err := n.client.Exec(ctx, addr, req, line, &res); err != nil {
 		return nil, err
