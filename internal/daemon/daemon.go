@@ -368,6 +368,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, p := range paths {
 		os.Remove(p)
 	}
+	n.cgroups.Close()
 	log.Info("jobqd stopped")
 	return runErr
 }
