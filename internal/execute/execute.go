@@ -352,7 +352,10 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		attr.Credential = cred
 	}
 	res := &Result{}
-	var cg string
+	var (
+		cg       string
+		killedCg bool // cgroup.kill was written
+	)
 	if spec.Cgroup.Parent != "" {
 		name := spec.Name
 		if name == "" {
@@ -365,7 +368,10 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		cg = dir
 		empty := false
 		defer func() { spec.Cgroup.release(cg, empty) }()
-		defer func() { empty = !Populated(cg) }()
+		// A cgroup that was killed is not reused: this kernel (6.18)
+		// kills every process later cloned into a cgroup once killed
+		// (its cgroup.kill sequence number no longer matches).
+		defer func() { empty = !killedCg && !Populated(cg) }()
 		fd, err := unix.Open(cg, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return nil, fmt.Errorf("%w: cannot open the cgroup %s: %v", ErrNotStarted, cg, err)
@@ -466,6 +472,7 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 	stop := func(sig syscall.Signal) {
 		if cg != "" && Populated(cg) {
 			if sig == syscall.SIGKILL {
+				killedCg = true
 				killCgroup(cg)
 			} else {
 				signalCgroup(cg, sig)

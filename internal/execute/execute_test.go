@@ -274,3 +274,21 @@ func BenchmarkTrue(b *testing.B) {
 		}
 	}
 }
+
+// TestCgroupReuse: an execution after a killed one (its cgroup not
+// reused) and after a clean one (reused) runs normally.
+func TestCgroupReuse(t *testing.T) {
+	cg := cgroups(t)
+	dir := t.TempDir()
+	sp := escapee(dir)
+	sp.Cgroup, sp.Timeout, sp.KillGrace = cg, 200*time.Millisecond, 50*time.Millisecond
+	if res, err := Run(context.Background(), sp, nil); err != nil || !res.TimedOut {
+		t.Fatalf("%v %+v", err, res)
+	}
+	for i := range 3 {
+		res, err := Run(context.Background(), Spec{Path: "/bin/sh", Args: []string{"-c", "echo ok"}, Cgroup: cg}, nil)
+		if err != nil || !res.Success() || !res.Contained {
+			t.Fatalf("run %d after a kill: %v %+v", i, err, res)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/client"
+	"github.com/jobq-dev/jobq/internal/execute"
 	"github.com/jobq-dev/jobq/internal/testbin"
 )
 
@@ -179,6 +182,28 @@ func TestDeclaredOpcodes(t *testing.T) {
 	needCgroups(t)
 	nodes := startCluster(t, 3)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	// The nodes' execution cgroups (jobqd-HASH of the data directory)
+	// go with the test; a killed jobqd cannot remove its own.
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			sum := sha256.Sum256([]byte(n.dir))
+			for _, pat := range []string{"/sys/fs/cgroup/jobqd-%s", "/sys/fs/cgroup/*/jobqd-%s"} {
+				dirs, _ := filepath.Glob(fmt.Sprintf(pat, hex.EncodeToString(sum[:4])))
+				for _, d := range dirs {
+					// What a failed test left running goes too.
+					os.WriteFile(d+"/cgroup.kill", []byte("1"), 0)
+					kids, _ := filepath.Glob(d + "/*/cgroup.procs")
+					for _, k := range kids {
+						for deadline := time.Now().Add(10 * time.Second); execute.Populated(filepath.Dir(k)) && time.Now().Before(deadline); {
+							time.Sleep(10 * time.Millisecond)
+						}
+						os.Remove(filepath.Dir(k))
+					}
+					os.Remove(d)
+				}
+			}
+		}
+	})
 	progs := t.TempDir() // 0700, root's: the programs pass the ownership checks
 	sync := t.TempDir()
 	step := writeProg(t, progs, "step", stepProg)
@@ -381,6 +406,13 @@ backoff = "10ms"
 	child = readPid(t, filepath.Join(sync, "child-node3"))
 	r = n1.jobq(t, "submit", "--submit", "OP_ONCE", "node=node2", "sync="+sync)
 	onceID, _ := strconv.ParseInt(strings.TrimPrefix(strings.TrimSpace(r.Stdout), "JobID: "), 10, 64)
+	if _, err := os.Stat(filepath.Join(sync, "once-pid")); err != nil {
+		defer func() {
+			if t.Failed() {
+				t.Logf("OP_ONCE's job:\n%s", n1.jobq(t, "info", strconv.FormatInt(onceID, 10)).Stdout)
+			}
+		}()
+	}
 	oncePid := readPid(t, filepath.Join(sync, "once-pid"))
 	waitInSync(t, n1)
 	n1.d.Kill()
