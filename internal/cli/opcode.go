@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -130,7 +131,63 @@ program, timeout, locks and retries; --json prints it as JSON.`,
 		},
 	}
 	addJSONFlag(info.Flags(), &infoJSON)
-	cmd.AddCommand(addOrReplace("add"), addOrReplace("replace"), remove, list, info)
+	var outJSON bool
+	output := &cobra.Command{
+		Use:   "output JOB_ID",
+		Short: "Print the whole output of a job's declared opcodes, from every node",
+		Long: `Print the output files the nodes kept of job JOB_ID's declared opcodes (each
+node keeps what its programs wrote in DIR/output/job-N/opI-attemptA.log,
+every line prefixed "stdout: " or "stderr: "), each after a line
+"==> NODE:FILE <==". The job file itself keeps a bounded log. A node that
+cannot be asked is named on stderr; a reply holds at most 64 MiB (the end
+of larger files, saying so).`,
+		Example: "  jobq opcode output 42\n  jobq opcode output 42 | grep '^stderr: '",
+		Args:    exactArgs(1, "one job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || id < 0 {
+				return usagef(cmd, "%q is not a job ID", args[0])
+			}
+			var nodes []struct {
+				Node  string `json:"node"`
+				Error string `json:"error"`
+				Files []struct {
+					Name      string `json:"name"`
+					Data      []byte `json:"data"`
+					Truncated int64  `json:"truncated"`
+				} `json:"files"`
+			}
+			if err := a.call(cmd.Context(), &nodes, "JobqJobOutput", id); err != nil {
+				return err
+			}
+			if outJSON {
+				return writeJSON(a.env.Stdout, nodes)
+			}
+			failed := false
+			for _, n := range nodes {
+				if n.Error != "" {
+					fmt.Fprintf(a.env.Stderr, "Cannot read the output kept on node %s: %s\n", n.Node, n.Error)
+					failed = true
+				}
+				for _, f := range n.Files {
+					fmt.Fprintf(a.env.Stdout, "==> %s:%s <==\n", n.Node, f.Name)
+					if f.Truncated > 0 {
+						fmt.Fprintf(a.env.Stdout, "[the first %d bytes are left out]\n", f.Truncated)
+					}
+					a.env.Stdout.Write(f.Data)
+				}
+			}
+			if len(nodes) == 0 {
+				fmt.Fprintf(a.env.Stderr, "No node kept output of job %d (its opcodes printed nothing, or are not declared ones)\n", id)
+			}
+			if failed {
+				return silentExit(exitFailure)
+			}
+			return nil
+		},
+	}
+	addJSONFlag(output.Flags(), &outJSON)
+	cmd.AddCommand(addOrReplace("add"), addOrReplace("replace"), remove, list, info, output)
 	return cmd
 }
 

@@ -75,9 +75,10 @@ type opcodeInfo struct {
 //	JobqOpcodeRemove [OP_ID]     removes one (its queued jobs still run)
 //	JobqOpcodeList []            every current definition
 //	JobqOpcodeInfo [OP_ID]       one, current
+//	JobqJobOutput [JOB_ID]       the output files every node kept of a job
 func (n *nodeRT) serveOpcodes(ctx context.Context, req *luxi.Request) (res any, ok bool, err error) {
 	switch req.Method {
-	case "JobqOpcodeAdd", "JobqOpcodeRemove", "JobqOpcodeList", "JobqOpcodeInfo":
+	case "JobqOpcodeAdd", "JobqOpcodeRemove", "JobqOpcodeList", "JobqOpcodeInfo", "JobqJobOutput":
 	default:
 		return nil, false, nil
 	}
@@ -96,6 +97,12 @@ func (n *nodeRT) serveOpcodes(ctx context.Context, req *luxi.Request) (res any, 
 		return &opcodeInfo{Def: d, Version: v, Added: doc.Added[v]}
 	}
 	switch req.Method {
+	case "JobqJobOutput":
+		var id int64
+		if err := req.UnmarshalArgs(&id); err != nil {
+			return nil, true, badArgs(req.Method, "expected [job_id]")
+		}
+		return n.jobOutput(ctx, id), true, nil
 	case "JobqOpcodeList":
 		out := []*opcodeInfo{}
 		for _, id := range doc.IDs() {
@@ -223,6 +230,54 @@ func (n *nodeRT) webOpcodes() []web.Opcode {
 			o.Params = append(o.Params, wp)
 		}
 		out = append(out, o)
+	}
+	return out
+}
+
+// Output implements noderpc.OutputHandler: the output files this node
+// kept of a job's declared opcodes.
+func (h rpcHandler) Output(ctx context.Context, req *noderpc.OutputRequest) (*noderpc.OutputReply, error) {
+	files, err := declared.ReadOutput(declared.OutputDir(h.n.o.DataDir), req.JobID, noderpc.MaxOutputReply)
+	if err != nil {
+		return nil, err
+	}
+	return &noderpc.OutputReply{Files: files}, nil
+}
+
+// nodeOutput is one node's output files of a job, for JobqJobOutput.
+type nodeOutput struct {
+	Node  string               `json:"node"`
+	Files []noderpc.OutputFile `json:"files"`
+	Error string               `json:"error,omitempty"`
+}
+
+// jobOutput asks every node of the cluster for the output files it kept
+// of job id (the nodes that ran its programs have them).
+func (n *nodeRT) jobOutput(ctx context.Context, id int64) []nodeOutput {
+	var out []nodeOutput
+	for _, name := range n.config().NodeNames() {
+		o := nodeOutput{Node: name}
+		var (
+			rep *noderpc.OutputReply
+			err error
+		)
+		if name == n.self {
+			rep, err = rpcHandler{n}.Output(ctx, &noderpc.OutputRequest{JobID: id})
+		} else if addr, aerr := n.nodeAddr(name); aerr != nil {
+			err = aerr
+		} else if n.client == nil {
+			err = fmt.Errorf("this node serves no node RPC")
+		} else {
+			rep, err = n.client.Output(ctx, addr, &noderpc.OutputRequest{JobID: id})
+		}
+		if err != nil {
+			o.Error = err.Error()
+		} else {
+			o.Files = rep.Files
+		}
+		if o.Error != "" || len(o.Files) > 0 {
+			out = append(out, o)
+		}
 	}
 	return out
 }

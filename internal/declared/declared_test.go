@@ -282,3 +282,20 @@ func TestRunLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadOutput: the files of a job in name order, the end of them
+// when they are larger than the limit; nothing for a job without any.
+func TestReadOutput(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "job-5"), 0o750)
+	os.WriteFile(filepath.Join(dir, "job-5", "op0-attempt1.log"), []byte("stdout: 0123456789\n"), 0o640)
+	os.WriteFile(filepath.Join(dir, "job-5", "op1-attempt1.log"), []byte("stdout: abcdef\n"), 0o640)
+	files, err := ReadOutput(dir, 5, 25)
+	if err != nil || len(files) != 2 || string(files[0].Data) != "stdout: 0123456789\n" || files[0].Truncated != 0 ||
+		string(files[1].Data) != "abcdef\n" || files[1].Truncated != 8 {
+		t.Fatalf("%v %+v", err, files)
+	}
+	if files, err := ReadOutput(dir, 6, 25); err != nil || files != nil {
+		t.Fatalf("no output: %v %v", files, err)
+	}
+}

@@ -371,3 +371,43 @@ func (l *lineBuffer) close() {
 		l.f.Close()
 	}
 }
+
+// ReadOutput reads the output files kept under outDir for job id, in
+// name order, each cut to its last bytes so that all fit in max bytes.
+func ReadOutput(outDir string, id int64, limit int64) ([]noderpc.OutputFile, error) {
+	dir := filepath.Join(outDir, "job-"+strconv.FormatInt(id, 10))
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var files []noderpc.OutputFile
+	left := limit
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		size := fi.Size()
+		keep := min(size, max(left, 0))
+		data := make([]byte, keep)
+		_, err = f.ReadAt(data, size-keep)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		left -= keep
+		files = append(files, noderpc.OutputFile{Name: e.Name(), Data: data, Truncated: size - keep})
+	}
+	return files, nil
+}

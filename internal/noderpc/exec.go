@@ -195,3 +195,36 @@ func (c *Client) Exec(ctx context.Context, addr string, req *ExecRequest, line f
 		}
 	}
 }
+
+// OutputRequest asks for the output files a node kept of a job's
+// declared opcodes (POST /v1/output).
+type OutputRequest struct {
+	JobID int64 `json:"job_id"`
+}
+
+// OutputFile is one output file: its name in the job's directory
+// ("op0-attempt1.log") and its contents (the end of it, when larger than
+// MaxOutputReply over all files: Truncated says how much was left out).
+type OutputFile struct {
+	Name      string `json:"name"`
+	Data      []byte `json:"data"`
+	Truncated int64  `json:"truncated,omitempty"`
+}
+
+// OutputReply is the files, in name order.
+type OutputReply struct {
+	Files []OutputFile `json:"files"`
+}
+
+// MaxOutputReply bounds the bytes of one output reply.
+const MaxOutputReply = 64 << 20
+
+// OutputHandler is implemented by a Handler that keeps program output.
+type OutputHandler interface {
+	Output(ctx context.Context, req *OutputRequest) (*OutputReply, error)
+}
+
+// Output asks the node at addr for the output files of a job.
+func (c *Client) Output(ctx context.Context, addr string, req *OutputRequest) (*OutputReply, error) {
+	return call[OutputReply](ctx, c, addr, pathOutput, req)
+}

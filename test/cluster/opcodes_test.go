@@ -344,7 +344,14 @@ backoff = "10ms"
 	if ops, _ := json.Marshal(rows[0][2]); !strings.Contains(string(ops), `"opcode_version":"`) || !strings.Contains(string(ops), `"tag":"t1"`) {
 		t.Fatalf("the job does not record the version and defaults: %s", ops)
 	}
-	// The whole output is kept on each node that ran it.
+	// The whole output is kept on each node that ran it, and jobq opcode
+	// output gathers it from every node.
+	if r := n1.jobq(t, "opcode", "output", strconv.FormatInt(id, 10)); r.Code != 0 ||
+		!strings.Contains(r.Stdout, "==> node2:op0-attempt1.log <==\nstdout: line 1 on node2\nstdout: line 2 on node2\n") ||
+		!strings.Contains(r.Stdout, "==> node3:op0-attempt1.log <==\nstdout: line 1 on node3\n") {
+		t.Fatalf("opcode output: %+v", r)
+	}
+	// On disk:
 	if b, err := os.ReadFile(filepath.Join(n3.dir, "output", fmt.Sprintf("job-%d", id), "op0-attempt1.log")); err != nil || !strings.Contains(string(b), "stdout: line 2 on node3") {
 		t.Fatalf("node3's output file: %q %v", b, err)
 	}
