@@ -292,7 +292,7 @@ func TestReadOutput(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "job-5", "op1-attempt1.log"), []byte("stdout: abcdef\n"), 0o640)
 	files, err := ReadOutput(dir, 5, 25)
 	if err != nil || len(files) != 2 || string(files[0].Data) != "stdout: 0123456789\n" || files[0].Truncated != 0 ||
-		string(files[1].Data) != "abcdef\n" || files[1].Truncated != 8 {
+		string(files[1].Data) != "bcdef\n" || files[1].Truncated != 9 {
 		t.Fatalf("%v %+v", err, files)
 	}
 	if files, err := ReadOutput(dir, 6, 25); err != nil || files != nil {
