@@ -16,12 +16,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jobq-dev/jobq/internal/numfmt"
-	"github.com/jobq-dev/jobq/locking"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jobq-dev/jobq/internal/numfmt"
+	"github.com/jobq-dev/jobq/locking"
 )
 
 // Error is an opcode failure in Ganeti's encoding: Class is "OpPrereqError"
@@ -150,12 +152,89 @@ type Definition struct {
 	SummaryField string
 	// Required lists the parameters that must be present.
 	Required []string
+	// Admit, when set, is called at submission with the opcode's input,
+	// before anything is stored: an error refuses the job (one sentence
+	// naming the parameter); the input it returns is what the job
+	// stores (e.g. with defaults filled in and the version of a
+	// declared definition recorded).
+	Admit func(input json.RawMessage) (json.RawMessage, error)
+	// RerunsOnLoss, when set, says how many times an opcode that was
+	// running when the master was lost may be run again by the next
+	// master (0: never; the queue is at-most-once for every other
+	// opcode). Only for operations that are safe to repeat.
+	RerunsOnLoss func(input json.RawMessage) int
 }
 
 // Registry maps OP_IDs to their definitions. It is safe for concurrent use.
 type Registry struct {
-	mu   sync.RWMutex
-	defs map[string]*Definition
+	mu       sync.RWMutex
+	defs     map[string]*Definition
+	declared func(id string) *Definition
+}
+
+// SetDeclared adds a source of opcodes defined while the program runs
+// (an operator's declared opcodes, see internal/declared): lookup is
+// asked for an OP_ID no registered definition has, and returns nil when
+// it has none either. A registered OP_ID always wins.
+func (r *Registry) SetDeclared(lookup func(id string) *Definition) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.declared = lookup
+}
+
+// Has reports whether id is a registered opcode (declared ones excluded).
+func (r *Registry) Has(id string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.defs[id]
+	return ok
+}
+
+// Rerun reports whether an opcode that was running when the master was
+// lost, lost times before, may run again (Definition.RerunsOnLoss).
+func (r *Registry) Rerun(input json.RawMessage, lost int) bool {
+	var head struct {
+		OpID string `json:"OP_ID"`
+	}
+	if json.Unmarshal(input, &head) != nil {
+		return false
+	}
+	d := r.lookup(head.OpID)
+	return d != nil && d.RerunsOnLoss != nil && lost < d.RerunsOnLoss(input)
+}
+
+// Admit applies the submission checks of a job's opcodes (Definition's
+// Admit) and returns the inputs to store; an opcode without one, or
+// unknown, is kept as it is (an unknown opcode fails when it runs).
+func (r *Registry) Admit(ops []json.RawMessage) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	for i, op := range ops {
+		var head struct {
+			OpID string `json:"OP_ID"`
+		}
+		if json.Unmarshal(op, &head) != nil || head.OpID == "" {
+			continue
+		}
+		d := r.lookup(head.OpID)
+		if d == nil || d.Admit == nil {
+			continue
+		}
+		in, err := d.Admit(op)
+		if err != nil {
+			if len(ops) > 1 {
+				return nil, fmt.Errorf("opcode %d: %w", i, err)
+			}
+			return nil, err
+		}
+		if out == nil {
+			out = slices.Clone(ops)
+		}
+		out[i] = in
+	}
+	if out == nil {
+		return ops, nil
+	}
+	return out, nil
 }
 
 // NewRegistry returns an empty registry.
@@ -200,8 +279,12 @@ func (r *Registry) IDs() []string {
 
 func (r *Registry) lookup(id string) *Definition {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.defs[id]
+	d, declared := r.defs[id], r.declared
+	r.mu.RUnlock()
+	if d == nil && declared != nil {
+		return declared(id)
+	}
+	return d
 }
 
 // common are the parameters every opcode accepts; Prepare checks their

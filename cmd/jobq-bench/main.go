@@ -41,6 +41,9 @@ type options struct {
 	diskDir   string
 	diskTime  time.Duration
 	workloads map[string]bool
+	// declaredOp is the opcode the throughput of the "declared" workload
+	// submits (nil: OP_TEST_DELAY).
+	declaredOp map[string]any
 	// delayed and schedules are loaded into the node before the
 	// workloads (jobs in time's cost): jobs due in a day, and schedules
 	// that fire once a year.
@@ -92,10 +95,10 @@ func main() {
 	o.workloads = map[string]bool{}
 	for _, w := range strings.Split(*which, ",") {
 		switch w {
-		case "disk", "throughput", "latency", "watchers":
+		case "disk", "throughput", "latency", "watchers", "declared":
 			o.workloads[w] = true
 		default:
-			fmt.Fprintf(os.Stderr, "jobq-bench: unknown workload %q (disk, throughput, latency, watchers)\n", w)
+			fmt.Fprintf(os.Stderr, "jobq-bench: unknown workload %q (disk, throughput, latency, watchers, declared)\n", w)
 			os.Exit(2)
 		}
 	}
@@ -202,6 +205,20 @@ func run(o options) error {
 		}
 		human = append(human, line)
 	}
+	if o.workloads["declared"] {
+		if err := addTrueOpcode(ctx, c); err != nil {
+			return err
+		}
+		od := o
+		od.declaredOp = map[string]any{"OP_ID": benchTrueID}
+		rate, bad, total, err := throughput(ctx, c, od)
+		if err != nil {
+			return err
+		}
+		out["declared_jobs_per_s"], out["declared_not_success"], out["declared_total_s"] = rate, bad, total.Seconds()
+		human = append(human, fmt.Sprintf("declared: %d jobs of %s (a declared opcode running /bin/true on the master; %d clients, SubmitManyJobs of %d): %.0f jobs/s submit→all final in %.2fs; %d not successful",
+			o.jobs, benchTrueID, o.clients, o.batch, rate, total.Seconds(), bad))
+	}
 	if o.workloads["latency"] {
 		lat, err := latency(ctx, c, o)
 		if err != nil {
@@ -263,7 +280,11 @@ func throughput(ctx context.Context, c *luxi.Client, o options) (float64, int64,
 				}
 				many := make([][]map[string]any, min(o.batch, o.jobs-n))
 				for i := range many {
-					many[i] = []map[string]any{op(o.duration)}
+					if o.declaredOp != nil {
+						many[i] = []map[string]any{o.declaredOp}
+					} else {
+						many[i] = []map[string]any{op(o.duration)}
+					}
 				}
 				raw, err := c.Call(ctx, "SubmitManyJobs", many)
 				if err != nil {
@@ -535,4 +556,24 @@ func masterEpoch(ctx context.Context, c *luxi.Client) (int64, string, error) {
 		return 0, "", err
 	}
 	return info.Epoch, info.Master, nil
+}
+
+// benchTrueID is the declared opcode of the "declared" workload.
+const benchTrueID = "OP_BENCH_TRUE"
+
+// addTrueOpcode declares OP_BENCH_TRUE (/bin/true on the master, no
+// parameters, no locks) unless the node has it.
+func addTrueOpcode(ctx context.Context, c *luxi.Client) error {
+	if _, err := c.Call(ctx, "JobqOpcodeInfo", benchTrueID); err == nil {
+		return nil
+	}
+	def := `id = "OP_BENCH_TRUE"
+summary = "jobq-bench: run /bin/true on the master"
+[program]
+path = "/bin/true"
+`
+	if _, err := c.Call(ctx, "JobqOpcodeAdd", def, "add"); err != nil {
+		return fmt.Errorf("cannot declare %s: %w", benchTrueID, err)
+	}
+	return nil
 }

@@ -176,6 +176,8 @@ var adminMethods = map[string]bool{
 	"DeleteFilter":        true,
 	"SetWatcherPause":     true,
 	"SetDrainFlag":        true,
+	"JobqOpcodeAdd":       true, // declared opcodes: add and replace
+	"JobqOpcodeRemove":    true,
 }
 
 // AdminMethod reports whether a LUXI method is administrative.

@@ -101,14 +101,14 @@ func TestActorNames(t *testing.T) {
 func TestAdminMethodsAndOpcodes(t *testing.T) {
 	for _, m := range []string{"JobqJoinToken", "JobqMasterFailover", "JobqNodeRemove", "JobqNodeModify", "JobqRenewCrypto",
 		"ReplaceFilter", "DeleteFilter", "JobqScheduleAdd", "JobqScheduleRemove", "JobqScheduleSet", "JobqSetHousekeeping",
-		"SetWatcherPause", "SetDrainFlag"} {
+		"SetWatcherPause", "SetDrainFlag", "JobqOpcodeAdd", "JobqOpcodeRemove"} {
 		if !AdminMethod(m) {
 			t.Errorf("%s is not administrative", m)
 		}
 	}
 	for _, m := range []string{"SubmitJob", "SubmitManyJobs", "QueryJobs", "Query", "CancelJob", "ArchiveJob",
 		"ChangeJobPriority", "WaitForJobChange", "JobqClusterInfo", "JobqNodeList", "JobqScheduleList", "JobqHousekeeping",
-		"QueryFilters", "QueryConfigValues", "jobqjointoken", "JobqJoinToken ", ""} {
+		"QueryFilters", "QueryConfigValues", "JobqOpcodeList", "JobqOpcodeInfo", "JobqJobOutput", "jobqjointoken", "JobqJoinToken ", ""} {
 		if AdminMethod(m) {
 			t.Errorf("%q is administrative", m)
 		}

@@ -583,6 +583,7 @@ Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
 		a.newDebugCmd(),
 		a.newRestrictedCommandCmd(),
 		a.newScheduleCmd(),
+		a.newOpcodeCmd(),
 		a.newVersionCmd(),
 	)
 	a.addCompletion(root)

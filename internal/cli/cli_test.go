@@ -120,7 +120,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, `"jobq" needs a command: one of archive, autoarchive, cancel, change-priority, cluster, command, debug, filter, info, list, list-fields, locks, node, queue, schedule, submit, version, wait, watch (see "jobq --help")`},
+		{nil, `"jobq" needs a command: one of archive, autoarchive, cancel, change-priority, cluster, command, debug, filter, info, list, list-fields, locks, node, opcode, queue, schedule, submit, version, wait, watch (see "jobq --help")`},
 		{[]string{"lst"}, `Unknown command "lst" for "jobq" (did you mean "list"?) (see "jobq --help")`},
 		{[]string{"frobnicate"}, `Unknown command "frobnicate" for "jobq" (see "jobq --help")`},
 		{[]string{"list", "--bogus"}, `Unknown flag: --bogus (see "jobq list --help")`},

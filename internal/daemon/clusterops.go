@@ -111,6 +111,9 @@ func (n *nodeRT) serveCluster(ctx context.Context, req *luxi.Request) (any, erro
 	if res, ok, err := n.serveSchedules(ctx, req); ok {
 		return res, err
 	}
+	if res, ok, err := n.serveOpcodes(ctx, req); ok {
+		return res, err
+	}
 	return nil, luxi.UnknownMethod(req.Method)
 }
 

@@ -214,6 +214,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := n.registerTags(n.o.Registry); err != nil {
 		log.Warn("the OP_TAGS_* opcodes are not jobq's: tags cannot change", "err", err)
 	}
+	n.initDeclared()
 	ls.rapi = nil // the first leadership serves on it
 	closeListener := func() {
 		ls.close()
@@ -412,6 +413,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, p := range paths {
 		os.Remove(p)
 	}
+	n.cgroups.Close()
 	log.Info("jobqd stopped")
 	return runErr
 }

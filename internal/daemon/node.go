@@ -20,7 +20,9 @@ import (
 
 	"github.com/jobq-dev/jobq/internal/cluster"
 	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/declared"
 	"github.com/jobq-dev/jobq/internal/durable"
+	"github.com/jobq-dev/jobq/internal/execute"
 	"github.com/jobq-dev/jobq/internal/fence"
 	"github.com/jobq-dev/jobq/internal/member"
 	"github.com/jobq-dev/jobq/internal/metrics"
@@ -51,10 +53,12 @@ type nodeRT struct {
 	auth    *authz    // who may make administrative calls (authz.go)
 	hkOnce  sync.Once // the housekeeping's settings watched (housekeeping.go)
 
-	changeMu sync.Mutex  // one membership or configuration change at a time
-	filterMu sync.Mutex  // held while the master changes the job filters
-	cryptoMu sync.Mutex  // held during a phase of a certificate renewal
-	fence    fence.Fence // the executions masters ordered here, by term
+	changeMu sync.Mutex        // one membership or configuration change at a time
+	filterMu sync.Mutex        // held while the master changes the job filters
+	cryptoMu sync.Mutex        // held during a phase of a certificate renewal
+	fence    fence.Fence       // the executions masters ordered here, by term
+	opdefs   *declared.Catalog // the declared opcodes (opdefs.go)
+	cgroups  execute.Cgroups   // where declared opcodes' programs are contained ("": process groups)
 
 	// settings are the cluster-wide settings (filters, queue settings,
 	// opcode definitions, schedules), agreed through the log: the current
@@ -396,6 +400,7 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 		}
 	}
 	_, filters := n.loadFilters()
+	n.loadDeclared()
 	q, err := queue.Open(queue.Config{Store: st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.maxRunning(), Filters: filters,
 		IdempotencyWindow: n.idempotencyWindow(), Limits: n.o.JobLimits, MaxLogEntries: n.o.MaxLogEntries,
 		NodeName: n.self, NodeNames: c.NodeNames(), Logger: n.log, Metrics: n.metrics,
@@ -406,7 +411,7 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 		}
 		return nil, err
 	}
-	rs, err := startRAPI(n.o, rapiL, n.keys, q, rapiFilters{n: n, q: q}, n.rapiLUXI, n.config, n.replicationText, n.metrics, n.log)
+	rs, err := startRAPI(n.o, rapiL, n.keys, q, rapiFilters{n: n, q: q}, n.rapiLUXI, n.config, n.replicationText, n.metrics, n.log, n.webOpcodes)
 	if err != nil {
 		_ = q.Shutdown(context.Background())
 		return nil, err

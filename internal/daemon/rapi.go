@@ -40,7 +40,7 @@ type rapiService struct {
 // "off", presenting the keyring's cluster certificate (a renewed one from
 // the next connection on). It serves on l when l is not nil (opened by
 // listenRAPI at the start).
-func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue, filters rapi.Filters, luxiCall rapi.LUXI, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger) (*rapiService, error) {
+func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue, filters rapi.Filters, luxiCall rapi.LUXI, clusterCfg func() *cluster.Config, replication func() map[string]string, m *metrics.Set, log *slog.Logger, opcodesView func() []web.Opcode) (*rapiService, error) {
 	var err error
 	if o.RAPIAddr == "" || o.RAPIAddr == RAPIOff {
 		log.Info("RAPI is off")
@@ -80,7 +80,7 @@ func startRAPI(o Options, l net.Listener, keys *noderpc.Keyring, q *queue.Queue,
 			c.Nodes = append(c.Nodes, web.Node{Name: n.Name, Address: n.Address, Candidate: n.Candidate, Online: n.Online, Replication: repl[n.Name]})
 		}
 		return c
-	}}))
+	}, Opcodes: opcodesView}))
 	if l == nil {
 		if l, err = listenRAPI(o.RAPIAddr); err != nil {
 			return nil, err

@@ -470,6 +470,42 @@ func (j *Job) Recover(now Timestamp) bool {
 	return changed
 }
 
+// MsgRerunAfterLoss starts the log entry of an opcode that was running
+// when the master was lost and that the new master runs again.
+const MsgRerunAfterLoss = "The master was lost while this opcode ran"
+
+// RecoverRerunning is Recover, except that a running opcode for which
+// rerun(input, lost) says so (lost: how many times a master was lost
+// while it ran before) is queued again with a log entry saying so,
+// instead of failing with its job: an idempotent declared opcode that
+// may be retried. The entry counts the losses for the next time.
+func (j *Job) RecoverRerunning(now Timestamp, rerun func(input json.RawMessage, lost int) bool) bool {
+	changed := false
+	if rerun != nil {
+		for i, op := range j.Ops {
+			if op.Status != StatusRunning {
+				continue
+			}
+			lost := 0
+			for _, e := range op.Log {
+				var m string
+				if json.Unmarshal(e.Message, &m) == nil && strings.HasPrefix(m, MsgRerunAfterLoss) {
+					lost++
+				}
+			}
+			if !rerun(op.Input, lost) {
+				continue
+			}
+			op.Status = StatusQueued
+			op.StartTimestamp, op.ExecTimestamp = nil, nil
+			msg, _ := json.Marshal(fmt.Sprintf("%s (%d time(s) now); the new master runs it again: its definition is idempotent", MsgRerunAfterLoss, lost+1))
+			j.AppendLog(i, now, "message", msg)
+			changed = true
+		}
+	}
+	return j.Recover(now) || changed
+}
+
 // DepOutcome is the result of checking an opcode's dependencies.
 type DepOutcome int
 

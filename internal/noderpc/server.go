@@ -24,6 +24,7 @@ const (
 	pathCommand = "/v1/command"
 	pathDelay   = "/v1/delay"
 	pathCrypto  = "/v1/crypto"
+	pathOutput  = "/v1/output"
 )
 
 const (
@@ -54,6 +55,13 @@ var endpoints = map[string]endpoint{
 	}),
 	pathCrypto: route(maxSmallBody, smallBodyTimeout, checkCrypto, func(h Handler, ctx context.Context, req *CryptoRequest) (struct{}, error) {
 		return struct{}{}, h.Crypto(ctx, req)
+	}),
+	pathOutput: route(maxSmallBody, smallBodyTimeout, nil, func(h Handler, ctx context.Context, req *OutputRequest) (*OutputReply, error) {
+		oh, ok := h.(OutputHandler)
+		if !ok {
+			return nil, &Error{Code: CodeBadRequest, Message: "this node keeps no program output"}
+		}
+		return oh.Output(ctx, req)
 	}),
 }
 
@@ -198,6 +206,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.HasPrefix(r.URL.Path, pathStreamPrefix) {
 		s.serveStream(w, r)
+		return
+	}
+	if r.URL.Path == pathExec {
+		s.serveExec(w, r)
 		return
 	}
 	if !known {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -499,7 +500,7 @@ func (q *Queue) load() error {
 			q.log.Warn("job file written by an older jobq held what it no longer accepts; read it leniently and storing it again",
 				"file", store.JobFileName(id), "repair", j.Repaired)
 		}
-		if j.Recover(now) || j.Repaired != "" {
+		if j.RecoverRerunning(now, q.reg.Rerun) || j.Repaired != "" {
 			if j.Repaired == "" {
 				recovered++
 			}
@@ -648,6 +649,21 @@ func (q *Queue) SubmitWith(jobs [][]json.RawMessage, o SubmitOptions) ([]SubmitR
 		if err := job.CheckSubmission(ops, q.cfg.Limits); err != nil {
 			res[i].Err, refused[i] = &RefusedError{Err: err}, true
 		}
+	}
+	// Opcodes with a submission check (declared opcodes: typed
+	// parameters, defaults, the definition's version) are refused or
+	// completed here, before anything is stored.
+	jobs = slices.Clone(jobs)
+	for i, ops := range jobs {
+		if refused[i] {
+			continue
+		}
+		adm, err := q.reg.Admit(ops)
+		if err != nil {
+			res[i].Err, refused[i] = &RefusedError{Err: err}, true
+			continue
+		}
+		jobs[i] = adm
 	}
 	entries := make([]*entry, len(jobs))
 	starts := make([]*started, len(jobs))
@@ -1100,6 +1116,7 @@ type jobEnv struct {
 }
 
 func (v *jobEnv) JobID() int64     { return v.e.id }
+func (v *jobEnv) OpIndex() int     { return v.op }
 func (v *jobEnv) NodeName() string { return v.q.cfg.NodeName }
 func (v *jobEnv) Nodes() opcodes.Nodes {
 	if v.q.cfg.Nodes != nil {

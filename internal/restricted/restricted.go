@@ -387,3 +387,56 @@ func (c *capture) String() string {
 	}
 	return addLine(string(out), TruncatedNote)
 }
+
+// CheckProgram checks a declared opcode's program (internal/opdef) as a
+// restricted command is checked: path is absolute and clean, is not a
+// symbolic link, is a regular file owned by root or by jobqd's user, not
+// writable by its group or by others, executable by its owner; and so is
+// every directory above it (a writable directory would let anyone swap
+// the file), except that a root-owned sticky directory such as /tmp is
+// accepted above the program's own directory. The error is one sentence naming the path.
+func CheckProgram(path string) error {
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return sentencef("Program %s is not allowed: it must be an absolute, clean path", quote(path))
+	}
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return sentencef("Program %s does not exist on this node", quote(path))
+	case err != nil:
+		return sentencef("Program %s cannot be checked: %v", quote(path), pathErr(err))
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return sentencef("Program %s is not allowed: it is a symbolic link", quote(path))
+	case !fi.Mode().IsRegular():
+		return sentencef("Program %s is not allowed: it is not a regular file", quote(path))
+	}
+	if why := unsafeOwnership(fi); why != "" {
+		return sentencef("Program %s is not allowed: it %s", quote(path), why)
+	}
+	if fi.Mode().Perm()&0o100 == 0 {
+		return sentencef("Program %s is not allowed: it is not executable by its owner", quote(path))
+	}
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		di, err := os.Stat(dir)
+		if err != nil {
+			return sentencef("Program %s cannot be checked: %v", quote(path), pathErr(err))
+		}
+		// A sticky directory (/tmp) writable by others is safe above the
+		// program's own directory: nobody can rename or remove what they
+		// do not own in it.
+		if dir != filepath.Dir(path) && di.Mode()&fs.ModeSticky != 0 && unsafeOwnership(di) != "" {
+			if st, ok := di.Sys().(*syscall.Stat_t); ok && st.Uid == 0 {
+				if dir == "/" {
+					return nil
+				}
+				continue
+			}
+		}
+		if why := unsafeOwnership(di); why != "" {
+			return sentencef("Program %s is not allowed: its directory %s %s", quote(path), dir, why)
+		}
+		if dir == "/" {
+			return nil
+		}
+	}
+}

@@ -340,3 +340,59 @@ func TestDir(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestCheckProgram(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	good := filepath.Join(dir, "good")
+	os.WriteFile(good, []byte("#!/bin/sh\n"), 0o755)
+	if err := CheckProgram(good); err != nil {
+		t.Fatalf("good program: %v", err)
+	}
+	if err := CheckProgram("/bin/true"); err != nil {
+		t.Fatalf("/bin/true: %v", err)
+	}
+	writable := filepath.Join(dir, "writable")
+	os.WriteFile(writable, []byte("#!/bin/sh\n"), 0o755)
+	os.Chmod(writable, 0o775)
+	other := filepath.Join(dir, "other")
+	os.WriteFile(other, []byte("#!/bin/sh\n"), 0o755)
+	os.Chown(other, 4242, 4242)
+	noexec := filepath.Join(dir, "noexec")
+	os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644)
+	link := filepath.Join(dir, "link")
+	os.Symlink("/bin/true", link)
+	for path, want := range map[string]string{
+		writable:           "writable by its group or by others (mode 0775)",
+		other:              "owned by uid 4242",
+		noexec:             "not executable by its owner",
+		link:               "symbolic link",
+		"bin/true":         "absolute, clean path",
+		"/bin/../bin/true": "absolute, clean path",
+		dir + "/missing":   "does not exist",
+		"/tmp":             "not a regular file",
+	} {
+		err := CheckProgram(path)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v, want %q", path, err, want)
+		}
+	}
+	// A near miss: mode 0755 owned by root passes; 0757 does not.
+	os.Chmod(writable, 0o757)
+	if err := CheckProgram(writable); err == nil {
+		t.Error("a program writable by others passed")
+	}
+	// A program in a directory writable by others is refused.
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	prog := filepath.Join(open, "p")
+	os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755)
+	if err := CheckProgram(prog); err == nil || !strings.Contains(err.Error(), "its directory "+open) {
+		t.Errorf("program in a world-writable directory: %v", err)
+	}
+}

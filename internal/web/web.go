@@ -14,6 +14,7 @@
 //	GET  /ui/jobs/N/events        the job's changes as server-sent events
 //	GET  /ui/locks                locks: mode, holders, waiters
 //	GET  /ui/schedules            recurring schedules: next and last fire, jobs
+//	GET  /ui/opcodes              declared opcodes and their parameters
 //	GET  /ui/jobs/N/ACTION        confirmation page (write users); ACTION is
 //	POST /ui/jobs/N/ACTION        cancel, priority or archive; POST acts
 //	GET  /ui/drain, POST /ui/drain  the same for the drain flag
@@ -144,6 +145,8 @@ type Config struct {
 	// Guard) so that guesses on one count for the other. nil: one of the
 	// dashboard's own, on Now.
 	Guard *rapi.Guard
+	// Opcodes lists the declared opcodes for the opcodes page; nil: none.
+	Opcodes func() []Opcode
 }
 
 // Handler serves the dashboard. Create it with New.
@@ -228,6 +231,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST "+p+"/drain", h.authed(h.writer(h.postDrain)))
 	m.HandleFunc("GET "+p+"/locks", h.authed(h.locksPage))
 	m.HandleFunc("GET "+p+"/schedules", h.authed(h.schedulesPage))
+	m.HandleFunc("GET "+p+"/opcodes", h.authed(h.opcodesPage))
 	m.HandleFunc("GET "+p+"/charts", h.authed(h.chartsPage))
 	m.HandleFunc("GET "+p+"/charts.json", h.authed(h.chartsJSON))
 	m.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
@@ -256,7 +260,7 @@ func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
 // page is what every page template gets.
 type page struct {
 	Title    string
-	Nav      string // "overview", "jobs", "locks", "schedules"
+	Nav      string // "overview", "jobs", "locks", "schedules", "opcodes"
 	User     string
 	CanWrite bool
 	CSRF     string

@@ -144,7 +144,8 @@ func TestAuthorsOfLUXIRAPIAndDashboard(t *testing.T) {
 }
 
 // TestAdministrativeCalls: join tokens, filters, the drain flag, the
-// watcher pause and jobs of restricted commands are for root, jobqd's
+// watcher pause, opcode definitions and jobs of restricted commands are
+// for root, jobqd's
 // user and the admin group (by gid, primary or supplementary) only; near
 // misses are refused with a sentence saying so, and each call has an
 // audit line.
@@ -157,6 +158,7 @@ func TestAdministrativeCalls(t *testing.T) {
 		{"filter", "add", "--action", "ACCEPT", "--priority", "5"},
 		{"command", "nothing", "--nodes", "node1"},
 		{"submit", "--", `{"OP_ID":"OP_CLUSTER_SET_PARAMS","max_running_jobs":20}`},
+		{"opcode", "remove", "OP_NOT_DECLARED"}, // declared opcodes: remove (and add, replace)
 	}
 	for _, who := range []struct {
 		name  string

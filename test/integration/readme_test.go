@@ -25,21 +25,10 @@ type tourStep struct {
 
 var tourComment = regexp.MustCompile(`^(prints|refused:) "([^"]*)"`)
 
-// readmeSections are the README's sections whose commands TestReadmeTour
-// runs verbatim, each in a fresh tree, with the fewest commands each must
-// have (so that a broken parse cannot pass).
-var readmeSections = []struct {
-	title    string
-	minSteps int
-}{
-	{"A five-minute tour", 10},
-	{"Your own opcodes in Go", 4},
-}
-
-// readmeTour returns the commands of the README's section title (e.g. "A
+// readmeTour returns the commands of the README's section title ("A
 // five-minute tour"), in order: every line of its sh blocks, the comment
 // after two spaces and "#" split off.
-func readmeTour(t *testing.T, readme, title string, minSteps int) []tourStep {
+func readmeTour(t *testing.T, readme, title string) []tourStep {
 	t.Helper()
 	_, rest, ok := strings.Cut(readme, "\n## "+title+"\n")
 	if !ok {
@@ -68,7 +57,8 @@ func readmeTour(t *testing.T, readme, title string, minSteps int) []tourStep {
 			steps = append(steps, s)
 		}
 	}
-	if len(steps) < minSteps {
+	// So that a broken parse cannot pass: every section run has more.
+	if len(steps) < 5 {
 		t.Fatalf("the README's %q has only %d commands", title, len(steps))
 	}
 	return steps
@@ -98,19 +88,22 @@ step() { # refused(0|1) want cmd
   fi
   if [ -n "$2" ]; then grep -qF -- "$2" /tmp/tour.out || fail "'$3' did not print '$2'"; fi
 }
-background() { # cmd
-  echo "+ $1"
-  eval "$1" >/tmp/tour-bg.log 2>&1
+background() { # n cmd: the n-th program started in the background (%n)
+  echo "+ $2"
+  local log=/tmp/tour-bg-$1.log
+  eval "$2" >$log 2>&1
   local pid=$!
   # Ready when it logs "jobqd ready" (as the README says): a blocking
   # read of its log, which ends when the process does, with a deadline.
-  timeout 120 grep -q -m1 'jobqd ready' <(tail -n +1 -F --pid=$pid /tmp/tour-bg.log 2>/dev/null) ||
-    { cat /tmp/tour-bg.log; fail "'$1' did not log 'jobqd ready' (it exited, or 120 s went by)"; }
+  timeout 120 grep -q -m1 'jobqd ready' <(tail -n +1 -F --pid=$pid $log 2>/dev/null) ||
+    { cat $log; fail "'$2' did not log 'jobqd ready' (it exited, or 120 s went by)"; }
 }
 `)
+	bg := 0
 	for _, s := range steps {
 		if strings.HasSuffix(s.cmd, "&") {
-			fmt.Fprintf(&b, "background %s\n", shQuote(s.cmd))
+			bg++
+			fmt.Fprintf(&b, "background %d %s\n", bg, shQuote(s.cmd))
 			continue
 		}
 		refused := "0"
@@ -122,20 +115,30 @@ background() { # cmd
 	b.WriteString(`echo "+ kill %1"
 kill %1 || fail "no jobqd to stop"
 wait %1; rc=$?
-[ $rc -eq 0 ] || { cat /tmp/tour-bg.log; fail "jobqd exited $rc on SIGTERM"; }
-grep -q 'jobqd stopped' /tmp/tour-bg.log || { cat /tmp/tour-bg.log; fail "jobqd did not log 'jobqd stopped'"; }
+[ $rc -eq 0 ] || { cat /tmp/tour-bg-1.log; fail "jobqd exited $rc on SIGTERM"; }
+grep -q 'jobqd stopped' /tmp/tour-bg-1.log || { cat /tmp/tour-bg-1.log; fail "jobqd did not log 'jobqd stopped'"; }
 echo "TOUR OK"
 `)
 	return b.String()
 }
 
-// TestReadmeTour runs the README's tour, and each of readmeSections,
-// verbatim, as a new user would: in a fresh copy of the repository's files, with an empty HOME and no
+// TestReadmeTour runs the README's tour verbatim, as a new user would: in
+// a fresh copy of the repository's files, with an empty HOME and no
 // $JOBQ_SOCKET, building the programs with the README's own command. It
 // runs in private mount, network and PID namespaces (as root), so that
 // the tour's /tmp/jobq is a tmpfs of its own, its default ports are free
 // whatever runs on the machine, and nothing it starts outlives it.
-func TestReadmeTour(t *testing.T) {
+func TestReadmeTour(t *testing.T) { runReadmeSection(t, "A five-minute tour") }
+
+// TestReadmeOwnOperations runs the README's "Your own operations" as
+// TestReadmeTour runs the tour: two nodes, a declared opcode on both.
+func TestReadmeOwnOperations(t *testing.T) { runReadmeSection(t, "Your own operations") }
+
+// TestReadmeOwnOpcodesInGo runs the README's "Your own opcodes in Go":
+// examples/embed built and run in place of jobqd, its opcode submitted.
+func TestReadmeOwnOpcodesInGo(t *testing.T) { runReadmeSection(t, "Your own opcodes in Go") }
+
+func runReadmeSection(t *testing.T, title string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the tour runs in private namespaces (its /tmp/jobq and default ports must not touch the machine's)")
 	}
@@ -152,15 +155,7 @@ func TestReadmeTour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sec := range readmeSections {
-		t.Run(strings.ReplaceAll(sec.title, " ", "_"), func(t *testing.T) {
-			runSection(t, root, readmeTour(t, string(readme), sec.title, sec.minSteps))
-		})
-	}
-}
-
-// runSection runs steps in a fresh tree, in private namespaces.
-func runSection(t *testing.T, root string, steps []tourStep) {
+	steps := readmeTour(t, string(readme), title)
 
 	// A fresh tree: the repository's files as git lists them (the working
 	// copy's, so that the README under test is this one), nothing built.
@@ -233,5 +228,5 @@ exec bash .tour.sh`
 	if err != nil || !strings.Contains(out.String(), "\nTOUR OK\n") {
 		t.Fatalf("the README's tour failed (%v):\n%s", err, out.String())
 	}
-	t.Logf("the README's tour, %d commands:\n%s", len(steps), out.String())
+	t.Logf("the README's %q, %d commands:\n%s", title, len(steps), out.String())
 }
