@@ -425,9 +425,6 @@ type endpoint struct {
 
 var writeAccess = []string{AccessWrite}
 
-// adminAccess is what administrative calls need (AccessAdmin).
-var adminAccess = []string{AccessAdmin}
-
 // audited is fn with the audit line of an administrative call.
 func (s *Server) audited(action string, fn func(*request) (any, error)) func(*request) (any, error) {
 	return func(req *request) (any, error) {
