@@ -31,6 +31,10 @@ import (
 // forwardWait is how long a call waits for a master that takes it.
 const forwardWait = 15 * time.Second
 
+// replacedGrace is how long a call to a master that another replaced may
+// still take to answer.
+const replacedGrace = time.Second
+
 // maxForwardFailures bounds the attempts of one call (a read sent again
 // and again to masters that fail it).
 const maxForwardFailures = 50
@@ -123,8 +127,9 @@ func (n *nodeRT) stopForwarded(ctx context.Context) {
 }
 
 // callMaster calls method on the master leader (at addr) and gives up
-// when this node learns that another node leads: a master that hangs
-// (stopped, cut off) does not hold the call past its own replacement.
+// an election timeout after this node learns that another node leads: a
+// master that hangs (stopped, cut off) does not hold the call past its
+// own replacement, and one that stepped down has the time to answer.
 func (n *nodeRT) callMaster(ctx context.Context, leader, addr, stream, method string, args ...any) (json.RawMessage, error) {
 	rn := n.raft()
 	cctx, cancel := context.WithCancel(ctx)
@@ -133,7 +138,13 @@ func (n *nodeRT) callMaster(ctx context.Context, leader, addr, stream, method st
 		for {
 			ch := rn.Changed()
 			if l := rn.Leader(); l != leader && l != "" {
-				cancel()
+				t := time.NewTimer(replacedGrace)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					cancel()
+				case <-cctx.Done():
+				}
 				return
 			}
 			select {
