@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +91,15 @@ func TestJobCallsOnAnyNode(t *testing.T) {
 	}
 	if r := f.jobq(t, "info", itoa(ids[0])); r.Code != 0 || !strings.Contains(r.Stdout, "Status: success") {
 		t.Fatalf("jobq info on the follower: %+v", r)
+	}
+	// The follower names the caller (its socket's peer) to the master: a
+	// job submitted and a job canceled there have their authors.
+	me := fmt.Sprintf("jobq:luxi uid=%d", os.Getuid())
+	if r := m.jobq(t, "list", "--no-headers", "-o", "id,author", itoa(ids[0])); r.Code != 0 || !strings.Contains(r.Stdout, me) {
+		t.Fatalf("the author of job %d, submitted on the follower, on the master: %+v (want %q)", ids[0], r, me)
+	}
+	if r := m.jobq(t, "info", itoa(queued)); r.Code != 0 || !strings.Contains(r.Stdout, "Canceled by "+me) {
+		t.Fatalf("who canceled job %d on the follower, on the master: %+v", queued, r)
 	}
 }
 
