@@ -89,16 +89,18 @@ func MkdirAll(dir string, perm fs.FileMode) error {
 	switch {
 	case err == nil && !fi.IsDir():
 		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return err
 	case err != nil:
+		// As os.MkdirAll: the parent first, so that an error names the
+		// component at fault (a file where a directory should be).
 		if parent := filepath.Dir(dir); parent != dir {
 			if err := MkdirAll(parent, perm); err != nil {
 				return err
 			}
 		}
-		if err := os.Mkdir(dir, perm); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
+		if err := os.Mkdir(dir, perm); err != nil {
+			if fi, lerr := os.Lstat(dir); lerr != nil || !fi.IsDir() {
+				return err
+			}
 		}
 	}
 	if parent := filepath.Dir(dir); parent != dir {

@@ -2,6 +2,7 @@ package durable
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -71,5 +72,30 @@ func TestRenameRemoveCreate(t *testing.T) {
 	}
 	if err := Remove(b); err != nil {
 		t.Fatalf("removing a missing file: %v", err)
+	}
+}
+
+// TestMkdirAllNamesTheComponent: a file where a directory should be is
+// named in the error, as os.MkdirAll names it (jobqd's message about an
+// uncreatable data directory shows it).
+func TestMkdirAllNamesTheComponent(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := MkdirAll(filepath.Join(file, "a", "b"), 0o755)
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Path != file || !errors.Is(err, syscall.ENOTDIR) {
+		t.Fatalf("MkdirAll under a file: %v", err)
+	}
+	if err := MkdirAll(file, 0o755); err == nil || !errors.Is(err, syscall.ENOTDIR) {
+		t.Fatalf("MkdirAll of a file: %v", err)
+	}
+	d := filepath.Join(t.TempDir(), "x", "y")
+	if err := MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(d, 0o755); err != nil {
+		t.Fatalf("again: %v", err)
 	}
 }
