@@ -161,6 +161,10 @@ func TestMembershipChurnWithKills(t *testing.T) {
 	mu.Lock()
 	m := waitMaster(t, running...)
 	mu.Unlock()
+	// Only once node4 votes do the others keep a majority without the
+	// master (node2, offline, was demoted): until it holds the log it is
+	// a learner, and a kill then would rightly stop the cluster.
+	waitVoters(t, m, "node1", "node3", "node4")
 	m.d.Kill()
 	progress("the master " + m.name + " killed")
 	m.start(t)
@@ -203,6 +207,7 @@ func TestMembershipChurnWithKills(t *testing.T) {
 	mu.Lock()
 	m = waitMaster(t, running...)
 	mu.Unlock()
+	waitVoters(t, m, "node1", "node2", "node3", "node5")
 	m.d.Kill()
 	progress("the master " + m.name + " killed again")
 	m.start(t)
