@@ -581,6 +581,9 @@ func TestTwoNodesOffline(t *testing.T) {
 	ids := submitAndFinish(t, c1, 3)
 	waitInSync(t, n1)
 	n2.d.Kill()
+	// The node waits for a master itself; the client's retries would
+	// only add to it.
+	c1.SetRetryWindow(0)
 	if _, err := c1.SubmitJob(context.Background(), delay(time.Millisecond)); err == nil {
 		t.Fatal("a two-node cluster with one node down acknowledged a job")
 	}
@@ -737,10 +740,14 @@ func TestMasterRestartWithoutMajority(t *testing.T) {
 	n2.d.Kill()
 	n1.d.Kill()
 	n1.start(t)
-	if r := n1.jobq(t, "list"); r.Code == 0 || !strings.Contains(r.Stderr, "No master is elected") || !strings.Contains(r.Stderr, "--no-voting --yes-do-it") {
+	// The node itself waits for a master (15 s) before it says there is
+	// none; jobq's own retries (JOBQ_RETRY_TIMEOUT, 30 s) would only add
+	// to that here.
+	once := testbin.Options{Env: []string{"JOBQ_RETRY_TIMEOUT=0"}}
+	if r := once.Jobq(t, "--data-dir", n1.dir, "list"); r.Code == 0 || !strings.Contains(r.Stderr, "No master is elected") || !strings.Contains(r.Stderr, "--no-voting --yes-do-it") {
 		t.Fatalf("jobq list without a majority: %+v", r)
 	}
-	if r := n1.jobq(t, "cluster", "master-failover"); r.Code == 0 || !strings.Contains(r.Stderr, "does not reach a majority of the voters") {
+	if r := once.Jobq(t, "--data-dir", n1.dir, "cluster", "master-failover"); r.Code == 0 || !strings.Contains(r.Stderr, "does not reach a majority of the voters") {
 		t.Fatalf("master-failover without a majority: %+v", r)
 	}
 	if r := n1.jobq(t, "cluster", "master-failover", "--no-voting", "--yes-do-it"); r.Code != 0 {
