@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/jobq-dev/jobq/internal/conncap"
 )
 
 // Handler serves LUXI requests.
@@ -61,11 +63,7 @@ func (s *Server) maxConns() int {
 	if s.MaxConns != 0 {
 		return s.MaxConns
 	}
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
-		return 4096
-	}
-	return max(int(rl.Cur/4), 16)
+	return conncap.DefaultMax()
 }
 
 func (s *Server) idleTimeout() time.Duration {

@@ -1,12 +1,6 @@
 package noderpc
 
-import (
-	"net"
-	"sync"
-	"sync/atomic"
-	"syscall"
-	"time"
-)
+import "github.com/jobq-dev/jobq/internal/conncap"
 
 // SetMaxConns caps the connections open at once on each listener of s
 // (node-to-node calls and the consensus streams count alike), so that
@@ -24,52 +18,5 @@ func (s *Server) connCap() int {
 	case n < 0:
 		return 0
 	}
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
-		return 4096
-	}
-	return max(int(rl.Cur/4), 16)
-}
-
-// capListener closes the connections accepted over its server's cap.
-type capListener struct {
-	net.Listener
-	s    *Server
-	open atomic.Int64
-
-	mu       sync.Mutex
-	lastWarn time.Time
-}
-
-func (l *capListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if limit := l.s.connCap(); limit > 0 && l.open.Load() >= int64(limit) {
-			l.mu.Lock()
-			if time.Since(l.lastWarn) > time.Minute {
-				l.lastWarn = time.Now()
-				l.s.log.Warn("node RPC: connection cap reached; closing new connections (warned once a minute)",
-					"cap", limit, "remote", c.RemoteAddr().String())
-			}
-			l.mu.Unlock()
-			c.Close()
-			continue
-		}
-		l.open.Add(1)
-		return &capConn{Conn: c, l: l}, nil
-	}
-}
-
-type capConn struct {
-	net.Conn
-	l    *capListener
-	once sync.Once
-}
-
-func (c *capConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
-	return c.Conn.Close()
+	return conncap.DefaultMax()
 }

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/jobq-dev/jobq/internal/conncap"
 )
 
 // The calls' paths.
@@ -159,7 +161,7 @@ func (s *Server) serve(l net.Listener) error {
 		l.Close()
 		return errors.New("the node RPC server has no certificate")
 	}
-	return s.srv.ServeTLS(&capListener{Listener: l, s: s}, "", "")
+	return s.srv.ServeTLS(&conncap.Listener{Listener: l, Max: s.connCap, Log: s.log, Name: "node RPC"}, "", "")
 }
 
 func (s *Server) shutdown(ctx context.Context) error {

@@ -84,6 +84,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jobq-dev/jobq/internal/author"
+	"github.com/jobq-dev/jobq/internal/conncap"
 	"github.com/jobq-dev/jobq/internal/idem"
 	"github.com/jobq-dev/jobq/internal/job"
 	"github.com/jobq-dev/jobq/internal/queue"
@@ -378,9 +379,9 @@ func (s *Server) Serve(l net.Listener, tlsConfig *tls.Config) error {
 	s.mu.Unlock()
 	maxConns := func() int { return s.cfg.MaxConns }
 	if s.cfg.MaxConns == 0 {
-		maxConns = defaultMaxConns
+		maxConns = conncap.DefaultMax
 	}
-	return srv.ServeTLS(&capListener{Listener: l, max: maxConns, log: s.log}, "", "")
+	return srv.ServeTLS(&conncap.Listener{Listener: l, Max: maxConns, Log: s.log, Name: "RAPI"}, "", "")
 }
 
 type debugWriter struct{ log *slog.Logger }
