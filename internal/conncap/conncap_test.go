@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -17,9 +19,10 @@ func TestCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	limit := 2
-	l := &Listener{Listener: inner, Max: func() int { return limit }, Log: slog.New(slog.NewTextHandler(&logs, nil)), Name: "test"}
+	var logs syncBuffer
+	var limit atomic.Int64
+	limit.Store(2)
+	l := &Listener{Listener: inner, Max: func() int { return int(limit.Load()) }, Log: slog.New(slog.NewTextHandler(&logs, nil)), Name: "test"}
 	defer l.Close()
 	accepted := make(chan net.Conn, 10)
 	go func() {
@@ -67,7 +70,7 @@ func TestCap(t *testing.T) {
 	}
 	dial()
 	wait()
-	limit = 0
+	limit.Store(0)
 	dial()
 	wait()
 	if got := l.Open(); got != 3 {
@@ -76,4 +79,22 @@ func TestCap(t *testing.T) {
 	if DefaultMax() < 16 {
 		t.Fatalf("DefaultMax %d", DefaultMax())
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the accepting goroutine's log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

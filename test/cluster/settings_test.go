@@ -31,6 +31,8 @@ func TestSettingsSurviveFailover(t *testing.T) {
 		return r.Stdout
 	}
 	ok(n1, "filter", "add", `--predicates=[["opcode", ["=", "OP_ID", "OP_TEST_DELAY"]]]`, "--action=PAUSE")
+	// A rate limit is a rule too (it matches no job here).
+	ok(n1, "filter", "add", "--priority=5", `--predicates=[["opcode", ["=", "OP_ID", "OP_NOT_SUBMITTED"]]]`, "--action=RATE_LIMIT 2")
 	ok(n1, "schedule", "add", "tick", "--every", "1h", "--", `{"OP_ID": "OP_TEST_DELAY", "duration": 1}`)
 	ok(n1, "cluster", "modify", "--max-running-jobs=3")
 	ok(n1, "cluster", "watcher", "pause", "1h")
@@ -61,7 +63,7 @@ func TestSettingsSurviveFailover(t *testing.T) {
 
 	n1.d.Kill()
 	m := waitMaster(t, nodes[1], nodes[2])
-	if out := ok(m, "filter", "list", "--no-headers", "-o", "action"); !strings.Contains(out, "PAUSE") {
+	if out := ok(m, "filter", "list", "--no-headers", "-o", "action"); !strings.Contains(out, "PAUSE") || !strings.Contains(out, "['RATE_LIMIT', 2]") {
 		t.Errorf("filters on the new master %s: %q", m.name, out)
 	}
 	if out := ok(m, "schedule", "list"); !strings.Contains(out, "tick") {
@@ -87,7 +89,12 @@ func TestSettingsSurviveFailover(t *testing.T) {
 	if j, err := cm.Job(ctx, held); err != nil || j.Status != client.StatusQueued {
 		t.Fatalf("the paused job on the new master: %+v %v", j, err)
 	}
-	uuid := strings.TrimSpace(ok(m, "filter", "list", "--no-headers", "-o", "uuid"))
+	var uuid string
+	for _, line := range strings.Split(ok(m, "filter", "list", "--no-headers", "-o", "uuid,action"), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == "PAUSE" {
+			uuid = f[0]
+		}
+	}
 	ok(m, "filter", "delete", uuid)
 	if st, err := cm.WatchJob(ctx, held, func(client.LogEntry) error { return nil }); err != nil || st != client.StatusSuccess {
 		t.Fatalf("the job once the filter is gone: %v %v", st, err)
