@@ -173,27 +173,24 @@ func (n *nodeRT) callMaster(ctx context.Context, leader, addr, stream, method st
 // the stream (mutual TLS on the cluster certificate).
 const forwardedMethod = "JobqForwardedCall"
 
-// forwardedCall is forwardedMethod's arguments.
-type forwardedCall struct {
-	Who    author.Actor
-	Admin  bool
-	Method string
-}
-
 // unwrapForwarded is the call a node forwarded, its author and whether
 // they may administer.
 func unwrapForwarded(req *luxi.Request) (*luxi.Request, author.Actor, bool, error) {
-	var raw []json.RawMessage
-	var fc forwardedCall
 	if req.Method != forwardedMethod {
 		return nil, author.Actor{}, false, luxi.UnknownMethod(req.Method)
 	}
+	var (
+		raw    []json.RawMessage
+		who    author.Actor
+		admin  bool
+		method string
+	)
 	if err := json.Unmarshal(req.Args, &raw); err != nil || len(raw) != 4 ||
-		json.Unmarshal(raw[0], &fc.Who) != nil || json.Unmarshal(raw[1], &fc.Admin) != nil ||
-		json.Unmarshal(raw[2], &fc.Method) != nil || fc.Method == forwardedMethod || fc.Method == handOverMethod {
+		json.Unmarshal(raw[0], &who) != nil || json.Unmarshal(raw[1], &admin) != nil ||
+		json.Unmarshal(raw[2], &method) != nil || method == forwardedMethod || method == handOverMethod {
 		return nil, author.Actor{}, false, badArgs(forwardedMethod, "a forwarded call is [actor, admin, method, arguments]")
 	}
-	return &luxi.Request{Method: fc.Method, Args: raw[3]}, fc.Who, fc.Admin, nil
+	return &luxi.Request{Method: method, Args: raw[3]}, who, admin, nil
 }
 
 // forward hands req, made by who (admin: whether they may administer), to
