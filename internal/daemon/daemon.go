@@ -377,6 +377,13 @@ func Run(ctx context.Context, o Options) error {
 	for _, l := range listeners {
 		go func() { serveErr <- srv.Serve(l) }()
 	}
+	n.sweepOutputs()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		n.sweepOutputsEvery(sweepCtx)
+	}()
 	log.Info("jobqd ready", "node", o.NodeName, "role", n.config().Role(o.NodeName), "data_dir", o.DataDir, "sockets", paths)
 	if o.Ready != nil {
 		o.Ready()
@@ -407,6 +414,8 @@ func Run(ctx context.Context, o Options) error {
 		_ = metricsSrv.Shutdown(lctx)
 	}
 	stopRPC()
+	stopSweep()
+	<-sweepDone
 	if err := st.Close(); err != nil {
 		log.Warn("closing the queue store", "err", err)
 	}

@@ -5,7 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +18,7 @@ import (
 	"github.com/jobq-dev/jobq/internal/execute"
 	"github.com/jobq-dev/jobq/internal/noderpc"
 	"github.com/jobq-dev/jobq/internal/opdef"
+	"github.com/jobq-dev/jobq/internal/store"
 	"github.com/jobq-dev/jobq/internal/web"
 	"github.com/jobq-dev/jobq/luxi"
 )
@@ -280,4 +285,50 @@ func (n *nodeRT) jobOutput(ctx context.Context, id int64) []nodeOutput {
 		}
 	}
 	return out
+}
+
+// outputSweepEvery is how often a node removes the output directories of
+// jobs its queue no longer holds.
+const outputSweepEvery = time.Hour
+
+// sweepOutputs removes the programs' output kept on this node for jobs
+// its queue directory holds neither live nor archived
+// (declared.SweepOutput): the output lives as long as its job. Run calls it
+// at the start, then every outputSweepEvery.
+func (n *nodeRT) sweepOutputs() {
+	removed, err := declared.SweepOutput(declared.OutputDir(n.o.DataDir), queueHolds(n.st.Dir()), time.Now(), declared.OutputGrace)
+	if removed > 0 {
+		n.log.Info("removed the output of jobs the queue no longer holds", "directories", removed)
+	}
+	if err != nil {
+		n.log.Warn("cannot remove the output of jobs the queue no longer holds", "err", err)
+	}
+}
+
+// sweepOutputsEvery calls sweepOutputs every outputSweepEvery until ctx
+// ends.
+func (n *nodeRT) sweepOutputsEvery(ctx context.Context) {
+	t := time.NewTicker(outputSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.sweepOutputs()
+		}
+	}
+}
+
+// queueHolds reports whether the queue directory dir holds a job, live or
+// archived (or cannot tell: a job is not given up on a doubt).
+func queueHolds(dir string) func(id int64) bool {
+	return func(id int64) bool {
+		for _, name := range []string{store.JobFileName(id), store.ArchiveName(id)} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil || !errors.Is(err, fs.ErrNotExist) {
+				return true
+			}
+		}
+		return false
+	}
 }

@@ -3,12 +3,17 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jobq-dev/jobq/client"
+	"github.com/jobq-dev/jobq/internal/declared"
 )
 
 // A declared opcode through LUXI and RAPI: jobq opcode's calls, a job
@@ -90,5 +95,50 @@ args = ["{word}", "x{times}"]
 	r = n.do("POST", "/2/jobs", "admin", "adminpw", `{"ops": [{"OP_ID": "OP_ECHO", "word": "hello"}]}`)
 	if r.code != 400 || !strings.Contains(r.body, "unknown opcode OP_ECHO") {
 		t.Fatalf("removed: %d %s", r.code, r.body)
+	}
+}
+
+func TestQueueHolds(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"job-3", "archive/0/job-5", "archive/1/job-10007"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("{}"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds := queueHolds(dir)
+	for id, want := range map[int64]bool{3: true, 5: true, 10007: true, 4: false, 7: false, 10005: false} {
+		if got := holds(id); got != want {
+			t.Errorf("holds(%d) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+// TestOutputSweptAtStart: a node removes before it is ready the output kept for
+// a job its queue does not hold once it is older than the grace, and keeps
+// a younger one.
+func TestOutputSweptAtStart(t *testing.T) {
+	var oldDir, youngDir string
+	startNode(t, 1, func(dir string) {
+		oldDir = filepath.Join(declared.OutputDir(dir), "job-41")
+		youngDir = filepath.Join(declared.OutputDir(dir), "job-42")
+		for _, d := range []string{oldDir, youngDir} {
+			if err := os.MkdirAll(d, 0o750); err != nil {
+				t.Fatal(err)
+			}
+		}
+		past := time.Now().Add(-declared.OutputGrace - time.Minute)
+		if err := os.Chtimes(oldDir, past, past); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The first sweep is done before the node is ready.
+	if _, err := os.Stat(oldDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("%s is still there after the start: %v", oldDir, err)
+	}
+	if _, err := os.Stat(youngDir); err != nil {
+		t.Fatalf("the younger output went: %v", err)
 	}
 }
