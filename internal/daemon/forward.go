@@ -57,23 +57,27 @@ type forwarder struct {
 	mu     sync.Mutex
 	addr   string
 	stream string
+	era    uint64 // the leader changes this node had seen when c was made
 	c      *luxi.Client
 }
 
-// client is a LUXI client to the node at addr on stream, kept while the
-// master stays the same.
-func (n *nodeRT) fwdClient(addr, stream string) *luxi.Client {
+// fwdClient is a LUXI client to the node at addr on stream, kept while the
+// master stays the same: a new leadership gets a new client, even at the
+// same address, as its connections may lead to a process that has since
+// restarted (a request written on one would meet its end: EOF, an
+// unknown outcome).
+func (n *nodeRT) fwdClient(addr, stream string, era uint64) *luxi.Client {
 	f := &n.fwd
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.c != nil && f.addr == addr && f.stream == stream {
+	if f.c != nil && f.addr == addr && f.stream == stream && f.era == era {
 		return f.c
 	}
 	if f.c != nil {
-		f.c.Close()
+		f.c.Close() // its idle connections; calls under way end as they do
 	}
 	rpc := n.client
-	f.addr, f.stream = addr, stream
+	f.addr, f.stream, f.era = addr, stream, era
 	f.c = luxi.NewClient(func(ctx context.Context) (net.Conn, error) {
 		return rpc.DialStream(ctx, addr, stream)
 	})
@@ -154,7 +158,7 @@ func (n *nodeRT) callMaster(ctx context.Context, leader, addr, stream, method st
 			}
 		}
 	}()
-	res, err := n.fwdClient(addr, stream).Call(cctx, method, args...)
+	res, err := n.fwdClient(addr, stream, rn.LeaderChanges()).Call(cctx, method, args...)
 	if err != nil && ctx.Err() == nil && cctx.Err() != nil {
 		var de *luxi.DialError
 		if errors.As(err, &de) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jobq-dev/jobq/client"
 	"github.com/jobq-dev/jobq/internal/testbin"
+	"github.com/jobq-dev/jobq/luxi"
 )
 
 // followers is among without the master m.
@@ -172,7 +173,8 @@ func TestWatchAcrossFailover(t *testing.T) {
 
 // TestGracefulStopHandsOver: SIGTERM on the master lets its running
 // opcode finish, hands the leadership to another voter and stops, while
-// four clients submit on a follower's socket; compared with a SIGKILL of
+// four clients submit on a follower's socket (none of their submissions
+// may end with an unknown outcome at a hand-over); compared with a SIGKILL of
 // the master, the longest time without an acknowledgement from the signal
 // until the old master is gone and a submission sent after that is
 // acknowledged is reported (not asserted: a speed goal, not a correctness
@@ -324,9 +326,16 @@ func TestGracefulStopHandsOver(t *testing.T) {
 		}
 	}
 	handOver := 0
-	for _, at := range l.errAt {
+	for i, at := range l.errAt {
 		if at.Before(killed) {
 			handOver++
+			// A hand-over leaves no submission in doubt: the master
+			// holds new ones and answers those under way before the
+			// leadership moves, and a follower never sends a call on a
+			// connection to a master's earlier process.
+			if strings.Contains(l.errs[i], luxi.OutcomeUnknownPrefix) {
+				t.Errorf("a submission's outcome is unknown at a graceful hand-over: %s", l.errs[i])
+			}
 		}
 	}
 	t.Logf("longest time without an acknowledgement on a follower's socket: SIGTERM of the master (hand-over) %v, SIGKILL (election) %v; %d jobs acknowledged, submissions refused: %d at the hand-over, %d at the kill",
