@@ -351,6 +351,7 @@ func (m *Member) follow(graceful bool) {
 		m.cfg.StopQueue(q)
 	}
 	if graceful {
+		m.holdSubmissions(q)
 		m.handOver()
 	}
 	if err := q.Shutdown(stopCtx); err != nil {
@@ -380,13 +381,27 @@ func (m *Member) HandOver(ctx context.Context, to string) error {
 	if err != nil {
 		m.log.Warn("master-failover: jobs still run at the end of the shutdown timeout; they are interrupted and end in error on the next master", "to", to, "timeout", m.cfg.ShutdownTimeout)
 	}
+	m.holdSubmissions(q)
 	start := time.Now()
 	if err := m.node.TransferLeadership(ctx, to); err != nil {
+		q.ResumeSubmissions()
 		q.ResumeStarts()
 		return err
 	}
 	m.log.Info("master-failover: handed the leadership over", "to", to, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// holdSubmissions refuses new submissions on q and waits, for up to an
+// election timeout, until those it took in are answered, so that none is
+// in flight when the leadership moves: the refused ones go to the next
+// master, and none ends with an unknown outcome.
+func (m *Member) holdSubmissions(q *queue.Queue) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.ElectionTimeout())
+	defer cancel()
+	if err := q.HoldSubmissions(ctx); err != nil {
+		m.log.Warn("handing the leadership over with submissions still being stored; their outcome may be unknown", "err", err)
+	}
 }
 
 func (m *Member) member(name string) (consensus.Member, bool) {

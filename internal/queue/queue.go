@@ -323,6 +323,10 @@ type Queue struct {
 	drained    bool
 	closing    bool
 	holding    bool // HoldStarts: no job starts (handover.go)
+	// holdingSubmits refuses new submissions (HoldSubmissions); submitting
+	// counts the submissions taken in and not yet answered.
+	holdingSubmits bool
+	submitting     int
 	// flt is the scheduler's state of the job filters (filters.go).
 	flt filterState
 	// delay holds queued jobs until their not-before time (delay.go).
@@ -692,9 +696,22 @@ func (q *Queue) SubmitWith(jobs [][]json.RawMessage, o SubmitOptions) ([]SubmitR
 			}
 			break
 		}
+		if lo == 0 && q.holdingSubmits {
+			// Handing the leadership over: the next master takes it.
+			q.mu.Unlock()
+			return nil, genericError("%s", MsgShuttingDown)
+		}
 		if lo == 0 && q.drained && !ignoreDrain {
 			q.mu.Unlock()
 			return nil, genericError("Queue drained")
+		}
+		if lo == 0 {
+			q.submitting++
+			defer func() {
+				q.mu.Lock()
+				q.submitting--
+				q.mu.Unlock()
+			}()
 		}
 		any := false
 		for i := lo; i < hi; i++ {
