@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -148,7 +149,7 @@ func (OSFS) WriteFile(path string, data []byte, perm fs.FileMode) error {
 }
 
 // Rename implements FS.
-func (OSFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+func (OSFS) Rename(oldpath, newpath string) error { return rename(oldpath, newpath) }
 
 // Remove implements FS.
 func (OSFS) Remove(path string) error { return os.Remove(path) }
@@ -831,16 +832,53 @@ func (s *Store) syncChanged() error {
 	return nil
 }
 
+// writeFile is os.WriteFile in three system calls (open, write, close):
+// an os.File costs an fstat more (to decide on polling), and a group
+// commit writes thousands of files a second.
 func writeFile(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, uint32(perm.Perm()))
+	})
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	for len(data) > 0 && err == nil {
+		var n int
+		n, err = ignoringEINTR(func() (int, error) { return unix.Write(fd, data) })
+		switch {
+		case err != nil:
+		case n <= 0:
+			err = io.ErrShortWrite
+		default:
+			data = data[n:]
+		}
+	}
+	if err != nil {
+		err = &fs.PathError{Op: "write", Path: path, Err: err}
+	}
+	if cerr := unix.Close(fd); cerr != nil && err == nil {
+		err = &fs.PathError{Op: "close", Path: path, Err: cerr}
 	}
 	return err
+}
+
+func ignoringEINTR(fn func() (int, error)) (int, error) {
+	for {
+		n, err := fn()
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// rename is os.Rename without its lstat of newpath (which refuses to
+// replace a directory; rename(2) refuses that too, with EISDIR).
+func rename(oldpath, newpath string) error {
+	_, err := ignoringEINTR(func() (int, error) { return 0, unix.Rename(oldpath, newpath) })
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
 }
 
 // writeFileDurable replaces dir/name outside the group commit (used while
