@@ -7,7 +7,8 @@
 // concurrently are group-committed: while one batch is being synced the next
 // one accumulates, so one pair of syncs covers many jobs' changes and
 // throughput grows with load. Within a batch the latest content of a file
-// wins.
+// wins. Batches a log keeps (ApplyBatch without durable) are written
+// without syncs, through a write-back buffer (writeback.go).
 package store
 
 import (
