@@ -414,3 +414,51 @@ func TestWriteBackConcurrent(t *testing.T) {
 		t.Fatalf("job-1 at the end: %d bytes, %v", len(b), err)
 	}
 }
+
+// BenchmarkApplyJobs: 500 jobs' lives as the log applies them (a batch
+// submitting 50 jobs with the serial, then each job's running and
+// success states, 20 at a time), written through the write-back buffer
+// (one flush at the end, as within one interval) or batch by batch.
+func BenchmarkApplyJobs(b *testing.B) {
+	data := []byte(strings.Repeat("x", 2500))
+	var batches [][]Change
+	for first := 1; first <= 500; first += 50 {
+		var sub []Change
+		for id := first; id < first+50; id++ {
+			sub = append(sub, Change{Kind: "write", Name: JobFileName(int64(id)), Data: data})
+		}
+		batches = append(batches, append(sub, write("serial", "1\n")))
+		for id := first; id < first+50; id += 20 {
+			for range 2 { // running, success
+				var cs []Change
+				for j := id; j < min(id+20, first+50); j++ {
+					cs = append(cs, Change{Kind: "write", Name: JobFileName(int64(j)), Data: data})
+				}
+				batches = append(batches, cs)
+			}
+		}
+	}
+	for _, mode := range []struct {
+		name     string
+		interval time.Duration
+	}{{"write-through", -1}, {"write-back", time.Hour}} {
+		b.Run(mode.name, func(b *testing.B) {
+			s, err := Open(b.TempDir(), nil, WithFlushInterval(mode.interval))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			for b.Loop() {
+				for _, cs := range batches {
+					if err := s.ApplyBatch(cs, false); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := s.Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*500), "µs/job")
+		})
+	}
+}
