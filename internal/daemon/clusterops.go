@@ -338,6 +338,9 @@ type verifyNode struct {
 // scanNode is a node's queue files, archive included and hashed.
 func (n *nodeRT) scanNode(ctx context.Context, nd cluster.Node) ([]noderpc.FileInfo, error) {
 	if nd.Name == n.self {
+		if err := n.st.Flush(); err != nil {
+			return nil, err
+		}
 		live, arch, err := queuelog.Scan(n.st.Dir(), true, true)
 		return append(live, arch...), err
 	}
@@ -479,6 +482,9 @@ func (n *nodeRT) repairQueue(nodes []verifyNode) error {
 		names = append(names, f)
 	}
 	sort.Strings(names)
+	if err := n.st.Flush(); err != nil {
+		return err
+	}
 	files, err := queuelog.ReadFiles(n.st.Dir(), names)
 	if err != nil {
 		return err

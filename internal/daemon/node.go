@@ -556,6 +556,9 @@ type rpcHandler struct{ n *nodeRT }
 
 func (h rpcHandler) State(ctx context.Context, req *noderpc.StateRequest) (*noderpc.StateReply, error) {
 	n := h.n
+	if err := n.st.Flush(); err != nil {
+		return nil, err
+	}
 	live, arch, err := queuelog.Scan(n.st.Dir(), req.Archive, req.HashArchive)
 	if err != nil {
 		return nil, err
@@ -564,6 +567,9 @@ func (h rpcHandler) State(ctx context.Context, req *noderpc.StateRequest) (*node
 }
 
 func (h rpcHandler) Fetch(ctx context.Context, req *noderpc.FetchRequest) (*noderpc.FetchReply, error) {
+	if err := h.n.st.Flush(); err != nil {
+		return nil, err
+	}
 	files, err := queuelog.ReadFiles(h.n.st.Dir(), req.Names)
 	if err != nil {
 		return nil, err

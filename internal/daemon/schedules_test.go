@@ -88,9 +88,16 @@ func TestSchedulesOverLUXI(t *testing.T) {
 		rs[0]["name"] != "tick" || rs[0]["every"] != 1.0 || rs[0]["concurrency"] != "allow" || rs[0]["next_fire"] == nil || rs[0]["last_job"] == 0.0 {
 		t.Fatalf("GET /2/schedules: %d %s", r.code, r.body)
 	}
-	b, err := os.ReadFile(filepath.Join(n.dir, "queue", "schedule-tick"))
-	if err != nil || !strings.Contains(string(b), `"last_fire"`) {
-		t.Fatalf("the fire record: %s %v", b, err)
+	// The queue's files follow the log within the store's flush
+	// interval: wait for the fire record.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile(filepath.Join(n.dir, "queue", "schedule-tick"))
+		if err == nil && strings.Contains(string(b), `"last_fire"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fire record, 10s after the schedule fired: %s %v", b, err)
+		}
 	}
 	if b, err := os.ReadFile(filepath.Join(n.dir, "cluster", "settings", "schedules.json")); err != nil || !strings.Contains(string(b), `"name":"tick"`) {
 		t.Fatalf("the schedules setting: %s %v", b, err)

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -141,7 +139,7 @@ func (q *Queue) stopSchedules() {
 // readScheduleState reads a schedule's fire record (zero when none).
 func (q *Queue) readScheduleState(name string) (schedule.State, error) {
 	var st schedule.State
-	b, err := os.ReadFile(filepath.Join(q.store.Dir(), ScheduleFile(name)))
+	b, err := q.store.ReadFile(ScheduleFile(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}

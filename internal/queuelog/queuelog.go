@@ -20,7 +20,9 @@
 //
 // # Replays and snapshots
 //
-// Batches are written without syncs: the log holds them durably (the
+// Batches are written without syncs, and through the store's write-back
+// buffer, which writes only the last of several changes of a file
+// (store.ApplyBatch): the log holds them durably (the
 // master acknowledges a batch once a majority has it in its fsynced log),
 // and a snapshot, which the log takes every few thousand entries, first
 // syncs the directory. After a crash, even a power loss that drops
@@ -376,12 +378,16 @@ func (f *FSM) setSetting(key string, value []byte) error {
 	return nil
 }
 
-// Apply writes a batch. A batch that cannot be written (a full disk)
-// leaves this node's directory behind the log: the error goes to the
-// proposer (on the master: the batch is agreed, yet its submitter hears
-// of the failure, so the error says the cluster agreed), Broken reports
-// it, no later batch is written and no snapshot taken, and the node must
-// stop serving the queue until a restart applies the log again.
+// Apply writes a batch, through the store's write-back buffer: the
+// files follow within its flush interval (every read through the store
+// flushes first). A write that fails (a full disk) is retried, and no
+// snapshot is taken meanwhile, so the log keeps the entries. When the
+// buffer is full and writing still fails, the batch is refused: this
+// node's directory is behind the log, the error goes to the proposer (on
+// the master: the batch is agreed, yet its submitter hears of the
+// failure, so the error says the cluster agreed), Broken reports it, no
+// later batch is written and no snapshot taken, and the node must stop
+// serving the queue until a restart applies the log again.
 func (f *FSM) Apply(e consensus.Entry) any {
 	if err := checkKind(e.Data); err != nil {
 		panic(fmt.Sprintf("jobqd: log entry %d: %v", e.Index, err))
@@ -493,6 +499,9 @@ func (f *FSM) Restore(data []byte) error {
 		f.mu.Lock()
 		delete(f.values, k)
 		f.mu.Unlock()
+	}
+	if err := f.st.Flush(); err != nil {
+		return err
 	}
 	live, arch, err := Scan(f.st.Dir(), true, false)
 	if err != nil {

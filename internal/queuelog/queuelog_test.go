@@ -510,9 +510,11 @@ func (f *failingFS) WriteFile(path string, data []byte, perm fs.FileMode) error 
 	return f.OSFS.WriteFile(path, data, perm)
 }
 
-// A batch this node cannot write stops it writing the queue (and taking
-// snapshots) until a restart, which applies the log again.
-func TestBrokenDirectoryStopsWriting(t *testing.T) {
+// A batch this node cannot write (a full disk) waits in the store's
+// write-back buffer and is written again until it can be; meanwhile no
+// snapshot is taken (the log keeps the entries) and later batches wait
+// behind it, in order.
+func TestFailedWriteIsRetried(t *testing.T) {
 	dir := t.TempDir()
 	ffs := &failingFS{}
 	st, err := store.Open(filepath.Join(dir, "queue"), nil, store.WithFS(ffs))
@@ -524,33 +526,94 @@ func TestBrokenDirectoryStopsWriting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry := func(i uint64, name string) consensus.Entry {
-		data, _ := EncodeBatch([]store.Change{{Kind: "write", Name: name, Data: []byte("x")}})
-		return consensus.Entry{Index: i, Data: data}
-	}
 	ffs.fail.Store(true)
-	res := f.Apply(entry(1, "job-1"))
-	if err, ok := res.(error); !ok || !strings.Contains(err.Error(), "the cluster agreed on log entry 1 but this node cannot write it") {
-		t.Fatalf("a failed write: %v", res)
+	if res := f.Apply(writeEntry(1, "job-1")); res != nil {
+		t.Fatalf("a batch the log keeps, written later: %v", res)
 	}
-	ffs.fail.Store(false)
-	if res := f.Apply(entry(2, "job-2")); res == nil {
-		t.Fatal("a batch after a failed one was written")
+	if _, err := f.Snapshot(); err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("a snapshot with a write failing: %v", err)
+	}
+	if res := f.Apply(writeEntry(2, "job-2")); res != nil {
+		t.Fatal(res)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "queue", "job-2")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("job-2 written over the missing job-1: %v", err)
 	}
+	ffs.fail.Store(false)
+	if _, err := f.Snapshot(); err != nil {
+		t.Fatalf("a snapshot once writes work again: %v", err)
+	}
+	for _, name := range []string{"job-1", "job-2"} {
+		if _, err := os.Stat(filepath.Join(dir, "queue", name)); err != nil {
+			t.Fatalf("%s after the retry: %v", name, err)
+		}
+	}
+}
+
+func writeEntry(i uint64, names ...string) consensus.Entry {
+	var cs []store.Change
+	for _, n := range names {
+		cs = append(cs, store.Change{Kind: "write", Name: n, Data: []byte("x")})
+	}
+	data, _ := EncodeBatch(cs)
+	return consensus.Entry{Index: i, Data: data}
+}
+
+// When writing keeps failing and the write-back buffer is full, the node
+// stops writing the queue (and taking snapshots) until a restart, which
+// applies the log again.
+func TestBrokenDirectoryStopsWriting(t *testing.T) {
+	dir := t.TempDir()
+	ffs := &failingFS{}
+	const limit = 100
+	st, err := store.Open(filepath.Join(dir, "queue"), nil, store.WithFS(ffs), store.WithMaxWaiting(limit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f, err := NewFSM(st, filepath.Join(dir, "settings"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	many := make([]string, limit)
+	for i := range many {
+		many[i] = store.JobFileName(int64(i + 1))
+	}
+	ffs.fail.Store(true)
+	if res := f.Apply(writeEntry(1, many...)); res != nil {
+		t.Fatalf("a full buffer, written at once: %v", res)
+	}
+	res := f.Apply(writeEntry(2, "serial"))
+	if err, ok := res.(error); !ok || !strings.Contains(err.Error(), "the cluster agreed on log entry 2 but this node cannot write it") {
+		t.Fatalf("a batch with the buffer full and writes failing: %v", res)
+	}
+	ffs.fail.Store(false)
+	if res := f.Apply(writeEntry(3, "drain")); res == nil {
+		t.Fatal("a batch after a refused one was taken")
+	}
 	if _, err := f.Snapshot(); err == nil {
 		t.Fatal("a snapshot was taken with the directory behind the log")
 	}
-	// A restart: a new FSM applies the log again, both batches land.
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "queue", "drain")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("drain written over the missing serial: %v", err)
+	}
+	// A restart: a new FSM applies the log again, every batch lands.
 	f2, err := NewFSM(st, filepath.Join(dir, "settings"), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, name := range []string{"job-1", "job-2"} {
-		if res := f2.Apply(entry(uint64(i+1), name)); res != nil {
+	for _, e := range []consensus.Entry{writeEntry(1, many...), writeEntry(2, "serial"), writeEntry(3, "drain")} {
+		if res := f2.Apply(e); res != nil {
 			t.Fatal(res)
 		}
+	}
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "queue", "drain")); err != nil {
+		t.Fatalf("drain after the restart: %v", err)
 	}
 }

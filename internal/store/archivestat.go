@@ -18,6 +18,9 @@ type ArchivedFile struct {
 // id order. It reads the whole archive directory (no file contents): for
 // the archive's retention, every few minutes.
 func (s *Store) ArchiveStats() ([]ArchivedFile, error) {
+	if err := s.Flush(); err != nil {
+		return nil, err
+	}
 	root := filepath.Join(s.dir, "archive")
 	dirs, err := os.ReadDir(root)
 	if os.IsNotExist(err) {

@@ -7,13 +7,15 @@
 // concurrently are group-committed: while one batch is being synced the next
 // one accumulates, so one pair of syncs covers many jobs' changes and
 // throughput grows with load. Within a batch the latest content of a file
-// wins.
+// wins. Batches a log keeps (ApplyBatch without durable) are written
+// without syncs, through a write-back buffer (writeback.go).
 package store
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -148,7 +150,7 @@ func (OSFS) WriteFile(path string, data []byte, perm fs.FileMode) error {
 }
 
 // Rename implements FS.
-func (OSFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+func (OSFS) Rename(oldpath, newpath string) error { return rename(oldpath, newpath) }
 
 // Remove implements FS.
 func (OSFS) Remove(path string) error { return os.Remove(path) }
@@ -238,6 +240,25 @@ type Store struct {
 	// What was changed and not synced yet (under applyMu): files by
 	// path (contents), directories by path (entries).
 	dirtyFiles, dirtyDirs map[string]bool
+
+	// The write-back buffer (writeback.go). flushMu: one flush at a
+	// time (before applyMu); wbMu guards the rest.
+	flushEvery time.Duration
+	maxWaiting int
+	flushMu    sync.Mutex
+	wbMu       sync.Mutex
+	wb         *batch // waiting
+	wbFlight   *batch // being written, or failed and to be written again
+	wbBytes    int
+	wbSince    time.Time // when the first waiting change came
+	wbErr      error     // the last flush's failure
+	wbClosed   bool
+	flushes    int64
+	wbApplied  int64
+	wbWritten  int64
+	wbKick     chan struct{}
+	wbStop     chan struct{}
+	flushWG    sync.WaitGroup
 }
 
 // Change is one file change of a batch as a Replicator sees it: Kind is
@@ -290,14 +311,24 @@ func (s *Store) SetLog(l Log) {
 	s.agreed.Store(&l)
 }
 
-// ApplyBatch writes changes now as one group commit (temporary files,
-// renames) and returns the first failure; durable: with a sync after the
-// temporary files and one after the renames, else without (the log keeps
-// the batch until Sync: see package queuelog). Applying a batch again, or
-// a sequence of batches again in order, leaves the same files: writes
-// replace whole files, a rename whose source is gone and whose target
-// exists is done, removing a missing file is no error.
+// ApplyBatch applies changes and returns the first failure. Durable:
+// written now as one group commit (temporary files, a sync, renames, a
+// sync), after whatever waits in the write-back buffer. Else without
+// syncs, through the write-back buffer (writeback.go): the log keeps the
+// batch until Sync, see package queuelog; the files follow within the
+// flush interval, and every read through the store sees them current.
+// Applying a batch again, or a sequence of batches again in order,
+// leaves the same files: writes replace whole files, a rename whose
+// source is gone and whose target exists is done, removing a missing
+// file is no error.
 func (s *Store) ApplyBatch(changes []Change, durable bool) error {
+	if !durable {
+		if ok, err := s.buffer(changes); ok {
+			return err
+		}
+	} else if err := s.Flush(); err != nil {
+		return err
+	}
 	b := newBatch()
 	b.addChanges(changes)
 	for i := range b.ops {
@@ -365,7 +396,9 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("cannot lock queue: %w", err)
 	}
 	s := &Store{dir: dir, lock: lf, log: log, fs: OSFS{}, pending: newBatch(),
-		dirtyFiles: map[string]bool{}, dirtyDirs: map[string]bool{}}
+		dirtyFiles: map[string]bool{}, dirtyDirs: map[string]bool{},
+		flushEvery: defaultFlushInterval(), maxWaiting: MaxWaiting, wb: newWriteBack(),
+		wbKick: make(chan struct{}, 1), wbStop: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -381,6 +414,10 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 	s.removeTemps(dir)
 	s.wg.Add(1)
 	go s.run()
+	if s.flushEvery > 0 {
+		s.flushWG.Add(1)
+		go s.flusher()
+	}
 	return s, nil
 }
 
@@ -519,6 +556,9 @@ func (s *Store) MoveAside(name, suffix string) (string, error) {
 		return "", fmt.Errorf("cannot move %q aside: not a file of the queue directory", name)
 	}
 	dst := "quarantine/" + name + "." + suffix
+	if err := s.Flush(); err != nil {
+		return "", err
+	}
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if err := s.fs.MkdirAll(filepath.Join(s.dir, "quarantine"), DirMode); err != nil {
@@ -546,8 +586,8 @@ func (s *Store) Stats() Stats {
 	return s.stats
 }
 
-// Close commits what is pending, stops the committer and releases the
-// lock.
+// Close commits what is pending, stops the committer, writes the
+// write-back buffer and releases the lock.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -558,6 +598,7 @@ func (s *Store) Close() error {
 	s.cond.Signal()
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.stopFlusher()
 	return s.lock.Close()
 }
 
@@ -592,7 +633,15 @@ func (s *Store) run() {
 			extra, wait = (*r).Begin(b.changes())
 			b.addChanges(extra)
 		}
-		s.commit(b)
+		if err := s.Flush(); err != nil {
+			// Written in order or not at all.
+			b.errs = make([]error, len(b.ops))
+			for i := range b.errs {
+				b.errs[i] = err
+			}
+		} else {
+			s.commit(b)
+		}
 		if wait != nil {
 			var localErr error
 			for _, e := range b.errs {
@@ -629,6 +678,9 @@ func (s *Store) finish(b *batch, start time.Time) {
 // Sync makes every change applied so far durable (an fsync of each file
 // written and each directory changed since the last sync).
 func (s *Store) Sync() error {
+	if err := s.Flush(); err != nil {
+		return err
+	}
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if err := s.syncChanged(); err != nil {
@@ -781,16 +833,53 @@ func (s *Store) syncChanged() error {
 	return nil
 }
 
+// writeFile is os.WriteFile in three system calls (open, write, close):
+// an os.File costs an fstat more (to decide on polling), and a group
+// commit writes thousands of files a second.
 func writeFile(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, uint32(perm.Perm()))
+	})
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	for len(data) > 0 && err == nil {
+		var n int
+		n, err = ignoringEINTR(func() (int, error) { return unix.Write(fd, data) })
+		switch {
+		case err != nil:
+		case n <= 0:
+			err = io.ErrShortWrite
+		default:
+			data = data[n:]
+		}
+	}
+	if err != nil {
+		err = &fs.PathError{Op: "write", Path: path, Err: err}
+	}
+	if cerr := unix.Close(fd); cerr != nil && err == nil {
+		err = &fs.PathError{Op: "close", Path: path, Err: cerr}
 	}
 	return err
+}
+
+func ignoringEINTR(fn func() (int, error)) (int, error) {
+	for {
+		n, err := fn()
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// rename is os.Rename without its lstat of newpath (which refuses to
+// replace a directory; rename(2) refuses that too, with EISDIR).
+func rename(oldpath, newpath string) error {
+	_, err := ignoringEINTR(func() (int, error) { return 0, unix.Rename(oldpath, newpath) })
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
 }
 
 // writeFileDurable replaces dir/name outside the group commit (used while
@@ -803,6 +892,9 @@ func writeFileDurable(dir, name string, data []byte) error {
 // to the highest job id present live or in the archive (a job file can be
 // durable a moment before the serial that covers it).
 func (s *Store) ReadSerial(liveMax int64) (int64, error) {
+	if err := s.Flush(); err != nil {
+		return 0, err
+	}
 	var serial int64
 	b, err := os.ReadFile(filepath.Join(s.dir, "serial"))
 	switch {
@@ -851,6 +943,9 @@ func (s *Store) maxArchived() int64 {
 
 // JobIDs lists the ids of the live job files, sorted.
 func (s *Store) JobIDs() ([]int64, error) {
+	if err := s.Flush(); err != nil {
+		return nil, err
+	}
 	d, err := os.Open(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list queue directory: %w", err)
@@ -872,13 +967,13 @@ func (s *Store) JobIDs() ([]int64, error) {
 
 // ReadJob reads a live job's file.
 func (s *Store) ReadJob(id int64) ([]byte, error) {
-	return os.ReadFile(filepath.Join(s.dir, JobFileName(id)))
+	return s.ReadFile(JobFileName(id))
 }
 
 // ReadArchived reads an archived job's file; ok is false when there is
 // none.
 func (s *Store) ReadArchived(id int64) ([]byte, bool, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, ArchiveName(id)))
+	b, err := s.ReadFile(ArchiveName(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -891,6 +986,9 @@ func (s *Store) ReadArchived(id int64) ([]byte, bool, error) {
 // ArchivedIDs lists every archived job id, sorted. It reads the whole
 // archive: only for explicit requests (jobq list --archived).
 func (s *Store) ArchivedIDs() ([]int64, error) {
+	if err := s.Flush(); err != nil {
+		return nil, err
+	}
 	var ids []int64
 	root := filepath.Join(s.dir, "archive")
 	dirs, err := os.ReadDir(root)
@@ -917,6 +1015,7 @@ func (s *Store) ArchivedIDs() ([]int64, error) {
 
 // Drained reports whether the drain flag file exists.
 func (s *Store) Drained() bool {
+	_ = s.flushFor("drain") // a failure: the file as it is
 	_, err := os.Stat(filepath.Join(s.dir, "drain"))
 	return err == nil
 }

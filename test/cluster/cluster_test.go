@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -121,7 +122,27 @@ func queueFiles(t *testing.T, dir string) map[string][]byte {
 }
 
 // sameFiles checks that every node holds byte-identical queue files.
+// The files follow each node's log within its write-back buffer's flush
+// interval (store.DefaultFlushInterval): it waits up to 10s for them to
+// agree.
 func sameFiles(t *testing.T, nodes ...*cnode) map[string][]byte {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ref, diff := compareFiles(t, nodes...)
+		if diff == "" {
+			return ref
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(diff)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// compareFiles reads every node's queue files: the first node's, and
+// how another's differ ("": none).
+func compareFiles(t *testing.T, nodes ...*cnode) (map[string][]byte, string) {
 	t.Helper()
 	ref := queueFiles(t, nodes[0].dir)
 	for _, n := range nodes[1:] {
@@ -141,10 +162,10 @@ func sameFiles(t *testing.T, nodes ...*cnode) map[string][]byte {
 		}
 		sort.Strings(diff)
 		if len(diff) > 0 {
-			t.Fatalf("%s's queue differs from %s's: %v", n.name, nodes[0].name, diff)
+			return ref, fmt.Sprintf("%s's queue differs from %s's: %v", n.name, nodes[0].name, diff)
 		}
 	}
-	return ref
+	return ref, ""
 }
 
 func delay(d time.Duration) client.Opcode { return client.OpTestDelay{Duration: d} }

@@ -3,8 +3,8 @@
 # ROUNDS rounds, one node and three interleaved, each on fresh data
 # directories under BASE, the disk's durable replace rate measured in the
 # same run by jobq-bench's "disk" workload. Prints jobq-bench's JSON line
-# per run; with PROFILE=1 the one-node runs write a CPU profile
-# (BASE/r<round>-1.prof; go tool pprof -top jobqd FILE).
+# per run; with PROFILE=1 the first node of each run writes a CPU profile
+# (BASE/r<round>-<nodes>.prof; go tool pprof -top jobqd FILE).
 #   go build -o /tmp/bin ./cmd/jobqd ./cmd/jobq ./cmd/jobq-bench
 #   BIN=/tmp/bin ROUNDS=3 test/timing/bench.sh
 set -u
@@ -26,7 +26,7 @@ for r in $(seq $ROUNDS); do
   for nodes in 1 3; do
     d=$BASE/r$r-$nodes; mkdir -p $d
     prof=()
-    [ "${PROFILE:-0}" = 1 ] && [ $nodes = 1 ] && prof=(--cpu-profile $BASE/r$r-1.prof)
+    [ "${PROFILE:-0}" = 1 ] && prof=(--cpu-profile $BASE/r$r-$nodes.prof)
     start $d 1 "${prof[@]}"
     for i in $(seq 2 $nodes); do
       tok=$($B/jobq --data-dir $d/n1 cluster join-token 2>/dev/null)
