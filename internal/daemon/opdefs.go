@@ -296,6 +296,12 @@ const outputSweepEvery = time.Hour
 // (declared.SweepOutput): the output lives as long as its job. Run calls it
 // at the start, then every outputSweepEvery.
 func (n *nodeRT) sweepOutputs() {
+	// The queue's files first (the store's write-back buffer), though
+	// the grace alone would outlast it.
+	if err := n.st.Flush(); err != nil {
+		n.log.Warn("cannot remove the output of jobs the queue no longer holds: the queue's files are not written", "err", err)
+		return
+	}
 	removed, err := declared.SweepOutput(declared.OutputDir(n.o.DataDir), queueHolds(n.st.Dir()), time.Now(), declared.OutputGrace)
 	if removed > 0 {
 		n.log.Info("removed the output of jobs the queue no longer holds", "directories", removed)
