@@ -200,8 +200,26 @@ line is wrong, 1 on any other error.`,
 					o.NodeName = h
 				}
 			}
+			// The join token is checked as a start checks it, before
+			// --check-config prints where it comes from.
+			if join == "" && (src["token"].Flag || src["token-file"].Flag) {
+				return usagef("--token and --token-file are only for --join HOST:PORT")
+			}
+			tokenFromEnv := join != "" && token == "" && tokenFile == ""
+			if join != "" {
+				if token, err = joinToken(token, tokenFile, src, env); err != nil {
+					return err
+				}
+			}
+			tokenFromEnv = tokenFromEnv && token != ""
 			if checkConfig {
-				return printConfig(cmd, env, configPath, o, src)
+				if err := printConfig(cmd, env, configPath, o, src); err != nil {
+					return err
+				}
+				if tokenFromEnv {
+					fmt.Fprintf(env.Stdout, "# the join token comes from $%s (secret, not shown)\n", TokenEnv)
+				}
+				return nil
 			}
 			if o.DataDir == "" {
 				o.DataDir = daemon.DefaultDataDir()
@@ -209,14 +227,6 @@ line is wrong, 1 on any other error.`,
 			queueDir := filepath.Join(o.DataDir, "queue")
 			if upgradeQueue {
 				return upgrade(env, queueDir, level)
-			}
-			if join == "" && (src["token"].Flag || src["token-file"].Flag) {
-				return usagef("--token and --token-file are only for --join HOST:PORT")
-			}
-			if join != "" {
-				if token, err = joinToken(token, tokenFile, src, env); err != nil {
-					return err
-				}
 			}
 			o.Join, o.Token = join, token
 			if err := daemon.MakeDataDir(o.DataDir); err != nil {
