@@ -205,13 +205,15 @@ line is wrong, 1 on any other error.`,
 			if join == "" && (src["token"].Flag || src["token-file"].Flag) {
 				return usagef("--token and --token-file are only for --join HOST:PORT")
 			}
-			tokenFromEnv := join != "" && token == "" && tokenFile == ""
+			// joinTok, not token: --token's value is what --check-config
+			// prints as the flag's.
+			joinTok := token
 			if join != "" {
-				if token, err = joinToken(token, tokenFile, src, env); err != nil {
+				if joinTok, err = joinToken(token, tokenFile, src, env); err != nil {
 					return err
 				}
 			}
-			tokenFromEnv = tokenFromEnv && token != ""
+			tokenFromEnv := joinTok != "" && token == "" && tokenFile == ""
 			if checkConfig {
 				if err := printConfig(cmd, env, configPath, o, src); err != nil {
 					return err
@@ -228,7 +230,7 @@ line is wrong, 1 on any other error.`,
 			if upgradeQueue {
 				return upgrade(env, queueDir, level)
 			}
-			o.Join, o.Token = join, token
+			o.Join, o.Token = join, joinTok
 			if err := daemon.MakeDataDir(o.DataDir); err != nil {
 				return err
 			}

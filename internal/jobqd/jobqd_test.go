@@ -367,7 +367,8 @@ func TestCheckConfigChecksToken(t *testing.T) {
 		t.Errorf("a token without --join: %+v", r)
 	}
 	r := jobqdEnv(t, "", map[string]string{TokenEnv: "jq1.ENVSECRET"}, "--check-config", "--join", "192.0.2.1:1821")
-	if r.code != 0 || strings.Contains(r.stdout, "ENVSECRET") || !strings.Contains(r.stdout, "# the join token comes from $"+TokenEnv+" (secret, not shown)\n") {
+	if r.code != 0 || strings.Contains(r.stdout, "ENVSECRET") || !strings.Contains(r.stdout, "# the join token comes from $"+TokenEnv+" (secret, not shown)\n") ||
+		!strings.Contains(r.stdout, "\ntoken             =    # default\n") {
 		t.Errorf("a token from $%s: %+v", TokenEnv, r)
 	}
 	// Without --join the environment's token is not used, nor named.
