@@ -16,8 +16,9 @@ import (
 // Shell completion (cobra's, through "jobq __complete"): the commands that
 // take job IDs complete the live jobs' IDs (with their status and summary
 // as descriptions), those that take node names complete the cluster's
-// nodes, those that take filter uuids the filters', and -o completes field
-// names. Completion asks jobqd over the
+// nodes, those that take filter uuids the filters', those that take a
+// declared OP_ID the declared opcodes' (complete_opcode.go), and -o
+// completes field names. Completion asks jobqd over the
 // socket the command line points at, for at most completeTimeout; when
 // jobqd does not answer it offers nothing (never file names).
 
@@ -185,6 +186,15 @@ func completeFields(cmd *cobra.Command, args []string, toComplete string) ([]cob
 	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 }
 
+// completeTOML offers a definition file (*.toml) as the one argument of
+// opcode add and replace.
+func completeTOML(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return []cobra.Completion{"toml"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
 // addCompletion registers the completion functions on root's commands.
 func (a *app) addCompletion(root *cobra.Command) {
 	find := func(path ...string) *cobra.Command {
@@ -209,6 +219,14 @@ func (a *app) addCompletion(root *cobra.Command) {
 		find(path...).ValidArgsFunction = a.completeFilterUUIDs(false)
 	}
 	find("filter", "replace").ValidArgsFunction = a.completeFilterUUIDs(true)
+	find("submit").ValidArgsFunction = a.completeSubmit
+	for _, path := range [][]string{{"opcode", "info"}, {"opcode", "remove"}} {
+		find(path...).ValidArgsFunction = a.completeOpcodeIDs
+	}
+	find("opcode", "output").ValidArgsFunction = a.completeJobIDs(true)
+	for _, path := range [][]string{{"opcode", "add"}, {"opcode", "replace"}} {
+		find(path...).ValidArgsFunction = completeTOML
+	}
 	_ = find("list").RegisterFlagCompletionFunc("output", completeFields)
 	find("list-fields").ValidArgsFunction = completeFields
 }

@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jobq-dev/jobq/luxi"
 )
 
 // complete runs "jobq __complete args..." (what the bash and zsh scripts
@@ -97,4 +101,91 @@ func TestCompletionFilterUUIDs(t *testing.T) {
 		t.Errorf("filter replace takes one uuid, offered %q", w)
 	}
 	f.checkCalls(t, `Query ["filter",["uuid","action","priority"],null]`, `Query ["filter",["uuid","action","priority"],null]`, `Query ["filter",["uuid","action","priority"],null]`)
+}
+
+// TestCompletionOpcodes: submit and opcode info/remove offer the declared
+// OP_IDs (with their summaries); after submit's OP_ID, the parameters not
+// given yet as KEY=, then the values an enum, a boolean or the parameter
+// naming the nodes takes; opcode output offers job IDs, add and replace
+// *.toml files; JSON opcodes and --file get nothing, nor does anything
+// without jobqd.
+func TestCompletionOpcodes(t *testing.T) {
+	f := startFake(t)
+	f.addTestJobs("6040", "6046")
+	defs := map[string]string{
+		"OP_ARCHIVE_DIR": `{"id":"OP_ARCHIVE_DIR","summary":"Archive a directory","version":"v1","params":[
+			{"name":"dir","type":"string","required":true,"doc":"the directory"},
+			{"name":"node","type":"string","required":true},
+			{"name":"mode","type":"enum","values":["gzip","xz","zstd"]}],
+			"run":{"on":"param","param":"node"},"program":{"path":"/bin/true"}}`,
+		"OP_DISK_FREE": `{"id":"OP_DISK_FREE","summary":"Check free disk space","version":"v2","params":[
+			{"name":"nodes","type":"list","required":true,"doc":"where to look"},
+			{"name":"min_free_percent","type":"integer"},
+			{"name":"verbose","type":"boolean"}],
+			"run":{"on":"param","param":"nodes"},"program":{"path":"/bin/true"}}`,
+	}
+	f.hook("JobqOpcodeList", func(context.Context, []json.RawMessage) (any, error) {
+		return json.RawMessage("[" + defs["OP_ARCHIVE_DIR"] + "," + defs["OP_DISK_FREE"] + "]"), nil
+	})
+	f.hook("JobqOpcodeInfo", func(_ context.Context, args []json.RawMessage) (any, error) {
+		var id string
+		_ = json.Unmarshal(args[0], &id)
+		if d, ok := defs[id]; ok {
+			return json.RawMessage(d), nil
+		}
+		return nil, luxi.NewError("OpPrereqError", "no declared opcode "+id)
+	})
+	f.hook("JobqNodeList", func(context.Context, []json.RawMessage) (any, error) {
+		return json.RawMessage(testNodeList(testNode1, testNode2, testNode3)), nil
+	})
+	for _, tc := range []struct {
+		args      []string
+		want, dir string
+	}{
+		{[]string{"submit", ""}, "OP_ARCHIVE_DIR OP_DISK_FREE", ":4"},
+		{[]string{"submit", "--submit", "--priority", "low", "OP_D"}, "OP_DISK_FREE", ":4"},
+		{[]string{"submit", "op_d"}, "", ":4"}, // OP_IDs are upper case
+		{[]string{"opcode", "info", ""}, "OP_ARCHIVE_DIR OP_DISK_FREE", ":4"},
+		{[]string{"opcode", "remove", "OP_A"}, "OP_ARCHIVE_DIR", ":4"},
+		{[]string{"opcode", "info", "OP_ARCHIVE_DIR", ""}, "", ":4"}, // one OP_ID
+		{[]string{"submit", "OP_DISK_FREE", ""}, "nodes= min_free_percent= verbose=", ":6"},
+		{[]string{"submit", "OP_DISK_FREE", "nodes=node1", "min_free_percent=5", ""}, "verbose=", ":6"},
+		{[]string{"submit", "OP_DISK_FREE", "m"}, "min_free_percent=", ":6"},
+		{[]string{"submit", "OP_DISK_FREE", "verbose="}, "verbose=true verbose=false", ":4"},
+		{[]string{"submit", "OP_DISK_FREE", "nodes="}, "nodes=node1 nodes=node2 nodes=node3", ":6"},
+		{[]string{"submit", "OP_DISK_FREE", "nodes=node1,"}, "nodes=node1,node2 nodes=node1,node3", ":6"},
+		{[]string{"submit", "OP_DISK_FREE", "min_free_percent="}, "", ":4"}, // any integer
+		{[]string{"submit", "OP_ARCHIVE_DIR", "mode=z"}, "mode=zstd", ":4"},
+		{[]string{"submit", "OP_ARCHIVE_DIR", "node=node2"}, "node=node2", ":4"},
+		{[]string{"submit", "OP_ARCHIVE_DIR", "dir="}, "", ":4"},
+		{[]string{"submit", "OP_ARCHIVE_DIR", "size="}, "", ":4"}, // not a parameter
+		{[]string{"submit", "OP_NONE", ""}, "", ":5"},             // not declared
+		{[]string{"submit", `{"OP_ID": "OP_TEST_DELAY"}`, ""}, "", ":4"},
+		{[]string{"submit", "--", ""}, "OP_ARCHIVE_DIR OP_DISK_FREE", ":4"},
+		{[]string{"submit", "--file", "job.json", ""}, "", ":4"},
+		{[]string{"opcode", "output", ""}, "6046 6040", ":36"},
+		{[]string{"opcode", "replace", ""}, "toml", ":8"},
+		{[]string{"opcode", "add", "a.toml", ""}, "", ":4"},
+	} {
+		w, d := complete(t, f.path, tc.args...)
+		if strings.Join(w, " ") != tc.want || d != tc.dir {
+			t.Errorf("%q: %q %s, want %q %s", tc.args, w, d, tc.want, tc.dir)
+		}
+	}
+	r := run(t, f.path, "__complete", "submit", "OP_DISK_FREE", "nod")
+	if !strings.Contains(r.stdout, "nodes=\tlist, required: where to look\n") {
+		t.Errorf("a parameter's description:\n%s", r.stdout)
+	}
+	r = run(t, f.path, "__complete", "submit", "")
+	if !strings.Contains(r.stdout, "OP_DISK_FREE\tCheck free disk space\n") {
+		t.Errorf("an OP_ID's description:\n%s", r.stdout)
+	}
+
+	// No jobqd: nothing offered, and no file names either.
+	none := filepath.Join(t.TempDir(), "none")
+	for _, args := range [][]string{{"submit", ""}, {"submit", "OP_DISK_FREE", ""}, {"opcode", "info", ""}, {"opcode", "output", ""}} {
+		if w, d := complete(t, none, args...); len(w) != 0 || d != ":5" {
+			t.Errorf("%q without jobqd: %q %s", args, w, d)
+		}
+	}
 }

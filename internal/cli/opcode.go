@@ -160,6 +160,17 @@ of larger files, saying so).`,
 			if err := a.call(cmd.Context(), &nodes, "JobqJobOutput", id); err != nil {
 				return err
 			}
+			if len(nodes) == 0 {
+				// No output anywhere: say so of a job that does not exist
+				// (an error, as for info and watch).
+				var rows []json.RawMessage
+				if err := a.call(cmd.Context(), &rows, "QueryJobs", []int64{id}, []string{"id"}); err != nil {
+					return err
+				}
+				if len(rows) != 1 || string(rows[0]) == "null" {
+					return a.jobsNotFound([]int64{id})
+				}
+			}
 			if outJSON {
 				return writeJSON(a.env.Stdout, nodes)
 			}

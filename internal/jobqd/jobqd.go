@@ -200,8 +200,28 @@ line is wrong, 1 on any other error.`,
 					o.NodeName = h
 				}
 			}
+			// The join token is checked as a start checks it, before
+			// --check-config prints where it comes from.
+			if join == "" && (src["token"].Flag || src["token-file"].Flag) {
+				return usagef("--token and --token-file are only for --join HOST:PORT")
+			}
+			// joinTok, not token: --token's value is what --check-config
+			// prints as the flag's.
+			joinTok := token
+			if join != "" {
+				if joinTok, err = joinToken(token, tokenFile, src, env); err != nil {
+					return err
+				}
+			}
+			tokenFromEnv := joinTok != "" && token == "" && tokenFile == ""
 			if checkConfig {
-				return printConfig(cmd, env, configPath, o, src)
+				if err := printConfig(cmd, env, configPath, o, src); err != nil {
+					return err
+				}
+				if tokenFromEnv {
+					fmt.Fprintf(env.Stdout, "# the join token comes from $%s (secret, not shown)\n", TokenEnv)
+				}
+				return nil
 			}
 			if o.DataDir == "" {
 				o.DataDir = daemon.DefaultDataDir()
@@ -210,15 +230,7 @@ line is wrong, 1 on any other error.`,
 			if upgradeQueue {
 				return upgrade(env, queueDir, level)
 			}
-			if join == "" && (src["token"].Flag || src["token-file"].Flag) {
-				return usagef("--token and --token-file are only for --join HOST:PORT")
-			}
-			if join != "" {
-				if token, err = joinToken(token, tokenFile, src, env); err != nil {
-					return err
-				}
-			}
-			o.Join, o.Token = join, token
+			o.Join, o.Token = join, joinTok
 			if err := daemon.MakeDataDir(o.DataDir); err != nil {
 				return err
 			}

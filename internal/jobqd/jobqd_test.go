@@ -354,6 +354,33 @@ func TestCheckConfigHidesToken(t *testing.T) {
 	}
 }
 
+// TestCheckConfigChecksToken: --check-config checks the join token as a
+// start does (a file it cannot read, a token without --join) and says
+// when it comes from $JOBQ_JOIN_TOKEN, without showing it.
+func TestCheckConfigChecksToken(t *testing.T) {
+	absent := filepath.Join(t.TempDir(), "absent")
+	if r := jobqd(t, "", "--check-config", "--join", "192.0.2.1:1821", "--token-file", absent); r.code != 1 ||
+		!strings.Contains(r.stderr, "cannot read the join token: open "+absent) {
+		t.Errorf("an unreadable token file: %+v", r)
+	}
+	if r := jobqd(t, "", "--check-config", "--token", "jq1.X"); r.code != 2 || !strings.Contains(r.stderr, "only for --join") {
+		t.Errorf("a token without --join: %+v", r)
+	}
+	r := jobqdEnv(t, "", map[string]string{TokenEnv: "jq1.ENVSECRET"}, "--check-config", "--join", "192.0.2.1:1821")
+	if r.code != 0 || strings.Contains(r.stdout, "ENVSECRET") || !strings.Contains(r.stdout, "# the join token comes from $"+TokenEnv+" (secret, not shown)\n") ||
+		!strings.Contains(r.stdout, "\ntoken             =    # default\n") {
+		t.Errorf("a token from $%s: %+v", TokenEnv, r)
+	}
+	// Without --join the environment's token is not used, nor named.
+	if r := jobqdEnv(t, "", map[string]string{TokenEnv: "jq1.ENVSECRET"}, "--check-config"); r.code != 0 || strings.Contains(r.stdout, TokenEnv) {
+		t.Errorf("$%s without --join: %+v", TokenEnv, r)
+	}
+	// A token on the command line wins, and is not said to come from the environment.
+	if r := jobqdEnv(t, "", map[string]string{TokenEnv: "jq1.ENVSECRET"}, "--check-config", "--join", "192.0.2.1:1821", "--token", "jq1.FLAG"); r.code != 0 || strings.Contains(r.stdout, TokenEnv) {
+		t.Errorf("--token and $%s: %+v", TokenEnv, r)
+	}
+}
+
 // TestUsageErrorsExit2: a wrong command line exits 2, as jobq's do, with
 // one line saying what is wrong; other errors exit 1.
 func TestUsageErrorsExit2(t *testing.T) {

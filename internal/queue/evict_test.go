@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jobq-dev/jobq/internal/author"
 	"github.com/jobq-dev/jobq/internal/job"
 )
 
@@ -13,7 +14,12 @@ import (
 // memory; every call must answer as if they were whole.
 func TestEvictedFinalJobsAnswerAsBefore(t *testing.T) {
 	h := newHarnessConfig(t, t.TempDir(), Config{KeepFinal: 1, MaxRunning: 1}) // one worker: they finish in order
-	ok := h.submit(op(`{"OP_ID":"OP_TEST_JQUEUE","log_messages":["one","two"]}`))
+	res, err := h.q.SubmitWith([][]json.RawMessage{{op(`{"OP_ID":"OP_TEST_JQUEUE","log_messages":["one","two"]}`)}},
+		SubmitOptions{Author: author.RAPIUser("alice")})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("submit: %v %v", err, res)
+	}
+	ok := res[0].ID
 	bad := h.submit(op(`{"OP_ID":"OP_TEST_JQUEUE","fail":true}`))
 	last := h.submit(op(`{"OP_ID":"OP_TEST_JQUEUE"}`))
 	for _, id := range []int64{ok, bad, last} {
@@ -38,6 +44,17 @@ func TestEvictedFinalJobsAnswerAsBefore(t *testing.T) {
 		if string(rows[i]) != string(want) {
 			t.Fatalf("job %d evicted:\n got %s\nwant %s", id, rows[i], want)
 		}
+	}
+	// The author is in the index: a listing by author reads no file.
+	if needsFull([]string{"id", "author"}) {
+		t.Error("the author field needs the job's file")
+	}
+	byAuthor, err := h.q.Select(Selector{Match: func(get func(string) (any, bool)) (bool, error) {
+		v, _ := get("author")
+		return v == "jobq:rapi alice", nil
+	}}, []string{"id", "author"})
+	if err != nil || len(byAuthor) != 1 || byAuthor[0][0] != ok || byAuthor[0][1] != "jobq:rapi alice" {
+		t.Fatalf("select on author: %v %v", byAuthor, err)
 	}
 	// Filters on fields outside the index read the file.
 	rows2, err := h.q.Select(Selector{Match: func(get func(string) (any, bool)) (bool, error) {

@@ -23,11 +23,38 @@ type view struct {
 	idx      *finalIndex
 	archived bool
 	summary  []string // cached per live job; nil: compute
+	// author is the cached "author" field of a live job when authorSet
+	// ("" for none); otherwise it is computed from j.
+	author    string
+	authorSet bool
+}
+
+// jobAuthor is a job's author as the "author" field answers it, "SOURCE
+// WHO" (package author), or "" for a job without one.
+func jobAuthor(j *job.Job) string {
+	if len(j.Ops) > 0 {
+		if a, ok := author.Of(j.Ops[0].Input); ok {
+			return a.String()
+		}
+	}
+	return ""
+}
+
+// authorValue is the "author" field's value: null for none.
+func (v view) authorValue() any {
+	a := v.author
+	if !v.authorSet {
+		a = jobAuthor(v.j)
+	}
+	if a == "" {
+		return nil
+	}
+	return a
 }
 
 // indexFields can be answered from a finalIndex, without the job's file.
 var indexFields = map[string]bool{"id": true, "status": true, "priority": true, "archived": true,
-	"summary": true, "received_ts": true, "start_ts": true, "end_ts": true}
+	"summary": true, "received_ts": true, "start_ts": true, "end_ts": true, "author": true}
 
 // needsFull reports whether any of fields needs the whole job.
 func needsFull(fields []string) bool {
@@ -93,6 +120,8 @@ func (q *Queue) field(v view, name string) (any, bool) {
 			return tsv(x.started), true
 		case "end_ts":
 			return tsv(x.ended), true
+		case "author":
+			return v.authorValue(), true
 		}
 		return nil, false
 	}
@@ -146,12 +175,7 @@ func (q *Queue) field(v view, name string) (any, bool) {
 		return tsv(j.EndTimestamp), true
 	case "author":
 		// "SOURCE WHO", or null for a job without one.
-		if len(j.Ops) > 0 {
-			if a, ok := author.Of(j.Ops[0].Input); ok {
-				return a.String(), true
-			}
-		}
-		return nil, true
+		return v.authorValue(), true
 	}
 	return timingField(j, name)
 }
@@ -217,7 +241,7 @@ func (q *Queue) row(v view, fields []string) json.RawMessage {
 // perhaps only its index), or an archived one read from disk.
 func (q *Queue) lookupLocked(id int64, full bool) (view, bool, error) {
 	if e, ok := q.jobs[id]; ok {
-		v := view{id: id, j: e.shown, idx: e.idx, summary: e.summary}
+		v := view{id: id, j: e.shown, idx: e.idx, summary: e.summary, author: e.author, authorSet: true}
 		if full {
 			if err := q.loadLocked(&v); err != nil {
 				return view{}, false, err

@@ -134,6 +134,9 @@ type entry struct {
 	version, shownVersion uint64
 	// summary caches the opcode summaries (inputs never change).
 	summary []string
+	// author caches the "author" field ("" for none), so that listings
+	// select by author without reading an evicted job's file.
+	author string
 	// watch is what WaitForJobChange reads without q.mu: replaced (and the
 	// old one's changed channel closed) whenever the job changes, so that
 	// ten thousand woken watchers do not queue on q.mu one by one; nil
@@ -165,7 +168,7 @@ func (q *Queue) newEntry(j *job.Job, summary []string) *entry {
 	if !j.Final() {
 		shown = j.Clone()
 	}
-	e := &entry{id: j.ID, job: j, shown: shown, heapIdx: -1, summary: summary}
+	e := &entry{id: j.ID, job: j, shown: shown, heapIdx: -1, summary: summary, author: jobAuthor(j)}
 	e.watch.Store(&watchView{shown: shown, summary: summary, changed: make(chan struct{})})
 	return e
 }

@@ -1,10 +1,16 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/jobq-dev/jobq/internal/author"
+	"github.com/jobq-dev/jobq/internal/queue"
 )
 
 // TestAuthorOnJobPage: the job page says who submitted the job and who
@@ -35,7 +41,7 @@ func TestAuthorOnJobPage(t *testing.T) {
 	}
 	loc := r.header.Get("Location")
 	wantStatus(t, "resubmitted job's author", w.get(loc), http.StatusOK,
-		`<dd class="author">jobq:dashboard writer</dd>`)
+		`<dd class="author">jobq:dashboard writer <a class="author-jobs" href="/ui/jobs?author=jobq%3adashboard%20writer">`)
 
 	w.post(page(run)+"/cancel", url.Values{"kill": {"1"}})
 	e.waitStatus(run, "canceled")
@@ -68,4 +74,129 @@ func TestDashboardAdminCalls(t *testing.T) {
 	w := e.login("writer", "writerpw")
 	r := w.post(fmt.Sprintf("/ui/jobs/%d/resubmit", id), nil)
 	wantStatus(t, "writer's resubmission refused", w.get(r.header.Get("Location")), http.StatusOK, "was not resubmitted", "administrative call")
+}
+
+// submitBy submits a job of one opcode as who.
+func (e *env) submitBy(who author.Actor, op string) int64 {
+	e.t.Helper()
+	res, err := e.q.SubmitWith([][]json.RawMessage{{json.RawMessage(op)}}, queue.SubmitOptions{Author: who})
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		e.t.Fatalf("submit as %v: %v %+v", who, err, res)
+	}
+	return res[0].ID
+}
+
+func TestAuthorMatch(t *testing.T) {
+	rapiAlice := author.RAPIUser("alice").String()
+	luxiAlice := author.LUXIUser(1000, "alice").String()
+	luxiUID := author.LUXIUser(1001, "").String()
+	dash := author.DashboardUser("bob").String()
+	sched := author.Schedule("nightly", "node1").String()
+	node := author.Node("node2").String()
+	spaced := author.RAPIUser("ann lee").String()
+	for _, tc := range []struct {
+		want  string
+		match []string
+	}{
+		{"alice", []string{rapiAlice, luxiAlice}},           // a user name, any source
+		{"uid=1000", []string{luxiAlice}},                   // a LUXI uid
+		{"uid=1000(alice)", []string{luxiAlice}},            // who, whole
+		{"uid=1001", []string{luxiUID}},                     // a uid without a name
+		{"jobq:luxi", []string{luxiAlice, luxiUID}},         // a source
+		{"jobq:luxi uid=100", []string{luxiAlice, luxiUID}}, // the start of an author
+		{"jobq:rapi alice", []string{rapiAlice}},            // an author, whole
+		{"jobq:schedule:", []string{sched}},                 // every schedule
+		{"node1", []string{sched}},                          // the node a schedule fired on
+		{"node2", []string{node}},                           // a node
+		{"bob", []string{dash}},                             //
+		{"ann lee", []string{spaced}},                       // who with a space
+		{"ali", nil},                                        // near misses: the start of a name
+		{"Alice", nil},                                      // another case
+		{"lice", nil},                                       // the end of a name
+		{"uid=100", nil},                                    // the start of a uid
+		{"(alice)", nil},                                    //
+		{"rapi alice", nil},                                 // the middle of an author
+		{"jobq:rapi alice ", nil},                           // more than the author
+		{"jobq:rapi alice bob", nil},                        //
+	} {
+		var got []string
+		for _, a := range []string{rapiAlice, luxiAlice, luxiUID, dash, sched, node, spaced, ""} {
+			if authorMatch(a, tc.want) {
+				got = append(got, a)
+			}
+		}
+		if !slices.Equal(got, tc.match) {
+			t.Errorf("author=%q matches %q, want %q", tc.want, got, tc.match)
+		}
+	}
+	if authorMatch("", "") || authorMatch(rapiAlice, "") {
+		t.Error("an empty author or search matches")
+	}
+}
+
+// TestSearchByAuthor: the job list selects the jobs of an author (a user
+// name, a uid, the start of an author), with the other filters; each row
+// names its author and links to that author's jobs; the pager keeps the
+// author; a hostile author name stays text; a bad one is refused with why.
+func TestSearchByAuthor(t *testing.T) {
+	e := newEnv(t, 1, Config{})
+	const delay = `{"OP_ID":"OP_TEST_DELAY","duration":0.001}`
+	rapi := e.submitBy(author.RAPIUser("alice"), delay)
+	luxi := e.submitBy(author.LUXIUser(1000, "alice"), `{"OP_ID":"OP_TEST_JQUEUE","fail":true}`)
+	dash := e.submitBy(author.DashboardUser("bob"), delay)
+	hostile := e.submitBy(author.RAPIUser(xssScript), delay)
+	none := e.submit(delay)
+	for _, id := range []int64{rapi, luxi, dash, hostile, none} {
+		e.waitStatus(id, "success", "error")
+	}
+	all := []int64{rapi, luxi, dash, hostile, none}
+	v := e.login("viewer", "viewerpw")
+	for _, tc := range []struct {
+		query string
+		want  []int64
+		count string
+	}{
+		{"author=alice", []int64{rapi, luxi}, `1–2 of 2 live jobs submitted by &#34;alice&#34;`},
+		{"author=+alice+", []int64{rapi, luxi}, "1–2 of 2"}, // spaces around are dropped
+		{"author=uid%3D1000", []int64{luxi}, "1–1 of 1"},
+		{"author=jobq%3Arapi", []int64{rapi, hostile}, "1–2 of 2"},
+		{"author=alice&status=error", []int64{luxi}, `1–1 of 1 error jobs submitted by &#34;alice&#34;`},
+		{"author=alice&op=OP_TEST_DELAY", []int64{rapi}, "1–1 of 1"},
+		{"author=ali", nil, `No live jobs submitted by &#34;ali&#34;.`}, // no prefix of a name
+		{"author=" + url.QueryEscape(xssScript), []int64{hostile}, "1–1 of 1 live jobs submitted by &#34;&lt;script&gt;alert(1)&lt;/script&gt;&#34;"},
+		{"author=", all, "1–5 of 5 live jobs, newest first"},
+	} {
+		r := v.get("/ui/jobs?" + tc.query)
+		wantStatus(t, tc.query, r, http.StatusOK, tc.count)
+		noRawHTML(t, tc.query, r.body)
+		for _, id := range all {
+			shown := strings.Contains(r.body, fmt.Sprintf(`<a href="/ui/jobs/%d">Job %d</a>`, id, id))
+			if want := slices.Contains(tc.want, id); shown != want {
+				t.Errorf("%s: job %d shown %v, want %v", tc.query, id, shown, want)
+			}
+		}
+	}
+	// Each row names its author, linked to the author's jobs; the hostile
+	// one as text; a job without an author says so.
+	r := v.get("/ui/jobs")
+	wantStatus(t, "authors in the list", r, http.StatusOK,
+		`<td data-label="Author" class="author"><a href="/ui/jobs?author=jobq%3arapi%20alice" title="The jobs of jobq:rapi alice">jobq:rapi alice</a></td>`,
+		`>jobq:luxi uid=1000(alice)</a></td>`,
+		`>jobq:rapi &lt;script&gt;alert(1)&lt;/script&gt;</a></td>`,
+		`<td data-label="Author" class="author"><span class="muted">–</span></td>`)
+	noRawHTML(t, "the list", r.body)
+	// The link finds the author's jobs.
+	wantStatus(t, "the list's link", v.get("/ui/jobs?author=jobq%3arapi%20alice"), http.StatusOK, "1–1 of 1")
+	wantStatus(t, "the job page's link", v.get(fmt.Sprintf("/ui/jobs/%d", hostile)), http.StatusOK,
+		`<dd class="author">jobq:rapi &lt;script&gt;alert(1)&lt;/script&gt; <a class="author-jobs" href="/ui/jobs?author=jobq%3arapi%20%3cscript%3ealert%281%29%3c%2fscript%3e">`)
+	// The form shows the author searched for; the pager keeps it.
+	wantStatus(t, "the pager keeps the author", v.get("/ui/jobs?author=alice&n=1"), http.StatusOK,
+		`<input id="f-author" name="author" type="text" maxlength="200" value="alice"`,
+		fmt.Sprintf(`href="/ui/jobs?author=alice&amp;before=%d&amp;n=1" rel="next"`, luxi))
+	// Refusals say what an author is.
+	for _, bad := range []string{"alice%01", "a%0Ab", strings.Repeat("a", maxAuthorSearch+1), "%ff"} {
+		r := v.get("/ui/jobs?author=" + bad)
+		wantStatus(t, "author="+bad, r, http.StatusBadRequest, "Bad author", "a user name such as alice, a uid such as uid=1000")
+	}
+	wantStatus(t, "the longest author", v.get("/ui/jobs?author="+strings.Repeat("a", maxAuthorSearch)), http.StatusOK, "No live jobs submitted by")
 }

@@ -124,7 +124,7 @@ func TestBrowserJobFeatures(t *testing.T) {
 	b.do("search for sdb1", chromedp.Navigate(n.base+"/ui/jobs"), chromedp.WaitVisible(chromedp.CSS(`#f-q`)),
 		chromedp.SendKeys(chromedp.CSS(`#f-q`), "SDB1"))
 	b.follow("show the search's results", `form.filters button[type=submit]`)
-	if u := b.location(); !strings.HasSuffix(u, "/ui/jobs?status=&age=&from=&to=&in=&q=SDB1&op=&n=50") {
+	if u := b.location(); !strings.HasSuffix(u, "/ui/jobs?status=&age=&from=&to=&in=&q=SDB1&op=&author=&n=50") {
 		t.Fatalf("the search form went to %s", u)
 	}
 	b.wantJobs("search for SDB1", okDisk, failDisk, arch1)
@@ -292,6 +292,23 @@ func TestBrowserJobFeatures(t *testing.T) {
 	if s, ref := b.text(`#job p.links`), b.attr(`#job p.links a`, "href"); s != fmt.Sprintf("Resubmitted as job %d.", newID) || ref != fmt.Sprintf("/ui/jobs/%d", newID) {
 		t.Fatalf("the old job's link: %q to %q", s, ref)
 	}
+
+	// Search by author: the new job is the dashboard user's (the others
+	// came through RAPI); its page links to its author's jobs, and the
+	// form finds them by the user's name within a source.
+	b.do("the resubmitted job's author", chromedp.Navigate(fmt.Sprintf("%s/ui/jobs/%d", n.base, newID)), chromedp.WaitVisible(chromedp.CSS(`#job a.author-jobs`)))
+	b.follow("the jobs of its author", `#job a.author-jobs`)
+	b.wantJobs("the jobs of jobq:dashboard admin", newID)
+	if s := b.text(`#live .count`); !strings.Contains(s, `1 of 1 live jobs submitted by "jobq:dashboard admin"`) {
+		t.Fatalf("search by author count: %q", s)
+	}
+	if s := b.text(fmt.Sprintf(`#live tr:has(a[href="/ui/jobs/%d"]) td[data-label=Author]`, newID)); s != "jobq:dashboard admin" {
+		t.Fatalf("job %d's author in the list: %q", newID, s)
+	}
+	b.do("search by author with the form", chromedp.Navigate(n.base+"/ui/jobs?status=error"), chromedp.WaitVisible(chromedp.CSS(`#f-author`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-author`), "jobq:rapi"))
+	b.follow("show the jobs of RAPI users", `form.filters button[type=submit]`)
+	b.wantJobs("the failed jobs submitted through RAPI", failDisk, multi)
 
 	// A job that fails while its page follows it gets the page of a
 	// failed job, without a reload: the reason at the top, the failing

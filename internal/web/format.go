@@ -317,11 +317,14 @@ type listRow struct {
 	// FailedOp (1-based) and Reason say why a job in error failed.
 	FailedOp int
 	Reason   string
+	// Author is who submitted the job, "SOURCE WHO" ("" when not
+	// recorded).
+	Author string
 }
 
 // listFields are the fields of listRow, all answered from the queue's
 // in-memory index (no job file is read).
-var listFields = []string{"id", "status", "priority", "summary", "received_ts", "start_ts", "end_ts", "archived"}
+var listFields = []string{"id", "status", "priority", "summary", "received_ts", "start_ts", "end_ts", "archived", "author"}
 
 // listRowOf converts a Select row of listFields.
 func listRowOf(vals []any, now time.Time) listRow {
@@ -347,6 +350,7 @@ func listRowOf(vals []any, now time.Time) listRow {
 	r.Received, r.Start, r.End = viewTime(rec, now), viewTime(st, now), viewTime(end, now)
 	r.Duration = duration(st, end)
 	r.Archived, _ = vals[7].(bool)
+	r.Author, _ = vals[8].(string)
 	return r
 }
 

@@ -237,6 +237,7 @@ func validOption(opts []option, v string) bool {
 type listData struct {
 	Status, Age       string
 	Query, OpID       string // text searched in opcode input, result and log; OP_ID
+	Author            string // who submitted the jobs (authorMatch)
 	Where             string // "": live jobs, "archive", "all"
 	From, To          string // received from, before (datetime-local, the server's time zone)
 	WhereOptions      []option
@@ -270,6 +271,12 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 	d.OpID = strings.ToUpper(strings.TrimSpace(qv.Get("op")))
 	if strings.Trim(d.OpID, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" || len(d.Query) > 200 {
 		h.errorPage(w, r, s, http.StatusBadRequest, "Bad search", "The opcode is an OP_ID such as OP_TEST_DELAY; the text is at most 200 characters.")
+		return
+	}
+	d.Author = strings.TrimSpace(qv.Get("author"))
+	if !validAuthorSearch(d.Author) {
+		h.errorPage(w, r, s, http.StatusBadRequest, "Bad author",
+			fmt.Sprintf("The author is a user name such as alice, a uid such as uid=1000, or the start of an author as the job page shows it, such as jobq:rapi: at most %d characters, without control characters.", maxAuthorSearch))
 		return
 	}
 	// num parses a non-negative number parameter; has is false when it
@@ -356,6 +363,13 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 				return false, nil
 			}
 		}
+		if d.Author != "" {
+			v, _ := get("author") // in the queue's index: no file read
+			a, _ := v.(string)
+			if !authorMatch(a, d.Author) {
+				return false, nil
+			}
+		}
 		// The search comes last: it reads the jobs' opcodes (their files,
 		// for jobs not in memory), only for those the filters kept.
 		if (d.Query != "" || d.OpID != "") && !searchMatch(get, d.Query, d.OpID) {
@@ -418,6 +432,9 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 		if d.OpID != "" {
 			u.Set("op", d.OpID)
 		}
+		if d.Author != "" {
+			u.Set("author", d.Author)
+		}
 		if d.N != DefaultPageSize {
 			u.Set("n", strconv.Itoa(d.N))
 		}
@@ -470,6 +487,9 @@ func (h *Handler) jobList(w http.ResponseWriter, r *http.Request, s *sessionInfo
 	}
 	if d.OpID != "" {
 		desc += " with an " + d.OpID + " opcode"
+	}
+	if d.Author != "" {
+		desc += fmt.Sprintf(" submitted by %q", d.Author)
 	}
 	if d.Query != "" {
 		desc += fmt.Sprintf(" mentioning %q", d.Query)
