@@ -58,7 +58,7 @@ type nodeRT struct {
 	cryptoMu sync.Mutex        // held during a phase of a certificate renewal
 	fence    fence.Fence       // the executions masters ordered here, by term
 	opdefs   *declared.Catalog // the declared opcodes (opdefs.go)
-	cgroups  execute.Cgroups   // where declared opcodes' programs are contained ("": process groups)
+	cgroups  execute.Cgroups   // where declared opcodes' programs and restricted commands are contained ("": process groups)
 
 	// settings are the cluster-wide settings (filters, queue settings,
 	// opcode definitions, schedules), agreed through the log: the current
@@ -581,7 +581,7 @@ func (h rpcHandler) Command(ctx context.Context, req *noderpc.CommandRequest) (*
 		return nil, err
 	}
 	defer end()
-	ok, out := runRestricted(fctx, restrictedDir(h.n.o.DataDir), req.Command)
+	ok, out := h.n.runRestricted(fctx, restrictedDir(h.n.o.DataDir), req.Command)
 	if err := stoppedByFence(fctx, nil); err != nil {
 		h.n.log.Warn("stopped a restricted command of a deposed master", "command", req.Command, "epoch", req.Epoch)
 		return nil, err
