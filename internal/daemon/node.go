@@ -368,9 +368,11 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	}
 	rn := m.Node()
 	term := int64(rn.Term())
+	start := time.Now()
 	n.changeMu.Lock()
 	c, err := n.takeOffice(ctx, m, term)
 	n.changeMu.Unlock()
+	office := time.Since(start)
 	if err != nil {
 		return nil, fmt.Errorf("cannot record this node as master: %w", err)
 	}
@@ -401,10 +403,12 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	}
 	_, filters := n.loadFilters()
 	n.loadDeclared()
+	loadStart := time.Now()
 	q, err := queue.Open(queue.Config{Store: st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.maxRunning(), Filters: filters,
 		IdempotencyWindow: n.idempotencyWindow(), Limits: n.o.JobLimits, MaxLogEntries: n.o.MaxLogEntries,
 		NodeName: n.self, NodeNames: c.NodeNames(), Logger: n.log, Metrics: n.metrics,
 		Nodes: n, RestrictedDir: restrictedDir(n.o.DataDir)})
+	load := time.Since(loadStart)
 	if err != nil {
 		if rapiL != nil {
 			rapiL.Close()
@@ -425,7 +429,10 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	q.SetMaxRunning(n.maxRunning())
 	n.startHousekeeping(q)
 	n.ensureIdentity(ctx)
-	n.log.Info("running as master", "epoch", term, "nodes", len(c.Nodes))
+	// How long the parts took (after the member's barrier): agreeing the
+	// configuration that names it master, loading the queue.
+	n.log.Info("running as master", "epoch", term, "nodes", len(c.Nodes),
+		"office", office.Round(time.Microsecond), "load", load.Round(time.Microsecond), "took", time.Since(start).Round(time.Microsecond))
 	return q, nil
 }
 
