@@ -54,7 +54,10 @@ DATA_DIR/restricted-commands directory; nothing else can be run. The
 directory and the file must belong to root (or to jobqd's user) and not be
 writable by group or others. The command runs without a shell, arguments
 or environment (only PATH), for at most 60 seconds, and at most 1 MiB of
-its output (stdout and stderr together) is kept.
+its output (stdout and stderr together) is kept. It runs in a cgroup v2 of
+its own when jobqd can make one (as root, or with systemd's Delegate=yes):
+when it ends, times out, or a newer master stops an older one's work,
+everything it started is killed, a child that called setsid too.
 
 The nodes' locks are taken shared, so that commands may run on a node at
 the same time; --use-locking takes them exclusively.

@@ -28,10 +28,12 @@ func (n *Node) run() {
 	defer close(n.done)
 	ticker := time.NewTicker(n.timing.Tick)
 	defer ticker.Stop()
+	preTicks := 0 // ticks since this node became a pre-candidate
 	for {
 		select {
 		case <-ticker.C:
 			n.rn.Tick()
+			preTicks = n.repeatPreVote(preTicks)
 		case rd := <-n.rn.Ready():
 			if err := n.handle(rd); err != nil {
 				// The log cannot be written: this node must not act on
@@ -50,6 +52,36 @@ func (n *Node) run() {
 			return
 		}
 	}
+}
+
+// preVoteRepeatTicks is how often a pre-candidate asks the voters again.
+const preVoteRepeatTicks = 2
+
+// repeatPreVote has a pre-candidate that has not won ask the voters again
+// every preVoteRepeatTicks (it returns the ticks counted since it became
+// one). The engine asks again only after another randomized election
+// timeout (1-2s), so an answer missing from the first round cost a whole
+// timeout: a voter that heard the dead leader a tick later than this node
+// ignores a pre-vote while its own lease lasts (check-quorum), and a
+// message can be lost on a stream that a restarted peer closed. A pre-vote
+// changes no term and no vote, and a voter that hears a leader still
+// ignores it, so asking again deposes nobody: it only spares the wait.
+func (n *Node) repeatPreVote(ticks int) int {
+	n.mu.Lock()
+	pre := n.state == raft.StatePreCandidate
+	n.mu.Unlock()
+	if !pre {
+		return 0
+	}
+	ticks++
+	// The engine's own view (the soft state above may lag a Ready): a
+	// node that became a candidate meanwhile must not go back to a
+	// pre-candidate.
+	if ticks%preVoteRepeatTicks == 0 && n.rn.Status().RaftState == raft.StatePreCandidate {
+		n.log.Debug("asking the voters again for a pre-vote", "ticks", ticks)
+		_ = n.rn.Campaign(context.Background())
+	}
+	return ticks
 }
 
 func (n *Node) handle(rd raft.Ready) error {

@@ -134,25 +134,25 @@ func (t *transport) peer(id uint64) *peer {
 
 // runPeer writes the messages queued for p on its stream, opening it when
 // needed.
+//
+// A stream whose peer went away (its process killed, or restarted since)
+// must not swallow the next messages, or a vote request sent to a
+// follower restarted since this node last wrote to it is lost on the dead
+// stream and the election waits a whole election timeout more. The peer
+// never writes on the stream, so a read that ends says it closed it
+// (watchClosed): the stream is opened anew before the next write. And a
+// batch whose write fails on a stream opened earlier is written once more
+// on a new one (messages may arrive twice: the engine ignores what it
+// already has).
 func (t *transport) runPeer(p *peer) {
 	defer t.wg.Done()
-	var conn net.Conn
-	var w *bufio.Writer
+	var s *outStream
 	defer func() {
-		if conn != nil {
-			conn.Close()
+		if s != nil {
+			s.conn.Close()
 		}
 	}()
-	fail := func(m *pb.Message) {
-		if conn != nil {
-			conn.Close()
-			conn, w = nil, nil
-		}
-		t.n.rn.ReportUnreachable(p.id)
-		if m.GetType() == pb.MsgSnap {
-			t.n.rn.ReportSnapshot(p.id, raft.SnapshotFailure)
-		}
-	}
+	var batch []*pb.Message
 	for {
 		var m *pb.Message
 		select {
@@ -160,56 +160,119 @@ func (t *transport) runPeer(p *peer) {
 		case <-t.stop:
 			return
 		}
-		if conn == nil {
-			addr := t.addr(p.id)
-			if addr == "" {
-				fail(m)
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-			c, err := t.dial(ctx, addr)
-			cancel()
-			if err != nil {
-				t.n.log.Debug("cannot open a consensus stream", "peer", addr, "err", err)
-				fail(m)
-				continue
-			}
-			conn, w = c, bufio.NewWriterSize(c, 64<<10)
-			hb, _ := json.Marshal(hello{ID: t.n.id, Name: t.n.cfg.Name, Addr: t.n.cfg.Addr})
-			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := writeFrame(w, hb); err != nil {
-				fail(m)
-				continue
-			}
-		}
-		timeout := writeTimeout
-		if m.GetType() == pb.MsgSnap {
-			timeout = snapWriteTimeout
-		}
-		conn.SetWriteDeadline(time.Now().Add(timeout))
-		data, err := proto.Marshal(m)
-		if err == nil {
-			err = writeFrame(w, data)
-		}
-		// Write what is queued behind it in the same flush.
-		for err == nil && len(p.msgs) > 0 && m.GetType() != pb.MsgSnap {
+		// Write what is queued behind it in the same flush, up to a
+		// snapshot.
+		batch = append(batch[:0], m)
+		for m.GetType() != pb.MsgSnap && len(p.msgs) > 0 {
 			m = <-p.msgs
-			if data, err = proto.Marshal(m); err == nil {
-				err = writeFrame(w, data)
-			}
+			batch = append(batch, m)
+		}
+		if s != nil && s.peerClosed() {
+			s.conn.Close()
+			s = nil
+		}
+		fresh := s == nil
+		var err error
+		if s == nil {
+			s, err = t.open(p.id)
 		}
 		if err == nil {
-			err = w.Flush()
+			if err = s.write(batch); err != nil && !fresh {
+				s.conn.Close()
+				if s, err = t.open(p.id); err == nil {
+					err = s.write(batch)
+				}
+			}
 		}
 		if err != nil {
 			t.n.log.Debug("consensus stream broken", "peer", p.id, "err", err)
-			fail(m)
+			if s != nil {
+				s.conn.Close()
+				s = nil
+			}
+			t.n.rn.ReportUnreachable(p.id)
+			if m.GetType() == pb.MsgSnap {
+				t.n.rn.ReportSnapshot(p.id, raft.SnapshotFailure)
+			}
 			continue
 		}
 		if m.GetType() == pb.MsgSnap {
 			t.n.rn.ReportSnapshot(p.id, raft.SnapshotFinish)
 		}
 	}
+}
+
+// outStream is a stream this node writes its messages to a peer on.
+type outStream struct {
+	conn   net.Conn
+	w      *bufio.Writer
+	closed chan struct{} // closed when a read of conn ends: the peer closed it
+}
+
+func (s *outStream) peerClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// open opens a stream to the peer id and writes its hello.
+func (t *transport) open(id uint64) (*outStream, error) {
+	addr := t.addr(id)
+	if addr == "" {
+		return nil, fmt.Errorf("the address of peer %x is not known", id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	c, err := t.dial(ctx, addr)
+	cancel()
+	if err != nil {
+		t.n.log.Debug("cannot open a consensus stream", "peer", addr, "err", err)
+		return nil, err
+	}
+	s := &outStream{conn: c, w: bufio.NewWriterSize(c, 64<<10), closed: make(chan struct{})}
+	t.wg.Add(1)
+	go t.watchClosed(s)
+	hb, _ := json.Marshal(hello{ID: t.n.id, Name: t.n.cfg.Name, Addr: t.n.cfg.Addr})
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := writeFrame(s.w, hb); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// watchClosed reads s until the read ends (the peer never writes): the
+// peer closed the stream, or this node did.
+func (t *transport) watchClosed(s *outStream) {
+	defer t.wg.Done()
+	defer close(s.closed)
+	var b [512]byte
+	for {
+		if _, err := s.conn.Read(b[:]); err != nil {
+			return
+		}
+	}
+}
+
+// write writes batch and flushes it.
+func (s *outStream) write(batch []*pb.Message) error {
+	timeout := writeTimeout
+	if batch[len(batch)-1].GetType() == pb.MsgSnap {
+		timeout = snapWriteTimeout
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(timeout))
+	for _, m := range batch {
+		data, err := proto.Marshal(m)
+		if err == nil {
+			err = writeFrame(s.w, data)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return s.w.Flush()
 }
 
 func writeFrame(w *bufio.Writer, data []byte) error {

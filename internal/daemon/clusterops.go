@@ -21,8 +21,12 @@ import (
 	"github.com/jobq-dev/jobq/luxi"
 )
 
-func runRestricted(ctx context.Context, dir, name string) (bool, string) {
-	return restricted.Run(ctx, dir, name, restricted.Options{})
+// runRestricted runs the restricted command name contained as declared
+// opcodes' programs are: a cgroup v2 of its own under jobqd's when there
+// is one (initDeclared), so that the timeout and the fence's stop kill
+// everything it started.
+func (n *nodeRT) runRestricted(ctx context.Context, dir, name string) (bool, string) {
+	return restricted.Run(ctx, dir, name, restricted.Options{Cgroup: n.cgroups})
 }
 
 func prereq(format string, args ...any) error {

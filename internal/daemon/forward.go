@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jobq-dev/jobq/internal/author"
+	"github.com/jobq-dev/jobq/internal/consensus"
+	"github.com/jobq-dev/jobq/internal/queue"
 	"github.com/jobq-dev/jobq/luxi"
 )
 
@@ -27,6 +29,55 @@ import (
 // master that went away before answering is sent again to the next one
 // if it only reads (readOnlyCall); any other call then answers that its
 // outcome is unknown, as nothing tells whether the master carried it out.
+
+// awaitOwnQueue waits, while this node leads, until its queue is open (a
+// new master opens it right after its election: it applies the earlier
+// masters' entries and agrees the configuration naming it first) and
+// returns it; nil when this node does not lead or stops leading, the
+// opening failed, or ctx ended first (at most forwardWait).
+func (n *nodeRT) awaitOwnQueue(ctx context.Context) *queue.Queue {
+	m := n.member()
+	if m == nil {
+		return nil
+	}
+	return n.awaitQueueOf(ctx, m.Node())
+}
+
+// leaderView is what forwarding reads of the consensus node.
+type leaderView interface {
+	Changed() <-chan struct{}
+	Leader() string
+	IsLeader() bool
+}
+
+var _ leaderView = (*consensus.Node)(nil)
+
+func (n *nodeRT) awaitQueueOf(ctx context.Context, rn leaderView) *queue.Queue {
+	limit := time.NewTimer(forwardWait)
+	defer limit.Stop()
+	for {
+		n.mu.Lock()
+		opened := n.opened
+		n.mu.Unlock()
+		changed := rn.Changed()
+		if q := n.queue(); q != nil {
+			return q
+		}
+		if !rn.IsLeader() {
+			return nil
+		}
+		select {
+		case <-opened:
+			// An attempt to open it ended: open, or failed.
+			return n.queue()
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		case <-limit.C:
+			return nil
+		}
+	}
+}
 
 // forwardWait is how long a call waits for a master that takes it.
 const forwardWait = 15 * time.Second
@@ -273,16 +324,42 @@ func (n *nodeRT) forward(ctx context.Context, req *luxi.Request, who author.Acto
 		wait := time.NewTimer(min(backoff, time.Until(giveUp)))
 		if tried {
 			backoff = min(2*backoff, 500*time.Millisecond)
-			changed = nil // wait for the backoff, not every entry applied
 		}
-		select {
-		case <-changed:
-		case <-wait.C:
-		case <-ctx.Done():
+		if err := n.forwardPause(ctx, rn, changed, wait.C, tried, leader); err != nil {
 			wait.Stop()
-			return nil, ctx.Err()
+			return nil, err
 		}
 		wait.Stop()
+	}
+}
+
+// forwardPause waits before the next attempt to hand a call over: until
+// the back-off ends (wait) or, when an attempt was made (tried) to the
+// master leader, until another master is known (a call that failed on a
+// dead master goes to the next one as soon as it is elected, not up to
+// half a second later); before any attempt, until anything changes
+// (changed: an entry applied, a leader elected, this node's queue open).
+func (n *nodeRT) forwardPause(ctx context.Context, rn leaderView, changed <-chan struct{}, wait <-chan time.Time, tried bool, leader string) error {
+	n.mu.Lock()
+	opened := n.opened
+	n.mu.Unlock()
+	for {
+		select {
+		case <-changed:
+			if !tried {
+				return nil
+			}
+			changed = rn.Changed()
+			if l := rn.Leader(); l != leader && l != "" {
+				return nil
+			}
+		case <-opened:
+			return nil
+		case <-wait:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

@@ -113,6 +113,12 @@ func (h *luxiHandler) ServeLUXI(ctx context.Context, req *luxi.Request) (res any
 		return res, nil
 	}
 	q := h.n.queue()
+	if q == nil && h.forwarded {
+		// A new master opening its queue takes the call once it is open,
+		// rather than have the node that forwarded it try again after
+		// its back-off.
+		q = h.n.awaitOwnQueue(ctx)
+	}
 	if q == nil {
 		if h.forwarded {
 			// Forwarded by a node that took this one for the master: it

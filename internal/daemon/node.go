@@ -58,7 +58,7 @@ type nodeRT struct {
 	cryptoMu sync.Mutex        // held during a phase of a certificate renewal
 	fence    fence.Fence       // the executions masters ordered here, by term
 	opdefs   *declared.Catalog // the declared opcodes (opdefs.go)
-	cgroups  execute.Cgroups   // where declared opcodes' programs are contained ("": process groups)
+	cgroups  execute.Cgroups   // where declared opcodes' programs and restricted commands are contained ("": process groups)
 
 	// settings are the cluster-wide settings (filters, queue settings,
 	// opcode definitions, schedules), agreed through the log: the current
@@ -368,9 +368,11 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	}
 	rn := m.Node()
 	term := int64(rn.Term())
+	start := time.Now()
 	n.changeMu.Lock()
 	c, err := n.takeOffice(ctx, m, term)
 	n.changeMu.Unlock()
+	office := time.Since(start)
 	if err != nil {
 		return nil, fmt.Errorf("cannot record this node as master: %w", err)
 	}
@@ -401,10 +403,12 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	}
 	_, filters := n.loadFilters()
 	n.loadDeclared()
+	loadStart := time.Now()
 	q, err := queue.Open(queue.Config{Store: st, KeepStore: true, Registry: n.o.Registry, MaxRunning: n.maxRunning(), Filters: filters,
 		IdempotencyWindow: n.idempotencyWindow(), Limits: n.o.JobLimits, MaxLogEntries: n.o.MaxLogEntries,
 		NodeName: n.self, NodeNames: c.NodeNames(), Logger: n.log, Metrics: n.metrics,
 		Nodes: n, RestrictedDir: restrictedDir(n.o.DataDir)})
+	load := time.Since(loadStart)
 	if err != nil {
 		if rapiL != nil {
 			rapiL.Close()
@@ -425,7 +429,10 @@ func (n *nodeRT) openQueue1(st *store.Store) (*queue.Queue, error) {
 	q.SetMaxRunning(n.maxRunning())
 	n.startHousekeeping(q)
 	n.ensureIdentity(ctx)
-	n.log.Info("running as master", "epoch", term, "nodes", len(c.Nodes))
+	// How long the parts took (after the member's barrier): agreeing the
+	// configuration that names it master, loading the queue.
+	n.log.Info("running as master", "epoch", term, "nodes", len(c.Nodes),
+		"office", office.Round(time.Microsecond), "load", load.Round(time.Microsecond), "took", time.Since(start).Round(time.Microsecond))
 	return q, nil
 }
 
@@ -587,7 +594,7 @@ func (h rpcHandler) Command(ctx context.Context, req *noderpc.CommandRequest) (*
 		return nil, err
 	}
 	defer end()
-	ok, out := runRestricted(fctx, restrictedDir(h.n.o.DataDir), req.Command)
+	ok, out := h.n.runRestricted(fctx, restrictedDir(h.n.o.DataDir), req.Command)
 	if err := stoppedByFence(fctx, nil); err != nil {
 		h.n.log.Warn("stopped a restricted command of a deposed master", "command", req.Command, "epoch", req.Epoch)
 		return nil, err

@@ -34,8 +34,8 @@ import (
 var opdefMu sync.Mutex
 
 // initDeclared wires the catalog into the registry, follows the setting,
-// and finds the cgroup executions are contained in (killing what a
-// killed jobqd left there).
+// and finds the cgroup executions (declared opcodes' programs, restricted
+// commands) are contained in (killing what a killed jobqd left there).
 func (n *nodeRT) initDeclared() {
 	n.opdefs = declared.NewCatalog()
 	n.o.Registry.SetDeclared(n.opdefs.Lookup)
@@ -50,7 +50,7 @@ func (n *nodeRT) initDeclared() {
 	sum := sha256.Sum256([]byte(n.o.DataDir))
 	cg, err := execute.FindCgroups("jobqd-" + hex.EncodeToString(sum[:4]))
 	if err != nil {
-		n.log.Warn("declared opcodes run in a process group, not a cgroup: a child that calls setsid escapes a cancel (run jobqd as root, or with systemd's Delegate=yes)", "err", err)
+		n.log.Warn("declared opcodes and restricted commands run in a process group, not a cgroup: a child that calls setsid escapes a cancel (run jobqd as root, or with systemd's Delegate=yes)", "err", err)
 		return
 	}
 	n.cgroups = cg

@@ -1,5 +1,6 @@
 // Package execute runs one contained process for a declared opcode
-// (internal/opdef): an absolute program path and an argument list, never
+// (internal/opdef), or a restricted command (internal/restricted, with
+// Spec.Raw): an absolute program path and an argument list, never
 // a shell; a given environment; the opcode's whole input as JSON on
 // stdin; each line it writes to stdout or stderr handed to a callback as
 // soon as it is written; a result as JSON read from file descriptor 3.
@@ -77,6 +78,13 @@ type Spec struct {
 	// Output, when set, receives every line as "stdout: LINE" or
 	// "stderr: LINE" (the whole output, however long).
 	Output io.Writer
+	// Raw, when set, makes the execution a restricted command's
+	// (internal/restricted): stdout and stderr are one pipe whose bytes
+	// Raw receives unchanged, in the order written; stdin is /dev/null,
+	// Stdin, Output and the line callback are not used, and there is no
+	// fd 3 (no result). A Raw that fails gets nothing more; the output is
+	// still read to its end.
+	Raw io.Writer
 }
 
 // Result is how an execution ended.
@@ -410,6 +418,9 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		ExtraFiles:  []*os.File{resW},
 		SysProcAttr: attr,
 	}
+	if spec.Raw != nil {
+		cmd.Stdin, cmd.Stderr, cmd.ExtraFiles = nil, outW, nil
+	}
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
@@ -418,7 +429,7 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		outR.Close()
 		errR.Close()
 		resR.Close()
-		return nil, fmt.Errorf("%w: %v", ErrNotStarted, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotStarted, err)
 	}
 	pid := cmd.Process.Pid
 
@@ -448,6 +459,15 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		r    *os.File
 		name string
 	}{{outR, Stdout}, {errR, Stderr}} {
+		if spec.Raw != nil {
+			// Stdout carries both; stderr's pipe (as fd 3's) ends at once.
+			w := spec.Raw
+			if p.name != Stdout {
+				w = nil
+			}
+			rd.Go(func() { copyRaw(w, p.r) })
+			continue
+		}
 		rd.Go(func() { readLines(p.r, p.name, emit) })
 	}
 	var resBuf bytes.Buffer
@@ -554,6 +574,23 @@ func readLines(r io.Reader, stream string, emit func(stream, text string)) {
 			}
 		}
 		if err != nil && err != bufio.ErrBufferFull {
+			return
+		}
+	}
+}
+
+// copyRaw writes what r gives to w until r ends; once w fails the rest
+// is read and dropped, so that the program never blocks on a full pipe.
+func copyRaw(w io.Writer, r io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 && w != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				w = nil
+			}
+		}
+		if err != nil {
 			return
 		}
 	}

@@ -272,8 +272,10 @@ func (m *Member) lead() {
 	m.mu.Unlock()
 	if !open {
 		ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
+		start := time.Now()
 		err := m.node.Barrier(ctx)
 		cancel()
+		barrier := time.Since(start)
 		var q *queue.Queue
 		if err == nil {
 			q, err = m.cfg.OpenQueue(m.cfg.Store)
@@ -285,7 +287,7 @@ func (m *Member) lead() {
 			m.log.Error("leading, but cannot open the queue; trying again at the next change", "err", err)
 			return
 		}
-		m.log.Info("running as master", "term", m.node.Term())
+		m.log.Info("running as master", "term", m.node.Term(), "barrier", barrier.Round(time.Microsecond), "open", (time.Since(start) - barrier).Round(time.Microsecond))
 	}
 	m.changeVoters()
 }

@@ -16,13 +16,17 @@
 //
 // The command then runs without a shell and without arguments, with the
 // environment PATH=/usr/sbin:/usr/bin:/sbin:/bin only, stdin from
-// /dev/null, "/" as working directory, in a process group of its own.
-// Its stdout and stderr go, interleaved, into one output of at most
-// Options.MaxOutput bytes; the rest is read and dropped (the command never
-// blocks on a full pipe) and "[output truncated]" is appended. When the
-// command ends, whatever it left running in its process group is killed;
-// at the timeout, or when the caller's context is cancelled, the whole
-// process group is killed.
+// /dev/null, "/" as working directory, contained by package execute (the
+// one home of contained processes, shared with declared opcodes): in a
+// cgroup v2 of its own under Options.Cgroup, so that nothing it starts
+// escapes, not even a child that calls setsid; without one (a developer's
+// machine), in a process group of its own. Its stdout and stderr go,
+// interleaved, into one output of at most Options.MaxOutput bytes; the
+// rest is read and dropped (the command never blocks on a full pipe) and
+// "[output truncated]" is appended. When the command ends, whatever it
+// left running is killed; at the timeout, or when the caller's context is
+// cancelled (the fence stopping a deposed master's executions), all of it
+// is killed (cgroup.kill), and Run returns once it is gone.
 //
 // One restricted command runs at a time in a process (Ganeti serialises
 // them with a lock file); Run waits for its turn. Unlike Ganeti, a failure
@@ -36,7 +40,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,6 +48,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jobq-dev/jobq/internal/execute"
 )
 
 // DirName is the name of the restricted-commands directory in a node's
@@ -78,12 +83,15 @@ type Options struct {
 	// MaxOutput is how many bytes of output are kept; 0 means
 	// DefaultMaxOutput.
 	MaxOutput int
+	// Cgroup is where each run gets a cgroup v2 of its own (jobqd's, the
+	// one declared opcodes use: execute.FindCgroups); zero: a process
+	// group only, which a child that calls setsid escapes.
+	Cgroup execute.Cgroups
 }
 
-// leftoverGrace is how long Run goes on reading the output once the
-// command's process group has been killed, for a process that left the
-// group (setsid) with the output pipe still open. Tests raise it.
-var leftoverGrace = 2 * time.Second
+// killGrace is the time between SIGTERM and SIGKILL at the timeout or a
+// cancel: a restricted command is killed at once.
+const killGrace = time.Millisecond
 
 // turn serialises restricted commands in this process.
 var turn = make(chan struct{}, 1)
@@ -236,85 +244,34 @@ func pathErr(err error) string {
 	return err.Error()
 }
 
-// run starts path and collects its output.
+// run runs path through package execute and collects its output.
 func run(ctx context.Context, path, name string, opts Options) (bool, string) {
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Sprintf("Restricted command %s was not run: it was interrupted before it started", quote(name))
 	}
-	r, w, err := os.Pipe()
+	out := &capture{max: opts.MaxOutput}
+	res, err := execute.Run(ctx, execute.Spec{
+		Path: path, Env: []string{Path}, Dir: "/",
+		Timeout: opts.Timeout, KillGrace: killGrace,
+		Cgroup: opts.Cgroup, Name: "restricted",
+		Raw: out,
+	}, nil)
 	if err != nil {
-		return false, fmt.Sprintf("Restricted command %s could not be started: %v", quote(name), err)
-	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        []string{path},
-		Env:         []string{Path},
-		Dir:         "/",
-		Stdout:      w,
-		Stderr:      w,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		r.Close()
 		return false, fmt.Sprintf("Restricted command %s could not be started: %v", quote(name), startErr(err))
 	}
-	pid := cmd.Process.Pid
-
-	out := &capture{max: opts.MaxOutput}
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		out.readFrom(r)
-	}()
-	// Wait for the command to end without reaping it, so that its
-	// process group cannot be reused before it is killed below.
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		var info unix.Siginfo
-		for {
-			if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
-				return
-			}
-		}
-	}()
-
-	timer := time.NewTimer(opts.Timeout)
-	defer timer.Stop()
-	var killed string
-	select {
-	case <-exited:
-	case <-timer.C:
-		killed = fmt.Sprintf("Restricted command %s timed out after %s and was killed", quote(name), seconds(opts.Timeout))
-	case <-ctx.Done():
-		killed = fmt.Sprintf("Restricted command %s was interrupted and killed", quote(name))
-	}
-	// The leader is alive or a zombie: the group is still its own. Kill
-	// it, with whatever the command started and left behind.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	<-exited
-	waitErr := cmd.Wait()
-	_ = r.SetReadDeadline(time.Now().Add(leftoverGrace))
-	<-read
-	r.Close()
-
 	text := out.String()
 	switch {
-	case killed != "":
-		return false, addLine(text, killed)
-	case waitErr == nil:
-		return true, text
+	case res.TimedOut:
+		return false, addLine(text, fmt.Sprintf("Restricted command %s timed out after %s and was killed", quote(name), seconds(opts.Timeout)))
+	case res.Canceled:
+		return false, addLine(text, fmt.Sprintf("Restricted command %s was interrupted and killed", quote(name)))
+	case res.Signal != "":
+		sig := unix.SignalNum(res.Signal)
+		return false, addLine(text, fmt.Sprintf("[killed by signal %d (%v)]", int(sig), sig))
+	case res.ExitCode != 0:
+		return false, addLine(text, fmt.Sprintf("[exited with status %d]", res.ExitCode))
 	}
-	var ee *exec.ExitError
-	if errors.As(waitErr, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return false, addLine(text, fmt.Sprintf("[killed by signal %d (%v)]", int(ws.Signal()), ws.Signal()))
-		}
-		return false, addLine(text, fmt.Sprintf("[exited with status %d]", ee.ExitCode()))
-	}
-	return false, addLine(text, fmt.Sprintf("Restricted command %s failed: %v", quote(name), waitErr))
+	return true, text
 }
 
 // seconds prints d as "60s" when it is whole seconds, else as
@@ -333,7 +290,7 @@ func startErr(err error) string {
 	if errors.As(err, &pe) {
 		return pe.Err.Error()
 	}
-	return err.Error()
+	return strings.TrimPrefix(err.Error(), execute.ErrNotStarted.Error()+": ")
 }
 
 // addLine appends line to text on a line of its own.
@@ -351,22 +308,15 @@ type capture struct {
 	truncated bool
 }
 
-// readFrom reads r until it ends or fails (its read deadline passes).
-func (c *capture) readFrom(r *os.File) {
-	b := make([]byte, 32*1024)
-	for {
-		n, err := r.Read(b)
-		if n > 0 {
-			keep := min(n, c.max-c.buf.Len())
-			c.buf.Write(b[:keep])
-			if keep < n {
-				c.truncated = true
-			}
-		}
-		if err != nil {
-			return
-		}
+// Write keeps what fits and notes the rest; it never fails, so that the
+// command's output is read to its end.
+func (c *capture) Write(b []byte) (int, error) {
+	keep := min(len(b), c.max-c.buf.Len())
+	c.buf.Write(b[:keep])
+	if keep < len(b) {
+		c.truncated = true
 	}
+	return len(b), nil
 }
 
 // String is the output kept, cut at a character boundary and noted when

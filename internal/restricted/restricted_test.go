@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/jobq-dev/jobq/internal/execute"
+	"github.com/jobq-dev/jobq/internal/fence"
+	"github.com/jobq-dev/jobq/internal/testbin"
 )
 
 func TestMain(m *testing.M) {
@@ -44,65 +48,63 @@ func writeScript(t *testing.T, path, body string, mode os.FileMode) {
 	}
 }
 
-// noGrace makes Run wait for the end of the output as long as it takes, so
-// that a test returns only if every process holding the output pipe died.
-func noGrace(t *testing.T) {
-	old := leftoverGrace
-	leftoverGrace = time.Hour
-	t.Cleanup(func() { leftoverGrace = old })
-}
-
 func TestSuccess(t *testing.T) {
-	dir := commandDir(t, map[string]string{
-		// cat would wait for input if stdin were not /dev/null.
-		"hello": `cat; echo "hello"; echo "to stderr" >&2; echo "$PATH"; pwd; echo "args=$#"`,
+	contained(t, func(t *testing.T, cg execute.Cgroups) {
+		dir := commandDir(t, map[string]string{
+			// cat would wait for input if stdin were not /dev/null.
+			"hello": `cat; echo "hello"; echo "to stderr" >&2; echo "$PATH"; pwd; echo "args=$#"`,
+		})
+		ok, out := Run(context.Background(), dir, "hello", Options{Cgroup: cg})
+		want := "hello\nto stderr\n/usr/sbin:/usr/bin:/sbin:/bin\n/\nargs=0\n"
+		if !ok || out != want {
+			t.Fatalf("Run = %v, %q; want true, %q", ok, out, want)
+		}
 	})
-	ok, out := Run(context.Background(), dir, "hello", Options{})
-	want := "hello\nto stderr\n/usr/sbin:/usr/bin:/sbin:/bin\n/\nargs=0\n"
-	if !ok || out != want {
-		t.Fatalf("Run = %v, %q; want true, %q", ok, out, want)
-	}
 }
 
 // The command's environment is PATH alone (the shell adds its own PWD).
 func TestEnvironment(t *testing.T) {
-	t.Setenv("JOBQ_SECRET", "x")
-	dir := commandDir(t, map[string]string{"env": `env`})
-	ok, out := Run(context.Background(), dir, "env", Options{})
-	if !ok {
-		t.Fatalf("Run failed: %q", out)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		name, _, _ := strings.Cut(line, "=")
-		if name != "PATH" && name != "PWD" && name != "OLDPWD" && name != "SHLVL" && name != "_" {
-			t.Errorf("unexpected environment variable %q", line)
+	contained(t, func(t *testing.T, cg execute.Cgroups) {
+		t.Setenv("JOBQ_SECRET", "x")
+		dir := commandDir(t, map[string]string{"env": `env`})
+		ok, out := Run(context.Background(), dir, "env", Options{Cgroup: cg})
+		if !ok {
+			t.Fatalf("Run failed: %q", out)
 		}
-	}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			name, _, _ := strings.Cut(line, "=")
+			if name != "PATH" && name != "PWD" && name != "OLDPWD" && name != "SHLVL" && name != "_" {
+				t.Errorf("unexpected environment variable %q", line)
+			}
+		}
+	})
 }
 
 func TestFailure(t *testing.T) {
-	dir := commandDir(t, map[string]string{
-		"fail":      `echo "oops"; exit 3`,
-		"silent":    `exit 1`,
-		"noeol":     `printf 'partial'; exit 2`,
-		"suicide":   `kill -TERM $$`,
-		"noshebang": "",
-	})
-	if err := os.WriteFile(filepath.Join(dir, "noshebang"), []byte("echo hi\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, want := range map[string]string{
-		"fail":      "oops\n[exited with status 3]",
-		"silent":    "[exited with status 1]",
-		"noeol":     "partial\n[exited with status 2]",
-		"suicide":   "[killed by signal 15 (terminated)]",
-		"noshebang": "Restricted command 'noshebang' could not be started: exec format error",
-	} {
-		ok, out := Run(context.Background(), dir, name, Options{})
-		if ok || out != want {
-			t.Errorf("%s: Run = %v, %q; want false, %q", name, ok, out, want)
+	contained(t, func(t *testing.T, cg execute.Cgroups) {
+		dir := commandDir(t, map[string]string{
+			"fail":      `echo "oops"; exit 3`,
+			"silent":    `exit 1`,
+			"noeol":     `printf 'partial'; exit 2`,
+			"suicide":   `kill -TERM $$`,
+			"noshebang": "",
+		})
+		if err := os.WriteFile(filepath.Join(dir, "noshebang"), []byte("echo hi\n"), 0o755); err != nil {
+			t.Fatal(err)
 		}
-	}
+		for name, want := range map[string]string{
+			"fail":      "oops\n[exited with status 3]",
+			"silent":    "[exited with status 1]",
+			"noeol":     "partial\n[exited with status 2]",
+			"suicide":   "[killed by signal 15 (terminated)]",
+			"noshebang": "Restricted command 'noshebang' could not be started: exec format error",
+		} {
+			ok, out := Run(context.Background(), dir, name, Options{Cgroup: cg})
+			if ok || out != want {
+				t.Errorf("%s: Run = %v, %q; want false, %q", name, ok, out, want)
+			}
+		}
+	})
 }
 
 func TestBadNames(t *testing.T) {
@@ -219,103 +221,257 @@ func octal(m os.FileMode) string {
 	return string([]byte{'0', digits[p>>6&7], digits[p>>3&7], digits[p&7]})
 }
 
-// At the timeout the whole process group dies: Run returns only once the
-// shell's child, which holds the output pipe, is gone too.
-func TestTimeoutKillsProcessGroup(t *testing.T) {
-	noGrace(t)
-	dir := commandDir(t, map[string]string{"hang": `echo started; sleep 1000 & wait`})
-	ok, out := Run(context.Background(), dir, "hang", Options{Timeout: 200 * time.Millisecond})
-	want := "started\nRestricted command 'hang' timed out after 200ms and was killed"
-	if ok || out != want {
+// contained runs fn in both ways a command is contained: a cgroup of its
+// own (jobqd as root: CI) and a process group (without a usable cgroup).
+func contained(t *testing.T, fn func(t *testing.T, cg execute.Cgroups)) {
+	t.Run("process-group", func(t *testing.T) { fn(t, execute.Cgroups{}) })
+	t.Run("cgroup", func(t *testing.T) { fn(t, cgroups(t)) })
+}
+
+// cgroups is a cgroup v2 parent for the test's executions; without root
+// or a usable cgroup v2 the test fails in CI and is skipped elsewhere.
+func cgroups(t *testing.T) execute.Cgroups {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testbin.Missing(t, "containing restricted commands in a cgroup needs root")
+	}
+	cg, err := execute.FindCgroups("jobq-restricted-test")
+	if err != nil {
+		testbin.Missing(t, "no usable cgroup v2: %v", err)
+	}
+	t.Cleanup(func() {
+		// Every execution has ended with everything it started: an
+		// empty cgroup is kept for the next one, none holds a process.
+		ents, _ := os.ReadDir(cg.Parent)
+		for _, e := range ents {
+			if e.IsDir() && execute.Populated(filepath.Join(cg.Parent, e.Name())) {
+				t.Errorf("the execution cgroup %s still holds processes", e.Name())
+			}
+		}
+		cg.KillLeftovers()
+		cg.Close()
+	})
+	return cg
+}
+
+// readPid waits (up to 20s) for the pid a command wrote to path.
+func readPid(t *testing.T, path string) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, err := os.ReadFile(path); err == nil && strings.HasSuffix(string(b), "\n") {
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || pid <= 0 {
+				t.Fatalf("%s holds %q, not a pid", path, b)
+			}
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not written within 20s", path)
+		}
+		time.Sleep(5 * time.Millisecond) // polls a file the command writes, bounded above
+	}
+}
+
+// alive says whether pid runs (a zombie does not).
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && !strings.Contains(string(b), ") Z ")
+}
+
+// gone fails the test unless pid has ended within 10s (a process killed
+// with SIGKILL disappears in microseconds); it is killed if not.
+func gone(t *testing.T, pid int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("%s (pid %d) still runs 10s after Run returned", what, pid)
+		}
+		time.Sleep(5 * time.Millisecond) // bounded by the deadline above
+	}
+}
+
+// At the timeout everything the command started dies, the shell's child
+// that holds the output pipe included.
+func TestTimeoutKillsEverything(t *testing.T) {
+	contained(t, func(t *testing.T, cg execute.Cgroups) {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		dir := commandDir(t, map[string]string{"hang": `sleep 1000 & echo $! > ` + pidFile + `; echo started; wait`})
+		ok, out := Run(context.Background(), dir, "hang", Options{Timeout: 500 * time.Millisecond, Cgroup: cg})
+		want := "started\nRestricted command 'hang' timed out after 500ms and was killed"
+		if ok || out != want {
+			t.Fatalf("Run = %v, %q; want false, %q", ok, out, want)
+		}
+		gone(t, readPid(t, pidFile), "the command's child")
+	})
+}
+
+// What a command leaves running is killed when it ends.
+func TestLeftoversKilled(t *testing.T) {
+	contained(t, func(t *testing.T, cg execute.Cgroups) {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		dir := commandDir(t, map[string]string{"bg": `sleep 1000 & echo $! > ` + pidFile + `; echo bye`})
+		if ok, out := Run(context.Background(), dir, "bg", Options{Cgroup: cg}); !ok || out != "bye\n" {
+			t.Fatalf("Run = %v, %q", ok, out)
+		}
+		gone(t, readPid(t, pidFile), "what the command left running")
+	})
+}
+
+// escaper is a command that starts a child in a session of its own
+// (setsid: out of the command's process group), which writes its pid to
+// pidFile and sleeps, keeping the output pipe open; the command says
+// "started" first, waits for the pid file and sleeps too.
+func escaper(t *testing.T, pidFile string) string {
+	return commandDir(t, map[string]string{"escape": `echo started
+setsid sh -c 'echo $$ > ` + pidFile + `.tmp; mv ` + pidFile + `.tmp ` + pidFile + `; exec sleep 1000' &
+while [ ! -s ` + pidFile + ` ]; do sleep 0.01; done
+sleep 1000`})
+}
+
+// In a process group alone, a child that calls setsid escapes: Run
+// returns (its reading of the output ends at a deadline) but the child
+// survives. This is what the cgroup is for (the tests below).
+func TestSetsidEscapesProcessGroup(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ok, out := Run(context.Background(), escaper(t, pidFile), "escape", Options{Timeout: 300 * time.Millisecond})
+	pid := readPid(t, pidFile)
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	if want := "started\nRestricted command 'escape' timed out after 300ms and was killed"; ok || out != want {
 		t.Fatalf("Run = %v, %q; want false, %q", ok, out, want)
 	}
-}
-
-// What a command leaves running in its process group is killed when it
-// ends.
-func TestLeftoversKilled(t *testing.T) {
-	noGrace(t)
-	dir := commandDir(t, map[string]string{"bg": `sleep 1000 & echo bye`})
-	if ok, out := Run(context.Background(), dir, "bg", Options{}); !ok || out != "bye\n" {
-		t.Fatalf("Run = %v, %q", ok, out)
+	if !alive(pid) {
+		t.Fatalf("the setsid child %d did not survive a process group's kill: the cgroup tests below prove nothing", pid)
 	}
 }
 
-// A process that leaves the group with the output pipe open does not hold
-// Run beyond the grace period.
-func TestEscapedProcess(t *testing.T) {
-	old := leftoverGrace
-	leftoverGrace = 10 * time.Millisecond
-	t.Cleanup(func() { leftoverGrace = old })
+// In a cgroup, the setsid child dies at the timeout with the command.
+func TestTimeoutKillsSetsidChild(t *testing.T) {
+	cg := cgroups(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	dir := commandDir(t, map[string]string{"escape": `setsid sleep 1000 & echo $! > ` + pidFile + `; echo bye`})
-	ok, out := Run(context.Background(), dir, "escape", Options{})
-	if b, err := os.ReadFile(pidFile); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+	ok, out := Run(context.Background(), escaper(t, pidFile), "escape", Options{Timeout: 300 * time.Millisecond, Cgroup: cg})
+	if want := "started\nRestricted command 'escape' timed out after 300ms and was killed"; ok || out != want {
+		t.Fatalf("Run = %v, %q; want false, %q", ok, out, want)
 	}
-	if !ok || out != "bye\n" {
-		t.Fatalf("Run = %v, %q", ok, out)
-	}
+	gone(t, readPid(t, pidFile), "the setsid child")
 }
 
-func TestCancel(t *testing.T) {
-	noGrace(t)
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+// The fence stopping a deposed master's executions (a node learns of a
+// newer term) kills a restricted command with its setsid child, and the
+// execution ends only once they are gone: the next master's work begins
+// after it.
+func TestFenceStopKillsSetsidChild(t *testing.T) {
+	cg := cgroups(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	dir := escaper(t, pidFile)
+	var f fence.Fence
+	fctx, end, err := f.Begin(context.Background(), 3)
+	if err != nil {
 		t.Fatal(err)
 	}
-	dir := commandDir(t, map[string]string{"hang": `echo started; echo > ` + fifo + `; sleep 1000 & wait`})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	type res struct {
 		ok  bool
 		out string
 	}
-	done := make(chan res)
+	done := make(chan res, 1)
 	go func() {
-		ok, out := Run(ctx, dir, "hang", Options{})
+		defer end()
+		ok, out := Run(fctx, dir, "escape", Options{Cgroup: cg})
 		done <- res{ok, out}
 	}()
-	// Opening the fifo waits until the command has opened it: it runs.
-	b, err := os.ReadFile(fifo)
-	if err != nil || string(b) != "\n" {
-		t.Fatalf("fifo: %q %v", b, err)
+	pid := readPid(t, pidFile)
+	if !alive(pid) {
+		t.Fatalf("the setsid child %d does not run", pid)
 	}
-	cancel()
-	r := <-done
-	if want := "started\nRestricted command 'hang' was interrupted and killed"; r.ok || r.out != want {
+	if n := f.Observe(4); n != 1 {
+		t.Fatalf("the fence stopped %d executions, want 1", n)
+	}
+	// The next master's execution waits for the stopped one to end.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, end4, err := f.Begin(ctx, 4)
+	if err != nil {
+		t.Fatalf("the next master's execution could not begin within 30s of the stop: %v", err)
+	}
+	end4()
+	var r res
+	select {
+	case r = <-done:
+	default:
+		t.Fatal("an execution of the next master began while the stopped one still ran")
+	}
+	if want := "started\nRestricted command 'escape' was interrupted and killed"; r.ok || r.out != want {
 		t.Fatalf("Run = %v, %q; want false, %q", r.ok, r.out, want)
 	}
-	// Cancelled before it starts: not run at all.
-	if ok, out := Run(ctx, dir, "hang", Options{}); ok || !strings.Contains(out, "was not run") {
-		t.Fatalf("cancelled Run = %v, %q", ok, out)
-	}
+	gone(t, pid, "the setsid child of a stopped execution")
+}
+
+func TestCancel(t *testing.T) {
+	contained(t, func(t *testing.T, cg execute.Cgroups) {
+		fifo := filepath.Join(t.TempDir(), "fifo")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		dir := commandDir(t, map[string]string{"hang": `echo started; sleep 1000 & echo $! > ` + pidFile + `; echo > ` + fifo + `; wait`})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		type res struct {
+			ok  bool
+			out string
+		}
+		done := make(chan res)
+		go func() {
+			ok, out := Run(ctx, dir, "hang", Options{Cgroup: cg})
+			done <- res{ok, out}
+		}()
+		// Opening the fifo waits until the command has opened it: it runs.
+		b, err := os.ReadFile(fifo)
+		if err != nil || string(b) != "\n" {
+			t.Fatalf("fifo: %q %v", b, err)
+		}
+		cancel()
+		r := <-done
+		if want := "started\nRestricted command 'hang' was interrupted and killed"; r.ok || r.out != want {
+			t.Fatalf("Run = %v, %q; want false, %q", r.ok, r.out, want)
+		}
+		gone(t, readPid(t, pidFile), "the command's child")
+		// Cancelled before it starts: not run at all.
+		if ok, out := Run(ctx, dir, "hang", Options{Cgroup: cg}); ok || !strings.Contains(out, "was not run") {
+			t.Fatalf("cancelled Run = %v, %q", ok, out)
+		}
+	})
 }
 
 func TestTruncation(t *testing.T) {
-	dir := commandDir(t, map[string]string{
-		// Far more than a pipe holds: the command must not block.
-		"big": `head -c 300000 /dev/zero | tr '\0' a; echo done >&2`,
-		// "é" is two bytes; a cut inside it drops the half.
-		"utf8":  `printf 'aé'`,
-		"exact": `printf 'abc'`,
+	contained(t, func(t *testing.T, cg execute.Cgroups) {
+		dir := commandDir(t, map[string]string{
+			// Far more than a pipe holds: the command must not block.
+			"big": `head -c 300000 /dev/zero | tr '\0' a; echo done >&2`,
+			// "é" is two bytes; a cut inside it drops the half.
+			"utf8":  `printf 'aé'`,
+			"exact": `printf 'abc'`,
+		})
+		ok, out := Run(context.Background(), dir, "big", Options{Cgroup: cg, MaxOutput: 1000})
+		if want := strings.Repeat("a", 1000) + "\n" + TruncatedNote; !ok || out != want {
+			t.Fatalf("big: Run = %v, %.40q... (%d bytes)", ok, out, len(out))
+		}
+		ok, out = Run(context.Background(), dir, "big", Options{Cgroup: cg})
+		if want := strings.Repeat("a", 300000) + "done\n"; !ok || out != want {
+			t.Fatalf("big, default limit: Run = %v, %d bytes", ok, len(out))
+		}
+		if ok, out := Run(context.Background(), dir, "utf8", Options{Cgroup: cg, MaxOutput: 2}); !ok || out != "a\n"+TruncatedNote {
+			t.Errorf("utf8: Run = %v, %q", ok, out)
+		}
+		if ok, out := Run(context.Background(), dir, "exact", Options{Cgroup: cg, MaxOutput: 3}); !ok || out != "abc" {
+			t.Errorf("exact: Run = %v, %q", ok, out)
+		}
 	})
-	ok, out := Run(context.Background(), dir, "big", Options{MaxOutput: 1000})
-	if want := strings.Repeat("a", 1000) + "\n" + TruncatedNote; !ok || out != want {
-		t.Fatalf("big: Run = %v, %.40q... (%d bytes)", ok, out, len(out))
-	}
-	ok, out = Run(context.Background(), dir, "big", Options{})
-	if want := strings.Repeat("a", 300000) + "done\n"; !ok || out != want {
-		t.Fatalf("big, default limit: Run = %v, %d bytes", ok, len(out))
-	}
-	if ok, out := Run(context.Background(), dir, "utf8", Options{MaxOutput: 2}); !ok || out != "a\n"+TruncatedNote {
-		t.Errorf("utf8: Run = %v, %q", ok, out)
-	}
-	if ok, out := Run(context.Background(), dir, "exact", Options{MaxOutput: 3}); !ok || out != "abc" {
-		t.Errorf("exact: Run = %v, %q", ok, out)
-	}
 }
 
 // Concurrent calls all run (one at a time).

@@ -140,7 +140,7 @@ func TestKillMasterRepeatedly(t *testing.T) {
 		wg.Wait()
 	}()
 
-	var took, notice, elect, open, first []time.Duration
+	var took, notice, elect, open, first, barrier, office, load []time.Duration
 	for round := 1; round <= rounds; round++ {
 		m := waitMaster(t, nodes...)
 		// Let the clients find it.
@@ -189,6 +189,16 @@ func TestKillMasterRepeatedly(t *testing.T) {
 						elect = append(elect, elected.Sub(noticed))
 						open = append(open, opened.Sub(elected))
 						first = append(first, at.Sub(opened))
+						// The opening's parts, from the new master's lines.
+						if d, ok := logDuration(logs, `msg="running as master" term=`, "barrier", elected); ok {
+							barrier = append(barrier, d)
+						}
+						if d, ok := logDuration(logs, `msg="running as master" epoch=`, "office", elected); ok {
+							office = append(office, d)
+						}
+						if d, ok := logDuration(logs, `msg="running as master" epoch=`, "load", elected); ok {
+							load = append(load, d)
+						}
 					}
 				}
 			case <-deadline:
@@ -233,8 +243,8 @@ func TestKillMasterRepeatedly(t *testing.T) {
 			t.Errorf("job %d ended %s", id, st)
 		}
 	}
-	t.Logf("kill -9 of the master, %d rounds: kill to first acknowledgement p50 %v, max %v (from the survivors' logs: kill to an election timeout %s; the election %s; the new leader opening its queue %s; then the first acknowledgement %s); %d jobs acknowledged, none lost, %d ended in error (running at a kill)",
-		rounds, pct(took, 50), pct(took, 100), spread(notice), spread(elect), spread(open), spread(first), len(ids), failed)
+	t.Logf("kill -9 of the master, %d rounds: kill to first acknowledgement p50 %v, max %v (from the survivors' logs: kill to an election timeout %s; the election %s; the new leader opening its queue %s (of which the barrier %s, agreeing the configuration naming it %s, loading the queue %s); then the first acknowledgement %s); %d jobs acknowledged, none lost, %d ended in error (running at a kill)",
+		rounds, pct(took, 50), pct(took, 100), spread(notice), spread(elect), spread(open), spread(barrier), spread(office), spread(load), spread(first), len(ids), failed)
 
 	// The whole history, checked as TestLinearizability checks its own.
 	h.mu.Lock()
@@ -287,6 +297,34 @@ func logTime(logs []string, msg string, since time.Time) time.Time {
 		}
 	}
 	return first
+}
+
+// logDuration is the duration attribute key (key=1.5ms) of the earliest
+// line with msg in logs after since.
+func logDuration(logs []string, msg, key string, since time.Time) (time.Duration, bool) {
+	var first time.Time
+	var d time.Duration
+	found := false
+	for _, l := range logs {
+		for line := range strings.Lines(l) {
+			if !strings.Contains(line, msg) || !strings.HasPrefix(line, "time=") {
+				continue
+			}
+			f, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+			at, err := time.Parse(time.RFC3339Nano, f)
+			if err != nil || !at.After(since) || (found && !at.Before(first)) {
+				continue
+			}
+			for field := range strings.FieldsSeq(line) {
+				if v, ok := strings.CutPrefix(field, key+"="); ok {
+					if x, err := time.ParseDuration(v); err == nil {
+						first, d, found = at, x, true
+					}
+				}
+			}
+		}
+	}
+	return d, found
 }
 
 // pct is the p-th percentile of d (sorted in place), rounded to ms.
