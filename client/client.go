@@ -27,8 +27,8 @@
 // Every node of a cluster takes job calls and hands them to the master.
 // While no master takes them (an election) or the node's jobqd is
 // restarting, a call is sent again, with a growing pause, until the
-// context ends or for at most the client's retry window
-// ([DefaultRetryWindow], [Client.SetRetryWindow]): a call that only reads
+// context ends or the client's retry window from the call's start has
+// passed ([DefaultRetryWindow], [Client.SetRetryWindow]): a call that only reads
 // whenever it failed, any other call (a submission) only when it is known
 // not to have been carried out (it could not be sent, or the node
 // answered that no master took it).

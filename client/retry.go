@@ -73,15 +73,15 @@ func retryable(method string, err error) bool {
 // the retry window and ctx.
 func (c *Client) callRetrying(ctx context.Context, method string, args []any) ([]byte, error) {
 	window := c.retry.get()
-	var giveUp time.Time
+	// The window counts from the call's start: a node without a master
+	// holds a call for a while before it answers so, and that wait is
+	// part of the window, not before it.
+	giveUp := time.Now().Add(window)
 	pause := retryFirst
 	for {
 		raw, err := c.lc.Call(ctx, method, args...)
 		if err == nil || window == 0 || !retryable(method, err) {
 			return raw, err
-		}
-		if giveUp.IsZero() {
-			giveUp = time.Now().Add(window)
 		}
 		if time.Now().Add(pause).After(giveUp) {
 			return nil, err

@@ -160,3 +160,30 @@ func TestRetry(t *testing.T) {
 		t.Errorf("a read whose connection broke: %v, sent %d times, want twice", err, calls.Load())
 	}
 }
+
+// TestRetryWindowFromTheStart: the retry window counts from the call's
+// start, the node's own waits included: a node that holds each call for a
+// while before it answers that no master took it gets it at most twice in
+// a window not much longer than its hold (counted from the first answer,
+// a third attempt would fit).
+func TestRetryWindowFromTheStart(t *testing.T) {
+	ctx := context.Background()
+	const hold = 300 * time.Millisecond
+	noMaster := luxi.NoMasterError(luxi.NoMasterPrefix + ": this node does not reach a majority")
+	path, calls := fakeNode(t, func(n int32, req *luxi.Request) (any, error) {
+		time.Sleep(hold) // the node waits for a master before it answers
+		return nil, noMaster
+	})
+	c, err := client.Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetRetryWindow(hold + hold*2/3)
+	if _, err := c.SubmitJob(ctx, client.OpTestDelay{Duration: time.Millisecond}); !luxi.IsNoMaster(err) {
+		t.Fatalf("SubmitJob to a node without a majority: %v, want its answer", err)
+	}
+	if n := calls.Load(); n > 2 {
+		t.Errorf("SubmitJob was sent %d times in a window of %v with each answer taking %v, want at most 2", n, hold+hold*2/3, hold)
+	}
+}

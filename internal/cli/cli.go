@@ -517,7 +517,8 @@ line beats the environment.
 
 Job calls work on every node of a cluster (the node hands them to the
 master). While no master takes them (an election) or jobqd restarts, jobq
-sends a call again for up to $JOBQ_RETRY_TIMEOUT (default 30s; 0: never):
+sends a call again until $JOBQ_RETRY_TIMEOUT (default 30s; 0: never) from
+its start has passed:
 reads whenever they failed, other calls only when they were not carried
 out.
 
