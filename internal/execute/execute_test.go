@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -258,7 +259,10 @@ func waitFile0(t *testing.T, path string) {
 }
 
 // BenchmarkTrue: one execution of /bin/true, contained in a cgroup when
-// it can be (root), else in a process group.
+// it can be (root), else in a process group; "parallel" runs 20 at once
+// (the queue's default of running jobs). Besides the wall time per
+// execution it reports the CPU time per execution of this process
+// (cpu-self-us/op) and of the programs it ran (cpu-children-us/op).
 func BenchmarkTrue(b *testing.B) {
 	var cg Cgroups
 	if os.Geteuid() == 0 && os.Getenv("JOBQ_BENCH_NO_CGROUP") == "" {
@@ -267,11 +271,45 @@ func BenchmarkTrue(b *testing.B) {
 			defer c.Close()
 		}
 	}
-	for b.Loop() {
+	run := func(b *testing.B) {
 		res, err := Run(context.Background(), Spec{Path: "/bin/true", Cgroup: cg, Name: "bench"}, nil)
 		if err != nil || !res.Success() {
 			b.Fatal(err, res)
 		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			run(b)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		defer cpuPerOp(b)()
+		b.SetParallelism(max(1, 20/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				run(b)
+			}
+		})
+	})
+}
+
+// cpuPerOp reports, when the returned function is called, the CPU time
+// (user and system) per operation of this process and of its children.
+func cpuPerOp(b *testing.B) func() {
+	cpu := func(who int) time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(who, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	self, children := cpu(syscall.RUSAGE_SELF), cpu(syscall.RUSAGE_CHILDREN)
+	return func() {
+		if b.N == 0 {
+			return
+		}
+		n := float64(b.N)
+		b.ReportMetric(float64((cpu(syscall.RUSAGE_SELF)-self).Microseconds())/n, "cpu-self-us/op")
+		b.ReportMetric(float64((cpu(syscall.RUSAGE_CHILDREN)-children).Microseconds())/n, "cpu-children-us/op")
 	}
 }
 
