@@ -218,6 +218,16 @@ func run(o options) error {
 		out["declared_jobs_per_s"], out["declared_not_success"], out["declared_total_s"] = rate, bad, total.Seconds()
 		human = append(human, fmt.Sprintf("declared: %d jobs of %s (a declared opcode running /bin/true on the master; %d clients, SubmitManyJobs of %d): %.0f jobs/s submit→all final in %.2fs; %d not successful",
 			o.jobs, benchTrueID, o.clients, o.batch, rate, total.Seconds(), bad))
+		// Right after, so that both see the same load.
+		if floor, err := execFloor(o.jobs); err != nil {
+			out["declared_floor_error"] = err.Error()
+			human = append(human, "declared's floor: not measured: "+err.Error())
+		} else {
+			out["exec_floor_per_s"] = floor
+			out["declared_fraction_of_floor"] = rate / floor
+			human = append(human, fmt.Sprintf("declared's floor: %d executions of /bin/true from a bare Go program, %d at once, no queue, cgroup or pipes (this machine's cost of fork and exec alone, now): %.0f/s; the declared rate is %.0f%% of it",
+				o.jobs, execFloorParallel, floor, 100*rate/floor))
+		}
 	}
 	if o.workloads["latency"] {
 		lat, err := latency(ctx, c, o)

@@ -129,7 +129,8 @@ func (r *Result) Describe(timeout time.Duration) string {
 // Cgroups is a cgroup v2 directory under which executions get their own.
 // An execution's cgroup, once empty, is kept for the next execution
 // (creating and removing cgroups is serialised in the kernel: reusing
-// them roughly doubled the rate of short executions here).
+// them roughly doubled the rate of short executions here), with the two
+// descriptors an execution needs of it kept open.
 type Cgroups struct {
 	Parent string
 	pool   *cgPool
@@ -138,43 +139,109 @@ type Cgroups struct {
 // cgPool holds empty execution cgroups for reuse.
 type cgPool struct {
 	mu   sync.Mutex
-	idle []string
+	idle []*cgroup
 	n    int
 }
 
 // maxIdle is how many empty cgroups a Cgroups keeps.
 const maxIdle = 64
 
+// cgroup is one execution's cgroup: its directory opened for
+// CLONE_INTO_CGROUP, and its cgroup.events, read in place (pread) to
+// learn whether a process is left in it.
+type cgroup struct {
+	dir    string
+	dirFD  int
+	events int
+}
+
+func openCgroup(dir string) (*cgroup, error) {
+	dirFD, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	events, err := unix.Open(filepath.Join(dir, "cgroup.events"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(dirFD)
+		return nil, err
+	}
+	return &cgroup{dir: dir, dirFD: dirFD, events: events}, nil
+}
+
+// populated reports whether a process is in the cgroup; true when it
+// cannot be read (then the cgroup is killed, not reused).
+func (c *cgroup) populated() bool {
+	var b [128]byte
+	n, err := unix.Pread(c.events, b[:], 0)
+	for err == unix.EINTR {
+		n, err = unix.Pread(c.events, b[:], 0)
+	}
+	return err != nil || bytes.Contains(b[:max(n, 0)], []byte("populated 1"))
+}
+
+// waitEmpty waits until no process is in the cgroup, at most d.
+func (c *cgroup) waitEmpty(d time.Duration) bool {
+	return pollEmpty(c.populated, d)
+}
+
+// remove closes the descriptors and removes the (empty) cgroup.
+func (c *cgroup) remove() {
+	unix.Close(c.dirFD)
+	unix.Close(c.events)
+	_ = os.Remove(c.dir)
+}
+
 // acquire returns an empty cgroup: a kept one, or a new one named name.
-func (c Cgroups) acquire(name string) (string, error) {
+func (c Cgroups) acquire(name string) (*cgroup, error) {
 	if c.pool != nil {
 		c.pool.mu.Lock()
 		if k := len(c.pool.idle); k > 0 {
-			dir := c.pool.idle[k-1]
+			cg := c.pool.idle[k-1]
 			c.pool.idle = c.pool.idle[:k-1]
 			c.pool.mu.Unlock()
-			return dir, nil
+			return cg, nil
 		}
 		c.pool.n++
 		name = fmt.Sprintf("%s-%d", name, c.pool.n)
 		c.pool.mu.Unlock()
 	}
 	dir := filepath.Join(c.Parent, fmt.Sprintf("%s-%d-%d", name, os.Getpid(), time.Now().UnixNano()))
-	return dir, os.Mkdir(dir, 0o755)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cg, err := openCgroup(dir)
+	if err != nil {
+		_ = os.Remove(dir)
+		return nil, err
+	}
+	return cg, nil
 }
 
-// release keeps dir for reuse when it is empty, else removes it.
-func (c Cgroups) release(dir string, empty bool) {
-	if c.pool != nil && empty {
+// release keeps cg for reuse when reusable (empty, never killed), else
+// removes it.
+func (c Cgroups) release(cg *cgroup, reusable bool) {
+	if c.pool != nil && reusable {
 		c.pool.mu.Lock()
 		if len(c.pool.idle) < maxIdle {
-			c.pool.idle = append(c.pool.idle, dir)
+			c.pool.idle = append(c.pool.idle, cg)
 			c.pool.mu.Unlock()
 			return
 		}
 		c.pool.mu.Unlock()
 	}
-	_ = os.Remove(dir)
+	cg.remove()
+}
+
+// takeIdle empties the pool and returns what it held.
+func (c Cgroups) takeIdle() []*cgroup {
+	if c.pool == nil {
+		return nil
+	}
+	c.pool.mu.Lock()
+	defer c.pool.mu.Unlock()
+	idle := c.pool.idle
+	c.pool.idle = nil
+	return idle
 }
 
 // FindCgroups returns a directory for executions' cgroups: name under
@@ -207,10 +274,9 @@ func (c Cgroups) KillLeftovers() int {
 	if c.Parent == "" {
 		return 0
 	}
-	if c.pool != nil {
-		c.pool.mu.Lock()
-		c.pool.idle = nil
-		c.pool.mu.Unlock()
+	for _, cg := range c.takeIdle() {
+		unix.Close(cg.dirFD)
+		unix.Close(cg.events)
 	}
 	ents, err := os.ReadDir(c.Parent)
 	if err != nil {
@@ -235,14 +301,8 @@ func (c Cgroups) Close() {
 	if c.Parent == "" {
 		return
 	}
-	if c.pool != nil {
-		c.pool.mu.Lock()
-		idle := c.pool.idle
-		c.pool.idle = nil
-		c.pool.mu.Unlock()
-		for _, d := range idle {
-			_ = os.Remove(d)
-		}
+	for _, cg := range c.takeIdle() {
+		cg.remove()
 	}
 	_ = os.Remove(c.Parent)
 }
@@ -317,9 +377,14 @@ func Populated(dir string) bool {
 
 // waitEmpty waits until dir holds no process, at most d.
 func waitEmpty(dir string, d time.Duration) bool {
+	return pollEmpty(func() bool { return Populated(dir) }, d)
+}
+
+// pollEmpty waits until populated reports false, at most d.
+func pollEmpty(populated func() bool, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	pause := 20 * time.Microsecond
-	for Populated(dir) {
+	for populated() {
 		if time.Now().After(deadline) {
 			return false
 		}
@@ -338,6 +403,14 @@ var ErrNotStarted = errors.New("not started")
 // one goroutine at a time, in the order read from each stream). It
 // returns once the program and everything it started are gone. ctx
 // ending stops it (SIGTERM, then SIGKILL after the grace period).
+//
+// Its own cost is kept low (a declared opcode running /bin/true is
+// mostly this): the cgroup and its cgroup.events stay open while kept;
+// the pipes' ends given to the program are plain blocking descriptors,
+// and only the ends read here are made non-blocking and polled; stdin is
+// written into its pipe before the start when it fits (no goroutine);
+// after a program that left nothing running, one read of cgroup.events
+// says so.
 func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Result, error) {
 	if !filepath.IsAbs(spec.Path) {
 		return nil, fmt.Errorf("%w: the program %q is not an absolute path", ErrNotStarted, spec.Path)
@@ -361,7 +434,7 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 	}
 	res := &Result{}
 	var (
-		cg       string
+		cg       *cgroup
 		killedCg bool // cgroup.kill was written
 	)
 	if spec.Cgroup.Parent != "" {
@@ -369,42 +442,41 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		if name == "" {
 			name = "exec"
 		}
-		dir, err := spec.Cgroup.acquire(name)
+		c, err := spec.Cgroup.acquire(name)
 		if err != nil {
 			return nil, fmt.Errorf("%w: cannot create a cgroup in %s: %v", ErrNotStarted, spec.Cgroup.Parent, err)
 		}
-		cg = dir
-		empty := false
-		defer func() { spec.Cgroup.release(cg, empty) }()
+		cg = c
 		// A cgroup that was killed is not reused: this kernel (6.18)
 		// kills every process later cloned into a cgroup once killed
 		// (its cgroup.kill sequence number no longer matches).
-		defer func() { empty = !killedCg && !Populated(cg) }()
-		fd, err := unix.Open(cg, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("%w: cannot open the cgroup %s: %v", ErrNotStarted, cg, err)
-		}
-		defer unix.Close(fd)
-		attr.UseCgroupFD, attr.CgroupFD = true, fd
+		defer func() { spec.Cgroup.release(cg, !killedCg && !cg.populated()) }()
+		attr.UseCgroupFD, attr.CgroupFD = true, cg.dirFD
 		res.Contained = true
 	}
 
-	outR, outW, err := os.Pipe()
+	var p pipes
+	defer p.closeAll()
+	var (
+		stdin     *os.File
+		stdinRest *stdinRest
+	)
+	if spec.Raw == nil { // raw: stdin is /dev/null
+		var err error
+		if stdin, stdinRest, err = p.stdin(spec.Stdin); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrNotStarted, err)
+		}
+	}
+	outR, outW, err := p.output()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotStarted, err)
 	}
-	errR, errW, err := os.Pipe()
+	errR, errW, err := p.output()
 	if err != nil {
-		outR.Close()
-		outW.Close()
 		return nil, fmt.Errorf("%w: %v", ErrNotStarted, err)
 	}
-	resR, resW, err := os.Pipe()
+	resR, resW, err := p.output()
 	if err != nil {
-		outR.Close()
-		outW.Close()
-		errR.Close()
-		errW.Close()
 		return nil, fmt.Errorf("%w: %v", ErrNotStarted, err)
 	}
 	cmd := &exec.Cmd{
@@ -412,7 +484,7 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		Args:        append([]string{spec.Path}, spec.Args...),
 		Env:         spec.Env,
 		Dir:         spec.Dir,
-		Stdin:       bytes.NewReader(spec.Stdin),
+		Stdin:       stdin,
 		Stdout:      outW,
 		Stderr:      errW,
 		ExtraFiles:  []*os.File{resW},
@@ -422,13 +494,9 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		cmd.Stdin, cmd.Stderr, cmd.ExtraFiles = nil, outW, nil
 	}
 	err = cmd.Start()
-	outW.Close()
-	errW.Close()
-	resW.Close()
+	// The program's ends are the program's alone now.
+	p.closeChildEnds()
 	if err != nil {
-		outR.Close()
-		errR.Close()
-		resR.Close()
 		return nil, fmt.Errorf("%w: %w", ErrNotStarted, err)
 	}
 	pid := cmd.Process.Pid
@@ -455,20 +523,21 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 			line(stream, text)
 		}
 	}
-	for _, p := range []struct {
-		r    *os.File
-		name string
-	}{{outR, Stdout}, {errR, Stderr}} {
-		if spec.Raw != nil {
-			// Stdout carries both; stderr's pipe (as fd 3's) ends at once.
-			w := spec.Raw
-			if p.name != Stdout {
-				w = nil
-			}
-			rd.Go(func() { copyRaw(w, p.r) })
-			continue
-		}
-		rd.Go(func() { readLines(p.r, p.name, emit) })
+	if stdinRest != nil {
+		rd.Go(func() {
+			// The rest of stdin, as the program reads it; an error
+			// (the program closed its stdin or ended) ends it.
+			stdinRest.w.Write(stdinRest.b)
+			stdinRest.w.Close()
+		})
+	}
+	if spec.Raw != nil {
+		// Stdout carries both; stderr's pipe (as fd 3's) ends at once.
+		rd.Go(func() { copyRaw(spec.Raw, outR) })
+		rd.Go(func() { copyRaw(nil, errR) })
+	} else {
+		rd.Go(func() { readLines(outR, Stdout, emit) })
+		rd.Go(func() { readLines(errR, Stderr, emit) })
 	}
 	var resBuf bytes.Buffer
 	var resTooLong bool
@@ -490,12 +559,14 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 		}
 	}()
 	stop := func(sig syscall.Signal) {
-		if cg != "" && Populated(cg) {
+		// A process that exited has left its cgroup, even before it is
+		// reaped: a populated cgroup holds what it started.
+		if cg != nil && cg.populated() {
 			if sig == syscall.SIGKILL {
 				killedCg = true
-				killCgroup(cg)
+				killCgroup(cg.dir)
 			} else {
-				signalCgroup(cg, sig)
+				signalCgroup(cg.dir, sig)
 			}
 		}
 		_ = syscall.Kill(-pid, sig)
@@ -522,19 +593,22 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 	stop(syscall.SIGKILL)
 	<-exited
 	waitErr := cmd.Wait()
-	if cg != "" {
-		waitEmpty(cg, time.Minute)
+	if cg != nil {
+		if killedCg {
+			cg.waitEmpty(time.Minute)
+		}
 	} else {
-		// Readers of an escaped child's pipes end at a deadline.
+		// Readers (and stdin's writer) of an escaped child's pipes end
+		// at a deadline.
 		deadline := time.Now().Add(2 * time.Second)
 		outR.SetReadDeadline(deadline)
 		errR.SetReadDeadline(deadline)
 		resR.SetReadDeadline(deadline)
+		if stdinRest != nil {
+			stdinRest.w.SetWriteDeadline(deadline)
+		}
 	}
 	rd.Wait()
-	outR.Close()
-	errR.Close()
-	resR.Close()
 
 	res.StderrTail = tail
 	var ee *exec.ExitError
@@ -560,10 +634,109 @@ func Run(ctx context.Context, spec Spec, line func(stream, text string)) (*Resul
 	return res, nil
 }
 
+// pipes are an execution's pipes: the ends the program gets (blocking,
+// closed here once it started) and the ends kept here.
+type pipes struct {
+	child []*os.File
+	own   []*os.File
+}
+
+// output makes a pipe the program writes to: r (non-blocking, polled by
+// the runtime) is read here, w is the program's.
+func (p *pipes) output() (r, w *os.File, err error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, err
+	}
+	// Only the read end's file description: the program's end stays
+	// blocking.
+	if _, err := unix.FcntlInt(uintptr(fds[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	r, w = os.NewFile(uintptr(fds[0]), "|0"), os.NewFile(uintptr(fds[1]), "|1")
+	p.own, p.child = append(p.own, r), append(p.child, w)
+	return r, w, nil
+}
+
+// stdinRest is what of stdin did not fit in its pipe before the start.
+type stdinRest struct {
+	w *os.File // non-blocking, polled
+	b []byte
+}
+
+// stdin makes the program's stdin: a pipe holding data, then its end,
+// written now as far as the pipe holds it; the rest, if any, is for a
+// writer to write once the program runs.
+func (p *pipes) stdin(data []byte) (*os.File, *stdinRest, error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, err
+	}
+	r := os.NewFile(uintptr(fds[0]), "|0")
+	p.child = append(p.child, r)
+	if len(data) == 0 {
+		unix.Close(fds[1])
+		return r, nil, nil
+	}
+	if _, err := unix.FcntlInt(uintptr(fds[1]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	for len(data) > 0 {
+		n, err := unix.Write(fds[1], data)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			unix.Close(fds[1])
+			return nil, nil, fmt.Errorf("cannot write stdin: %w", err)
+		}
+		data = data[n:]
+	}
+	if len(data) == 0 {
+		unix.Close(fds[1])
+		return r, nil, nil
+	}
+	w := os.NewFile(uintptr(fds[1]), "|1")
+	p.own = append(p.own, w)
+	return r, &stdinRest{w: w, b: data}, nil
+}
+
+// closeChildEnds closes the program's ends here.
+func (p *pipes) closeChildEnds() {
+	for _, f := range p.child {
+		f.Close()
+	}
+	p.child = nil
+}
+
+// closeAll closes every end left open here.
+func (p *pipes) closeAll() {
+	p.closeChildEnds()
+	for _, f := range p.own {
+		f.Close()
+	}
+	p.own = nil
+}
+
+// readers are line readers of MaxLine bytes, reused: two a run were most
+// of what a short execution allocated.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, MaxLine) }}
+
 // readLines hands over each line of r (without its newline; long ones
 // in pieces of MaxLine bytes; invalid UTF-8 replaced).
 func readLines(r io.Reader, stream string, emit func(stream, text string)) {
-	br := bufio.NewReaderSize(r, MaxLine)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
 	for {
 		b, err := br.ReadSlice('\n')
 		if len(b) > 0 {

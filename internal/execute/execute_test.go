@@ -1,10 +1,12 @@
 package execute
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -258,7 +260,10 @@ func waitFile0(t *testing.T, path string) {
 }
 
 // BenchmarkTrue: one execution of /bin/true, contained in a cgroup when
-// it can be (root), else in a process group.
+// it can be (root), else in a process group; "parallel" runs 20 at once
+// (the queue's default of running jobs). Besides the wall time per
+// execution it reports the CPU time per execution of this process
+// (cpu-self-us/op) and of the programs it ran (cpu-children-us/op).
 func BenchmarkTrue(b *testing.B) {
 	var cg Cgroups
 	if os.Geteuid() == 0 && os.Getenv("JOBQ_BENCH_NO_CGROUP") == "" {
@@ -267,11 +272,45 @@ func BenchmarkTrue(b *testing.B) {
 			defer c.Close()
 		}
 	}
-	for b.Loop() {
+	run := func(b *testing.B) {
 		res, err := Run(context.Background(), Spec{Path: "/bin/true", Cgroup: cg, Name: "bench"}, nil)
 		if err != nil || !res.Success() {
 			b.Fatal(err, res)
 		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			run(b)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		defer cpuPerOp(b)()
+		b.SetParallelism(max(1, 20/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				run(b)
+			}
+		})
+	})
+}
+
+// cpuPerOp reports, when the returned function is called, the CPU time
+// (user and system) per operation of this process and of its children.
+func cpuPerOp(b *testing.B) func() {
+	cpu := func(who int) time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(who, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	self, children := cpu(syscall.RUSAGE_SELF), cpu(syscall.RUSAGE_CHILDREN)
+	return func() {
+		if b.N == 0 {
+			return
+		}
+		n := float64(b.N)
+		b.ReportMetric(float64((cpu(syscall.RUSAGE_SELF)-self).Microseconds())/n, "cpu-self-us/op")
+		b.ReportMetric(float64((cpu(syscall.RUSAGE_CHILDREN)-children).Microseconds())/n, "cpu-children-us/op")
 	}
 }
 
@@ -290,5 +329,84 @@ func TestCgroupReuse(t *testing.T) {
 		if err != nil || !res.Success() || !res.Contained {
 			t.Fatalf("run %d after a kill: %v %+v", i, err, res)
 		}
+	}
+}
+
+// TestStdin: stdin reaches the program whole, then its end: empty, small
+// (written before the start) and larger than a pipe holds (written while
+// the program reads it), in a cgroup and without.
+func TestStdin(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16) // 300 KiB: more than a pipe holds
+	for _, contained := range []bool{false, true} {
+		for _, in := range [][]byte{nil, []byte("{\"a\": 1}\n"), big} {
+			sp := Spec{Path: "/bin/sh", Args: []string{"-c", "wc -c; cksum"}, Stdin: in}
+			if contained {
+				sp.Cgroup = cgroups(t)
+				sp.Args[1] = "cat >/dev/null; echo done"
+			}
+			var l lines
+			res, err := Run(context.Background(), sp, l.add)
+			if err != nil || !res.Success() {
+				t.Fatalf("contained %v, %d bytes: %v %+v", contained, len(in), err, res)
+			}
+			if contained {
+				if !slices.Equal(l.got, []string{"stdout:done"}) {
+					t.Fatalf("contained, %d bytes: %q", len(in), l.got)
+				}
+				continue
+			}
+			// wc reads it all; cksum then finds the end at once.
+			if len(l.got) != 2 || strings.TrimSpace(strings.TrimPrefix(l.got[0], "stdout:")) != strconv.Itoa(len(in)) ||
+				l.got[1] != "stdout:4294967295 0" {
+				t.Fatalf("%d bytes: %q", len(in), l.got)
+			}
+		}
+	}
+}
+
+// TestProgramDescriptorsBlock: the program's stdin, stdout, stderr and
+// fd 3 are blocking (only jobqd's ends of the pipes are non-blocking: a
+// program given a non-blocking stdout fails with EAGAIN when its reader
+// lags).
+func TestProgramDescriptorsBlock(t *testing.T) {
+	var l lines
+	res, err := Run(context.Background(), Spec{Path: "/bin/sh", Args: []string{"-c", "for f in 0 1 2 3; do echo $f $(grep flags /proc/self/fdinfo/$f); done"}, Stdin: []byte("x")}, l.add)
+	if err != nil || !res.Success() || len(l.got) != 4 {
+		t.Fatalf("%v %+v %q", err, res, l.got)
+	}
+	for _, g := range l.got {
+		f := strings.Fields(g)
+		flags, err := strconv.ParseInt(f[len(f)-1], 8, 64)
+		if err != nil || flags&syscall.O_NONBLOCK != 0 {
+			t.Errorf("the program's descriptor is non-blocking: %q", g)
+		}
+	}
+}
+
+// TestNoDescriptorLeak: executions leave no descriptor open here beyond
+// the kept cgroups' two each.
+func TestNoDescriptorLeak(t *testing.T) {
+	cg := cgroups(t)
+	count := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	run := func(sp Spec) {
+		sp.Cgroup = cg
+		if _, err := Run(context.Background(), sp, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(Spec{Path: "/bin/true"})
+	before := count()
+	for range 20 {
+		run(Spec{Path: "/bin/true", Stdin: []byte("x")})
+		run(Spec{Path: "/bin/sh", Args: []string{"-c", "echo out; echo err >&2; echo 1 >&3; exit 2"}, Stdin: bytes.Repeat([]byte("x"), 200<<10)})
+	}
+	if after := count(); after != before {
+		t.Fatalf("%d descriptors open before, %d after 40 executions", before, after)
 	}
 }
