@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,8 +45,7 @@ func (n *nodeRT) initDeclared() {
 			n.log.Error("the declared opcodes cannot be read", "err", err)
 		}
 	})
-	sum := sha256.Sum256([]byte(n.o.DataDir))
-	cg, err := execute.FindCgroups("jobqd-" + hex.EncodeToString(sum[:4]))
+	cg, err := execute.FindCgroups(execute.CgroupsName(n.o.DataDir))
 	if err != nil {
 		n.log.Warn("declared opcodes and restricted commands run in a process group, not a cgroup: a child that calls setsid escapes a cancel (run jobqd as root, or with systemd's Delegate=yes)", "err", err)
 		return

@@ -22,6 +22,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -249,15 +251,10 @@ func (c Cgroups) takeIdle() []*cgroup {
 // missing. It fails when there is no cgroup2 mount, or when it is not
 // writable (not root, no delegation).
 func FindCgroups(name string) (Cgroups, error) {
-	root, err := cgroup2Mount()
+	dir, err := CgroupsDir(name)
 	if err != nil {
 		return Cgroups{}, err
 	}
-	own, err := ownCgroup()
-	if err != nil {
-		return Cgroups{}, err
-	}
-	dir := filepath.Join(root, own, name)
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return Cgroups{}, fmt.Errorf("cannot create the cgroup %s: %w", dir, err)
 	}
@@ -265,6 +262,44 @@ func FindCgroups(name string) (Cgroups, error) {
 		return Cgroups{}, fmt.Errorf("the cgroup %s has no cgroup.kill (Linux 5.14 or later is needed): %w", dir, err)
 	}
 	return Cgroups{Parent: dir, pool: &cgPool{}}, nil
+}
+
+// CgroupsDir is where the cgroup name is (FindCgroups): under this
+// process's own cgroup in the cgroup v2 hierarchy.
+func CgroupsDir(name string) (string, error) {
+	root, err := cgroup2Mount()
+	if err != nil {
+		return "", err
+	}
+	own, err := ownCgroup()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, own, name), nil
+}
+
+// CgroupsName is the name of the cgroup (under jobqd's own) that holds the
+// executions of the jobqd whose data directory is dataDir: one per data
+// directory, so that a restarted jobqd finds what its predecessor left.
+func CgroupsName(dataDir string) string {
+	sum := sha256.Sum256([]byte(dataDir))
+	return "jobqd-" + hex.EncodeToString(sum[:4])
+}
+
+// RemoveCgroups kills what is left in the cgroup name (see FindCgroups)
+// and removes it, if there is one; for tests, whose jobqd killed with
+// SIGKILL leave theirs behind.
+func RemoveCgroups(name string) {
+	dir, err := CgroupsDir(name)
+	if err != nil {
+		return
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return
+	}
+	c := Cgroups{Parent: dir, pool: &cgPool{}}
+	c.KillLeftovers()
+	c.Close()
 }
 
 // KillLeftovers kills and removes every execution cgroup left under the

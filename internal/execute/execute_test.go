@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobq-dev/jobq/internal/testbin"
+	"github.com/jobq-dev/jobq/internal/testci"
 )
 
 func sh(script string) Spec {
@@ -107,11 +107,11 @@ func TestLineByLine(t *testing.T) {
 func cgroups(t *testing.T) Cgroups {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		testbin.Missing(t, "containing executions in a cgroup needs root")
+		testci.Missing(t, "containing executions in a cgroup needs root")
 	}
 	cg, err := FindCgroups("jobq-execute-test")
 	if err != nil {
-		testbin.Missing(t, "no usable cgroup v2: %v", err)
+		testci.Missing(t, "no usable cgroup v2: %v", err)
 	}
 	t.Cleanup(func() {
 		cg.KillLeftovers()

@@ -1,41 +1,14 @@
 package testbin
 
-import (
-	"fmt"
-	"os"
-)
-
-// CIEnv are the environment variables that say a test runs in CI: CI (set
-// by most CI services) or JOBQ_CI (exported by .ci/run).
-var CIEnv = []string{"CI", "JOBQ_CI"}
-
-// InCI reports whether the tests run in CI, and why.
-func InCI() (bool, string) {
-	for _, k := range CIEnv {
-		if v := os.Getenv(k); v != "" && v != "0" && v != "false" {
-			return true, k + "=" + v
-		}
-	}
-	return false, ""
-}
+import "github.com/jobq-dev/jobq/internal/testci"
 
 // TB is the part of testing.TB that Missing uses.
-type TB interface {
-	Helper()
-	Fatalf(format string, args ...any)
-	Skipf(format string, args ...any)
-}
+type TB = testci.TB
 
 // Missing ends a test that cannot run here because something it needs
-// (root, iptables, a tmpfs mount) is missing: in CI it fails, since a
-// test that skips there guards nothing; on a developer machine it skips,
-// saying so.
+// (root, iptables, a tmpfs mount) is missing: in CI it fails, on a
+// developer machine it skips, saying so (testci.Missing).
 func Missing(t TB, format string, args ...any) {
 	t.Helper()
-	what := fmt.Sprintf(format, args...)
-	if ci, why := InCI(); ci {
-		t.Fatalf("%s; this is CI (%s), where it must be available (.ci/run runs as root and installs it)", what, why)
-		return
-	}
-	t.Skipf("%s; skipped on this developer machine (in CI, with CI or JOBQ_CI set, this fails)", what)
+	testci.Missing(t, format, args...)
 }

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobq-dev/jobq/internal/execute"
+
 	"go.uber.org/goleak"
 )
 
@@ -195,6 +197,10 @@ func (o Options) StartErr(t testing.TB, dataDir string, args ...string) (*Daemon
 	}
 	d := &Daemon{Dir: dataDir, cmd: cmd, done: make(chan struct{}), grown: make(chan struct{})}
 	go d.read(stderr)
+	// After the kill below (cleanups run last first): a jobqd killed
+	// with SIGKILL leaves its executions' cgroup, which no later start
+	// of a test's data directory removes; the machine keeps none.
+	t.Cleanup(func() { execute.RemoveCgroups(execute.CgroupsName(dataDir)) })
 	t.Cleanup(d.Kill)
 	if !d.WaitLog("jobqd ready") {
 		return nil, fmt.Errorf("jobqd exited before it was ready (%v):\n%s", d.ExitErr(), d.Logs())
