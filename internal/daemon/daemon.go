@@ -33,10 +33,14 @@ import (
 
 // Options are jobqd's settings.
 type Options struct {
-	DataDir  string
-	NodeName string
-	RPCAddr  string
-	RAPIAddr string // RAPI over HTTPS, HOST:PORT (port 0: any); "" or "off": none (rapi.go)
+	DataDir string
+	// MadeDataDir is the outermost directory of DataDir that the caller
+	// created for this start (FirstMissing before MakeDataDir; "" for
+	// none): a start that cannot listen removes it again.
+	MadeDataDir string
+	NodeName    string
+	RPCAddr     string
+	RAPIAddr    string // RAPI over HTTPS, HOST:PORT (port 0: any); "" or "off": none (rapi.go)
 	// RAPIRequireAuth makes every RAPI request authenticate, reads
 	// included (rapi.Config.RequireAuth).
 	RAPIRequireAuth bool
@@ -113,6 +117,23 @@ func MakeDataDir(dir string) error {
 	return nil
 }
 
+// FirstMissing is the outermost directory of path that does not exist
+// yet ("" when path exists): what creating path makes.
+func FirstMissing(path string) string {
+	top := ""
+	for p := filepath.Clean(path); ; {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			return top
+		}
+		top = p
+		parent := filepath.Dir(p)
+		if parent == p {
+			return top
+		}
+		p = parent
+	}
+}
+
 // unwrapPathError is the reason of a *fs.PathError without the operation
 // and path, which the message names already ("not a directory").
 func unwrapPathError(err error) error {
@@ -151,6 +172,12 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// What this start makes and a failure to listen undoes: the data
+	// directory, or the queue's in it (a failed start leaves nothing).
+	madeDir := FirstMissing(o.DataDir)
+	if madeDir == "" {
+		madeDir = o.MadeDataDir
+	}
 	if err := MakeDataDir(o.DataDir); err != nil {
 		return err
 	}
@@ -179,7 +206,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// The queue store first: it takes the queue's lock, so that a second
 	// jobqd on this data directory stops here, saying so.
-	st, err := store.Open(filepath.Join(o.DataDir, "queue"), log)
+	queueDir := filepath.Join(o.DataDir, "queue")
+	_, statErr := os.Stat(queueDir)
+	newQueueDir := errors.Is(statErr, fs.ErrNotExist)
+	st, err := store.Open(queueDir, log)
 	if err != nil {
 		return err
 	}
@@ -190,6 +220,12 @@ func Run(ctx context.Context, o Options) error {
 	ls, err := listen(o, o.Join == "", log)
 	if err != nil {
 		st.Close()
+		switch {
+		case madeDir != "":
+			_ = os.RemoveAll(madeDir)
+		case newQueueDir:
+			_ = os.RemoveAll(queueDir)
+		}
 		return err
 	}
 	rpcListener := ls.rpc

@@ -116,6 +116,9 @@ func TestFailedStartWritesNothing(t *testing.T) {
 			if _, err := os.Stat(SocketPath(dir)); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("a failed start left its socket: %v", err)
 			}
+			if _, err := os.Stat(filepath.Join(dir, "queue")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a failed start left the queue directory it made: %v", err)
+			}
 			// The same directory then starts with addresses that work.
 			o.RPCAddr, o.RAPIAddr, o.MetricsAddr, o.LUXISockets = "127.0.0.1:0", "127.0.0.1:0", "", nil
 			if err := runUntilReady(t, o); err != nil {
@@ -125,6 +128,32 @@ func TestFailedStartWritesNothing(t *testing.T) {
 				t.Errorf("the node's address is %q", a)
 			}
 		})
+	}
+}
+
+// TestFailedStartRemovesItsDataDir: a start that made its data directory
+// and then cannot listen removes it again; one that found a queue there
+// keeps it, job files and all.
+func TestFailedStartRemovesItsDataDir(t *testing.T) {
+	busy := taken(t)
+	dir := filepath.Join(t.TempDir(), "new", "data")
+	err := runUntilReady(t, Options{DataDir: dir, NodeName: "node1", RPCAddr: busy, RAPIAddr: "off"})
+	if err == nil || !strings.Contains(err.Error(), "cannot listen for node RPC") {
+		t.Fatalf("Run: %v, want the node RPC address refused", err)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a failed start left the directories it made for its data directory: %v", err)
+	}
+	// A queue that was there stays.
+	old := t.TempDir()
+	if err := runUntilReady(t, Options{DataDir: old, NodeName: "node1", RPCAddr: "127.0.0.1:0", RAPIAddr: "off"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runUntilReady(t, Options{DataDir: old, NodeName: "node1", RPCAddr: busy, RAPIAddr: "off"}); err == nil {
+		t.Fatal("a start on a taken address succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(old, "queue", "version")); err != nil {
+		t.Errorf("a failed start removed a queue it found: %v", err)
 	}
 }
 

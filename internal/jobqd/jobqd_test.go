@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -465,5 +467,25 @@ func TestPackagedConfigRequiresRAPIAuth(t *testing.T) {
 	r := jobqd(t, "", "--config", filepath.Join("..", "..", "packaging", "jobqd.conf"), "--check-config")
 	if r.code != 0 || !regexp.MustCompile(`(?m)^rapi-require-auth += true   # .*jobqd\.conf:\d+$`).MatchString(r.stdout) {
 		t.Fatalf("packaging/jobqd.conf: %+v, want rapi-require-auth = true from the file", r)
+	}
+}
+
+// TestFailedStartLeavesNoDataDir: jobqd creates its data directory (and
+// the directories above it) before it starts; a start that then cannot
+// listen removes what it created (issue 19 item 3: a failed start leaves
+// no half-made state).
+func TestFailedStartLeavesNoDataDir(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	top := filepath.Join(t.TempDir(), "new")
+	r := jobqd(t, "", "--config", "", "--data-dir", filepath.Join(top, "data"), "--rpc-addr", l.Addr().String(), "--rapi-addr", "off")
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot listen for node RPC on "+l.Addr().String()) {
+		t.Fatalf("a start on a taken address: %+v", r)
+	}
+	if _, err := os.Stat(top); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed start left %s: %v", top, err)
 	}
 }
