@@ -35,8 +35,8 @@ import (
 type Options struct {
 	DataDir string
 	// MadeDataDir is the outermost directory of DataDir that the caller
-	// created for this start (FirstMissing before MakeDataDir; "" for
-	// none): a start that cannot listen removes it again.
+	// created for this start (what MakeDataDir answered; "" for none): a
+	// start that cannot listen removes it again.
 	MadeDataDir string
 	NodeName    string
 	RPCAddr     string
@@ -109,17 +109,20 @@ func writeDurable(path string, data []byte) error {
 }
 
 // MakeDataDir creates the data directory dir (and its parents) if it does
-// not exist, saying what to do when it cannot.
-func MakeDataDir(dir string) error {
+// not exist, saying what to do when it cannot; made is the outermost
+// directory it created ("" when dir was there), for a start that fails
+// to remove again.
+func MakeDataDir(dir string) (made string, err error) {
+	made = firstMissing(dir)
 	if err := durable.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("cannot create the data directory %s: %v; create it (or fix its parent's permissions), or choose another with --data-dir DIR", dir, unwrapPathError(err))
+		return "", fmt.Errorf("cannot create the data directory %s: %v; create it (or fix its parent's permissions), or choose another with --data-dir DIR", dir, unwrapPathError(err))
 	}
-	return nil
+	return made, nil
 }
 
-// FirstMissing is the outermost directory of path that does not exist
+// firstMissing is the outermost directory of path that does not exist
 // yet ("" when path exists): what creating path makes.
-func FirstMissing(path string) string {
+func firstMissing(path string) string {
 	top := ""
 	for p := filepath.Clean(path); ; {
 		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
@@ -174,12 +177,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// What this start makes and a failure to listen undoes: the data
 	// directory, or the queue's in it (a failed start leaves nothing).
-	madeDir := FirstMissing(o.DataDir)
+	madeDir, err := MakeDataDir(o.DataDir)
+	if err != nil {
+		return err
+	}
 	if madeDir == "" {
 		madeDir = o.MadeDataDir
-	}
-	if err := MakeDataDir(o.DataDir); err != nil {
-		return err
 	}
 	// A data directory of a release before the Raft log has
 	// DIR/cluster.json and no log: it is upgraded below.

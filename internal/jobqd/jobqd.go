@@ -231,8 +231,7 @@ line is wrong, 1 on any other error.`,
 				return upgrade(env, queueDir, level)
 			}
 			o.Join, o.Token = join, joinTok
-			o.MadeDataDir = daemon.FirstMissing(o.DataDir)
-			if err := daemon.MakeDataDir(o.DataDir); err != nil {
+			if o.MadeDataDir, err = daemon.MakeDataDir(o.DataDir); err != nil {
 				return err
 			}
 			if err := store.CheckFormat(queueDir); err != nil {

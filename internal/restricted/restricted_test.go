@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -232,13 +231,7 @@ func contained(t *testing.T, fn func(t *testing.T, cg execute.Cgroups)) {
 // or a usable cgroup v2 the test fails in CI and is skipped elsewhere.
 func cgroups(t *testing.T) execute.Cgroups {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		testbin.Missing(t, "containing restricted commands in a cgroup needs root")
-	}
-	cg, err := execute.FindCgroups("jobq-restricted-test")
-	if err != nil {
-		testbin.Missing(t, "no usable cgroup v2: %v", err)
-	}
+	cg := testbin.Cgroups(t, "jobq-restricted-test")
 	t.Cleanup(func() {
 		// Every execution has ended with everything it started: an
 		// empty cgroup is kept for the next one, none holds a process.
@@ -248,52 +241,8 @@ func cgroups(t *testing.T) execute.Cgroups {
 				t.Errorf("the execution cgroup %s still holds processes", e.Name())
 			}
 		}
-		cg.KillLeftovers()
-		cg.Close()
 	})
 	return cg
-}
-
-// readPid waits (up to 20s) for the pid a command wrote to path.
-func readPid(t *testing.T, path string) int {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if b, err := os.ReadFile(path); err == nil && strings.HasSuffix(string(b), "\n") {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil || pid <= 0 {
-				t.Fatalf("%s holds %q, not a pid", path, b)
-			}
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s was not written within 20s", path)
-		}
-		time.Sleep(5 * time.Millisecond) // polls a file the command writes, bounded above
-	}
-}
-
-// alive says whether pid runs (a zombie does not).
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	return err == nil && !strings.Contains(string(b), ") Z ")
-}
-
-// gone fails the test unless pid has ended within 10s (a process killed
-// with SIGKILL disappears in microseconds); it is killed if not.
-func gone(t *testing.T, pid int, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("%s (pid %d) still runs 10s after Run returned", what, pid)
-		}
-		time.Sleep(5 * time.Millisecond) // bounded by the deadline above
-	}
 }
 
 // At the timeout everything the command started dies, the shell's child
@@ -307,7 +256,7 @@ func TestTimeoutKillsEverything(t *testing.T) {
 		if ok || out != want {
 			t.Fatalf("Run = %v, %q; want false, %q", ok, out, want)
 		}
-		gone(t, readPid(t, pidFile), "the command's child")
+		testbin.Gone(t, testbin.ReadPid(t, pidFile), "the command's child")
 	})
 }
 
@@ -319,7 +268,7 @@ func TestLeftoversKilled(t *testing.T) {
 		if ok, out := Run(context.Background(), dir, "bg", Options{Cgroup: cg}); !ok || out != "bye\n" {
 			t.Fatalf("Run = %v, %q", ok, out)
 		}
-		gone(t, readPid(t, pidFile), "what the command left running")
+		testbin.Gone(t, testbin.ReadPid(t, pidFile), "what the command left running")
 	})
 }
 
@@ -340,12 +289,12 @@ sleep 1000`})
 func TestSetsidEscapesProcessGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	ok, out := Run(context.Background(), escaper(t, pidFile), "escape", Options{Timeout: 300 * time.Millisecond})
-	pid := readPid(t, pidFile)
+	pid := testbin.ReadPid(t, pidFile)
 	defer syscall.Kill(pid, syscall.SIGKILL)
 	if want := "started\nRestricted command 'escape' timed out after 300ms and was killed"; ok || out != want {
 		t.Fatalf("Run = %v, %q; want false, %q", ok, out, want)
 	}
-	if !alive(pid) {
+	if !testbin.Alive(pid) {
 		t.Fatalf("the setsid child %d did not survive a process group's kill: the cgroup tests below prove nothing", pid)
 	}
 }
@@ -358,7 +307,7 @@ func TestTimeoutKillsSetsidChild(t *testing.T) {
 	if want := "started\nRestricted command 'escape' timed out after 300ms and was killed"; ok || out != want {
 		t.Fatalf("Run = %v, %q; want false, %q", ok, out, want)
 	}
-	gone(t, readPid(t, pidFile), "the setsid child")
+	testbin.Gone(t, testbin.ReadPid(t, pidFile), "the setsid child")
 }
 
 // The fence stopping a deposed master's executions (a node learns of a
@@ -384,8 +333,8 @@ func TestFenceStopKillsSetsidChild(t *testing.T) {
 		ok, out := Run(fctx, dir, "escape", Options{Cgroup: cg})
 		done <- res{ok, out}
 	}()
-	pid := readPid(t, pidFile)
-	if !alive(pid) {
+	pid := testbin.ReadPid(t, pidFile)
+	if !testbin.Alive(pid) {
 		t.Fatalf("the setsid child %d does not run", pid)
 	}
 	if n := f.Observe(4); n != 1 {
@@ -408,7 +357,7 @@ func TestFenceStopKillsSetsidChild(t *testing.T) {
 	if want := "started\nRestricted command 'escape' was interrupted and killed"; r.ok || r.out != want {
 		t.Fatalf("Run = %v, %q; want false, %q", r.ok, r.out, want)
 	}
-	gone(t, pid, "the setsid child of a stopped execution")
+	testbin.Gone(t, pid, "the setsid child of a stopped execution")
 }
 
 func TestCancel(t *testing.T) {
@@ -440,7 +389,7 @@ func TestCancel(t *testing.T) {
 		if want := "started\nRestricted command 'hang' was interrupted and killed"; r.ok || r.out != want {
 			t.Fatalf("Run = %v, %q; want false, %q", r.ok, r.out, want)
 		}
-		gone(t, readPid(t, pidFile), "the command's child")
+		testbin.Gone(t, testbin.ReadPid(t, pidFile), "the command's child")
 		// Cancelled before it starts: not run at all.
 		if ok, out := Run(ctx, dir, "hang", Options{Cgroup: cg}); ok || !strings.Contains(out, "was not run") {
 			t.Fatalf("cancelled Run = %v, %q", ok, out)

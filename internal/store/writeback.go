@@ -171,10 +171,7 @@ func (s *Store) Flush() error {
 			s.wbMu.Unlock()
 			return nil
 		}
-		b = s.wb
-		s.wb = newWriteBack()
-		s.wbBytes = 0
-		s.wbFlight = b
+		b = s.takeLocked()
 	}
 	s.wbMu.Unlock()
 	for {
@@ -195,12 +192,19 @@ func (s *Store) Flush() error {
 			return nil
 		}
 		// Changes applied meanwhile (a failed batch was retried first).
-		b = s.wb
-		s.wb = newWriteBack()
-		s.wbBytes = 0
-		s.wbFlight = b
+		b = s.takeLocked()
 		s.wbMu.Unlock()
 	}
+}
+
+// takeLocked moves the buffer's changes to the flush in flight and starts
+// an empty buffer (under wbMu).
+func (s *Store) takeLocked() *batch {
+	b := s.wb
+	s.wb = newWriteBack()
+	s.wbBytes = 0
+	s.wbFlight = b
+	return b
 }
 
 // flushFor flushes when one of names has a change waiting (or being
